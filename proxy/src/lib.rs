@@ -1,0 +1,1 @@
+//! HTTP load balancer.

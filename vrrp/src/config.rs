@@ -1,0 +1,99 @@
+//! The typed configuration of VRRP instances. The binary builds these from its YAML schema;
+//! this crate never sees YAML.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// A virtual IP address with its prefix length and optional device (keepalived `dev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualAddress {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+    /// Interface to add the address on; `None` = the instance's interface.
+    pub dev: Option<String>,
+}
+
+/// Initial state requested in the config (keepalived `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialState {
+    #[default]
+    Backup,
+    Master,
+}
+
+/// A `vrrp_script` (keepalived `vrrp_script`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptConfig {
+    pub name: String,
+    /// Command line, split on whitespace (no shell), as keepalived does.
+    pub script: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub weight: i32,
+    pub rise: u32,
+    pub fall: u32,
+    /// Run as this user (None = the daemon's user).
+    pub user: Option<String>,
+}
+
+/// One tracked script as used by an instance, with the effective weight (a per-use
+/// weight overrides the script's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackScript {
+    pub script: ScriptConfig,
+    pub weight: i32,
+}
+
+/// keepalived `track_interface`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInterface {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// Native tracking of a load-balancer backend: fewer than `min_up` servers UP applies `weight`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackBackend {
+    pub backend: String,
+    pub min_up: u32,
+    pub weight: i32,
+}
+
+/// Notify scripts, run with keepalived's arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyScripts {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+    /// Generic: `<script> INSTANCE <name> <STATE> <priority>`.
+    pub generic: Option<String>,
+}
+
+/// One `vrrp_instance`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// 1..=254, or 255 for the address owner.
+    pub priority: u8,
+    /// Whole seconds, 1..=255.
+    pub advert_int: u8,
+    pub initial_state: InitialState,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    /// VRRPv2 simple password (auth type 1), zero-padded to 8 bytes. None = auth type 0.
+    pub auth_pass: Option<[u8; 8]>,
+    pub unicast_src_ip: Option<Ipv4Addr>,
+    /// Non-empty: adverts are sent unicast to each peer instead of to 224.0.0.18.
+    pub unicast_peers: Vec<Ipv4Addr>,
+    pub virtual_addresses: Vec<VirtualAddress>,
+    pub garp_master_delay: Duration,
+    pub garp_master_repeat: u32,
+    pub garp_master_refresh: Duration,
+    pub track_interfaces: Vec<TrackInterface>,
+    pub track_scripts: Vec<TrackScript>,
+    pub track_backends: Vec<TrackBackend>,
+    pub notify: NotifyScripts,
+}

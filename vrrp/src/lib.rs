@@ -1,0 +1,22 @@
+//! VRRPv2 engine (RFC 3768) with keepalived-compatible extensions.
+//!
+//! Layout (see ../shared/docs/architecture.md):
+//! - [`packet`]: advertisement codec and receive validation (pure).
+//! - [`machine`]: the state machine (pure; time is an input, actions are the output).
+//! - [`logs`]: keepalived-worded log lines (pure).
+//! - [`io`]: raw IP socket, netlink (addresses, links), gratuitous ARP.
+//! - [`track`]: script and interface trackers.
+//! - [`notify`]: notify scripts.
+//! - [`instance`]: the async driver that feeds the machine and runs its actions.
+//! - [`config`]: the typed configuration the binary hands us.
+
+pub mod config;
+pub mod instance;
+pub mod io;
+pub mod logs;
+pub mod machine;
+pub mod notify;
+pub mod packet;
+pub mod track;
+
+pub use config::*;
