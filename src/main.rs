@@ -1,1 +1,85 @@
-fn main() {}
+//! vrrplb: keepalived + HAProxy in one binary.
+
+mod config;
+mod daemon;
+mod logging;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "vrrplb",
+    version,
+    about = "A VRRPv2 pair and an HTTP load balancer in one binary (keepalived + HAProxy)",
+    after_help = "Examples:\n  vrrplb check -c /etc/vrrplb/vrrplb.yaml      validate a config (like haproxy -c / keepalived -t)\n  vrrplb run -c /etc/vrrplb/vrrplb.yaml        run in the foreground (systemd style)\n  vrrplb run -c lb1.yaml --log stderr          same, logging to the terminal\n\nSignals: SIGTERM/SIGINT stop in order, SIGHUP reloads the file."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file: print a summary and exit 0, or every error and exit 1.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Run the daemon in the foreground.
+    Run {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to log (overrides global.log.target).
+        #[arg(long, value_enum)]
+        log: Option<LogArg>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogArg {
+    Stderr,
+    Syslog,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config, log } => {
+            let target = log.map(|l| match l {
+                LogArg::Stderr => config::LogTarget::Stderr,
+                LogArg::Syslog => config::LogTarget::Syslog,
+            });
+            daemon::run(&config, target)
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", daemon::summary(&loaded.config));
+            println!("Configuration file is valid");
+            ExitCode::SUCCESS
+        }
+        Err(rejected) => {
+            for w in &rejected.warnings {
+                eprintln!("warning: {w}");
+            }
+            for e in &rejected.errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{}: {} error(s); configuration file is NOT valid",
+                path.display(),
+                rejected.errors.len()
+            );
+            ExitCode::from(1)
+        }
+    }
+}

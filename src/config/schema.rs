@@ -1,0 +1,310 @@
+// Some keys are read only by the balancer translation, which lands with the proxy crate.
+#![allow(dead_code)]
+
+//! The YAML schema of ../shared/docs/config.md, as serde structs. Every struct rejects unknown
+//! keys. Numbers are read wide (i64) and range-checked in `validate`, so a user sees
+//! "300 is out of range 1..=254" rather than a serde type message.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use super::duration::DurationValue;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub global: Global,
+    #[serde(default)]
+    pub vrrp_scripts: BTreeMap<String, VrrpScript>,
+    #[serde(default)]
+    pub vrrp_instances: Vec<VrrpInstance>,
+    #[serde(default)]
+    pub frontends: Vec<Frontend>,
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    pub node: Option<String>,
+    #[serde(default)]
+    pub log: Log,
+    pub stats: Option<Stats>,
+    /// Process-wide connection limit (HAProxy global `maxconn`).
+    pub maxconn: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// syslog | stderr
+    pub target: Option<String>,
+    pub facility: Option<String>,
+    pub access_log: Option<bool>,
+    /// Extension: the syslog socket (default /dev/log).
+    pub syslog_socket: Option<String>,
+    /// Extension: error | warn | info | debug | trace (default info).
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub bind: String,
+    pub uri: Option<String>,
+    pub refresh: Option<DurationValue>,
+    pub auth: Option<StatsAuth>,
+    pub realm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsAuth {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpScript {
+    pub script: String,
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    pub weight: Option<i64>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    pub virtual_router_id: i64,
+    pub priority: Option<i64>,
+    pub advert_int: Option<DurationValue>,
+    pub state: Option<String>,
+    #[serde(default)]
+    pub nopreempt: bool,
+    pub preempt_delay: Option<DurationValue>,
+    pub authentication: Option<Authentication>,
+    pub unicast_src_ip: Option<String>,
+    #[serde(default)]
+    pub unicast_peers: Vec<String>,
+    #[serde(default)]
+    pub virtual_ipaddress: Vec<String>,
+    pub garp_master_delay: Option<DurationValue>,
+    pub garp_master_repeat: Option<i64>,
+    pub garp_master_refresh: Option<DurationValue>,
+    #[serde(default)]
+    pub track_interfaces: Vec<TrackInterface>,
+    #[serde(default)]
+    pub track_scripts: Vec<TrackScriptRef>,
+    #[serde(default)]
+    pub track_backends: Vec<TrackBackend>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
+    pub notify: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authentication {
+    pub auth_type: String,
+    pub auth_pass: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInterface {
+    pub name: String,
+    pub weight: Option<i64>,
+}
+
+/// `chk_web` or `{ name: chk_web, weight: -30 }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TrackScriptRef {
+    Name(String),
+    Full(TrackScriptFull),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackScriptFull {
+    pub name: String,
+    pub weight: Option<i64>,
+}
+
+impl TrackScriptRef {
+    pub fn name(&self) -> &str {
+        match self {
+            TrackScriptRef::Name(n) => n,
+            TrackScriptRef::Full(f) => &f.name,
+        }
+    }
+    pub fn weight(&self) -> Option<i64> {
+        match self {
+            TrackScriptRef::Name(_) => None,
+            TrackScriptRef::Full(f) => f.weight,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackBackend {
+    pub backend: String,
+    pub min_up: Option<i64>,
+    pub weight: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frontend {
+    pub name: String,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub bind: Vec<String>,
+    pub gate: Option<Vec<String>>,
+    pub tls: Option<FrontendTls>,
+    #[serde(default)]
+    pub redirect_https: bool,
+    pub maxconn: Option<i64>,
+    pub timeouts: Option<FrontendTimeouts>,
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub forwarded_for: bool,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    pub default_backend: Option<String>,
+    #[serde(default)]
+    pub error_pages: BTreeMap<i64, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendTls {
+    #[serde(default)]
+    pub certificates: Vec<CertificateRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CertificateRef {
+    Pem(String),
+    Pair { cert: String, key: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendTimeouts {
+    pub client: Option<DurationValue>,
+    pub http_request: Option<DurationValue>,
+    pub keep_alive: Option<DurationValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[serde(rename = "match")]
+    pub matches: RouteMatch,
+    pub backend: String,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    #[serde(default)]
+    pub require_available: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    pub name: String,
+    pub mode: Option<String>,
+    pub balance: Option<String>,
+    #[serde(default)]
+    pub servers: Vec<Server>,
+    pub health_check: Option<HealthCheck>,
+    pub cookie: Option<Cookie>,
+    pub retries: Option<i64>,
+    #[serde(default)]
+    pub redispatch: bool,
+    pub timeouts: Option<BackendTimeouts>,
+    pub tls: Option<BackendTls>,
+    /// keep-alive | server-close | close (lb.md §7)
+    pub http_mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub name: String,
+    pub address: String,
+    pub weight: Option<i64>,
+    pub maxconn: Option<i64>,
+    #[serde(default)]
+    pub backup: bool,
+    /// Persistence cookie value (default: the server name).
+    pub cookie: Option<String>,
+    /// false = never health-checked (HAProxy: no `check`).
+    pub check: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub interval: Option<DurationValue>,
+    pub timeout: Option<DurationValue>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
+    pub port: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cookie {
+    pub name: String,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub indirect: bool,
+    #[serde(default)]
+    pub nocache: bool,
+    #[serde(default)]
+    pub httponly: bool,
+    #[serde(default)]
+    pub secure: bool,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTimeouts {
+    pub connect: Option<DurationValue>,
+    pub server: Option<DurationValue>,
+    pub queue: Option<DurationValue>,
+    pub server_idle: Option<DurationValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTls {
+    pub verify: Option<bool>,
+    pub ca_file: Option<String>,
+    pub sni: Option<String>,
+}

@@ -1,0 +1,330 @@
+use super::*;
+
+const BASE: &str = include_str!("../../deploy/examples/lb1.yaml");
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("t.yaml", text) {
+        Ok(_) => panic!("expected errors, the config was accepted:\n{text}"),
+        Err(r) => r.errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts one error mentions `path` on `line` and contains `needle`.
+fn assert_error(text: &str, line: usize, path: &str, needle: &str) {
+    let errs = errors(text);
+    let prefix = format!("t.yaml:{line}:");
+    assert!(
+        errs.iter().any(|e| e.starts_with(&prefix)
+            && e.contains(&format!(" {path}: "))
+            && e.contains(needle)),
+        "no error at line {line} for {path} containing {needle:?}; got:\n{}",
+        errs.join("\n")
+    );
+}
+
+fn instance(extra: &str) -> String {
+    format!(
+        "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [198.51.100.100/24]\n{extra}"
+    )
+}
+
+#[test]
+fn both_examples_are_valid() {
+    for (name, text) in [
+        ("lb1", BASE),
+        ("lb2", include_str!("../../deploy/examples/lb2.yaml")),
+    ] {
+        let loaded = parse(name, text).unwrap_or_else(|r| panic!("{name} rejected:\n{r}"));
+        let inst = &loaded.config.instances[0];
+        assert_eq!(inst.vrid, 51);
+        assert_eq!(
+            inst.virtual_addresses[0].addr,
+            "198.51.100.100".parse::<std::net::Ipv4Addr>().unwrap()
+        );
+        assert_eq!(inst.track_scripts[0].weight, -20);
+        assert_eq!(inst.auth_pass, Some(*b"vrrplb51"));
+    }
+    assert_eq!(parse("a", BASE).unwrap().config.instances[0].priority, 101);
+    assert_eq!(
+        parse("b", include_str!("../../deploy/examples/lb2.yaml"))
+            .unwrap()
+            .config
+            .instances[0]
+            .priority,
+        100
+    );
+}
+
+#[test]
+fn empty_and_partial_configs_are_valid() {
+    assert!(
+        parse("t.yaml", "").is_ok(),
+        "an empty file is a daemon doing nothing"
+    );
+    // A plain VRRP daemon: no frontends.
+    assert!(parse("t.yaml", &instance("")).is_ok());
+    // A plain load balancer: no vrrp_instances.
+    let lb = "frontends:\n  - name: www\n    bind: [\"127.0.0.1:8080\"]\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{ name: a, address: \"127.0.0.1:9000\" }]\n";
+    assert!(parse("t.yaml", lb).is_ok());
+}
+
+#[test]
+fn yaml_syntax_error_names_line_and_column() {
+    let errs = errors("global:\n  node: [lb1\n");
+    assert!(errs[0].starts_with("t.yaml:"), "{errs:?}");
+    assert!(errs[0].contains("YAML syntax error"), "{errs:?}");
+}
+
+#[test]
+fn unknown_key_is_an_error_with_a_suggestion() {
+    assert_error(
+        &instance("    priorty: 100\n"),
+        6,
+        "vrrp_instances[0].priorty",
+        "did you mean `priority`",
+    );
+    assert_error("globl:\n  node: a\n", 1, "globl", "did you mean `global`");
+    assert_error(
+        "global:\n  log:\n    taget: stderr\n",
+        3,
+        "global.log.taget",
+        "did you mean `target`",
+    );
+}
+
+#[test]
+fn wrong_type_is_an_error() {
+    assert_error(
+        &instance("    priority: high\n"),
+        6,
+        "vrrp_instances[0].priority",
+        "expected an integer",
+    );
+    assert_error(
+        &instance("    nopreempt: sometimes\n"),
+        6,
+        "vrrp_instances[0].nopreempt",
+        "wrong type",
+    );
+}
+
+#[test]
+fn out_of_range_numbers_are_errors() {
+    assert_error(
+        &instance("    priority: 300\n"),
+        6,
+        "vrrp_instances[0].priority",
+        "300 is out of range 1..=255",
+    );
+    let t = instance("").replace("virtual_router_id: 51", "virtual_router_id: 0");
+    assert_error(
+        &t,
+        4,
+        "vrrp_instances[0].virtual_router_id",
+        "out of range 1..=255",
+    );
+    assert_error(
+        &instance("    advert_int: 0.5\n"),
+        6,
+        "vrrp_instances[0].advert_int",
+        "whole seconds",
+    );
+    assert_error(
+        &instance("    advert_int: 300\n"),
+        6,
+        "vrrp_instances[0].advert_int",
+        "whole seconds",
+    );
+    let s = "vrrp_scripts:\n  chk:\n    script: /bin/true\n    weight: 254\n    rise: 0\n";
+    assert_error(s, 4, "vrrp_scripts.chk.weight", "out of range -253..=253");
+    assert_error(s, 5, "vrrp_scripts.chk.rise", "out of range 1..=1000");
+    let b = "backends:\n  - name: web\n    servers:\n      - { name: a, address: \"127.0.0.1:1\", weight: 300 }\n    health_check: { fall: 0 }\n";
+    assert_error(
+        b,
+        4,
+        "backends[0].servers[0].weight",
+        "out of range 0..=256",
+    );
+    assert_error(
+        b,
+        5,
+        "backends[0].health_check.fall",
+        "out of range 1..=1000",
+    );
+}
+
+#[test]
+fn bad_durations_are_errors() {
+    assert_error(
+        &instance("    preempt_delay: soon\n"),
+        6,
+        "vrrp_instances[0].preempt_delay",
+        "\"500ms\"",
+    );
+    let b = "backends:\n  - name: web\n    servers: [{ name: a, address: \"127.0.0.1:1\" }]\n    timeouts: { connect: 5 parsecs }\n";
+    assert_error(b, 4, "backends[0].timeouts.connect", "not a duration");
+}
+
+#[test]
+fn bad_addresses_are_errors() {
+    let t = instance("").replace("[198.51.100.100/24]", "[198.51.100.300/24]");
+    assert_error(
+        &t,
+        5,
+        "vrrp_instances[0].virtual_ipaddress[0]",
+        "not an IPv4 address",
+    );
+    let t = instance("").replace("[198.51.100.100/24]", "[198.51.100.100/33]");
+    assert_error(
+        &t,
+        5,
+        "vrrp_instances[0].virtual_ipaddress[0]",
+        "bad prefix length",
+    );
+    assert_error(
+        &instance("    unicast_peers: [198.51.100.12, nope]\n"),
+        6,
+        "vrrp_instances[0].unicast_peers[1]",
+        "not an IPv4",
+    );
+    let b = "backends:\n  - name: web\n    servers:\n      - name: a\n        address: web1.example.test\n";
+    assert_error(b, 5, "backends[0].servers[0].address", "not an IP:port");
+    let f = "frontends:\n  - name: www\n    bind: [\"198.51.100.100\"]\n";
+    assert_error(f, 3, "frontends[0].bind[0]", "not an address:port");
+}
+
+#[test]
+fn duplicates_are_errors() {
+    let t = format!("{}  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [198.51.100.101/24]\n", instance(""));
+    let errs = errors(&t);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t.yaml:6:") && e.contains("duplicate instance name `VI_1`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t.yaml:8:") && e.contains("VRID 51 is already used on eth0")),
+        "{errs:?}"
+    );
+    let b = "backends:\n  - name: web\n    servers: [{ name: a, address: \"127.0.0.1:1\" }, { name: a, address: \"127.0.0.1:2\" }]\n  - name: web\n    servers: [{ name: a, address: \"127.0.0.1:1\" }]\n";
+    let errs = errors(b);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("backends[1].name: duplicate backend name `web`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("backends[0].servers[1].name: duplicate server name `a`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn references_to_missing_things_are_errors() {
+    assert_error(
+        &instance("    track_scripts: [chk_wbe]\n"),
+        6,
+        "vrrp_instances[0].track_scripts[0]",
+        "no vrrp_script named `chk_wbe`",
+    );
+    assert_error(
+        &instance("    track_backends: [{ backend: nope }]\n"),
+        6,
+        "vrrp_instances[0].track_backends[0].backend",
+        "no backend named `nope`",
+    );
+    let f = "frontends:\n  - name: www\n    bind: [\"127.0.0.1:80\"]\n    gate: [VI_9]\n    routes:\n      - match: { host: a.example.test }\n        backend: ghost\n    default_backend: ghost2\n";
+    assert_error(
+        f,
+        4,
+        "frontends[0].gate[0]",
+        "no vrrp_instance named `VI_9`",
+    );
+    assert_error(
+        f,
+        7,
+        "frontends[0].routes[0].backend",
+        "no backend named `ghost`",
+    );
+    assert_error(
+        f,
+        8,
+        "frontends[0].default_backend",
+        "no backend named `ghost2`",
+    );
+}
+
+#[test]
+fn long_password_and_empty_server_list_are_errors() {
+    let a = instance("    authentication: { auth_type: PASS, auth_pass: \"much-too-long\" }\n");
+    assert_error(
+        &a,
+        6,
+        "vrrp_instances[0].authentication.auth_pass",
+        "1 to 8 characters",
+    );
+    let ah = instance("    authentication: { auth_type: AH, auth_pass: x }\n");
+    assert_error(
+        &ah,
+        6,
+        "vrrp_instances[0].authentication.auth_type",
+        "not supported",
+    );
+    let b = "backends:\n  - name: web\n    servers: []\n";
+    assert_error(b, 3, "backends[0].servers", "server list is empty");
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let t = format!(
+        "{}    priority: 0\n    advert_int: 2.5\n    track_scripts: [nope]\n  - name: VI_2\n    interface: eth0\n    virtual_router_id: 999\n    virtual_ipaddress: [bad]\n    colour: blue\n",
+        instance("")
+    );
+    let errs = errors(&t);
+    // VI_2 has an unknown key, so it is reported by itself; VI_1's three errors need
+    // validation, which runs only when every item deserialised. Both items are reported.
+    assert!(
+        errs.iter().any(|e| e.contains("vrrp_instances[1].colour")),
+        "{errs:?}"
+    );
+    let t2 = format!(
+        "{}    priority: 0\n    advert_int: 2.5\n    track_scripts: [nope]\n",
+        instance("")
+    );
+    let errs = errors(&t2);
+    assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+#[test]
+fn machine_dependent_things_are_warnings() {
+    let t = instance("").replace("interface: eth0", "interface: ethNOPE9");
+    let loaded = parse("t.yaml", &t).expect("a missing interface is not an error");
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("ethNOPE9 does not exist")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn unknown_header_variable_and_tcp_mode_http_keys_are_errors() {
+    let f = "frontends:\n  - name: www\n    bind: [\"127.0.0.1:80\"]\n    set_headers:\n      X-Client-IP: \"%[srcip]\"\n";
+    assert_error(
+        f,
+        5,
+        "frontends[0].set_headers.X-Client-IP",
+        "unknown variable `%[srcip]`",
+    );
+    let t = "frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n    forwarded_for: true\n";
+    assert_error(
+        t,
+        5,
+        "frontends[0].forwarded_for",
+        "only allowed in http mode",
+    );
+}

@@ -1,0 +1,1148 @@
+//! Semantic checks of a deserialised config, every error collected with its key path, and the
+//! translation into the engine's typed config. `vrrplb check` judges the file, not the machine
+//! it runs on: what depends on the machine (interfaces, addresses, users) is a warning.
+
+use super::duration::DurationValue;
+use super::schema::*;
+use super::{did_you_mean, Diags};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Syslog,
+    Stderr,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub target: LogTarget,
+    /// syslog facility code (daemon = 3, local0 = 16, ...).
+    pub facility: u8,
+    pub access_log: bool,
+    pub syslog_socket: PathBuf,
+    pub level: tracing::Level,
+}
+
+/// A valid config: what the daemon needs, already typed.
+#[derive(Debug)]
+pub struct Validated {
+    pub node: String,
+    pub log: LogSettings,
+    pub instances: Vec<vrrp::InstanceConfig>,
+    /// The file as written, for the parts translated elsewhere (the balancer); filled in by
+    /// `parse` once validation is over.
+    pub file: ConfigFile,
+    /// Features the file uses that this build does not implement yet: `run` refuses them,
+    /// `check` warns.
+    pub unsupported: Vec<String>,
+}
+
+pub(crate) const FACILITIES: [(&str, u8); 20] = [
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+
+const HEADER_VARIABLES: [&str; 5] = ["src", "src_port", "dst", "dst_port", "scheme"];
+const ERROR_CODES: [i64; 7] = [400, 403, 408, 500, 502, 503, 504];
+
+pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
+    let mut unsupported = Vec::new();
+    let log = check_global(&cf.global, d, &mut unsupported);
+    let scripts = check_scripts(&cf.vrrp_scripts, d);
+    let backend_modes: HashMap<&str, &str> = cf
+        .backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.mode.as_deref().unwrap_or("http")))
+        .collect();
+    let instances = check_instances(cf, &scripts, &backend_modes, d);
+    let local = LocalMachine::read();
+    let instance_names: HashSet<&str> = cf.vrrp_instances.iter().map(|i| i.name.as_str()).collect();
+    let vips: HashSet<IpAddr> = instances
+        .iter()
+        .flat_map(|i| i.virtual_addresses.iter().map(|v| IpAddr::V4(v.addr)))
+        .collect();
+    check_frontends(
+        cf,
+        &instance_names,
+        &backend_modes,
+        &vips,
+        &local,
+        d,
+        &mut unsupported,
+    );
+    check_backends(cf, d, &mut unsupported);
+    for inst in &instances {
+        let path = path_of_instance(cf, &inst.name);
+        if !local.interfaces.is_empty() && !local.interfaces.contains(&inst.interface) {
+            d.warning(
+                &format!("{path}.interface"),
+                format!(
+                    "interface {} does not exist on this machine",
+                    inst.interface
+                ),
+            );
+        }
+    }
+    for u in &unsupported {
+        d.warning(
+            "",
+            format!(
+                "{u} is not implemented in this version yet: `vrrplb run` will refuse this file"
+            ),
+        );
+    }
+    Validated {
+        node: cf.global.node.clone().unwrap_or_else(hostname),
+        log,
+        instances,
+        file: ConfigFile::default(),
+        unsupported,
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "vrrplb".into())
+}
+
+fn path_of_instance(cf: &ConfigFile, name: &str) -> String {
+    let i = cf
+        .vrrp_instances
+        .iter()
+        .position(|x| x.name == name)
+        .unwrap_or(0);
+    format!("vrrp_instances[{i}]")
+}
+
+/// What this machine has, for warnings only.
+struct LocalMachine {
+    interfaces: HashSet<String>,
+    addresses: HashSet<IpAddr>,
+}
+
+impl LocalMachine {
+    fn read() -> LocalMachine {
+        let interfaces = std::fs::read_dir("/sys/class/net")
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let addresses = nix::ifaddrs::getifaddrs()
+            .map(|it| {
+                it.filter_map(|ifa| {
+                    let a = ifa.address?;
+                    if let Some(v4) = a.as_sockaddr_in() {
+                        Some(IpAddr::V4(v4.ip()))
+                    } else {
+                        a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                    }
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        LocalMachine {
+            interfaces,
+            addresses,
+        }
+    }
+}
+
+fn range(d: &mut Diags, path: &str, v: i64, lo: i64, hi: i64) -> Option<i64> {
+    if (lo..=hi).contains(&v) {
+        Some(v)
+    } else {
+        d.error(path, format!("{v} is out of range {lo}..={hi}"));
+        None
+    }
+}
+
+fn duration(d: &mut Diags, path: &str, v: &Option<DurationValue>, default: Duration) -> Duration {
+    match v {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|e| {
+            d.error(path, e);
+            default
+        }),
+    }
+}
+
+fn positive_duration(
+    d: &mut Diags,
+    path: &str,
+    v: &Option<DurationValue>,
+    default: Duration,
+) -> Duration {
+    let got = duration(d, path, v, default);
+    if got.is_zero() {
+        d.error(path, "must be greater than zero");
+        return default;
+    }
+    got
+}
+
+fn one_of(d: &mut Diags, path: &str, v: &str, allowed: &[&str]) -> bool {
+    if allowed.contains(&v) {
+        return true;
+    }
+    let hint = did_you_mean(v, allowed)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    d.error(
+        path,
+        format!(
+            "`{v}` is not allowed{hint}; allowed: {}",
+            allowed.join(", ")
+        ),
+    );
+    false
+}
+
+fn duplicates<'a>(d: &mut Diags, what: &str, names: impl Iterator<Item = (String, &'a str)>) {
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for (path, name) in names {
+        if name.trim().is_empty() {
+            d.error(&path, format!("{what} name must not be empty"));
+        } else if let Some(first) = seen.get(name) {
+            d.error(
+                &path,
+                format!("duplicate {what} name `{name}` (first defined at {first})"),
+            );
+        } else {
+            seen.insert(name, path);
+        }
+    }
+}
+
+fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> LogSettings {
+    let target = match g.log.target.as_deref() {
+        None | Some("syslog") => LogTarget::Syslog,
+        Some("stderr") => LogTarget::Stderr,
+        Some(other) => {
+            one_of(d, "global.log.target", other, &["syslog", "stderr"]);
+            LogTarget::Syslog
+        }
+    };
+    let facility = match g.log.facility.as_deref() {
+        None => 3,
+        Some(f) => match FACILITIES.iter().find(|(n, _)| *n == f) {
+            Some((_, code)) => *code,
+            None => {
+                let names: Vec<&str> = FACILITIES.iter().map(|(n, _)| *n).collect();
+                one_of(d, "global.log.facility", f, &names);
+                3
+            }
+        },
+    };
+    let level = match g.log.level.as_deref() {
+        None | Some("info") => tracing::Level::INFO,
+        Some("error") => tracing::Level::ERROR,
+        Some("warn") => tracing::Level::WARN,
+        Some("debug") => tracing::Level::DEBUG,
+        Some("trace") => tracing::Level::TRACE,
+        Some(other) => {
+            one_of(
+                d,
+                "global.log.level",
+                other,
+                &["error", "warn", "info", "debug", "trace"],
+            );
+            tracing::Level::INFO
+        }
+    };
+    if let Some(m) = g.maxconn {
+        range(d, "global.maxconn", m, 1, 1_000_000);
+    }
+    if let Some(s) = &g.stats {
+        if s.bind.parse::<SocketAddr>().is_err() {
+            d.error(
+                "global.stats.bind",
+                format!("`{}` is not an IP:port address", s.bind),
+            );
+        }
+        if let Some(u) = &s.uri {
+            if !u.starts_with('/') {
+                d.error("global.stats.uri", "must start with `/`");
+            }
+        }
+        duration(
+            d,
+            "global.stats.refresh",
+            &s.refresh,
+            Duration::from_secs(10),
+        );
+        unsupported.push("the stats page (global.stats)".into());
+    }
+    LogSettings {
+        target,
+        facility,
+        access_log: g.log.access_log.unwrap_or(true),
+        syslog_socket: PathBuf::from(g.log.syslog_socket.as_deref().unwrap_or("/dev/log")),
+        level,
+    }
+}
+
+fn check_scripts(
+    scripts: &BTreeMap<String, VrrpScript>,
+    d: &mut Diags,
+) -> BTreeMap<String, vrrp::ScriptConfig> {
+    let mut out = BTreeMap::new();
+    for (name, s) in scripts {
+        let p = format!("vrrp_scripts.{name}");
+        if s.script.trim().is_empty() {
+            d.error(&format!("{p}.script"), "must not be empty");
+        }
+        let interval = positive_duration(
+            d,
+            &format!("{p}.interval"),
+            &s.interval,
+            Duration::from_secs(1),
+        );
+        let timeout = positive_duration(d, &format!("{p}.timeout"), &s.timeout, interval);
+        let weight = s
+            .weight
+            .map_or(Some(0), |w| range(d, &format!("{p}.weight"), w, -253, 253));
+        let rise = s
+            .rise
+            .map_or(Some(1), |v| range(d, &format!("{p}.rise"), v, 1, 1000));
+        let fall = s
+            .fall
+            .map_or(Some(1), |v| range(d, &format!("{p}.fall"), v, 1, 1000));
+        if let Some(u) = &s.user {
+            if matches!(nix::unistd::User::from_name(u), Ok(None)) {
+                d.warning(
+                    &format!("{p}.user"),
+                    format!("user `{u}` does not exist on this machine"),
+                );
+            }
+        }
+        if let Some(first) = s.script.split_whitespace().next() {
+            if first.starts_with('/') && !Path::new(first).exists() {
+                d.warning(
+                    &format!("{p}.script"),
+                    format!("{first} does not exist on this machine"),
+                );
+            }
+        }
+        out.insert(
+            name.clone(),
+            vrrp::ScriptConfig {
+                name: name.clone(),
+                script: s.script.clone(),
+                interval,
+                timeout,
+                weight: weight.unwrap_or(0) as i32,
+                rise: rise.unwrap_or(1) as u32,
+                fall: fall.unwrap_or(1) as u32,
+                user: s.user.clone(),
+            },
+        );
+    }
+    out
+}
+
+/// `198.51.100.100/24` or `198.51.100.100/24 dev eth1` (keepalived syntax); no prefix = /32.
+fn parse_vip(text: &str) -> Result<vrrp::VirtualAddress, String> {
+    let mut words = text.split_whitespace();
+    let cidr = words.next().ok_or("must not be empty")?;
+    let mut dev = None;
+    while let Some(w) = words.next() {
+        match w {
+            "dev" => {
+                dev = Some(
+                    words
+                        .next()
+                        .ok_or("`dev` needs an interface name")?
+                        .to_owned(),
+                )
+            }
+            other => {
+                return Err(format!(
+                    "unexpected `{other}`; expected \"A.B.C.D/LEN [dev IFNAME]\""
+                ))
+            }
+        }
+    }
+    let (addr, len) = match cidr.split_once('/') {
+        Some((a, l)) => (
+            a,
+            l.parse::<u8>()
+                .ok()
+                .filter(|l| *l <= 32)
+                .ok_or(format!("bad prefix length `{l}` (0..=32)"))?,
+        ),
+        None => (cidr, 32),
+    };
+    let addr: Ipv4Addr = match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => a,
+        Ok(IpAddr::V6(_)) => {
+            return Err("IPv6 addresses need VRRPv3; VRRPv2 carries IPv4 only".into())
+        }
+        Err(_) => {
+            return Err(format!(
+                "`{addr}` is not an IPv4 address; expected \"A.B.C.D/LEN [dev IFNAME]\""
+            ))
+        }
+    };
+    Ok(vrrp::VirtualAddress {
+        addr,
+        prefix_len: len,
+        dev,
+    })
+}
+
+fn check_instances(
+    cf: &ConfigFile,
+    scripts: &BTreeMap<String, vrrp::ScriptConfig>,
+    backend_modes: &HashMap<&str, &str>,
+    d: &mut Diags,
+) -> Vec<vrrp::InstanceConfig> {
+    duplicates(
+        d,
+        "instance",
+        cf.vrrp_instances
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("vrrp_instances[{i}].name"), x.name.as_str())),
+    );
+    let mut vrids: HashMap<(String, i64), String> = HashMap::new();
+    let mut all_vips: HashMap<Ipv4Addr, String> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, x) in cf.vrrp_instances.iter().enumerate() {
+        let p = format!("vrrp_instances[{i}]");
+        if x.interface.trim().is_empty() {
+            d.error(&format!("{p}.interface"), "must not be empty");
+        }
+        let vrid = range(
+            d,
+            &format!("{p}.virtual_router_id"),
+            x.virtual_router_id,
+            1,
+            255,
+        );
+        if vrid.is_some() {
+            let key = (x.interface.clone(), x.virtual_router_id);
+            if let Some(first) = vrids.get(&key) {
+                d.error(
+                    &format!("{p}.virtual_router_id"),
+                    format!(
+                        "VRID {} is already used on {} by {first}; a VRID must be unique per interface",
+                        x.virtual_router_id, x.interface
+                    ),
+                );
+            } else {
+                vrids.insert(key, x.name.clone());
+            }
+        }
+        let priority = x
+            .priority
+            .map_or(Some(100), |v| range(d, &format!("{p}.priority"), v, 1, 255));
+        let advert_int = match &x.advert_int {
+            None => Some(1),
+            Some(v) => match v.parse() {
+                Ok(dur) if dur.subsec_nanos() == 0 && (1..=255).contains(&dur.as_secs()) => {
+                    Some(dur.as_secs() as u8)
+                }
+                Ok(dur) => {
+                    d.error(
+                        &format!("{p}.advert_int"),
+                        format!("{dur:?} is not allowed: VRRPv2 carries whole seconds, 1..=255"),
+                    );
+                    None
+                }
+                Err(e) => {
+                    d.error(&format!("{p}.advert_int"), e);
+                    None
+                }
+            },
+        };
+        let initial_state = match x.state.as_deref().map(str::to_ascii_uppercase).as_deref() {
+            None | Some("BACKUP") => vrrp::InitialState::Backup,
+            Some("MASTER") => vrrp::InitialState::Master,
+            Some(_) => {
+                one_of(
+                    d,
+                    &format!("{p}.state"),
+                    x.state.as_deref().unwrap_or(""),
+                    &["BACKUP", "MASTER"],
+                );
+                vrrp::InitialState::Backup
+            }
+        };
+        let preempt_delay = duration(
+            d,
+            &format!("{p}.preempt_delay"),
+            &x.preempt_delay,
+            Duration::ZERO,
+        );
+        if preempt_delay > Duration::from_secs(1000) {
+            d.error(
+                &format!("{p}.preempt_delay"),
+                format!("{preempt_delay:?} is out of range 0..=1000 s"),
+            );
+        }
+        if x.nopreempt && !preempt_delay.is_zero() {
+            d.warning(
+                &format!("{p}.preempt_delay"),
+                "has no effect with nopreempt: true",
+            );
+        }
+        if x.nopreempt && (initial_state == vrrp::InitialState::Master || priority == Some(255)) {
+            d.warning(
+                &format!("{p}.nopreempt"),
+                "ignored with state MASTER or priority 255 (as keepalived does)",
+            );
+        }
+        let auth_pass = match &x.authentication {
+            None => None,
+            Some(a) => {
+                let ap = format!("{p}.authentication");
+                match a.auth_type.to_ascii_uppercase().as_str() {
+                    "PASS" => match &a.auth_pass {
+                        None => {
+                            d.error(
+                                &format!("{ap}.auth_pass"),
+                                "missing: auth_type PASS needs auth_pass",
+                            );
+                            None
+                        }
+                        Some(pw) if pw.is_empty() || pw.len() > 8 => {
+                            d.error(
+                                &format!("{ap}.auth_pass"),
+                                format!(
+                                    "{} characters; VRRPv2 passwords are 1 to 8 characters",
+                                    pw.len()
+                                ),
+                            );
+                            None
+                        }
+                        Some(pw) => {
+                            let mut b = [0u8; 8];
+                            b[..pw.len()].copy_from_slice(pw.as_bytes());
+                            Some(b)
+                        }
+                    },
+                    "AH" => {
+                        d.error(&format!("{ap}.auth_type"), "AH (IPsec) authentication is not supported; use PASS or remove authentication");
+                        None
+                    }
+                    _ => {
+                        one_of(d, &format!("{ap}.auth_type"), &a.auth_type, &["PASS"]);
+                        None
+                    }
+                }
+            }
+        };
+        let unicast_src_ip = x
+            .unicast_src_ip
+            .as_ref()
+            .and_then(|s| match s.parse::<Ipv4Addr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    d.error(
+                        &format!("{p}.unicast_src_ip"),
+                        format!("`{s}` is not an IPv4 address"),
+                    );
+                    None
+                }
+            });
+        let mut unicast_peers = Vec::new();
+        for (j, peer) in x.unicast_peers.iter().enumerate() {
+            match peer.parse::<Ipv4Addr>() {
+                Ok(a) => unicast_peers.push(a),
+                Err(_) => d.error(
+                    &format!("{p}.unicast_peers[{j}]"),
+                    format!("`{peer}` is not an IPv4 address"),
+                ),
+            }
+        }
+        if x.virtual_ipaddress.is_empty() {
+            d.error(
+                &format!("{p}.virtual_ipaddress"),
+                "at least one virtual IP address is needed",
+            );
+        }
+        let mut vips = Vec::new();
+        for (j, v) in x.virtual_ipaddress.iter().enumerate() {
+            let vp = format!("{p}.virtual_ipaddress[{j}]");
+            match parse_vip(v) {
+                Ok(vip) => {
+                    if let Some(first) = all_vips.get(&vip.addr) {
+                        d.error(
+                            &vp,
+                            format!("{} is already a virtual address of {first}", vip.addr),
+                        );
+                    } else {
+                        all_vips.insert(vip.addr, x.name.clone());
+                    }
+                    vips.push(vip);
+                }
+                Err(e) => d.error(&vp, e),
+            }
+        }
+        let garp_master_delay = duration(
+            d,
+            &format!("{p}.garp_master_delay"),
+            &x.garp_master_delay,
+            Duration::from_secs(5),
+        );
+        let garp_master_repeat = x.garp_master_repeat.map_or(Some(5), |v| {
+            range(d, &format!("{p}.garp_master_repeat"), v, 1, 255)
+        });
+        let garp_master_refresh = duration(
+            d,
+            &format!("{p}.garp_master_refresh"),
+            &x.garp_master_refresh,
+            Duration::ZERO,
+        );
+
+        let mut track_interfaces = Vec::new();
+        for (j, t) in x.track_interfaces.iter().enumerate() {
+            let tp = format!("{p}.track_interfaces[{j}]");
+            if t.name.trim().is_empty() {
+                d.error(&format!("{tp}.name"), "must not be empty");
+            }
+            let w = t
+                .weight
+                .map_or(Some(0), |w| range(d, &format!("{tp}.weight"), w, -253, 253));
+            track_interfaces.push(vrrp::TrackInterface {
+                name: t.name.clone(),
+                weight: w.unwrap_or(0) as i32,
+            });
+        }
+        let mut track_scripts = Vec::new();
+        for (j, t) in x.track_scripts.iter().enumerate() {
+            let tp = format!("{p}.track_scripts[{j}]");
+            let Some(script) = scripts.get(t.name()) else {
+                let names: Vec<&str> = scripts.keys().map(String::as_str).collect();
+                let hint = did_you_mean(t.name(), &names)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                d.error(&tp, format!("no vrrp_script named `{}`{hint}", t.name()));
+                continue;
+            };
+            let w = match t.weight() {
+                Some(w) => range(d, &format!("{tp}.weight"), w, -253, 253).unwrap_or(0) as i32,
+                None => script.weight,
+            };
+            track_scripts.push(vrrp::TrackScript {
+                script: script.clone(),
+                weight: w,
+            });
+        }
+        let mut track_backends = Vec::new();
+        for (j, t) in x.track_backends.iter().enumerate() {
+            let tp = format!("{p}.track_backends[{j}]");
+            if !backend_modes.contains_key(t.backend.as_str()) {
+                let names: Vec<&str> = backend_modes.keys().copied().collect();
+                let hint = did_you_mean(&t.backend, &names)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                d.error(
+                    &format!("{tp}.backend"),
+                    format!("no backend named `{}`{hint}", t.backend),
+                );
+            }
+            let min_up = t
+                .min_up
+                .map_or(Some(1), |v| range(d, &format!("{tp}.min_up"), v, 1, 10_000));
+            let w = t
+                .weight
+                .map_or(Some(0), |w| range(d, &format!("{tp}.weight"), w, -253, 253));
+            track_backends.push(vrrp::TrackBackend {
+                backend: t.backend.clone(),
+                min_up: min_up.unwrap_or(1) as u32,
+                weight: w.unwrap_or(0) as i32,
+            });
+        }
+        let notify_field = |d: &mut Diags, key: &str, v: &Option<String>| -> Option<String> {
+            let v = v.as_deref().map(str::trim).filter(|s| !s.is_empty())?;
+            if let Some(first) = v.split_whitespace().next() {
+                if first.starts_with('/') && !Path::new(first).exists() {
+                    d.warning(
+                        &format!("{p}.{key}"),
+                        format!("{first} does not exist on this machine"),
+                    );
+                }
+            }
+            Some(v.to_owned())
+        };
+        let notify = vrrp::NotifyScripts {
+            master: notify_field(d, "notify_master", &x.notify_master),
+            backup: notify_field(d, "notify_backup", &x.notify_backup),
+            fault: notify_field(d, "notify_fault", &x.notify_fault),
+            stop: notify_field(d, "notify_stop", &x.notify_stop),
+            generic: notify_field(d, "notify", &x.notify),
+        };
+        out.push(vrrp::InstanceConfig {
+            name: x.name.clone(),
+            interface: x.interface.clone(),
+            vrid: vrid.unwrap_or(1) as u8,
+            priority: priority.unwrap_or(100) as u8,
+            advert_int: advert_int.unwrap_or(1),
+            initial_state,
+            nopreempt: x.nopreempt,
+            preempt_delay,
+            auth_pass,
+            unicast_src_ip,
+            unicast_peers,
+            virtual_addresses: vips,
+            garp_master_delay,
+            garp_master_repeat: garp_master_repeat.unwrap_or(5) as u32,
+            garp_master_refresh,
+            track_interfaces,
+            track_scripts,
+            track_backends,
+            notify,
+        });
+    }
+    out
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    // HAProxy writes ":80" and "*:80" for "every address".
+    let t = text.trim();
+    let t = t.strip_prefix('*').unwrap_or(t);
+    let owned;
+    let t = if t.starts_with(':') {
+        owned = format!("0.0.0.0{t}");
+        owned.as_str()
+    } else {
+        t
+    };
+    t.parse::<SocketAddr>()
+        .map_err(|_| format!("`{text}` is not an address:port (e.g. \"198.51.100.100:80\", \"[2001:db8::1]:443\", \":80\")"))
+}
+
+fn check_header_template(d: &mut Diags, path: &str, tpl: &str) {
+    let mut rest = tpl;
+    while let Some(start) = rest.find("%[") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find(']') else {
+            d.error(path, "unterminated `%[` in header value");
+            return;
+        };
+        let var = &after[..end];
+        if !HEADER_VARIABLES.contains(&var) {
+            d.error(
+                path,
+                format!(
+                    "unknown variable `%[{var}]`; known: {}",
+                    HEADER_VARIABLES.map(|v| format!("%[{v}]")).join(", ")
+                ),
+            );
+        }
+        rest = &after[end + 1..];
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn check_frontends(
+    cf: &ConfigFile,
+    instances: &HashSet<&str>,
+    backend_modes: &HashMap<&str, &str>,
+    vips: &HashSet<IpAddr>,
+    local: &LocalMachine,
+    d: &mut Diags,
+    unsupported: &mut Vec<String>,
+) {
+    duplicates(
+        d,
+        "frontend",
+        cf.frontends
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("frontends[{i}].name"), f.name.as_str())),
+    );
+    let known_backend =
+        |d: &mut Diags, path: &str, name: &str, mode: &str| match backend_modes.get(name) {
+            None => {
+                let names: Vec<&str> = backend_modes.keys().copied().collect();
+                let hint = did_you_mean(name, &names)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                d.error(path, format!("no backend named `{name}`{hint}"));
+            }
+            Some(m) if *m != mode => d.error(
+                path,
+                format!("backend `{name}` is in {m} mode but this frontend is in {mode} mode"),
+            ),
+            _ => {}
+        };
+    for (i, f) in cf.frontends.iter().enumerate() {
+        let p = format!("frontends[{i}]");
+        let mode = f.mode.as_deref().unwrap_or("http");
+        one_of(d, &format!("{p}.mode"), mode, &["http", "tcp"]);
+        if f.bind.is_empty() {
+            d.error(
+                &format!("{p}.bind"),
+                "at least one address:port to listen on is needed",
+            );
+        }
+        for (j, b) in f.bind.iter().enumerate() {
+            match parse_bind(b) {
+                Ok(sa) => {
+                    let ip = sa.ip();
+                    if !ip.is_unspecified()
+                        && !vips.contains(&ip)
+                        && !local.addresses.is_empty()
+                        && !local.addresses.contains(&ip)
+                    {
+                        d.warning(&format!("{p}.bind[{j}]"), format!("{ip} is neither on this machine nor a virtual address of this file"));
+                    }
+                }
+                Err(e) => d.error(&format!("{p}.bind[{j}]"), e),
+            }
+        }
+        if let Some(gate) = &f.gate {
+            if gate.is_empty() {
+                d.error(
+                    &format!("{p}.gate"),
+                    "an empty gate would never serve; remove the key to serve always",
+                );
+            }
+            for (j, g) in gate.iter().enumerate() {
+                if !instances.contains(g.as_str()) {
+                    let names: Vec<&str> = instances.iter().copied().collect();
+                    let hint = did_you_mean(g, &names)
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    d.error(
+                        &format!("{p}.gate[{j}]"),
+                        format!("no vrrp_instance named `{g}`{hint}"),
+                    );
+                }
+            }
+        }
+        if let Some(tls) = &f.tls {
+            if tls.certificates.is_empty() {
+                d.error(
+                    &format!("{p}.tls.certificates"),
+                    "at least one certificate is needed",
+                );
+            }
+            for (j, c) in tls.certificates.iter().enumerate() {
+                let files: Vec<&String> = match c {
+                    CertificateRef::Pem(f) => vec![f],
+                    CertificateRef::Pair { cert, key } => vec![cert, key],
+                };
+                for file in files {
+                    if std::fs::metadata(file).is_err() {
+                        d.error(
+                            &format!("{p}.tls.certificates[{j}]"),
+                            format!("cannot read {file}"),
+                        );
+                    }
+                }
+            }
+            unsupported.push(format!("TLS termination ({p}.tls)"));
+        }
+        if f.redirect_https {
+            unsupported.push(format!("redirect_https ({p}.redirect_https)"));
+        }
+        if let Some(m) = f.maxconn {
+            range(d, &format!("{p}.maxconn"), m, 1, 1_000_000);
+        }
+        if let Some(t) = &f.timeouts {
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.client"),
+                &t.client,
+                Duration::from_secs(50),
+            );
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.http_request"),
+                &t.http_request,
+                Duration::from_secs(10),
+            );
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.keep_alive"),
+                &t.keep_alive,
+                Duration::from_secs(10),
+            );
+        }
+        for (name, tpl) in &f.set_headers {
+            let hp = format!("{p}.set_headers.{name}");
+            if !is_token(name) {
+                d.error(&hp, format!("`{name}` is not a valid header name"));
+            }
+            check_header_template(d, &hp, tpl);
+        }
+        for (j, r) in f.routes.iter().enumerate() {
+            let rp = format!("{p}.routes[{j}]");
+            if r.matches.host.is_none() && r.matches.path_prefix.is_none() {
+                d.error(
+                    &format!("{rp}.match"),
+                    "needs `host`, `path_prefix` or both",
+                );
+            }
+            if let Some(h) = &r.matches.host {
+                let bare = h.strip_prefix("*.").unwrap_or(h);
+                if bare.is_empty() || bare.contains('*') || bare.contains('/') || bare.contains(' ')
+                {
+                    d.error(
+                        &format!("{rp}.match.host"),
+                        format!("`{h}` is not a host name (a leading `*.` wildcard is allowed)"),
+                    );
+                }
+            }
+            if let Some(pp) = &r.matches.path_prefix {
+                if !pp.starts_with('/') {
+                    d.error(
+                        &format!("{rp}.match.path_prefix"),
+                        format!("`{pp}` must start with `/`"),
+                    );
+                }
+            }
+            if r.strip_prefix
+                && r.matches
+                    .path_prefix
+                    .as_deref()
+                    .is_none_or(|pp| pp.trim_end_matches('/').is_empty())
+            {
+                d.error(
+                    &format!("{rp}.strip_prefix"),
+                    "needs a `path_prefix` other than `/` to strip",
+                );
+            }
+            known_backend(d, &format!("{rp}.backend"), &r.backend, mode);
+        }
+        if let Some(db) = &f.default_backend {
+            known_backend(d, &format!("{p}.default_backend"), db, mode);
+        }
+        if f.routes.is_empty() && f.default_backend.is_none() {
+            d.warning(
+                &p,
+                "no routes and no default_backend: every request gets 503",
+            );
+        }
+        for (code, file) in &f.error_pages {
+            let ep = format!("{p}.error_pages.{code}");
+            if !ERROR_CODES.contains(code) {
+                d.error(
+                    &ep,
+                    format!(
+                        "{code} is not allowed; error pages exist for {}",
+                        ERROR_CODES.map(|c| c.to_string()).join(", ")
+                    ),
+                );
+            }
+            match std::fs::metadata(file) {
+                Ok(m) if m.len() > 16 * 1024 => {
+                    d.error(&ep, format!("{file} is larger than 16 KiB"))
+                }
+                Ok(_) => {}
+                Err(e) => d.error(&ep, format!("cannot read {file}: {e}")),
+            }
+        }
+        if mode == "tcp" {
+            let http_only: [(&str, bool); 5] = [
+                ("routes", !f.routes.is_empty()),
+                ("set_headers", !f.set_headers.is_empty()),
+                ("forwarded_for", f.forwarded_for),
+                ("redirect_https", f.redirect_https),
+                ("error_pages", !f.error_pages.is_empty()),
+            ];
+            for (key, used) in http_only {
+                if used {
+                    d.error(&format!("{p}.{key}"), "only allowed in http mode");
+                }
+            }
+            unsupported.push(format!("tcp mode ({p}.mode)"));
+        }
+    }
+}
+
+fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>) {
+    duplicates(
+        d,
+        "backend",
+        cf.backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("backends[{i}].name"), b.name.as_str())),
+    );
+    for (i, b) in cf.backends.iter().enumerate() {
+        let p = format!("backends[{i}]");
+        let mode = b.mode.as_deref().unwrap_or("http");
+        one_of(d, &format!("{p}.mode"), mode, &["http", "tcp"]);
+        if mode == "tcp" {
+            unsupported.push(format!("tcp mode ({p}.mode)"));
+        }
+        if let Some(bal) = &b.balance {
+            one_of(
+                d,
+                &format!("{p}.balance"),
+                bal,
+                &["roundrobin", "leastconn", "source"],
+            );
+        }
+        if b.servers.is_empty() {
+            d.error(
+                &format!("{p}.servers"),
+                "the server list is empty; a backend needs at least one server",
+            );
+        }
+        duplicates(
+            d,
+            "server",
+            b.servers
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (format!("{p}.servers[{j}].name"), s.name.as_str())),
+        );
+        for (j, s) in b.servers.iter().enumerate() {
+            let sp = format!("{p}.servers[{j}]");
+            if s.address.parse::<SocketAddr>().is_err() {
+                d.error(
+                    &format!("{sp}.address"),
+                    format!(
+                        "`{}` is not an IP:port address (e.g. \"198.51.100.21:80\")",
+                        s.address
+                    ),
+                );
+            }
+            if let Some(w) = s.weight {
+                range(d, &format!("{sp}.weight"), w, 0, 256);
+            }
+            if let Some(m) = s.maxconn {
+                range(d, &format!("{sp}.maxconn"), m, 0, 1_000_000);
+            }
+        }
+        match &b.health_check {
+            None => d.warning(&p, "no health_check: servers are always considered UP"),
+            Some(h) => {
+                let hp = format!("{p}.health_check");
+                let kind = h.kind.as_deref().unwrap_or("http");
+                one_of(d, &format!("{hp}.kind"), kind, &["http", "tcp"]);
+                if let Some(path) = &h.path {
+                    if !path.starts_with('/') {
+                        d.error(
+                            &format!("{hp}.path"),
+                            format!("`{path}` must start with `/`"),
+                        );
+                    }
+                }
+                let interval = positive_duration(
+                    d,
+                    &format!("{hp}.interval"),
+                    &h.interval,
+                    Duration::from_secs(2),
+                );
+                let timeout = positive_duration(d, &format!("{hp}.timeout"), &h.timeout, interval);
+                if timeout > interval {
+                    d.error(
+                        &format!("{hp}.timeout"),
+                        format!("{timeout:?} must not exceed the interval ({interval:?})"),
+                    );
+                }
+                if let Some(r) = h.rise {
+                    range(d, &format!("{hp}.rise"), r, 1, 1000);
+                }
+                if let Some(f) = h.fall {
+                    range(d, &format!("{hp}.fall"), f, 1, 1000);
+                }
+                if let Some(port) = h.port {
+                    range(d, &format!("{hp}.port"), port, 1, 65535);
+                }
+            }
+        }
+        if let Some(c) = &b.cookie {
+            let cp = format!("{p}.cookie");
+            if !is_token(&c.name) {
+                d.error(
+                    &format!("{cp}.name"),
+                    format!("`{}` is not a valid cookie name", c.name),
+                );
+            }
+            if let Some(m) = &c.mode {
+                one_of(d, &format!("{cp}.mode"), m, &["insert"]);
+            }
+            if mode == "tcp" {
+                d.error(&cp, "cookies need http mode");
+            }
+        }
+        if let Some(r) = b.retries {
+            range(d, &format!("{p}.retries"), r, 0, 100);
+        }
+        if let Some(t) = &b.timeouts {
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.connect"),
+                &t.connect,
+                Duration::from_secs(5),
+            );
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.server"),
+                &t.server,
+                Duration::from_secs(50),
+            );
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.queue"),
+                &t.queue,
+                Duration::from_secs(5),
+            );
+            positive_duration(
+                d,
+                &format!("{p}.timeouts.server_idle"),
+                &t.server_idle,
+                Duration::from_secs(2),
+            );
+        }
+        if let Some(t) = &b.tls {
+            if t.verify.unwrap_or(true) && t.ca_file.is_none() {
+                d.error(
+                    &format!("{p}.tls.ca_file"),
+                    "verify is on (the default) but no ca_file is given",
+                );
+            }
+            if t.verify == Some(false) {
+                d.warning(
+                    &format!("{p}.tls.verify"),
+                    "server certificates are not verified",
+                );
+            }
+            unsupported.push(format!("TLS to servers ({p}.tls)"));
+        }
+        if let Some(m) = &b.http_mode {
+            one_of(
+                d,
+                &format!("{p}.http_mode"),
+                m,
+                &["keep-alive", "server-close", "close"],
+            );
+        }
+    }
+}

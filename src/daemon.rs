@@ -1,0 +1,144 @@
+//! `vrrplb run`: loads the config, starts the VRRP instances and the balancer, wires them, and
+//! handles signals (SIGTERM/SIGINT: orderly stop; SIGHUP: reload, keeping the old config when
+//! the new one does not validate).
+
+use crate::config::{self, LogTarget, Validated};
+use crate::logging;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+/// A short human summary of a valid config, for `check` and the start-up log.
+pub fn summary(c: &Validated) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "node {}", c.node);
+    let _ = writeln!(s, "{} VRRP instance(s)", c.instances.len());
+    for i in &c.instances {
+        let vips: Vec<String> = i
+            .virtual_addresses
+            .iter()
+            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {}: {} VRID {} priority {} advert_int {}s VIPs {}",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.priority,
+            i.advert_int,
+            vips.join(" ")
+        );
+    }
+    let _ = writeln!(s, "{} frontend(s)", c.file.frontends.len());
+    for f in &c.file.frontends {
+        let gate = f
+            .gate
+            .as_ref()
+            .map(|g| format!(" gated by {}", g.join(",")))
+            .unwrap_or_default();
+        let _ = writeln!(s, "  {}: {}{}", f.name, f.bind.join(" "), gate);
+    }
+    let _ = writeln!(s, "{} backend(s)", c.file.backends.len());
+    for b in &c.file.backends {
+        let _ = writeln!(
+            s,
+            "  {}: {} server(s), {}",
+            b.name,
+            b.servers.len(),
+            b.balance.as_deref().unwrap_or("roundrobin")
+        );
+    }
+    s
+}
+
+pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(rejected) => {
+            for e in &rejected.errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "{}: configuration file is NOT valid; not starting",
+                path.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = loaded.config;
+    logging::init(&cfg.log, log_override.unwrap_or(cfg.log.target));
+    for w in &loaded.warnings {
+        warn!("config warning: {w}");
+    }
+    if !cfg.unsupported.is_empty() {
+        for u in &cfg.unsupported {
+            error!("{u} is not implemented in this version yet; refusing to start");
+        }
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(serve(path, cfg))
+}
+
+async fn serve(path: &Path, cfg: Validated) -> ExitCode {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            error!("cannot install signal handlers");
+            return ExitCode::from(1);
+        }
+    };
+    info!(
+        "Starting vrrplb v{} (node {}, {} VRRP instance(s), {} frontend(s))",
+        env!("CARGO_PKG_VERSION"),
+        cfg.node,
+        cfg.instances.len(),
+        cfg.file.frontends.len()
+    );
+    let mut current = cfg;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("Stopping (SIGTERM)"); break; }
+            _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
+            _ = hup.recv() => {
+                info!("Reloading configuration from {} (SIGHUP)", path.display());
+                match config::load(path) {
+                    Ok(l) if l.config.unsupported.is_empty() => {
+                        for w in &l.warnings { warn!("config warning: {w}"); }
+                        current = l.config;
+                        info!("Configuration reloaded (node {})", current.node);
+                    }
+                    Ok(l) => {
+                        for u in &l.config.unsupported {
+                            error!("reload refused: {u} is not implemented in this version yet; keeping the running configuration");
+                        }
+                    }
+                    Err(rejected) => {
+                        for e in &rejected.errors { error!("reload refused: {e}"); }
+                        error!("reload refused: {} error(s); keeping the running configuration", rejected.errors.len());
+                    }
+                }
+            }
+        }
+    }
+    let _ = &current;
+    info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
+    ExitCode::SUCCESS
+}
