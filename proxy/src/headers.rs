@@ -1,0 +1,567 @@
+//! Request and response header operations of lb.md §8: hop-by-hop removal, `forwarded_for`,
+//! `set_headers` templates. Pure functions on `http::HeaderMap`.
+//!
+//! - `is_websocket_upgrade(&HeaderMap) -> bool`: `Connection` has the `upgrade` token and `Upgrade` names `websocket`.
+//! - `remove_hop_by_hop_request(&mut HeaderMap) -> bool`: strips hop-by-hop fields; returns true when a WebSocket upgrade was kept.
+//! - `remove_hop_by_hop_response(&mut HeaderMap, StatusCode, request_was_websocket: bool)`: the same for a response (keeps the upgrade only on a 101 to a WebSocket request).
+//! - `forwarded_for(&mut HeaderMap, client: IpAddr, tls: bool)`: appends X-Forwarded-For, sets X-Forwarded-Proto, adds X-Forwarded-Host from Host when absent.
+//! - `HeaderTemplate::parse(&str) -> Result<HeaderTemplate, TemplateError>`: parses `"ip=%[src]:%[src_port]"` once at config time.
+//! - `HeaderTemplate::render(&self, &ConnInfo) -> HeaderValue`: fills in the variables for one connection.
+//! - `parse_set_header(name: &str, value: &str) -> Result<(HeaderName, HeaderTemplate), TemplateError>`: one `set_headers` entry.
+//! - `apply_set_headers(&mut HeaderMap, &[(HeaderName, HeaderTemplate)], &ConnInfo)`: replaces every occurrence (or adds).
+
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+
+/// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` (not in `http::header`).
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Iterates the comma-separated tokens of every occurrence of `name`, trimmed, empty ones skipped.
+fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// True when the message asks to switch to WebSocket: a `Connection` token `upgrade` and an
+/// `Upgrade` protocol `websocket` (a `/version` suffix is allowed), both case-insensitive.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let connection_upgrade =
+        tokens(headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
+    connection_upgrade
+        && tokens(headers, &header::UPGRADE).any(|t| {
+            let protocol = t.split(|&b| b == b'/').next().unwrap_or(t);
+            protocol.trim_ascii().eq_ignore_ascii_case(b"websocket")
+        })
+}
+
+/// RFC 9110 §7.6.1: drop `Connection`, every field it names, and the fixed hop-by-hop list.
+/// With `keep_upgrade`, the `Upgrade` field survives and `Connection` becomes `upgrade`.
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        // `Connection: host` would make the server see a different request than the one we
+        // routed (routing read Host), so Host is never removed this way.
+        .filter(|n| *n != header::HOST)
+        .collect();
+    for name in &named {
+        if keep_upgrade && *name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(PROXY_CONNECTION);
+    headers.remove(KEEP_ALIVE);
+    headers.remove(header::TE);
+    headers.remove(header::TRANSFER_ENCODING);
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Removes the hop-by-hop fields of a request to be forwarded. A WebSocket upgrade keeps
+/// `Upgrade` and `Connection: upgrade`; the return value says whether that happened, to be
+/// passed to [`remove_hop_by_hop_response`].
+pub fn remove_hop_by_hop_request(headers: &mut HeaderMap) -> bool {
+    let websocket = is_websocket_upgrade(headers);
+    remove_hop_by_hop(headers, websocket);
+    websocket
+}
+
+/// Removes the hop-by-hop fields of a response to be forwarded. The upgrade fields are kept only
+/// when the server answers 101 to a forwarded WebSocket upgrade and itself names `websocket`.
+pub fn remove_hop_by_hop_response(
+    headers: &mut HeaderMap,
+    status: StatusCode,
+    request_was_websocket: bool,
+) {
+    let keep = request_was_websocket
+        && status == StatusCode::SWITCHING_PROTOCOLS
+        && is_websocket_upgrade(headers);
+    remove_hop_by_hop(headers, keep);
+}
+
+/// `forwarded_for: true` (HAProxy `option forwardfor`): appends the client address to
+/// `X-Forwarded-For` (earlier values kept, all occurrences folded into one field, `, ` between
+/// entries), sets `X-Forwarded-Proto` to `https` or `http` replacing any client value, and copies
+/// `Host` into `X-Forwarded-Host` when the request has no `X-Forwarded-Host` yet.
+///
+/// An IPv4-mapped IPv6 peer (dual-stack listener) is written as plain IPv4; IPv6 is written
+/// without brackets, as applications expect a bare address in these headers.
+pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
+    let ip = client.to_canonical().to_string();
+    let mut xff: Vec<u8> = Vec::with_capacity(64);
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        let v = value.as_bytes().trim_ascii();
+        if v.is_empty() {
+            continue;
+        }
+        if !xff.is_empty() {
+            xff.extend_from_slice(b", ");
+        }
+        xff.extend_from_slice(v);
+    }
+    if !xff.is_empty() {
+        xff.extend_from_slice(b", ");
+    }
+    xff.extend_from_slice(ip.as_bytes());
+    // Every piece came from a valid header value or an IP literal, so this only fails if the
+    // map held something hyper would not have parsed; fall back to our address alone.
+    let value = HeaderValue::from_bytes(&xff)
+        .or_else(|_| HeaderValue::from_str(&ip))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    headers.insert(X_FORWARDED_FOR, value);
+
+    let proto = if tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(host) = headers.get(header::HOST).cloned() {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+    }
+}
+
+/// The connection facts `set_headers` variables can refer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Client (TCP peer) address.
+    pub src: SocketAddr,
+    /// Local address the client connected to.
+    pub dst: SocketAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+/// Why a `set_headers` entry was rejected at config time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unknown variable %[{0}] (known: src, src_port, dst, dst_port, scheme)")]
+    UnknownVariable(String),
+    #[error("unterminated variable: '%[' without ']' in {0:?}")]
+    Unterminated(String),
+    #[error("{0:?} cannot appear in an HTTP header value (control character)")]
+    InvalidValue(String),
+    #[error("{0:?} is not a valid HTTP header name")]
+    InvalidName(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variable {
+    Src,
+    SrcPort,
+    Dst,
+    DstPort,
+    Scheme,
+}
+
+impl Variable {
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "src" => Self::Src,
+            "src_port" => Self::SrcPort,
+            "dst" => Self::Dst,
+            "dst_port" => Self::DstPort,
+            "scheme" => Self::Scheme,
+            _ => return None,
+        })
+    }
+
+    fn write(self, out: &mut String, conn: &ConnInfo) {
+        // Writing to a String cannot fail.
+        let _ = match self {
+            Self::Src => write!(out, "{}", conn.src.ip().to_canonical()),
+            Self::SrcPort => write!(out, "{}", conn.src.port()),
+            Self::Dst => write!(out, "{}", conn.dst.ip().to_canonical()),
+            Self::DstPort => write!(out, "{}", conn.dst.port()),
+            Self::Scheme => {
+                out.push_str(if conn.tls { "https" } else { "http" });
+                Ok(())
+            }
+        };
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Literal(String),
+    Variable(Variable),
+}
+
+/// A `set_headers` value such as `"%[src]"` or `"ip=%[src]:%[src_port]"`, parsed once.
+///
+/// Syntax (HAProxy's sample fetch notation, the subset we support): `%[name]` is a variable,
+/// `%%` is a literal `%`, any other character (including a lone `%`) is literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderTemplate {
+    source: String,
+    pieces: Vec<Piece>,
+}
+
+impl HeaderTemplate {
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut rest = source;
+        while let Some(pos) = rest.find('%') {
+            literal.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            if let Some(tail) = after.strip_prefix('%') {
+                literal.push('%');
+                rest = tail;
+            } else if let Some(inner) = after.strip_prefix('[') {
+                let end = inner
+                    .find(']')
+                    .ok_or_else(|| TemplateError::Unterminated(source.to_owned()))?;
+                let name = inner[..end].trim();
+                let var = Variable::from_name(name)
+                    .ok_or_else(|| TemplateError::UnknownVariable(name.to_owned()))?;
+                if !literal.is_empty() {
+                    pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                }
+                pieces.push(Piece::Variable(var));
+                rest = &inner[end + 1..];
+            } else {
+                literal.push('%');
+                rest = after;
+            }
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
+        for piece in &pieces {
+            if let Piece::Literal(text) = piece {
+                if HeaderValue::from_str(text).is_err() {
+                    return Err(TemplateError::InvalidValue(source.to_owned()));
+                }
+            }
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            pieces,
+        })
+    }
+
+    /// The value for one connection. Literals were checked at parse time and variables expand to
+    /// ASCII, so the value is always valid.
+    pub fn render(&self, conn: &ConnInfo) -> HeaderValue {
+        let mut out = String::with_capacity(self.source.len() + 32);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Variable(var) => var.write(&mut out, conn),
+            }
+        }
+        HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// The text the template was parsed from.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl fmt::Display for HeaderTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// Parses one `set_headers` entry (`X-Client-IP: "%[src]"`).
+pub fn parse_set_header(
+    name: &str,
+    value: &str,
+) -> Result<(HeaderName, HeaderTemplate), TemplateError> {
+    let header_name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| TemplateError::InvalidName(name.to_owned()))?;
+    Ok((header_name, HeaderTemplate::parse(value)?))
+}
+
+/// `set_headers` (HAProxy `http-request set-header`): every occurrence of each name is replaced
+/// by one rendered value, or the field is added.
+pub fn apply_set_headers(
+    headers: &mut HeaderMap,
+    set: &[(HeaderName, HeaderTemplate)],
+    conn: &ConnInfo,
+) {
+    for (name, template) in set {
+        headers.insert(name.clone(), template.render(conn));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    }
+
+    fn conn(src: &str, dst: &str, tls: bool) -> ConnInfo {
+        ConnInfo {
+            src: src.parse().expect("src"),
+            dst: dst.parse().expect("dst"),
+            tls,
+        }
+    }
+
+    #[test]
+    fn request_loses_fixed_hop_by_hop_fields() {
+        let mut h = map(&[
+            ("host", "site.example.test"),
+            ("connection", "keep-alive"),
+            ("proxy-connection", "keep-alive"),
+            ("keep-alive", "timeout=5, max=100"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("accept", "text/html"),
+        ]);
+        assert!(!remove_hop_by_hop_request(&mut h));
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host", "accept"]);
+    }
+
+    #[test]
+    fn fields_named_by_connection_are_removed_in_any_case_and_occurrence() {
+        let mut h = map(&[
+            ("connection", "close, X-Secret-Token"),
+            ("connection", " x-debug ,,"),
+            ("x-secret-token", "abc"),
+            ("x-debug", "1"),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop_request(&mut h);
+        assert!(h.get("x-secret-token").is_none());
+        assert!(h.get("x-debug").is_none());
+        assert!(h.get("connection").is_none());
+        assert_eq!(all(&h, "x-kept"), ["yes"]);
+    }
+
+    #[test]
+    fn connection_cannot_remove_host() {
+        let mut h = map(&[("host", "site.example.test"), ("connection", "Host")]);
+        remove_hop_by_hop_request(&mut h);
+        assert_eq!(all(&h, "host"), ["site.example.test"]);
+    }
+
+    #[test]
+    fn websocket_upgrade_keeps_upgrade_and_connection_upgrade() {
+        let mut h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("keep-alive", "timeout=5"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        assert!(remove_hop_by_hop_request(&mut h));
+        assert_eq!(all(&h, "connection"), ["upgrade"]);
+        assert_eq!(all(&h, "upgrade"), ["websocket"]);
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get("sec-websocket-key").is_some());
+    }
+
+    #[test]
+    fn non_websocket_upgrade_is_removed() {
+        let mut h = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(!remove_hop_by_hop_request(&mut h));
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn response_keeps_upgrade_only_on_101_to_websocket_request() {
+        let upgrade = [("connection", "Upgrade"), ("upgrade", "websocket")];
+        let mut h = map(&upgrade);
+        remove_hop_by_hop_response(&mut h, StatusCode::SWITCHING_PROTOCOLS, true);
+        assert_eq!(all(&h, "upgrade"), ["websocket"]);
+        assert_eq!(all(&h, "connection"), ["upgrade"]);
+
+        let mut h = map(&upgrade);
+        remove_hop_by_hop_response(&mut h, StatusCode::OK, true);
+        assert!(h.is_empty());
+
+        let mut h = map(&upgrade);
+        remove_hop_by_hop_response(&mut h, StatusCode::SWITCHING_PROTOCOLS, false);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn response_hop_by_hop_removed() {
+        let mut h = map(&[
+            ("connection", "close"),
+            ("keep-alive", "timeout=5, max=99"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/html"),
+        ]);
+        remove_hop_by_hop_response(&mut h, StatusCode::OK, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.get("content-type").is_some());
+    }
+
+    #[test]
+    fn xff_appended_after_existing_value() {
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4")]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(all(&h, "x-forwarded-for"), ["1.2.3.4, 203.0.113.9"]);
+    }
+
+    #[test]
+    fn xff_folds_several_fields_and_skips_empty_ones() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4, 10.0.0.1"),
+            ("x-forwarded-for", ""),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(
+            all(&h, "x-forwarded-for"),
+            ["1.2.3.4, 10.0.0.1, 198.51.100.7, 203.0.113.9"]
+        );
+    }
+
+    #[test]
+    fn xff_new_ipv6_without_brackets_and_mapped_ipv4_plain() {
+        let mut h = HeaderMap::new();
+        forwarded_for(&mut h, "2001:db8::42".parse().expect("ip"), true);
+        assert_eq!(all(&h, "x-forwarded-for"), ["2001:db8::42"]);
+
+        let mut h = HeaderMap::new();
+        forwarded_for(&mut h, "::ffff:203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(all(&h, "x-forwarded-for"), ["203.0.113.9"]);
+    }
+
+    #[test]
+    fn xfp_replaces_client_value() {
+        let mut h = map(&[("x-forwarded-proto", "https"), ("x-forwarded-proto", "ftp")]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(all(&h, "x-forwarded-proto"), ["http"]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), true);
+        assert_eq!(all(&h, "x-forwarded-proto"), ["https"]);
+    }
+
+    #[test]
+    fn xfh_copied_from_host_only_when_absent() {
+        let mut h = map(&[("host", "site.example.test:8080")]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(all(&h, "x-forwarded-host"), ["site.example.test:8080"]);
+
+        let mut h = map(&[
+            ("host", "backend.internal"),
+            ("x-forwarded-host", "public.example.test"),
+        ]);
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert_eq!(all(&h, "x-forwarded-host"), ["public.example.test"]);
+
+        let mut h = HeaderMap::new();
+        forwarded_for(&mut h, "203.0.113.9".parse().expect("ip"), false);
+        assert!(h.get("x-forwarded-host").is_none());
+    }
+
+    #[test]
+    fn template_src_renders_client_ip() {
+        let t = HeaderTemplate::parse("%[src]").expect("parse");
+        let v = t.render(&conn("203.0.113.9:51234", "192.0.2.10:80", false));
+        assert_eq!(v, "203.0.113.9");
+    }
+
+    #[test]
+    fn template_mixes_literals_and_all_variables() {
+        let t = HeaderTemplate::parse("ip=%[src]:%[src_port] to %[dst]:%[dst_port] via %[scheme]")
+            .expect("parse");
+        let v = t.render(&conn("[2001:db8::9]:40000", "[2001:db8::1]:443", true));
+        assert_eq!(v, "ip=2001:db8::9:40000 to 2001:db8::1:443 via https");
+        let v = t.render(&conn("10.0.1.2:33317", "10.0.0.10:80", false));
+        assert_eq!(v, "ip=10.0.1.2:33317 to 10.0.0.10:80 via http");
+        assert_eq!(
+            t.to_string(),
+            "ip=%[src]:%[src_port] to %[dst]:%[dst_port] via %[scheme]"
+        );
+    }
+
+    #[test]
+    fn template_percent_escapes_and_lone_percent() {
+        let t = HeaderTemplate::parse("100%% of %[src_port] 5% [x]").expect("parse");
+        let v = t.render(&conn("10.0.1.2:33317", "10.0.0.10:80", false));
+        assert_eq!(v, "100% of 33317 5% [x]");
+    }
+
+    #[test]
+    fn template_unknown_variable_is_named() {
+        let err = HeaderTemplate::parse("%[src] %[hdr(host)]").expect_err("must fail");
+        assert_eq!(err, TemplateError::UnknownVariable("hdr(host)".into()));
+        assert!(err.to_string().contains("%[hdr(host)]"));
+    }
+
+    #[test]
+    fn template_unterminated_and_control_chars_rejected() {
+        assert!(matches!(
+            HeaderTemplate::parse("%[src"),
+            Err(TemplateError::Unterminated(_))
+        ));
+        assert!(matches!(
+            HeaderTemplate::parse("a\r\nInjected: 1"),
+            Err(TemplateError::InvalidValue(_))
+        ));
+    }
+
+    #[test]
+    fn set_header_name_validated() {
+        assert!(parse_set_header("X-Client-IP", "%[src]").is_ok());
+        assert!(matches!(
+            parse_set_header("X Client", "%[src]"),
+            Err(TemplateError::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn apply_set_headers_replaces_every_occurrence_or_adds() {
+        let mut h = map(&[
+            ("x-client-ip", "6.6.6.6"),
+            ("x-client-ip", "7.7.7.7"),
+            ("accept", "*/*"),
+        ]);
+        let set = vec![
+            parse_set_header("X-Client-IP", "%[src]").expect("entry"),
+            parse_set_header("X-Scheme", "%[scheme]").expect("entry"),
+        ];
+        apply_set_headers(
+            &mut h,
+            &set,
+            &conn("203.0.113.9:5000", "192.0.2.10:443", true),
+        );
+        assert_eq!(all(&h, "x-client-ip"), ["203.0.113.9"]);
+        assert_eq!(all(&h, "x-scheme"), ["https"]);
+        assert_eq!(all(&h, "accept"), ["*/*"]);
+    }
+}
