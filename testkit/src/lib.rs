@@ -42,6 +42,47 @@ pub fn require_root(test: &str) -> bool {
     false
 }
 
+/// Returns true when `program` is on PATH. When missing it prints one skip line and returns
+/// false, unless `VRRPLB_REQUIRE_NETNS=1` (CI), where a missing tool fails the test.
+pub fn require_tool(test: &str, program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    if std::env::var("VRRPLB_REQUIRE_NETNS").as_deref() == Ok("1") {
+        panic!("{test}: needs `{program}`, which is not installed (VRRPLB_REQUIRE_NETNS=1)");
+    }
+    eprintln!("SKIP {test}: `{program}` is not installed");
+    false
+}
+
+/// A fresh temporary directory under /tmp, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("vrrplb-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        TempDir(p)
+    }
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Polls `cond` every 10 ms until it holds or `timeout` passes. Returns whether it held.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
