@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine, as root:
+#   sudo tests/run.sh            (CI: .ci/run calls exactly this)
+# Installs what the tests need, then runs rustfmt, clippy, every test (network-namespace
+# tests included: VRRPLB_REQUIRE_NETNS=1 makes a test fail instead of skipping), and the
+# VRRP packet fuzzer for a bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: run as root (network namespaces, raw sockets, apt-get)" >&2
+    exit 1
+fi
+
+echo "== installing test dependencies (apt-get)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# tshark asks whether non-root users may capture; the answer does not matter for us.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get install -y -q --no-install-recommends \
+    iproute2 procps psmisc iputils-ping curl ca-certificates \
+    rsyslog keepalived haproxy tshark tcpdump wrk nginx-light \
+    build-essential pkg-config >/dev/null
+if ! command -v cargo >/dev/null 2>&1; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "tests/run.sh: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
+    exit 1
+fi
+# Distribution daemons we installed must not run on their own and hold the VIPs or ports.
+for svc in keepalived haproxy nginx; do
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+done
+
+export VRRPLB_REQUIRE_NETNS="${VRRPLB_REQUIRE_NETNS:-1}"
+export RUST_BACKTRACE=1
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test (VRRPLB_REQUIRE_NETNS=$VRRPLB_REQUIRE_NETNS)"
+cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test-output.log
+status=${PIPESTATUS[0]}
+if [ "$status" -ne 0 ]; then
+    echo "== tests FAILED" >&2
+    exit "$status"
+fi
+if [ -x vrrp/fuzz/run.sh ]; then
+    echo "== fuzzing the VRRP packet parser (bounded)"
+    vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
+fi
+echo "== all tests passed"
