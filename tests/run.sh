@@ -41,12 +41,7 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (VRRPLB_REQUIRE_NETNS=$VRRPLB_REQUIRE_NETNS)"
-cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee target/test-output.log
-status=${PIPESTATUS[0]}
-if [ "$status" -ne 0 ]; then
-    echo "== tests FAILED" >&2
-    exit "$status"
-fi
+cargo test --workspace --no-fail-fast -- --nocapture
 if [ -x vrrp/fuzz/run.sh ]; then
     echo "== fuzzing the VRRP packet parser (bounded)"
     vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"

@@ -1,1 +1,2 @@
 //! HTTP load balancer.
+pub mod headers;

@@ -1,1 +1,1615 @@
-//! (to be written)
+//! The VRRPv2 state machine: RFC 3768 §6.4 plus keepalived's FAULT state, trackers,
+//! preempt_delay and GARP schedule (vrrp.md §5–§7, §9, §10).
+//!
+//! Pure: no sockets, no clock. The driver feeds [`Event`]s and timer expiries with the
+//! current [`Instant`], asks [`Machine::poll_timeout`] when to call back, and performs the
+//! returned [`Action`]s in order (the order is keepalived's order of side effects).
+//! Adverts reaching [`Event::Advert`] must already have passed [`crate::packet::validate`].
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::config::{InitialState, InstanceConfig};
+
+/// Priority of the address owner; it never changes with tracking.
+pub const OWNER_PRIORITY: u8 = 255;
+
+/// What a tracker watches; decides its wording in logs and whether an unknown state holds
+/// the instance in FAULT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackerKind {
+    /// `track_script`: unknown until its first run.
+    Script,
+    /// `track_interface`: reported by the driver before [`Event::Startup`].
+    Interface,
+    /// Native backend tracking (proxy health): unknown until the proxy reports.
+    Backend,
+    /// The instance's own interface, tracked implicitly with weight 0 (keepalived).
+    OwnInterface,
+}
+
+/// One tracker feeding the effective priority or FAULT (vrrp.md §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerSpec {
+    pub name: String,
+    pub kind: TrackerKind,
+    /// > 0 adds while OK, < 0 subtracts while failing, 0 = FAULT while failing.
+    pub weight: i32,
+}
+
+/// Everything the machine needs from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineConfig {
+    pub vrid: u8,
+    /// Configured (base) priority, 1..=255.
+    pub priority: u8,
+    /// Whole seconds.
+    pub advert_int: Duration,
+    /// RFC Preempt_Mode.
+    pub preempt: bool,
+    /// keepalived extension; counted from the first lower-priority advert (vrrp.md §7).
+    pub preempt_delay: Duration,
+    pub initial_state: InitialState,
+    /// Second GARP burst after becoming Master; zero = none.
+    pub garp_master_delay: Duration,
+    /// GARPs per VIP in each burst.
+    pub garp_master_repeat: u32,
+    /// Periodic burst while Master; zero = never.
+    pub garp_master_refresh: Duration,
+    /// GARPs per VIP in each periodic burst (keepalived default 1).
+    pub garp_master_refresh_repeat: u32,
+    /// Our advert source address, used for the equal-priority tie-break.
+    pub primary_ip: Ipv4Addr,
+    /// Indexed by [`Event::Tracker`]'s `index`.
+    pub trackers: Vec<TrackerSpec>,
+}
+
+impl MachineConfig {
+    /// Build from an instance's config. `primary_ip` is the interface's primary IPv4;
+    /// `unicast_src_ip` overrides it when set (keepalived compares with its advert source).
+    ///
+    /// Tracker indices: 0 = own interface, then `track_interfaces`, `track_scripts`,
+    /// `track_backends`, each in config order (see [`MachineConfig::tracker_index`]).
+    pub fn from_instance(cfg: &InstanceConfig, primary_ip: Ipv4Addr) -> Self {
+        // keepalived ignores nopreempt with `state MASTER` or priority 255, and
+        // preempt_delay with nopreempt or `state MASTER` (vrrp.md §7).
+        let state_master = cfg.initial_state == InitialState::Master;
+        let preempt = !cfg.nopreempt || state_master || cfg.priority == OWNER_PRIORITY;
+        let preempt_delay = if preempt && !state_master {
+            cfg.preempt_delay
+        } else {
+            Duration::ZERO
+        };
+        let mut trackers = vec![TrackerSpec {
+            name: cfg.interface.clone(),
+            kind: TrackerKind::OwnInterface,
+            weight: 0,
+        }];
+        trackers.extend(cfg.track_interfaces.iter().map(|t| TrackerSpec {
+            name: t.name.clone(),
+            kind: TrackerKind::Interface,
+            weight: t.weight,
+        }));
+        trackers.extend(cfg.track_scripts.iter().map(|t| TrackerSpec {
+            name: t.script.name.clone(),
+            kind: TrackerKind::Script,
+            weight: t.weight,
+        }));
+        trackers.extend(cfg.track_backends.iter().map(|t| TrackerSpec {
+            name: t.backend.clone(),
+            kind: TrackerKind::Backend,
+            weight: t.weight,
+        }));
+        MachineConfig {
+            vrid: cfg.vrid,
+            priority: cfg.priority,
+            advert_int: Duration::from_secs(u64::from(cfg.advert_int.max(1))),
+            preempt,
+            preempt_delay,
+            initial_state: cfg.initial_state,
+            garp_master_delay: cfg.garp_master_delay,
+            garp_master_repeat: cfg.garp_master_repeat,
+            garp_master_refresh: cfg.garp_master_refresh,
+            garp_master_refresh_repeat: 1,
+            primary_ip: cfg.unicast_src_ip.unwrap_or(primary_ip),
+            trackers,
+        }
+    }
+
+    /// Index of a tracker for [`Event::Tracker`].
+    pub fn tracker_index(&self, kind: TrackerKind, name: &str) -> Option<usize> {
+        self.trackers
+            .iter()
+            .position(|t| t.kind == kind && t.name == name)
+    }
+}
+
+/// RFC 3768 states plus keepalived's FAULT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    Fault,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
+/// Which notify scripts to run (keepalived's STATE argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyState {
+    Master,
+    Backup,
+    Fault,
+    /// The instance stops (shutdown).
+    Stop,
+}
+
+impl fmt::Display for NotifyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotifyState::Master => "MASTER",
+            NotifyState::Backup => "BACKUP",
+            NotifyState::Fault => "FAULT",
+            NotifyState::Stop => "STOP",
+        })
+    }
+}
+
+/// Inputs besides timer expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Startup,
+    /// A valid advert for our VRID; `src` is its IP source.
+    Advert { src: Ipv4Addr, priority: u8 },
+    /// Tracker `index` (into [`MachineConfig::trackers`]) is now OK or failing. Reports
+    /// before `Startup` are recorded silently.
+    Tracker { index: usize, ok: bool },
+    Shutdown,
+}
+
+/// Why a transition happened; `Display` is the structured `reason` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    Init,
+    MasterDownTimer,
+    /// The down timer had been shortened to Skew_Time by this master's priority-0 advert.
+    PriorityZeroAdvert { from: Ipv4Addr },
+    HigherPriorityAdvert { from: Ipv4Addr, priority: u8 },
+    SamePriorityHigherIp { from: Ipv4Addr, priority: u8 },
+    TrackerFailed { name: String, kind: TrackerKind },
+    /// A weight-0 script or backend has not reported yet (keepalived holds FAULT).
+    TrackerPending { name: String, kind: TrackerKind },
+    TrackerRecovered { name: String, kind: TrackerKind },
+    Shutdown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Init => write!(f, "startup"),
+            Reason::MasterDownTimer => write!(f, "master down timer expired"),
+            Reason::PriorityZeroAdvert { from } => {
+                write!(f, "priority-0 advert from the master {from}")
+            }
+            Reason::HigherPriorityAdvert { from, .. } => {
+                write!(f, "higher priority advert from {from}")
+            }
+            Reason::SamePriorityHigherIp { from, .. } => {
+                write!(f, "same priority advert from higher address {from}")
+            }
+            Reason::TrackerFailed { name, kind } => match kind {
+                TrackerKind::Script => write!(f, "script {name} failed"),
+                TrackerKind::Interface | TrackerKind::OwnInterface => {
+                    write!(f, "interface {name} down")
+                }
+                TrackerKind::Backend => write!(f, "backend {name} down"),
+            },
+            Reason::TrackerPending { name, kind } => match kind {
+                TrackerKind::Script => write!(f, "script {name} has not run yet"),
+                TrackerKind::Backend => write!(f, "backend {name} has not reported yet"),
+                TrackerKind::Interface | TrackerKind::OwnInterface => {
+                    write!(f, "interface {name} state unknown")
+                }
+            },
+            Reason::TrackerRecovered { name, kind } => match kind {
+                TrackerKind::Script => write!(f, "script {name} succeeded"),
+                TrackerKind::Interface | TrackerKind::OwnInterface => {
+                    write!(f, "interface {name} up")
+                }
+                TrackerKind::Backend => write!(f, "backend {name} up"),
+            },
+            Reason::Shutdown => write!(f, "shutdown"),
+        }
+    }
+}
+
+/// Decisions worth a keepalived log line that are not side effects themselves
+/// (rendered by [`crate::logs::line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLine {
+    /// The down timer fired.
+    ReceiveTimeout,
+    MasterReceivedHigher {
+        from: Ipv4Addr,
+        priority: u8,
+        ours: u8,
+    },
+    MasterReceivedSameHigherIp {
+        from: Ipv4Addr,
+        priority: u8,
+    },
+    /// Lower priority (or equal with a lower address): we answer and stay Master.
+    MasterReceivedLower {
+        from: Ipv4Addr,
+        priority: u8,
+        ours: u8,
+    },
+    BackupDiscardedLower {
+        from: Ipv4Addr,
+        priority: u8,
+    },
+    BackupReceivedPriorityZero,
+    MasterReceivedPriorityZero,
+}
+
+impl LogLine {
+    /// keepalived prints these only with `--log-detail` (vrrp.md §11 "(D)").
+    pub fn is_detail(&self) -> bool {
+        matches!(
+            self,
+            LogLine::ReceiveTimeout
+                | LogLine::BackupReceivedPriorityZero
+                | LogLine::MasterReceivedPriorityZero
+        )
+    }
+}
+
+/// Side effects for the driver, to be performed in the order returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advert (to the group or to each unicast peer) with this priority.
+    SendAdvert { priority: u8 },
+    AddVips,
+    RemoveVips,
+    /// Send `count` gratuitous ARPs for every VIP.
+    SendGarp { count: u32 },
+    Notify(NotifyState),
+    /// Log `Entering ... STATE` and publish the new state.
+    Transition {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// Log `Changing effective priority from .. to ..`; the next advert carries it.
+    PriorityChanged { from: u8, to: u8 },
+    Log(LogLine),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrackerStatus {
+    Unknown,
+    Ok,
+    Failed,
+}
+
+/// `(256 − priority) / 256` s. 1/256 s is exactly 3 906 250 ns, so this is exact.
+pub fn skew_time(priority: u8) -> Duration {
+    Duration::from_nanos((256 - u64::from(priority)) * 3_906_250)
+}
+
+/// `3 × advert_int + Skew_Time` (RFC 3768 §6.1).
+pub fn master_down_interval(advert_int: Duration, priority: u8) -> Duration {
+    advert_int * 3 + skew_time(priority)
+}
+
+/// One VRRP instance's state machine.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    cfg: MachineConfig,
+    state: State,
+    trackers: Vec<TrackerStatus>,
+    effective: u8,
+    /// Backup only.
+    master_down: Option<Instant>,
+    /// Set when the down timer was shortened by a priority-0 advert from this address.
+    down_by_priority_zero: Option<Ipv4Addr>,
+    /// Backup only: when the first lower-priority advert of the current run was seen.
+    preempt_since: Option<Instant>,
+    /// Master only.
+    adver: Option<Instant>,
+    garp_again: Option<Instant>,
+    garp_refresh: Option<Instant>,
+}
+
+impl Machine {
+    pub fn new(cfg: MachineConfig) -> Self {
+        let trackers = vec![TrackerStatus::Unknown; cfg.trackers.len()];
+        let mut m = Machine {
+            effective: cfg.priority,
+            cfg,
+            state: State::Initialize,
+            trackers,
+            master_down: None,
+            down_by_priority_zero: None,
+            preempt_since: None,
+            adver: None,
+            garp_again: None,
+            garp_refresh: None,
+        };
+        m.effective = m.compute_priority();
+        m
+    }
+
+    pub fn config(&self) -> &MachineConfig {
+        &self.cfg
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The priority we advertise: base adjusted by trackers, clamped to 1..=254 (vrrp.md §10).
+    pub fn effective_priority(&self) -> u8 {
+        self.effective
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.cfg.priority == OWNER_PRIORITY
+    }
+
+    pub fn skew_time(&self) -> Duration {
+        skew_time(self.effective)
+    }
+
+    pub fn master_down_interval(&self) -> Duration {
+        master_down_interval(self.cfg.advert_int, self.effective)
+    }
+
+    /// The earliest deadline at which [`Machine::handle_timeout`] has work; `None` = idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.master_down,
+            self.adver,
+            self.garp_again,
+            self.garp_refresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
+        match event {
+            Event::Startup => self.startup(now),
+            Event::Advert { src, priority } => match self.state {
+                State::Backup => self.backup_received(src, priority, now),
+                State::Master => self.master_received(src, priority, now),
+                // keepalived ignores adverts while starting up and while in FAULT.
+                State::Initialize | State::Fault => Vec::new(),
+            },
+            Event::Tracker { index, ok } => self.tracker_changed(index, ok, now),
+            Event::Shutdown => self.shutdown(),
+        }
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Action> {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        let mut actions = Vec::new();
+        match self.state {
+            State::Backup if due(self.master_down) => {
+                let reason = match self.down_by_priority_zero {
+                    Some(from) => Reason::PriorityZeroAdvert { from },
+                    None => Reason::MasterDownTimer,
+                };
+                actions.push(Action::Log(LogLine::ReceiveTimeout));
+                actions.extend(self.become_master(State::Backup, reason, now));
+            }
+            State::Master => {
+                if let Some(at) = self.adver.filter(|t| *t <= now) {
+                    actions.push(self.advert());
+                    self.adver = Some(next_after(at, self.cfg.advert_int, now));
+                }
+                if due(self.garp_again) {
+                    self.garp_again = None;
+                    actions.extend(self.garp(self.cfg.garp_master_repeat));
+                }
+                if let Some(at) = self.garp_refresh.filter(|t| *t <= now) {
+                    self.garp_refresh = Some(next_after(at, self.cfg.garp_master_refresh, now));
+                    actions.extend(self.garp(self.cfg.garp_master_refresh_repeat));
+                }
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    fn startup(&mut self, now: Instant) -> Vec<Action> {
+        if self.state != State::Initialize {
+            return Vec::new();
+        }
+        if let Some(reason) = self.fault_cause() {
+            return self.enter_fault(reason);
+        }
+        if self.is_owner() {
+            // RFC §6.4.1: the owner goes straight to Master.
+            return self.become_master(State::Initialize, Reason::Init, now);
+        }
+        // `state MASTER` below 255 still starts in Backup (keepalived, vrrp.md §7).
+        self.enter_backup(Reason::Init, now)
+    }
+
+    /// RFC §6.4.2, with keepalived's preempt_delay.
+    fn backup_received(&mut self, src: Ipv4Addr, priority: u8, now: Instant) -> Vec<Action> {
+        if priority == 0 {
+            // The master resigns: take over after Skew_Time only.
+            self.master_down = Some(now + self.skew_time());
+            self.down_by_priority_zero = Some(src);
+            return vec![Action::Log(LogLine::BackupReceivedPriorityZero)];
+        }
+        if !self.cfg.preempt || priority >= self.effective {
+            self.preempt_since = None;
+            self.reset_down_timer(now);
+            return Vec::new();
+        }
+        if !self.cfg.preempt_delay.is_zero() {
+            let since = *self.preempt_since.get_or_insert(now);
+            if now < since + self.cfg.preempt_delay {
+                // Still tolerating the lower-priority master.
+                self.reset_down_timer(now);
+                return Vec::new();
+            }
+        }
+        // Discard: the down timer keeps running and we preempt when it fires.
+        vec![Action::Log(LogLine::BackupDiscardedLower {
+            from: src,
+            priority,
+        })]
+    }
+
+    /// RFC §6.4.3, with keepalived's answer to a lower-priority advert.
+    fn master_received(&mut self, src: Ipv4Addr, priority: u8, now: Instant) -> Vec<Action> {
+        let ours = self.effective;
+        if priority == 0 {
+            self.adver = Some(now + self.cfg.advert_int);
+            return vec![
+                Action::Log(LogLine::MasterReceivedPriorityZero),
+                self.advert(),
+            ];
+        }
+        // Tie-break on the addresses as unsigned 32-bit numbers.
+        let (line, reason) = if priority > ours {
+            (
+                LogLine::MasterReceivedHigher {
+                    from: src,
+                    priority,
+                    ours,
+                },
+                Reason::HigherPriorityAdvert {
+                    from: src,
+                    priority,
+                },
+            )
+        } else if priority == ours && u32::from(src) > u32::from(self.cfg.primary_ip) {
+            (
+                LogLine::MasterReceivedSameHigherIp { from: src, priority },
+                Reason::SamePriorityHigherIp {
+                    from: src,
+                    priority,
+                },
+            )
+        } else {
+            // keepalived: "forcing new election" with an advert and a GARP burst, then a
+            // second burst after the delay (garp_lower_prio_* default to the master's).
+            self.adver = Some(now + self.cfg.advert_int);
+            self.garp_again = self.after(self.cfg.garp_master_delay, now);
+            let mut actions = vec![
+                Action::Log(LogLine::MasterReceivedLower {
+                    from: src,
+                    priority,
+                    ours,
+                }),
+                self.advert(),
+            ];
+            actions.extend(self.garp(self.cfg.garp_master_repeat));
+            return actions;
+        };
+        let mut actions = vec![Action::Log(line)];
+        actions.extend(self.enter_backup(reason, now));
+        actions
+    }
+
+    fn tracker_changed(&mut self, index: usize, ok: bool, now: Instant) -> Vec<Action> {
+        let status = if ok {
+            TrackerStatus::Ok
+        } else {
+            TrackerStatus::Failed
+        };
+        match self.trackers.get_mut(index) {
+            Some(slot) if *slot != status => *slot = status,
+            _ => return Vec::new(),
+        }
+        let mut actions = Vec::new();
+        let old = self.effective;
+        let new = self.compute_priority();
+        if new != old {
+            self.effective = new;
+            if self.state == State::Initialize {
+                // Not running yet: the initial priority is not a change worth logging.
+                return actions;
+            }
+            actions.push(Action::PriorityChanged { from: old, to: new });
+            // keepalived moves the running down timer by the change in Skew_Time.
+            if let Some(deadline) = self.master_down {
+                let (old_skew, new_skew) = (skew_time(old), skew_time(new));
+                self.master_down = Some(if new_skew >= old_skew {
+                    deadline + (new_skew - old_skew)
+                } else {
+                    deadline
+                        .checked_sub(old_skew - new_skew)
+                        .unwrap_or(deadline)
+                });
+            }
+        }
+        let Some(spec) = self.cfg.trackers.get(index) else {
+            return actions;
+        };
+        let (name, kind) = (spec.name.clone(), spec.kind);
+        match (self.state, self.fault_cause()) {
+            (State::Backup | State::Master, Some(reason)) => {
+                actions.extend(self.enter_fault(reason));
+            }
+            (State::Fault, None) => {
+                let reason = Reason::TrackerRecovered { name, kind };
+                actions.extend(if self.is_owner() {
+                    self.become_master(State::Fault, reason, now)
+                } else {
+                    self.enter_backup(reason, now)
+                });
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    fn shutdown(&mut self) -> Vec<Action> {
+        let from = self.state;
+        let mut actions = Vec::new();
+        if from == State::Initialize {
+            return actions;
+        }
+        if from == State::Master {
+            // Let the backups take over after Skew_Time (RFC §6.4.3).
+            actions.push(Action::SendAdvert { priority: 0 });
+        }
+        actions.push(Action::Transition {
+            from,
+            to: State::Initialize,
+            reason: Reason::Shutdown,
+        });
+        if from == State::Master {
+            actions.push(Action::RemoveVips);
+        }
+        actions.push(Action::Notify(NotifyState::Stop));
+        self.clear_timers();
+        self.state = State::Initialize;
+        actions
+    }
+
+    /// keepalived order: advert, log, VIPs, GARPs, notify.
+    fn become_master(&mut self, from: State, reason: Reason, now: Instant) -> Vec<Action> {
+        self.clear_timers();
+        self.state = State::Master;
+        self.adver = Some(now + self.cfg.advert_int);
+        self.garp_again = self.after(self.cfg.garp_master_delay, now);
+        self.garp_refresh = self.after(self.cfg.garp_master_refresh, now);
+        let mut actions = vec![
+            self.advert(),
+            Action::Transition {
+                from,
+                to: State::Master,
+                reason,
+            },
+            Action::AddVips,
+        ];
+        actions.extend(self.garp(self.cfg.garp_master_repeat));
+        actions.push(Action::Notify(NotifyState::Master));
+        actions
+    }
+
+    /// From Initialize, Master (demoted: no priority-0 advert) or Fault.
+    fn enter_backup(&mut self, reason: Reason, now: Instant) -> Vec<Action> {
+        let from = self.state;
+        self.clear_timers();
+        self.state = State::Backup;
+        self.reset_down_timer(now);
+        let mut actions = vec![Action::Transition {
+            from,
+            to: State::Backup,
+            reason,
+        }];
+        if from == State::Master {
+            actions.push(Action::RemoveVips);
+        }
+        actions.push(Action::Notify(NotifyState::Backup));
+        actions
+    }
+
+    fn enter_fault(&mut self, reason: Reason) -> Vec<Action> {
+        let from = self.state;
+        self.clear_timers();
+        self.state = State::Fault;
+        let mut actions = Vec::new();
+        if from == State::Master {
+            actions.push(Action::SendAdvert { priority: 0 });
+        }
+        actions.push(Action::Transition {
+            from,
+            to: State::Fault,
+            reason,
+        });
+        if from == State::Master {
+            actions.push(Action::RemoveVips);
+        }
+        actions.push(Action::Notify(NotifyState::Fault));
+        actions
+    }
+
+    fn reset_down_timer(&mut self, now: Instant) {
+        self.master_down = Some(now + self.master_down_interval());
+        self.down_by_priority_zero = None;
+    }
+
+    fn clear_timers(&mut self) {
+        self.master_down = None;
+        self.down_by_priority_zero = None;
+        self.preempt_since = None;
+        self.adver = None;
+        self.garp_again = None;
+        self.garp_refresh = None;
+    }
+
+    fn advert(&self) -> Action {
+        Action::SendAdvert {
+            priority: self.effective,
+        }
+    }
+
+    fn garp(&self, count: u32) -> Option<Action> {
+        (count > 0).then_some(Action::SendGarp { count })
+    }
+
+    fn after(&self, delay: Duration, now: Instant) -> Option<Instant> {
+        (!delay.is_zero()).then(|| now + delay)
+    }
+
+    /// A weight-0 tracker that fails, or a weight-0 script/backend that has not reported
+    /// yet (keepalived holds FAULT until it has; interfaces report before startup).
+    fn fault_cause(&self) -> Option<Reason> {
+        self.cfg
+            .trackers
+            .iter()
+            .zip(&self.trackers)
+            .filter(|(spec, _)| spec.weight == 0)
+            .find_map(|(spec, status)| {
+                let (name, kind) = (spec.name.clone(), spec.kind);
+                match (status, kind) {
+                    (TrackerStatus::Failed, _) => Some(Reason::TrackerFailed { name, kind }),
+                    (TrackerStatus::Unknown, TrackerKind::Script | TrackerKind::Backend) => {
+                        Some(Reason::TrackerPending { name, kind })
+                    }
+                    _ => None,
+                }
+            })
+    }
+
+    /// vrrp.md §10: clamp(base + Σ, 1, 254); an owner is never adjusted. A tracker whose
+    /// state is unknown adjusts nothing.
+    fn compute_priority(&self) -> u8 {
+        if self.is_owner() {
+            return OWNER_PRIORITY;
+        }
+        let sum: i64 = self
+            .cfg
+            .trackers
+            .iter()
+            .zip(&self.trackers)
+            .map(|(spec, status)| match status {
+                TrackerStatus::Ok if spec.weight > 0 => i64::from(spec.weight),
+                TrackerStatus::Failed if spec.weight < 0 => i64::from(spec.weight),
+                _ => 0,
+            })
+            .sum();
+        (i64::from(self.cfg.priority) + sum).clamp(1, 254) as u8
+    }
+}
+
+/// Next periodic deadline: keep the cadence, but never schedule in the past.
+fn next_after(deadline: Instant, period: Duration, now: Instant) -> Instant {
+    let next = deadline + period;
+    if next > now {
+        next
+    } else {
+        now + period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        NotifyScripts, ScriptConfig, TrackBackend, TrackInterface, TrackScript, VirtualAddress,
+    };
+
+    const OURS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+    const PEER_HIGH: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
+    const PEER_LOW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn cfg(priority: u8) -> MachineConfig {
+        MachineConfig {
+            vrid: 51,
+            priority,
+            advert_int: secs(1),
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            initial_state: InitialState::Backup,
+            garp_master_delay: secs(5),
+            garp_master_repeat: 5,
+            garp_master_refresh: Duration::ZERO,
+            garp_master_refresh_repeat: 1,
+            primary_ip: OURS,
+            trackers: vec![TrackerSpec {
+                name: "eth0".into(),
+                kind: TrackerKind::OwnInterface,
+                weight: 0,
+            }],
+        }
+    }
+
+    fn with_tracker(mut c: MachineConfig, name: &str, kind: TrackerKind, weight: i32) -> MachineConfig {
+        c.trackers.push(TrackerSpec {
+            name: name.into(),
+            kind,
+            weight,
+        });
+        c
+    }
+
+    /// A machine plus a fake clock origin.
+    struct Bench {
+        m: Machine,
+        t0: Instant,
+    }
+
+    impl Bench {
+        fn new(c: MachineConfig) -> Self {
+            Bench {
+                m: Machine::new(c),
+                t0: Instant::now(),
+            }
+        }
+
+        fn at(&self, d: Duration) -> Instant {
+            self.t0 + d
+        }
+
+        fn start(c: MachineConfig) -> Self {
+            let mut b = Self::new(c);
+            let acts = b.ev(Duration::ZERO, Event::Startup);
+            assert!(!acts.is_empty());
+            b
+        }
+
+        fn ev(&mut self, d: Duration, e: Event) -> Vec<Action> {
+            let now = self.at(d);
+            self.m.handle(e, now)
+        }
+
+        fn advert(&mut self, d: Duration, src: Ipv4Addr, priority: u8) -> Vec<Action> {
+            self.ev(d, Event::Advert { src, priority })
+        }
+
+        fn tick(&mut self, d: Duration) -> Vec<Action> {
+            let now = self.at(d);
+            self.m.handle_timeout(now)
+        }
+
+        fn deadline(&self) -> Option<Duration> {
+            self.m.poll_timeout().map(|t| t - self.t0)
+        }
+
+        /// Start as a Backup and make it Master through its down timer.
+        fn master(c: MachineConfig) -> Self {
+            let mut b = Self::start(c);
+            let mdi = b.m.master_down_interval();
+            b.tick(mdi);
+            assert_eq!(b.m.state(), State::Master);
+            b
+        }
+    }
+
+    fn becoming_master(from: State, reason: Reason, priority: u8) -> Vec<Action> {
+        vec![
+            Action::SendAdvert { priority },
+            Action::Transition {
+                from,
+                to: State::Master,
+                reason,
+            },
+            Action::AddVips,
+            Action::SendGarp { count: 5 },
+            Action::Notify(NotifyState::Master),
+        ]
+    }
+
+    fn own_if_down() -> Reason {
+        Reason::TrackerFailed {
+            name: "eth0".into(),
+            kind: TrackerKind::OwnInterface,
+        }
+    }
+
+    #[test]
+    fn skew_time_and_master_down_interval_match_the_table() {
+        // vrrp.md §5, to the millisecond (and exact in 1/256 s).
+        for (prio, skew_ms, mdi_ms) in [
+            (1, 996, 3996),
+            (50, 805, 3805),
+            (100, 609, 3609),
+            (150, 414, 3414),
+            (200, 219, 3219),
+            (254, 8, 3008),
+        ] {
+            assert_eq!(skew_time(prio).as_millis(), skew_ms, "prio {prio}");
+            assert_eq!(
+                master_down_interval(secs(1), prio).as_millis(),
+                mdi_ms,
+                "prio {prio}"
+            );
+        }
+        assert_eq!(skew_time(100), Duration::from_nanos(609_375_000));
+        assert_eq!(master_down_interval(secs(3), 100), ms(9609) + Duration::from_nanos(375_000));
+        let m = Machine::new(cfg(100));
+        assert_eq!(m.skew_time(), Duration::from_nanos(609_375_000));
+        assert_eq!(m.master_down_interval(), Duration::from_nanos(3_609_375_000));
+    }
+
+    #[test]
+    fn startup_enters_backup_with_down_timer() {
+        let mut b = Bench::new(cfg(100));
+        assert_eq!(b.m.state(), State::Initialize);
+        assert_eq!(b.m.poll_timeout(), None);
+        let acts = b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Transition {
+                    from: State::Initialize,
+                    to: State::Backup,
+                    reason: Reason::Init
+                },
+                Action::Notify(NotifyState::Backup)
+            ]
+        );
+        assert_eq!(b.deadline(), Some(Duration::from_nanos(3_609_375_000)));
+        // A second Startup is ignored.
+        assert!(b.ev(secs(1), Event::Startup).is_empty());
+    }
+
+    #[test]
+    fn backup_takes_over_after_master_down_interval() {
+        let mut b = Bench::start(cfg(100));
+        let mdi = b.m.master_down_interval();
+        assert!(b.tick(mdi - ms(1)).is_empty());
+        assert_eq!(b.m.state(), State::Backup);
+        let acts = b.tick(mdi);
+        let mut expected = vec![Action::Log(LogLine::ReceiveTimeout)];
+        expected.extend(becoming_master(State::Backup, Reason::MasterDownTimer, 100));
+        assert_eq!(acts, expected);
+        assert_eq!(b.m.state(), State::Master);
+        // Adver_Timer, then adverts every second.
+        assert_eq!(b.deadline(), Some(mdi + secs(1)));
+        assert_eq!(b.tick(mdi + secs(1)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(b.deadline(), Some(mdi + secs(2)));
+    }
+
+    #[test]
+    fn equal_priority_backup_resets_timer() {
+        let mut b = Bench::start(cfg(100));
+        assert!(b.advert(secs(2), PEER_LOW, 100).is_empty());
+        assert_eq!(b.deadline(), Some(secs(2) + b.m.master_down_interval()));
+        // No tie-break in Backup: a lower address at equal priority still resets it.
+        assert!(b.advert(secs(3), PEER_LOW, 100).is_empty());
+        assert_eq!(b.deadline(), Some(secs(3) + b.m.master_down_interval()));
+        assert!(b.advert(secs(4), PEER_HIGH, 200).is_empty());
+        assert_eq!(b.deadline(), Some(secs(4) + b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn preempting_backup_discards_lower_advert_and_takes_over() {
+        let mut b = Bench::start(cfg(100));
+        let mdi = b.m.master_down_interval();
+        let acts = b.advert(secs(1), PEER_LOW, 90);
+        assert_eq!(
+            acts,
+            vec![Action::Log(LogLine::BackupDiscardedLower {
+                from: PEER_LOW,
+                priority: 90
+            })]
+        );
+        assert_eq!(b.deadline(), Some(mdi), "timer must keep running");
+        b.advert(secs(2), PEER_LOW, 90);
+        b.advert(secs(3), PEER_LOW, 90);
+        b.tick(mdi);
+        assert_eq!(b.m.state(), State::Master);
+    }
+
+    #[test]
+    fn nopreempt_backup_resets_timer_on_lower_advert() {
+        let mut c = cfg(100);
+        c.preempt = false;
+        let mut b = Bench::start(c);
+        for s in 1..10 {
+            assert!(b.advert(secs(s), PEER_LOW, 50).is_empty());
+            assert!(b.tick(secs(s) + ms(500)).is_empty());
+        }
+        assert_eq!(b.m.state(), State::Backup);
+        assert_eq!(b.deadline(), Some(secs(9) + b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn preempt_delay_delays_takeover_by_delay_plus_mdi() {
+        let mut c = cfg(100);
+        c.preempt_delay = secs(10);
+        let mut b = Bench::start(c);
+        let mdi = b.m.master_down_interval();
+        // Lower-priority master seen from t=1 on, every second.
+        let mut t = 1;
+        loop {
+            let acts = b.advert(secs(t), PEER_LOW, 50);
+            if t < 11 {
+                assert!(acts.is_empty(), "tolerated at t={t}");
+                assert_eq!(b.deadline(), Some(secs(t) + mdi));
+            } else {
+                assert_eq!(acts.len(), 1, "discarded at t={t}");
+            }
+            let acts = b.tick(secs(t) + ms(999));
+            if !acts.is_empty() {
+                break;
+            }
+            t += 1;
+        }
+        // Last accepted advert at t=10 (< 1 + 10), so the timer fires at 10 + MDI = 13.6 s:
+        // not by 12.999 s, by 13.999 s.
+        assert_eq!(b.m.state(), State::Master);
+        assert_eq!(t, 13);
+        assert!(secs(10) + mdi > secs(12) + ms(999));
+    }
+
+    #[test]
+    fn preempt_delay_is_cancelled_by_equal_or_higher_advert() {
+        let mut c = cfg(100);
+        c.preempt_delay = secs(10);
+        let mut b = Bench::start(c);
+        let mdi = b.m.master_down_interval();
+        for t in 1..=5 {
+            assert!(b.advert(secs(t), PEER_LOW, 50).is_empty());
+        }
+        assert!(b.advert(secs(6), PEER_HIGH, 100).is_empty());
+        // A new run of lower adverts starts the delay again from t=7.
+        for t in 7..17 {
+            assert!(b.advert(secs(t), PEER_LOW, 50).is_empty(), "t={t}");
+        }
+        assert_eq!(b.advert(secs(17), PEER_LOW, 50).len(), 1);
+        assert_eq!(b.deadline(), Some(secs(16) + mdi));
+    }
+
+    #[test]
+    fn priority_zero_advert_gives_fast_takeover_after_skew() {
+        let mut b = Bench::start(cfg(100));
+        b.advert(secs(1), PEER_HIGH, 200);
+        let acts = b.advert(secs(2), PEER_HIGH, 0);
+        assert_eq!(acts, vec![Action::Log(LogLine::BackupReceivedPriorityZero)]);
+        let skew = b.m.skew_time();
+        assert_eq!(b.deadline(), Some(secs(2) + skew));
+        assert!(b.tick(secs(2) + skew - ms(1)).is_empty());
+        let acts = b.tick(secs(2) + skew);
+        let mut expected = vec![Action::Log(LogLine::ReceiveTimeout)];
+        expected.extend(becoming_master(
+            State::Backup,
+            Reason::PriorityZeroAdvert { from: PEER_HIGH },
+            100,
+        ));
+        assert_eq!(acts, expected);
+    }
+
+    #[test]
+    fn priority_zero_timer_is_replaced_by_a_later_normal_advert() {
+        let mut b = Bench::start(cfg(100));
+        b.advert(secs(1), PEER_HIGH, 0);
+        b.advert(secs(1) + ms(100), PEER_LOW, 150);
+        assert_eq!(b.deadline(), Some(secs(1) + ms(100) + b.m.master_down_interval()));
+        b.tick(secs(10));
+        assert_eq!(b.m.state(), State::Master);
+    }
+
+    #[test]
+    fn master_answers_priority_zero_with_immediate_advert() {
+        let mut b = Bench::master(cfg(100));
+        let acts = b.advert(secs(5) + ms(300), PEER_LOW, 0);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Log(LogLine::MasterReceivedPriorityZero),
+                Action::SendAdvert { priority: 100 }
+            ]
+        );
+        assert_eq!(b.m.state(), State::Master);
+        assert_eq!(b.deadline(), Some(secs(6) + ms(300)));
+    }
+
+    #[test]
+    fn master_yields_to_higher_priority() {
+        let mut b = Bench::master(cfg(100));
+        let acts = b.advert(secs(5), PEER_LOW, 150);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Log(LogLine::MasterReceivedHigher {
+                    from: PEER_LOW,
+                    priority: 150,
+                    ours: 100
+                }),
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::HigherPriorityAdvert {
+                        from: PEER_LOW,
+                        priority: 150
+                    }
+                },
+                Action::RemoveVips,
+                Action::Notify(NotifyState::Backup),
+            ]
+        );
+        assert_eq!(b.m.state(), State::Backup);
+        // Adver and GARP timers are gone; only the down timer runs.
+        assert_eq!(b.deadline(), Some(secs(5) + b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn master_tie_break_loses_to_higher_address() {
+        let mut b = Bench::master(cfg(100));
+        let acts = b.advert(secs(5), PEER_HIGH, 100);
+        assert_eq!(
+            acts[0],
+            Action::Log(LogLine::MasterReceivedSameHigherIp {
+                from: PEER_HIGH,
+                priority: 100
+            })
+        );
+        assert_eq!(
+            acts[1],
+            Action::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::SamePriorityHigherIp {
+                    from: PEER_HIGH,
+                    priority: 100
+                }
+            }
+        );
+        assert_eq!(b.m.state(), State::Backup);
+    }
+
+    #[test]
+    fn master_tie_break_wins_against_lower_address_and_compares_unsigned() {
+        let mut b = Bench::master(cfg(100));
+        b.advert(secs(5), PEER_LOW, 100);
+        assert_eq!(b.m.state(), State::Master);
+        // 10.0.0.1 < 198.51.100.11 < 200.0.0.1 as unsigned numbers (200.x is negative as i32).
+        let mut b = Bench::master(cfg(100));
+        b.advert(secs(5), Ipv4Addr::new(10, 0, 0, 1), 100);
+        assert_eq!(b.m.state(), State::Master);
+        b.advert(secs(6), Ipv4Addr::new(200, 0, 0, 1), 100);
+        assert_eq!(b.m.state(), State::Backup);
+    }
+
+    #[test]
+    fn master_answers_lower_advert_with_advert_and_garp_burst() {
+        let mut b = Bench::master(cfg(100));
+        let t = secs(20) + ms(250);
+        let acts = b.advert(t, PEER_HIGH, 90);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Log(LogLine::MasterReceivedLower {
+                    from: PEER_HIGH,
+                    priority: 90,
+                    ours: 100
+                }),
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 5 },
+            ]
+        );
+        assert_eq!(b.m.state(), State::Master);
+        // Adverts continue from the answer; a second GARP burst follows after the delay.
+        assert_eq!(b.deadline(), Some(t + secs(1)));
+        for s in 1..5 {
+            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+        }
+        assert_eq!(
+            b.tick(t + secs(5)),
+            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]
+        );
+    }
+
+    #[test]
+    fn priority_change_in_backup_moves_deadline_by_the_difference() {
+        let c = with_tracker(cfg(100), "chk_web", TrackerKind::Script, 50);
+        let mut b = Bench::new(c);
+        b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: true });
+        b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(b.deadline(), Some(Duration::from_nanos(3_609_375_000)));
+        let acts = b.ev(secs(1), Event::Tracker { index: 1, ok: true });
+        assert_eq!(acts, vec![Action::PriorityChanged { from: 100, to: 150 }]);
+        assert_eq!(b.m.effective_priority(), 150);
+        // Skew 0.609375 -> 0.4140625: the deadline moves 0.1953125 s earlier, not reset.
+        assert_eq!(b.deadline(), Some(Duration::from_nanos(3_414_062_500)));
+        let acts = b.ev(secs(2), Event::Tracker { index: 1, ok: false });
+        assert_eq!(acts, vec![Action::PriorityChanged { from: 150, to: 100 }]);
+        assert_eq!(b.deadline(), Some(Duration::from_nanos(3_609_375_000)));
+    }
+
+    #[test]
+    fn master_carries_new_priority_in_next_advert() {
+        let c = with_tracker(cfg(100), "eth1", TrackerKind::Interface, -30);
+        let mut b = Bench::master(c);
+        let mdi = Duration::from_nanos(3_609_375_000);
+        let acts = b.ev(mdi + ms(100), Event::Tracker { index: 1, ok: false });
+        assert_eq!(acts, vec![Action::PriorityChanged { from: 100, to: 70 }]);
+        assert_eq!(b.m.state(), State::Master);
+        assert_eq!(b.tick(mdi + secs(1)), vec![Action::SendAdvert { priority: 70 }]);
+    }
+
+    #[test]
+    fn weights_follow_sign_rules_and_clamp_to_1_254() {
+        let c = with_tracker(
+            with_tracker(cfg(250), "up", TrackerKind::Interface, 10),
+            "down",
+            TrackerKind::Interface,
+            -20,
+        );
+        let mut b = Bench::start(c);
+        // Unknown trackers adjust nothing.
+        assert_eq!(b.m.effective_priority(), 250);
+        b.ev(secs(1), Event::Tracker { index: 1, ok: true });
+        assert_eq!(b.m.effective_priority(), 254, "250 + 10 clamps to 254");
+        b.ev(secs(1), Event::Tracker { index: 2, ok: true });
+        assert_eq!(b.m.effective_priority(), 254, "negative weight while OK: nothing");
+        b.ev(secs(1), Event::Tracker { index: 2, ok: false });
+        assert_eq!(b.m.effective_priority(), 240);
+        b.ev(secs(1), Event::Tracker { index: 1, ok: false });
+        assert_eq!(b.m.effective_priority(), 230, "positive weight while failing: nothing");
+
+        let c = with_tracker(cfg(5), "chk", TrackerKind::Script, -20);
+        let mut b = Bench::start(c);
+        b.ev(secs(1), Event::Tracker { index: 1, ok: false });
+        assert_eq!(b.m.effective_priority(), 1, "5 - 20 clamps to 1");
+        assert_eq!(b.m.state(), State::Backup, "a weighted tracker never causes FAULT");
+    }
+
+    #[test]
+    fn repeated_tracker_report_is_not_a_change() {
+        let c = with_tracker(cfg(100), "chk", TrackerKind::Script, 10);
+        let mut b = Bench::start(c);
+        assert_eq!(b.ev(secs(1), Event::Tracker { index: 1, ok: true }).len(), 1);
+        assert!(b.ev(secs(2), Event::Tracker { index: 1, ok: true }).is_empty());
+        // Out-of-range indices are ignored, not a panic.
+        assert!(b.ev(secs(2), Event::Tracker { index: 99, ok: false }).is_empty());
+    }
+
+    #[test]
+    fn fault_from_backup_and_back_with_fresh_timer() {
+        let mut b = Bench::start(cfg(100));
+        let acts = b.ev(secs(1), Event::Tracker { index: 0, ok: false });
+        assert_eq!(
+            acts,
+            vec![
+                Action::Transition {
+                    from: State::Backup,
+                    to: State::Fault,
+                    reason: own_if_down()
+                },
+                Action::Notify(NotifyState::Fault)
+            ]
+        );
+        assert_eq!(b.m.poll_timeout(), None, "FAULT runs no timer");
+        // Adverts are ignored in FAULT, timers never fire.
+        assert!(b.advert(secs(2), PEER_LOW, 0).is_empty());
+        assert!(b.tick(secs(30)).is_empty());
+        assert_eq!(b.m.state(), State::Fault);
+        let acts = b.ev(secs(40), Event::Tracker { index: 0, ok: true });
+        assert_eq!(
+            acts,
+            vec![
+                Action::Transition {
+                    from: State::Fault,
+                    to: State::Backup,
+                    reason: Reason::TrackerRecovered {
+                        name: "eth0".into(),
+                        kind: TrackerKind::OwnInterface
+                    }
+                },
+                Action::Notify(NotifyState::Backup)
+            ]
+        );
+        assert_eq!(b.deadline(), Some(secs(40) + b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn fault_from_master_sends_priority_zero_and_removes_vips() {
+        let c = with_tracker(cfg(100), "chk_web", TrackerKind::Script, 0);
+        let mut b = Bench::new(c);
+        b.ev(Duration::ZERO, Event::Tracker { index: 1, ok: true });
+        b.ev(Duration::ZERO, Event::Startup);
+        let mdi = b.m.master_down_interval();
+        b.tick(mdi);
+        assert_eq!(b.m.state(), State::Master);
+        let acts = b.ev(secs(10), Event::Tracker { index: 1, ok: false });
+        assert_eq!(
+            acts,
+            vec![
+                Action::SendAdvert { priority: 0 },
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Fault,
+                    reason: Reason::TrackerFailed {
+                        name: "chk_web".into(),
+                        kind: TrackerKind::Script
+                    }
+                },
+                Action::RemoveVips,
+                Action::Notify(NotifyState::Fault),
+            ]
+        );
+        assert_eq!(b.m.poll_timeout(), None, "adverts and GARPs stop");
+        let acts = b.ev(secs(11), Event::Tracker { index: 1, ok: true });
+        assert_eq!(acts[0], Action::Transition {
+            from: State::Fault,
+            to: State::Backup,
+            reason: Reason::TrackerRecovered {
+                name: "chk_web".into(),
+                kind: TrackerKind::Script
+            }
+        });
+        assert_eq!(b.m.state(), State::Backup);
+    }
+
+    #[test]
+    fn weight_zero_script_holds_fault_at_startup_until_first_report() {
+        let c = with_tracker(cfg(100), "chk_web", TrackerKind::Script, 0);
+        let mut b = Bench::new(c);
+        let acts = b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Transition {
+                    from: State::Initialize,
+                    to: State::Fault,
+                    reason: Reason::TrackerPending {
+                        name: "chk_web".into(),
+                        kind: TrackerKind::Script
+                    }
+                },
+                Action::Notify(NotifyState::Fault)
+            ]
+        );
+        b.ev(secs(1), Event::Tracker { index: 1, ok: true });
+        assert_eq!(b.m.state(), State::Backup);
+        assert_eq!(b.deadline(), Some(secs(1) + b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn unknown_interface_does_not_hold_fault_but_a_down_one_does() {
+        let c = with_tracker(cfg(100), "eth1", TrackerKind::Interface, 0);
+        let b = Bench::start(c.clone());
+        assert_eq!(b.m.state(), State::Backup);
+        let mut b = Bench::new(c);
+        b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: false });
+        assert!(b.m.poll_timeout().is_none());
+        let acts = b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(
+            acts[0],
+            Action::Transition {
+                from: State::Initialize,
+                to: State::Fault,
+                reason: own_if_down()
+            }
+        );
+    }
+
+    #[test]
+    fn owner_starts_master_at_once_and_ignores_weights() {
+        let c = with_tracker(cfg(255), "chk", TrackerKind::Script, -50);
+        let mut b = Bench::new(c);
+        let acts = b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(acts, becoming_master(State::Initialize, Reason::Init, 255));
+        assert_eq!(b.deadline(), Some(secs(1)));
+        assert!(b.ev(secs(1), Event::Tracker { index: 1, ok: false }).is_empty());
+        assert_eq!(b.m.effective_priority(), 255);
+        assert_eq!(b.m.skew_time(), Duration::from_nanos(3_906_250));
+        // FAULT still applies, and recovery returns straight to Master.
+        let acts = b.ev(secs(2), Event::Tracker { index: 0, ok: false });
+        assert_eq!(acts[0], Action::SendAdvert { priority: 0 });
+        assert_eq!(b.m.state(), State::Fault);
+        let acts = b.ev(secs(3), Event::Tracker { index: 0, ok: true });
+        assert_eq!(
+            acts,
+            becoming_master(
+                State::Fault,
+                Reason::TrackerRecovered {
+                    name: "eth0".into(),
+                    kind: TrackerKind::OwnInterface
+                },
+                255
+            )
+        );
+    }
+
+    #[test]
+    fn state_master_below_255_starts_in_backup() {
+        let mut c = cfg(200);
+        c.initial_state = InitialState::Master;
+        let b = Bench::start(c);
+        assert_eq!(b.m.state(), State::Backup);
+        assert_eq!(b.deadline(), Some(b.m.master_down_interval()));
+    }
+
+    #[test]
+    fn garp_schedule_delay_refresh_and_cancel_on_leaving_master() {
+        let mut c = cfg(100);
+        c.garp_master_refresh = secs(30);
+        let mut b = Bench::master(c);
+        let t = b.m.master_down_interval(); // became Master here
+        // Second burst after garp_master_delay (5 s), alongside that second's advert.
+        assert_eq!(b.tick(t + secs(4)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(
+            b.tick(t + secs(5)),
+            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]
+        );
+        for s in 6..30 {
+            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+        }
+        // Refresh: one GARP per VIP every 30 s.
+        assert_eq!(
+            b.tick(t + secs(30)),
+            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 1 }]
+        );
+        for s in 31..60 {
+            b.tick(t + secs(s));
+        }
+        assert_eq!(
+            b.tick(t + secs(60)),
+            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 1 }]
+        );
+        b.advert(t + secs(61), PEER_HIGH, 200);
+        assert_eq!(b.m.state(), State::Backup);
+        assert_eq!(b.deadline(), Some(t + secs(61) + b.m.master_down_interval()));
+        b.advert(t + secs(62), PEER_HIGH, 200);
+        assert!(b.tick(t + secs(64)).is_empty(), "no GARP after leaving Master");
+    }
+
+    #[test]
+    fn no_second_garp_burst_when_delay_is_zero() {
+        let mut c = cfg(100);
+        c.garp_master_delay = Duration::ZERO;
+        let mut b = Bench::master(c);
+        let t = b.m.master_down_interval();
+        for s in 1..20 {
+            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+        }
+    }
+
+    #[test]
+    fn late_timer_call_does_not_burst_adverts() {
+        let mut b = Bench::master(cfg(100));
+        let t = b.m.master_down_interval();
+        // The driver was stalled for 10 s: one advert, then back on a 1 s cadence.
+        assert_eq!(b.tick(t + secs(10)), vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]);
+        assert_eq!(b.deadline(), Some(t + secs(11)));
+    }
+
+    #[test]
+    fn shutdown_from_each_state() {
+        // Master: priority-0 advert first, then VIPs go.
+        let mut b = Bench::master(cfg(100));
+        assert_eq!(
+            b.ev(secs(9), Event::Shutdown),
+            vec![
+                Action::SendAdvert { priority: 0 },
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Initialize,
+                    reason: Reason::Shutdown
+                },
+                Action::RemoveVips,
+                Action::Notify(NotifyState::Stop),
+            ]
+        );
+        assert_eq!(b.m.state(), State::Initialize);
+        assert_eq!(b.m.poll_timeout(), None);
+        // Backup: nothing sent.
+        let mut b = Bench::start(cfg(100));
+        assert_eq!(
+            b.ev(secs(1), Event::Shutdown),
+            vec![
+                Action::Transition {
+                    from: State::Backup,
+                    to: State::Initialize,
+                    reason: Reason::Shutdown
+                },
+                Action::Notify(NotifyState::Stop),
+            ]
+        );
+        assert_eq!(b.m.poll_timeout(), None);
+        // Fault: nothing sent either.
+        let mut b = Bench::start(cfg(100));
+        b.ev(secs(1), Event::Tracker { index: 0, ok: false });
+        assert_eq!(
+            b.ev(secs(2), Event::Shutdown),
+            vec![
+                Action::Transition {
+                    from: State::Fault,
+                    to: State::Initialize,
+                    reason: Reason::Shutdown
+                },
+                Action::Notify(NotifyState::Stop),
+            ]
+        );
+        // Never started: nothing at all; adverts are ignored.
+        let mut b = Bench::new(cfg(100));
+        assert!(b.advert(secs(1), PEER_LOW, 100).is_empty());
+        assert!(b.ev(secs(1), Event::Shutdown).is_empty());
+    }
+
+    #[test]
+    fn reasons_display_as_structured_fields() {
+        assert_eq!(Reason::MasterDownTimer.to_string(), "master down timer expired");
+        assert_eq!(
+            Reason::HigherPriorityAdvert {
+                from: Ipv4Addr::new(198, 51, 100, 12),
+                priority: 150
+            }
+            .to_string(),
+            "higher priority advert from 198.51.100.12"
+        );
+        assert_eq!(
+            Reason::PriorityZeroAdvert { from: PEER_HIGH }.to_string(),
+            "priority-0 advert from the master 198.51.100.12"
+        );
+        assert_eq!(
+            Reason::TrackerFailed {
+                name: "chk_web".into(),
+                kind: TrackerKind::Script
+            }
+            .to_string(),
+            "script chk_web failed"
+        );
+        assert_eq!(
+            Reason::TrackerFailed {
+                name: "eth1".into(),
+                kind: TrackerKind::Interface
+            }
+            .to_string(),
+            "interface eth1 down"
+        );
+        assert_eq!(State::Initialize.to_string(), "INIT");
+        assert_eq!(State::Master.to_string(), "MASTER");
+        assert_eq!(NotifyState::Stop.to_string(), "STOP");
+    }
+
+    fn instance(priority: u8) -> InstanceConfig {
+        InstanceConfig {
+            name: "VI_1".into(),
+            interface: "eth0".into(),
+            vrid: 51,
+            priority,
+            advert_int: 2,
+            initial_state: InitialState::Backup,
+            nopreempt: false,
+            preempt_delay: secs(30),
+            auth_pass: None,
+            unicast_src_ip: None,
+            unicast_peers: vec![],
+            virtual_addresses: vec![VirtualAddress {
+                addr: Ipv4Addr::new(198, 51, 100, 100),
+                prefix_len: 24,
+                dev: None,
+            }],
+            garp_master_delay: secs(5),
+            garp_master_repeat: 5,
+            garp_master_refresh: Duration::ZERO,
+            track_interfaces: vec![TrackInterface {
+                name: "eth1".into(),
+                weight: -10,
+            }],
+            track_scripts: vec![TrackScript {
+                script: ScriptConfig {
+                    name: "chk_web".into(),
+                    script: "/bin/true".into(),
+                    interval: secs(1),
+                    timeout: secs(1),
+                    weight: 0,
+                    rise: 1,
+                    fall: 1,
+                    user: None,
+                },
+                weight: 20,
+            }],
+            track_backends: vec![TrackBackend {
+                backend: "web".into(),
+                min_up: 1,
+                weight: 0,
+            }],
+            notify: NotifyScripts::default(),
+        }
+    }
+
+    #[test]
+    fn config_from_instance_orders_trackers_and_applies_keepalived_overrides() {
+        let c = MachineConfig::from_instance(&instance(100), OURS);
+        assert_eq!(c.advert_int, secs(2));
+        assert_eq!(c.primary_ip, OURS);
+        assert!(c.preempt);
+        assert_eq!(c.preempt_delay, secs(30));
+        let names: Vec<_> = c.trackers.iter().map(|t| (t.name.as_str(), t.kind, t.weight)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("eth0", TrackerKind::OwnInterface, 0),
+                ("eth1", TrackerKind::Interface, -10),
+                ("chk_web", TrackerKind::Script, 20),
+                ("web", TrackerKind::Backend, 0),
+            ]
+        );
+        assert_eq!(c.tracker_index(TrackerKind::Script, "chk_web"), Some(2));
+        assert_eq!(c.tracker_index(TrackerKind::Script, "eth1"), None);
+
+        let mut i = instance(100);
+        i.nopreempt = true;
+        i.unicast_src_ip = Some(PEER_LOW);
+        let c = MachineConfig::from_instance(&i, OURS);
+        assert!(!c.preempt);
+        assert_eq!(c.preempt_delay, Duration::ZERO, "preempt_delay ignored with nopreempt");
+        assert_eq!(c.primary_ip, PEER_LOW, "unicast_src_ip is the advert source");
+
+        i.initial_state = InitialState::Master;
+        let c = MachineConfig::from_instance(&i, OURS);
+        assert!(c.preempt, "nopreempt ignored with state MASTER");
+        assert_eq!(c.preempt_delay, Duration::ZERO);
+
+        let mut i = instance(255);
+        i.nopreempt = true;
+        assert!(MachineConfig::from_instance(&i, OURS).preempt);
+    }
+}
