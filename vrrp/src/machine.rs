@@ -171,10 +171,16 @@ impl fmt::Display for NotifyState {
 pub enum Event {
     Startup,
     /// A valid advert for our VRID; `src` is its IP source.
-    Advert { src: Ipv4Addr, priority: u8 },
+    Advert {
+        src: Ipv4Addr,
+        priority: u8,
+    },
     /// Tracker `index` (into [`MachineConfig::trackers`]) is now OK or failing. Reports
     /// before `Startup` are recorded silently.
-    Tracker { index: usize, ok: bool },
+    Tracker {
+        index: usize,
+        ok: bool,
+    },
     Shutdown,
 }
 
@@ -184,13 +190,30 @@ pub enum Reason {
     Init,
     MasterDownTimer,
     /// The down timer had been shortened to Skew_Time by this master's priority-0 advert.
-    PriorityZeroAdvert { from: Ipv4Addr },
-    HigherPriorityAdvert { from: Ipv4Addr, priority: u8 },
-    SamePriorityHigherIp { from: Ipv4Addr, priority: u8 },
-    TrackerFailed { name: String, kind: TrackerKind },
+    PriorityZeroAdvert {
+        from: Ipv4Addr,
+    },
+    HigherPriorityAdvert {
+        from: Ipv4Addr,
+        priority: u8,
+    },
+    SamePriorityHigherIp {
+        from: Ipv4Addr,
+        priority: u8,
+    },
+    TrackerFailed {
+        name: String,
+        kind: TrackerKind,
+    },
     /// A weight-0 script or backend has not reported yet (keepalived holds FAULT).
-    TrackerPending { name: String, kind: TrackerKind },
-    TrackerRecovered { name: String, kind: TrackerKind },
+    TrackerPending {
+        name: String,
+        kind: TrackerKind,
+    },
+    TrackerRecovered {
+        name: String,
+        kind: TrackerKind,
+    },
     Shutdown,
 }
 
@@ -279,11 +302,15 @@ impl LogLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Send one advert (to the group or to each unicast peer) with this priority.
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        priority: u8,
+    },
     AddVips,
     RemoveVips,
     /// Send `count` gratuitous ARPs for every VIP.
-    SendGarp { count: u32 },
+    SendGarp {
+        count: u32,
+    },
     Notify(NotifyState),
     /// Log `Entering ... STATE` and publish the new state.
     Transition {
@@ -292,7 +319,10 @@ pub enum Action {
         reason: Reason,
     },
     /// Log `Changing effective priority from .. to ..`; the next advert carries it.
-    PriorityChanged { from: u8, to: u8 },
+    PriorityChanged {
+        from: u8,
+        to: u8,
+    },
     Log(LogLine),
 }
 
@@ -503,7 +533,10 @@ impl Machine {
             )
         } else if priority == ours && u32::from(src) > u32::from(self.cfg.primary_ip) {
             (
-                LogLine::MasterReceivedSameHigherIp { from: src, priority },
+                LogLine::MasterReceivedSameHigherIp {
+                    from: src,
+                    priority,
+                },
                 Reason::SamePriorityHigherIp {
                     from: src,
                     priority,
@@ -785,7 +818,12 @@ mod tests {
         }
     }
 
-    fn with_tracker(mut c: MachineConfig, name: &str, kind: TrackerKind, weight: i32) -> MachineConfig {
+    fn with_tracker(
+        mut c: MachineConfig,
+        name: &str,
+        kind: TrackerKind,
+        weight: i32,
+    ) -> MachineConfig {
         c.trackers.push(TrackerSpec {
             name: name.into(),
             kind,
@@ -868,6 +906,11 @@ mod tests {
         }
     }
 
+    /// The table in vrrp.md §5 rounds to the nearest millisecond.
+    fn round_ms(d: Duration) -> u128 {
+        (d.as_nanos() + 500_000) / 1_000_000
+    }
+
     #[test]
     fn skew_time_and_master_down_interval_match_the_table() {
         // vrrp.md §5, to the millisecond (and exact in 1/256 s).
@@ -879,18 +922,24 @@ mod tests {
             (200, 219, 3219),
             (254, 8, 3008),
         ] {
-            assert_eq!(skew_time(prio).as_millis(), skew_ms, "prio {prio}");
+            assert_eq!(round_ms(skew_time(prio)), skew_ms, "prio {prio}");
             assert_eq!(
-                master_down_interval(secs(1), prio).as_millis(),
+                round_ms(master_down_interval(secs(1), prio)),
                 mdi_ms,
                 "prio {prio}"
             );
         }
         assert_eq!(skew_time(100), Duration::from_nanos(609_375_000));
-        assert_eq!(master_down_interval(secs(3), 100), ms(9609) + Duration::from_nanos(375_000));
+        assert_eq!(
+            master_down_interval(secs(3), 100),
+            ms(9609) + Duration::from_nanos(375_000)
+        );
         let m = Machine::new(cfg(100));
         assert_eq!(m.skew_time(), Duration::from_nanos(609_375_000));
-        assert_eq!(m.master_down_interval(), Duration::from_nanos(3_609_375_000));
+        assert_eq!(
+            m.master_down_interval(),
+            Duration::from_nanos(3_609_375_000)
+        );
     }
 
     #[test]
@@ -928,7 +977,10 @@ mod tests {
         assert_eq!(b.m.state(), State::Master);
         // Adver_Timer, then adverts every second.
         assert_eq!(b.deadline(), Some(mdi + secs(1)));
-        assert_eq!(b.tick(mdi + secs(1)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(
+            b.tick(mdi + secs(1)),
+            vec![Action::SendAdvert { priority: 100 }]
+        );
         assert_eq!(b.deadline(), Some(mdi + secs(2)));
     }
 
@@ -1047,7 +1099,10 @@ mod tests {
         let mut b = Bench::start(cfg(100));
         b.advert(secs(1), PEER_HIGH, 0);
         b.advert(secs(1) + ms(100), PEER_LOW, 150);
-        assert_eq!(b.deadline(), Some(secs(1) + ms(100) + b.m.master_down_interval()));
+        assert_eq!(
+            b.deadline(),
+            Some(secs(1) + ms(100) + b.m.master_down_interval())
+        );
         b.tick(secs(10));
         assert_eq!(b.m.state(), State::Master);
     }
@@ -1155,11 +1210,17 @@ mod tests {
         // Adverts continue from the answer; a second GARP burst follows after the delay.
         assert_eq!(b.deadline(), Some(t + secs(1)));
         for s in 1..5 {
-            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+            assert_eq!(
+                b.tick(t + secs(s)),
+                vec![Action::SendAdvert { priority: 100 }]
+            );
         }
         assert_eq!(
             b.tick(t + secs(5)),
-            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 5 }
+            ]
         );
     }
 
@@ -1175,7 +1236,13 @@ mod tests {
         assert_eq!(b.m.effective_priority(), 150);
         // Skew 0.609375 -> 0.4140625: the deadline moves 0.1953125 s earlier, not reset.
         assert_eq!(b.deadline(), Some(Duration::from_nanos(3_414_062_500)));
-        let acts = b.ev(secs(2), Event::Tracker { index: 1, ok: false });
+        let acts = b.ev(
+            secs(2),
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
         assert_eq!(acts, vec![Action::PriorityChanged { from: 150, to: 100 }]);
         assert_eq!(b.deadline(), Some(Duration::from_nanos(3_609_375_000)));
     }
@@ -1185,10 +1252,19 @@ mod tests {
         let c = with_tracker(cfg(100), "eth1", TrackerKind::Interface, -30);
         let mut b = Bench::master(c);
         let mdi = Duration::from_nanos(3_609_375_000);
-        let acts = b.ev(mdi + ms(100), Event::Tracker { index: 1, ok: false });
+        let acts = b.ev(
+            mdi + ms(100),
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
         assert_eq!(acts, vec![Action::PriorityChanged { from: 100, to: 70 }]);
         assert_eq!(b.m.state(), State::Master);
-        assert_eq!(b.tick(mdi + secs(1)), vec![Action::SendAdvert { priority: 70 }]);
+        assert_eq!(
+            b.tick(mdi + secs(1)),
+            vec![Action::SendAdvert { priority: 70 }]
+        );
     }
 
     #[test]
@@ -1205,33 +1281,82 @@ mod tests {
         b.ev(secs(1), Event::Tracker { index: 1, ok: true });
         assert_eq!(b.m.effective_priority(), 254, "250 + 10 clamps to 254");
         b.ev(secs(1), Event::Tracker { index: 2, ok: true });
-        assert_eq!(b.m.effective_priority(), 254, "negative weight while OK: nothing");
-        b.ev(secs(1), Event::Tracker { index: 2, ok: false });
+        assert_eq!(
+            b.m.effective_priority(),
+            254,
+            "negative weight while OK: nothing"
+        );
+        b.ev(
+            secs(1),
+            Event::Tracker {
+                index: 2,
+                ok: false,
+            },
+        );
         assert_eq!(b.m.effective_priority(), 240);
-        b.ev(secs(1), Event::Tracker { index: 1, ok: false });
-        assert_eq!(b.m.effective_priority(), 230, "positive weight while failing: nothing");
+        b.ev(
+            secs(1),
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
+        assert_eq!(
+            b.m.effective_priority(),
+            230,
+            "positive weight while failing: nothing"
+        );
 
         let c = with_tracker(cfg(5), "chk", TrackerKind::Script, -20);
         let mut b = Bench::start(c);
-        b.ev(secs(1), Event::Tracker { index: 1, ok: false });
+        b.ev(
+            secs(1),
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
         assert_eq!(b.m.effective_priority(), 1, "5 - 20 clamps to 1");
-        assert_eq!(b.m.state(), State::Backup, "a weighted tracker never causes FAULT");
+        assert_eq!(
+            b.m.state(),
+            State::Backup,
+            "a weighted tracker never causes FAULT"
+        );
     }
 
     #[test]
     fn repeated_tracker_report_is_not_a_change() {
         let c = with_tracker(cfg(100), "chk", TrackerKind::Script, 10);
         let mut b = Bench::start(c);
-        assert_eq!(b.ev(secs(1), Event::Tracker { index: 1, ok: true }).len(), 1);
-        assert!(b.ev(secs(2), Event::Tracker { index: 1, ok: true }).is_empty());
+        assert_eq!(
+            b.ev(secs(1), Event::Tracker { index: 1, ok: true }).len(),
+            1
+        );
+        assert!(b
+            .ev(secs(2), Event::Tracker { index: 1, ok: true })
+            .is_empty());
         // Out-of-range indices are ignored, not a panic.
-        assert!(b.ev(secs(2), Event::Tracker { index: 99, ok: false }).is_empty());
+        assert!(b
+            .ev(
+                secs(2),
+                Event::Tracker {
+                    index: 99,
+                    ok: false
+                }
+            )
+            .is_empty());
     }
 
     #[test]
     fn fault_from_backup_and_back_with_fresh_timer() {
         let mut b = Bench::start(cfg(100));
-        let acts = b.ev(secs(1), Event::Tracker { index: 0, ok: false });
+        let acts = b.ev(
+            secs(1),
+            Event::Tracker {
+                index: 0,
+                ok: false,
+            },
+        );
         assert_eq!(
             acts,
             vec![
@@ -1275,7 +1400,13 @@ mod tests {
         let mdi = b.m.master_down_interval();
         b.tick(mdi);
         assert_eq!(b.m.state(), State::Master);
-        let acts = b.ev(secs(10), Event::Tracker { index: 1, ok: false });
+        let acts = b.ev(
+            secs(10),
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
         assert_eq!(
             acts,
             vec![
@@ -1294,14 +1425,17 @@ mod tests {
         );
         assert_eq!(b.m.poll_timeout(), None, "adverts and GARPs stop");
         let acts = b.ev(secs(11), Event::Tracker { index: 1, ok: true });
-        assert_eq!(acts[0], Action::Transition {
-            from: State::Fault,
-            to: State::Backup,
-            reason: Reason::TrackerRecovered {
-                name: "chk_web".into(),
-                kind: TrackerKind::Script
+        assert_eq!(
+            acts[0],
+            Action::Transition {
+                from: State::Fault,
+                to: State::Backup,
+                reason: Reason::TrackerRecovered {
+                    name: "chk_web".into(),
+                    kind: TrackerKind::Script
+                }
             }
-        });
+        );
         assert_eq!(b.m.state(), State::Backup);
     }
 
@@ -1335,7 +1469,13 @@ mod tests {
         let b = Bench::start(c.clone());
         assert_eq!(b.m.state(), State::Backup);
         let mut b = Bench::new(c);
-        b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: false });
+        b.ev(
+            Duration::ZERO,
+            Event::Tracker {
+                index: 0,
+                ok: false,
+            },
+        );
         assert!(b.m.poll_timeout().is_none());
         let acts = b.ev(Duration::ZERO, Event::Startup);
         assert_eq!(
@@ -1355,11 +1495,25 @@ mod tests {
         let acts = b.ev(Duration::ZERO, Event::Startup);
         assert_eq!(acts, becoming_master(State::Initialize, Reason::Init, 255));
         assert_eq!(b.deadline(), Some(secs(1)));
-        assert!(b.ev(secs(1), Event::Tracker { index: 1, ok: false }).is_empty());
+        assert!(b
+            .ev(
+                secs(1),
+                Event::Tracker {
+                    index: 1,
+                    ok: false
+                }
+            )
+            .is_empty());
         assert_eq!(b.m.effective_priority(), 255);
         assert_eq!(b.m.skew_time(), Duration::from_nanos(3_906_250));
         // FAULT still applies, and recovery returns straight to Master.
-        let acts = b.ev(secs(2), Event::Tracker { index: 0, ok: false });
+        let acts = b.ev(
+            secs(2),
+            Event::Tracker {
+                index: 0,
+                ok: false,
+            },
+        );
         assert_eq!(acts[0], Action::SendAdvert { priority: 0 });
         assert_eq!(b.m.state(), State::Fault);
         let acts = b.ev(secs(3), Event::Tracker { index: 0, ok: true });
@@ -1391,32 +1545,53 @@ mod tests {
         c.garp_master_refresh = secs(30);
         let mut b = Bench::master(c);
         let t = b.m.master_down_interval(); // became Master here
-        // Second burst after garp_master_delay (5 s), alongside that second's advert.
-        assert_eq!(b.tick(t + secs(4)), vec![Action::SendAdvert { priority: 100 }]);
+                                            // Second burst after garp_master_delay (5 s), alongside that second's advert.
+        assert_eq!(
+            b.tick(t + secs(4)),
+            vec![Action::SendAdvert { priority: 100 }]
+        );
         assert_eq!(
             b.tick(t + secs(5)),
-            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 5 }
+            ]
         );
         for s in 6..30 {
-            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+            assert_eq!(
+                b.tick(t + secs(s)),
+                vec![Action::SendAdvert { priority: 100 }]
+            );
         }
         // Refresh: one GARP per VIP every 30 s.
         assert_eq!(
             b.tick(t + secs(30)),
-            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 1 }]
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 1 }
+            ]
         );
         for s in 31..60 {
             b.tick(t + secs(s));
         }
         assert_eq!(
             b.tick(t + secs(60)),
-            vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 1 }]
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 1 }
+            ]
         );
         b.advert(t + secs(61), PEER_HIGH, 200);
         assert_eq!(b.m.state(), State::Backup);
-        assert_eq!(b.deadline(), Some(t + secs(61) + b.m.master_down_interval()));
+        assert_eq!(
+            b.deadline(),
+            Some(t + secs(61) + b.m.master_down_interval())
+        );
         b.advert(t + secs(62), PEER_HIGH, 200);
-        assert!(b.tick(t + secs(64)).is_empty(), "no GARP after leaving Master");
+        assert!(
+            b.tick(t + secs(64)).is_empty(),
+            "no GARP after leaving Master"
+        );
     }
 
     #[test]
@@ -1426,7 +1601,10 @@ mod tests {
         let mut b = Bench::master(c);
         let t = b.m.master_down_interval();
         for s in 1..20 {
-            assert_eq!(b.tick(t + secs(s)), vec![Action::SendAdvert { priority: 100 }]);
+            assert_eq!(
+                b.tick(t + secs(s)),
+                vec![Action::SendAdvert { priority: 100 }]
+            );
         }
     }
 
@@ -1435,7 +1613,13 @@ mod tests {
         let mut b = Bench::master(cfg(100));
         let t = b.m.master_down_interval();
         // The driver was stalled for 10 s: one advert, then back on a 1 s cadence.
-        assert_eq!(b.tick(t + secs(10)), vec![Action::SendAdvert { priority: 100 }, Action::SendGarp { count: 5 }]);
+        assert_eq!(
+            b.tick(t + secs(10)),
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { count: 5 }
+            ]
+        );
         assert_eq!(b.deadline(), Some(t + secs(11)));
     }
 
@@ -1474,7 +1658,13 @@ mod tests {
         assert_eq!(b.m.poll_timeout(), None);
         // Fault: nothing sent either.
         let mut b = Bench::start(cfg(100));
-        b.ev(secs(1), Event::Tracker { index: 0, ok: false });
+        b.ev(
+            secs(1),
+            Event::Tracker {
+                index: 0,
+                ok: false,
+            },
+        );
         assert_eq!(
             b.ev(secs(2), Event::Shutdown),
             vec![
@@ -1494,7 +1684,10 @@ mod tests {
 
     #[test]
     fn reasons_display_as_structured_fields() {
-        assert_eq!(Reason::MasterDownTimer.to_string(), "master down timer expired");
+        assert_eq!(
+            Reason::MasterDownTimer.to_string(),
+            "master down timer expired"
+        );
         assert_eq!(
             Reason::HigherPriorityAdvert {
                 from: Ipv4Addr::new(198, 51, 100, 12),
@@ -1582,7 +1775,11 @@ mod tests {
         assert_eq!(c.primary_ip, OURS);
         assert!(c.preempt);
         assert_eq!(c.preempt_delay, secs(30));
-        let names: Vec<_> = c.trackers.iter().map(|t| (t.name.as_str(), t.kind, t.weight)).collect();
+        let names: Vec<_> = c
+            .trackers
+            .iter()
+            .map(|t| (t.name.as_str(), t.kind, t.weight))
+            .collect();
         assert_eq!(
             names,
             vec![
@@ -1600,8 +1797,15 @@ mod tests {
         i.unicast_src_ip = Some(PEER_LOW);
         let c = MachineConfig::from_instance(&i, OURS);
         assert!(!c.preempt);
-        assert_eq!(c.preempt_delay, Duration::ZERO, "preempt_delay ignored with nopreempt");
-        assert_eq!(c.primary_ip, PEER_LOW, "unicast_src_ip is the advert source");
+        assert_eq!(
+            c.preempt_delay,
+            Duration::ZERO,
+            "preempt_delay ignored with nopreempt"
+        );
+        assert_eq!(
+            c.primary_ip, PEER_LOW,
+            "unicast_src_ip is the advert source"
+        );
 
         i.initial_state = InitialState::Master;
         let c = MachineConfig::from_instance(&i, OURS);
