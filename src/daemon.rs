@@ -112,6 +112,18 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         cfg.instances.len(),
         cfg.file.frontends.len()
     );
+    let mut instances = Vec::new();
+    for inst_cfg in cfg.instances.clone() {
+        let opts = vrrp::instance::InstanceOptions::default();
+        match vrrp::instance::Instance::start(inst_cfg, opts).await {
+            Ok(i) => instances.push(i),
+            Err(e) => {
+                error!("{e}; stopping");
+                stop_instances(instances).await;
+                return ExitCode::from(1);
+            }
+        }
+    }
     let mut current = cfg;
     loop {
         tokio::select! {
@@ -139,6 +151,19 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         }
     }
     let _ = &current;
+    stop_instances(instances).await;
     info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
     ExitCode::SUCCESS
+}
+
+/// Stops every instance at once: masters send their priority-0 adverts together, so the
+/// whole stop takes about one STOP-script wait, not one per instance.
+async fn stop_instances(instances: Vec<vrrp::instance::Instance>) {
+    let stops: Vec<_> = instances
+        .into_iter()
+        .map(|i| tokio::spawn(i.shutdown()))
+        .collect();
+    for s in stops {
+        let _ = s.await;
+    }
 }

@@ -1,1 +1,605 @@
-//! (to be written)
+//! The async driver of one VRRP instance: it feeds the state machine with received adverts,
+//! timer expiries and tracker changes, and carries out the machine's actions (adverts, VIPs,
+//! gratuitous ARPs, notify scripts, log lines) in the order the machine gives them.
+//!
+//! The machine decides; this file only does I/O. Where "a backup receives a priority-0
+//! advert" is handled: `machine.rs`. Where the advert is read and validated: [`Driver::on_packet`].
+
+use crate::config::InstanceConfig;
+use crate::io::garp::GarpSender;
+use crate::io::netlink::{LinkWatcher, Netlink};
+use crate::io::socket::{Delivery, VrrpSocket, VRRP_GROUP};
+use crate::logs;
+use crate::machine::{
+    Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, State, TrackerKind,
+};
+use crate::notify::{Notifier, NotifyState};
+use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
+use crate::track::script::ScriptTracker;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+/// What other parts of the program may read about an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub state: State,
+    pub priority: u8,
+}
+
+/// A boxed future, for [`MasterHook`].
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Lets the program act at the edges of the MASTER state, in the right order: `becoming_master`
+/// runs after the VIPs are added and before the gratuitous ARPs go out (so a load balancer's
+/// listeners are open when clients learn the new MAC); `leaving_master` runs before the VIPs
+/// are removed. Both should return quickly (they are awaited by the engine).
+pub trait MasterHook: Send + Sync + 'static {
+    fn becoming_master(&self) -> HookFuture<'_>;
+    fn leaving_master(&self) -> HookFuture<'_>;
+}
+
+/// Inputs from outside the engine.
+#[derive(Default)]
+pub struct InstanceOptions {
+    /// For each `track_backends` entry, by backend name: the number of servers UP.
+    pub backend_up: HashMap<String, watch::Receiver<usize>>,
+    pub hook: Option<Arc<dyn MasterHook>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("({instance}) netlink: {source}")]
+    Netlink {
+        instance: String,
+        source: crate::io::netlink::NetlinkError,
+    },
+    #[error("({instance}) cannot open the VRRP socket on {interface}: {source}")]
+    Socket {
+        instance: String,
+        interface: String,
+        source: crate::io::socket::SocketError,
+    },
+    #[error("({instance}) vrrp_script {script}: {source}")]
+    Script {
+        instance: String,
+        script: String,
+        source: crate::track::script::ScriptError,
+    },
+    #[error("({instance}) track_backends names {backend}, which the balancer does not publish")]
+    UnknownBackend { instance: String, backend: String },
+}
+
+/// A running instance.
+pub struct Instance {
+    name: String,
+    status: watch::Receiver<InstanceStatus>,
+    counters: Arc<DropCounters>,
+    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    task: JoinHandle<()>,
+}
+
+impl Instance {
+    /// Prepares the instance (interfaces, socket, trackers), removes VIPs left by a killed
+    /// predecessor, and starts it in Backup (or FAULT, or Master for an owner).
+    pub async fn start(
+        cfg: InstanceConfig,
+        opts: InstanceOptions,
+    ) -> Result<Instance, InstanceError> {
+        let name = cfg.name.clone();
+        let nl_err = |source| InstanceError::Netlink {
+            instance: name.clone(),
+            source,
+        };
+        let netlink = Netlink::new().map_err(nl_err)?;
+        remove_stale_vips(&cfg, &netlink).await;
+
+        let delivery = if cfg.unicast_peers.is_empty() {
+            Delivery::Multicast
+        } else {
+            Delivery::Unicast
+        };
+        let socket =
+            VrrpSocket::open(&cfg.interface, delivery).map_err(|source| InstanceError::Socket {
+                instance: name.clone(),
+                interface: cfg.interface.clone(),
+                source,
+            })?;
+        let links = LinkWatcher::start().await.map_err(nl_err)?;
+        let primary = match cfg.unicast_src_ip {
+            Some(ip) => Some(ip),
+            None => netlink.primary_ipv4(&cfg.interface).await.ok().flatten(),
+        };
+        let machine_cfg =
+            MachineConfig::from_instance(&cfg, primary.unwrap_or(Ipv4Addr::UNSPECIFIED));
+
+        // Every tracker reports into one channel as (tracker index, ok).
+        let (tracker_tx, tracker_rx) = mpsc::unbounded_channel();
+        let mut scripts = Vec::new();
+        for t in &cfg.track_scripts {
+            let tracker =
+                ScriptTracker::start(t.script.clone()).map_err(|source| InstanceError::Script {
+                    instance: name.clone(),
+                    script: t.script.name.clone(),
+                    source,
+                })?;
+            if let Some(index) = machine_cfg.tracker_index(TrackerKind::Script, &t.script.name) {
+                forward_watch(tracker.subscribe(), index, tracker_tx.clone(), |v| *v);
+            }
+            scripts.push(tracker);
+        }
+        for t in &cfg.track_backends {
+            let Some(rx) = opts.backend_up.get(&t.backend) else {
+                return Err(InstanceError::UnknownBackend {
+                    instance: name.clone(),
+                    backend: t.backend.clone(),
+                });
+            };
+            if let Some(index) = machine_cfg.tracker_index(TrackerKind::Backend, &t.backend) {
+                let min_up = t.min_up as usize;
+                forward_watch(rx.clone(), index, tracker_tx.clone(), move |up| {
+                    Some(*up >= min_up)
+                });
+            }
+        }
+
+        let machine = Machine::new(machine_cfg);
+        let (status_tx, status) = watch::channel(InstanceStatus {
+            state: State::Initialize,
+            priority: machine.effective_priority(),
+        });
+        let counters = Arc::new(DropCounters::new());
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let notifier = Notifier::new(name.clone(), cfg.notify.clone());
+        let rules = ReceiveRules::from_config(&cfg);
+        let driver = Driver {
+            limiter: DropLogLimiter::new(Duration::from_secs(u64::from(cfg.advert_int.max(1)))),
+            cfg,
+            machine,
+            socket,
+            netlink,
+            garp: HashMap::new(),
+            primary,
+            rules,
+            counters: counters.clone(),
+            status_tx,
+            notifier,
+            hook: opts.hook,
+            _scripts: scripts,
+        };
+        let task = tokio::spawn(driver.run(links, tracker_rx, stop_rx));
+        Ok(Instance {
+            name,
+            status,
+            counters,
+            stop: Some(stop_tx),
+            task,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn status(&self) -> watch::Receiver<InstanceStatus> {
+        self.status.clone()
+    }
+
+    pub fn drop_counters(&self) -> Arc<DropCounters> {
+        self.counters.clone()
+    }
+
+    /// Orderly stop: a MASTER sends a priority-0 advert and removes its VIPs, the STOP notify
+    /// scripts run (at most about a second), then the task ends.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let (done_tx, done_rx) = oneshot::channel();
+            if stop.send(done_tx).is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), done_rx).await;
+            }
+        }
+        self.task.abort();
+    }
+}
+
+/// Forwards a watch channel's values into the tracker channel as (index, ok); `None` results
+/// (not known yet) are not forwarded.
+fn forward_watch<T: Send + Sync + 'static>(
+    mut rx: watch::Receiver<T>,
+    index: usize,
+    tx: mpsc::UnboundedSender<(usize, bool)>,
+    ok_of: impl Fn(&T) -> Option<bool> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let now = ok_of(&rx.borrow_and_update());
+            if now.is_some() && now != last {
+                last = now;
+                if let Some(ok) = now {
+                    if tx.send((index, ok)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// keepalived removes configured VIPs found on the interface at start: a killed predecessor
+/// (SIGKILL, crash) left them there, and a box that is not MASTER must not hold them.
+async fn remove_stale_vips(cfg: &InstanceConfig, netlink: &Netlink) {
+    for vip in &cfg.virtual_addresses {
+        let dev = vip.dev.as_deref().unwrap_or(&cfg.interface);
+        let present = netlink
+            .addresses(dev)
+            .await
+            .map(|addrs| addrs.iter().any(|(a, _)| *a == vip.addr))
+            .unwrap_or(false);
+        if present {
+            match netlink.del_address(dev, vip.addr, vip.prefix_len).await {
+                Ok(()) => warn!(
+                    "({}) removed stale VIP {}/{} from {dev} (left by a previous run)",
+                    cfg.name, vip.addr, vip.prefix_len
+                ),
+                Err(e) => error!(
+                    "({}) cannot remove stale VIP {} from {dev}: {e}",
+                    cfg.name, vip.addr
+                ),
+            }
+        }
+    }
+}
+
+struct Driver {
+    cfg: InstanceConfig,
+    machine: Machine,
+    socket: VrrpSocket,
+    netlink: Netlink,
+    /// One GARP sender per interface that carries VIPs, opened when first needed.
+    garp: HashMap<String, GarpSender>,
+    /// Our advert source; None while the interface has no IPv4 address (FAULT).
+    primary: Option<Ipv4Addr>,
+    rules: ReceiveRules,
+    counters: Arc<DropCounters>,
+    limiter: DropLogLimiter,
+    status_tx: watch::Sender<InstanceStatus>,
+    notifier: Notifier,
+    hook: Option<Arc<dyn MasterHook>>,
+    _scripts: Vec<ScriptTracker>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut links: LinkWatcher,
+        mut trackers: mpsc::UnboundedReceiver<(usize, bool)>,
+        mut stop: oneshot::Receiver<oneshot::Sender<()>>,
+    ) {
+        let name = self.cfg.name.clone();
+        // Interfaces report their state before startup, so the first state is already right
+        // (FAULT at once when our link is down, keepalived's `(init)` line).
+        let own_ok =
+            links.initial_state(&self.cfg.interface).unwrap_or(false) && self.primary.is_some();
+        self.tracker_event(0, own_ok).await;
+        for (i, t) in self.cfg.track_interfaces.clone().iter().enumerate() {
+            let up = links.initial_state(&t.name).unwrap_or(false);
+            self.tracker_event(i + 1, up).await;
+        }
+        let actions = self.machine.handle(Event::Startup, Instant::now());
+        self.execute(actions).await;
+
+        let mut buf = vec![0u8; 2048];
+        let mut address_poll = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let deadline = self.machine.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                done = &mut stop => {
+                    let actions = self.machine.handle(Event::Shutdown, Instant::now());
+                    self.execute(actions).await;
+                    info!("({name}) Stopped");
+                    if let Ok(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+                _ = sleep => {
+                    let actions = self.machine.handle_timeout(Instant::now());
+                    self.execute(actions).await;
+                }
+                got = self.socket.recv(&mut buf) => match got {
+                    Ok(n) => {
+                        let packet = buf[..n.min(buf.len())].to_vec();
+                        self.on_packet(&packet).await;
+                    }
+                    Err(e) => {
+                        error!("({name}) receive error on {}: {e}", self.cfg.interface);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(change) = links.recv() => {
+                    info!("{}", logs::link_changed(&change.ifname, change.up));
+                    if change.ifname == self.cfg.interface {
+                        if change.up && self.primary.is_none() {
+                            self.refresh_primary().await;
+                        }
+                        let ok = change.up && self.primary.is_some();
+                        self.tracker_event(0, ok).await;
+                    }
+                    if let Some(i) = self.cfg.track_interfaces.iter().position(|t| t.name == change.ifname) {
+                        self.tracker_event(i + 1, change.up).await;
+                    }
+                }
+                Some((index, ok)) = trackers.recv() => {
+                    self.tracker_event(index, ok).await;
+                }
+                _ = address_poll.tick(), if self.primary.is_none() => {
+                    // keepalived holds FAULT while the interface has no IPv4 address to send
+                    // from; addresses are rarely missing, so a slow poll is enough.
+                    if self.refresh_primary().await {
+                        self.tracker_event(0, true).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Looks the interface's primary address up again; true when one is now known.
+    async fn refresh_primary(&mut self) -> bool {
+        if self.cfg.unicast_src_ip.is_some() {
+            return true;
+        }
+        if let Ok(Some(ip)) = self.netlink.primary_ipv4(&self.cfg.interface).await {
+            if self.primary.is_none() {
+                info!("({}) using {ip} as advert source", self.cfg.name);
+                // The tie-break compares with our source, so the machine must know it.
+                self.machine.set_primary_ip(ip);
+            }
+            self.primary = Some(ip);
+            return true;
+        }
+        false
+    }
+
+    async fn tracker_event(&mut self, index: usize, ok: bool) {
+        let actions = self
+            .machine
+            .handle(Event::Tracker { index, ok }, Instant::now());
+        self.execute(actions).await;
+    }
+
+    /// Validates one received packet (vrrp.md §4) and hands a valid advert to the machine.
+    /// Every drop is counted by reason; logging is limited per reason and source.
+    async fn on_packet(&mut self, packet: &[u8]) {
+        let now = Instant::now();
+        let result = packet::parse_ip(packet)
+            .and_then(|(meta, vrrp)| packet::validate(&meta, vrrp, &self.rules).map(|a| (meta, a)));
+        match result {
+            Ok((meta, advert)) => {
+                if advert.priority == 255 {
+                    if let Some(m) = self.rules.address_mismatch(&advert.addresses) {
+                        if self.limiter.should_log(m.key(), meta.src, now) {
+                            warn!("{}", logs::bad_advert(&self.cfg.name, &m));
+                        }
+                    }
+                }
+                let actions = self.machine.handle(
+                    Event::Advert {
+                        src: meta.src,
+                        priority: advert.priority,
+                    },
+                    now,
+                );
+                self.execute(actions).await;
+            }
+            Err(reason) => {
+                self.counters.record(&reason);
+                let src = packet::parse_ip(packet)
+                    .map(|(m, _)| m.src)
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                if reason.is_silent() {
+                    debug!("({}) dropped advert from {src}: {reason}", self.cfg.name);
+                } else if self.limiter.should_log(reason.key(), src, now) {
+                    warn!(
+                        drop_reason = reason.key(),
+                        from = %src,
+                        "{}",
+                        logs::bad_advert(&self.cfg.name, &reason)
+                    );
+                }
+            }
+        }
+    }
+
+    fn advert(&self, priority: u8) -> Advertisement {
+        Advertisement {
+            vrid: self.cfg.vrid,
+            priority,
+            advert_int: self.cfg.advert_int,
+            auth: self.cfg.auth_pass.map_or(Auth::None, Auth::Simple),
+            addresses: self.cfg.virtual_addresses.iter().map(|v| v.addr).collect(),
+        }
+    }
+
+    async fn send_advert(&mut self, priority: u8) {
+        let Some(src) = self.primary else {
+            return;
+        };
+        let advert = self.advert(priority);
+        let dests: Vec<Ipv4Addr> = if self.cfg.unicast_peers.is_empty() {
+            vec![VRRP_GROUP]
+        } else {
+            self.cfg.unicast_peers.clone()
+        };
+        for dst in dests {
+            let bytes = advert.encode_ip(src, dst);
+            if let Err(e) = self.socket.send_to(&bytes, dst).await {
+                warn!(
+                    "({}) cannot send advert to {dst} on {}: {e}",
+                    self.cfg.name, self.cfg.interface
+                );
+            }
+        }
+        if priority == 0 {
+            debug!("{}", logs::sent_zero_priority(&self.cfg.name));
+        }
+    }
+
+    async fn set_vips(&mut self, add: bool) {
+        let name = self.cfg.name.clone();
+        if add {
+            debug!("{}", logs::setting_vips(&name));
+        } else {
+            debug!("{}", logs::removing_vips(&name));
+        }
+        for vip in self.cfg.virtual_addresses.clone() {
+            let dev = vip
+                .dev
+                .clone()
+                .unwrap_or_else(|| self.cfg.interface.clone());
+            let r = if add {
+                self.netlink
+                    .add_address(&dev, vip.addr, vip.prefix_len)
+                    .await
+            } else {
+                self.netlink
+                    .del_address(&dev, vip.addr, vip.prefix_len)
+                    .await
+            };
+            if let Err(e) = r {
+                error!(
+                    "({name}) cannot {} VIP {}/{} on {dev}: {e}",
+                    if add { "add" } else { "remove" },
+                    vip.addr,
+                    vip.prefix_len
+                );
+            }
+        }
+    }
+
+    async fn send_garps(&mut self, count: u32) {
+        let mut by_dev: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
+        for vip in &self.cfg.virtual_addresses {
+            let dev = vip
+                .dev
+                .clone()
+                .unwrap_or_else(|| self.cfg.interface.clone());
+            by_dev.entry(dev).or_default().push(vip.addr);
+        }
+        for (dev, vips) in by_dev {
+            if !self.garp.contains_key(&dev) {
+                let mac = match self.netlink.link_mac(&dev).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        warn!(
+                            "({}) cannot send gratuitous ARPs on {dev}: {e}",
+                            self.cfg.name
+                        );
+                        continue;
+                    }
+                };
+                match GarpSender::open(&dev, mac) {
+                    Ok(s) => {
+                        self.garp.insert(dev.clone(), s);
+                    }
+                    Err(e) => {
+                        warn!(
+                            "({}) cannot send gratuitous ARPs on {dev}: {e}",
+                            self.cfg.name
+                        );
+                        continue;
+                    }
+                }
+            }
+            if let Some(sender) = self.garp.get(&dev) {
+                for vip in &vips {
+                    debug!("{}", logs::sending_garps(&self.cfg.name, &dev, *vip));
+                }
+                if let Err(e) = sender.send_burst(&vips, count, Duration::ZERO).await {
+                    warn!("({}) gratuitous ARP on {dev} failed: {e}", self.cfg.name);
+                }
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(priority).await,
+                Action::AddVips => {
+                    self.set_vips(true).await;
+                    if let Some(hook) = &self.hook {
+                        hook.becoming_master().await;
+                    }
+                }
+                Action::RemoveVips => {
+                    if let Some(hook) = &self.hook {
+                        hook.leaving_master().await;
+                    }
+                    self.set_vips(false).await;
+                }
+                Action::SendGarp { count } => self.send_garps(count).await,
+                Action::Notify(state) => {
+                    let prio = self.machine.effective_priority();
+                    match state {
+                        MachineNotify::Master => {
+                            drop(self.notifier.notify(NotifyState::Master, prio))
+                        }
+                        MachineNotify::Backup => {
+                            drop(self.notifier.notify(NotifyState::Backup, prio))
+                        }
+                        MachineNotify::Fault => {
+                            drop(self.notifier.notify(NotifyState::Fault, prio))
+                        }
+                        MachineNotify::Stop => self.notifier.notify_stop(prio).await,
+                    }
+                }
+                Action::Transition {
+                    from,
+                    to,
+                    ref reason,
+                } => {
+                    if let Some(line) = logs::transition(&self.cfg.name, from, to) {
+                        info!(reason = %reason, "{line}");
+                    }
+                    self.publish();
+                }
+                Action::PriorityChanged { from, to } => {
+                    info!("{}", logs::priority_changed(&self.cfg.name, from, to));
+                    self.publish();
+                }
+                Action::Log(ref l) => {
+                    let line = logs::line(&self.cfg.name, l);
+                    if l.is_detail() {
+                        debug!("{line}");
+                    } else {
+                        info!("{line}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let status = InstanceStatus {
+            state: self.machine.state(),
+            priority: self.machine.effective_priority(),
+        };
+        self.status_tx.send_replace(status);
+    }
+}

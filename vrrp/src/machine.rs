@@ -778,6 +778,14 @@ fn next_after(deadline: Instant, period: Duration, now: Instant) -> Instant {
     }
 }
 
+impl Machine {
+    /// The interface got its first IPv4 address after start-up (the instance was held in
+    /// FAULT until then): from now on it is our advert source and tie-break address.
+    pub fn set_primary_ip(&mut self, ip: Ipv4Addr) {
+        self.cfg.primary_ip = ip;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
