@@ -74,8 +74,11 @@ impl Notifier {
     }
 
     /// The shutdown variant: starts the STOP scripts and waits for them at most
-    /// [`STOP_WAIT`]. Scripts still running then are left to finish (or be killed at the time
+    /// [`STOP_WAIT`]. Scripts still running then are left to finish (or are killed at the time
     /// limit if the runtime lives on).
+    ///
+    /// Scripts of every kind outlive the runtime: when the daemon exits, a notify script still
+    /// running is left alone rather than killed in the middle of its work.
     pub async fn notify_stop(&self, priority: u8) {
         let task = self.notify(NotifyState::Stop, priority);
         if tokio::time::timeout(STOP_WAIT, task).await.is_err() {
@@ -96,14 +99,19 @@ impl Notifier {
             NotifyState::Stop => &self.scripts.stop,
         };
         let priority = priority.to_string();
-        let generic = self.scripts.generic.as_deref().and_then(Program::parse).map(|p| {
-            p.with_args([
-                "INSTANCE",
-                self.instance.as_str(),
-                state.as_str(),
-                priority.as_str(),
-            ])
-        });
+        let generic = self
+            .scripts
+            .generic
+            .as_deref()
+            .and_then(Program::parse)
+            .map(|p| {
+                p.with_args([
+                    "INSTANCE",
+                    self.instance.as_str(),
+                    state.as_str(),
+                    priority.as_str(),
+                ])
+            });
         specific
             .as_deref()
             .and_then(Program::parse)
@@ -116,7 +124,7 @@ impl Notifier {
         let mut started = Vec::new();
         for program in self.programs(state, priority) {
             match program.start() {
-                Ok(run) => started.push((program.path().to_owned(), run)),
+                Ok(run) => started.push((program.path().to_owned(), run.release_on_drop())),
                 Err(e) => tracing::warn!(
                     "({}) cannot run notify script {} for {}: {e}",
                     self.instance,

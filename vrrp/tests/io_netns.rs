@@ -77,7 +77,11 @@ fn parse(packet: &[u8]) -> Received {
     let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
     assert_eq!(total, packet.len(), "IP total length matches what was read");
     assert_eq!(packet[9], 112, "protocol");
-    assert_eq!(checksum(&packet[..ihl]), 0, "kernel filled a valid IP checksum");
+    assert_eq!(
+        checksum(&packet[..ihl]),
+        0,
+        "kernel filled a valid IP checksum"
+    );
     Received {
         ttl: packet[8],
         src: Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]),
@@ -123,7 +127,12 @@ fn multicast_advert_reaches_peer_with_ttl_255_and_its_source() {
     let got = std::thread::scope(|s| {
         let rx = s.spawn(|| receive_on(b, Delivery::Multicast, Duration::from_secs(3), ready_tx));
         ready_rx.recv().expect("receiver ready");
-        send_from(a, Delivery::Multicast, advert(A_IP, VRRP_GROUP, 100), VRRP_GROUP);
+        send_from(
+            a,
+            Delivery::Multicast,
+            advert(A_IP, VRRP_GROUP, 100),
+            VRRP_GROUP,
+        );
         rx.join().expect("receiver thread")
     });
     let packet = got.expect("b received a's advert");
@@ -185,7 +194,12 @@ fn unicast_advert_reaches_peer_and_multicast_does_not_reach_a_unicast_socket() {
     let got = std::thread::scope(|s| {
         let rx = s.spawn(|| receive_on(b, Delivery::Unicast, Duration::from_millis(700), ready_tx));
         ready_rx.recv().expect("receiver ready");
-        send_from(a, Delivery::Multicast, advert(A_IP, VRRP_GROUP, 100), VRRP_GROUP);
+        send_from(
+            a,
+            Delivery::Multicast,
+            advert(A_IP, VRRP_GROUP, 100),
+            VRRP_GROUP,
+        );
         rx.join().expect("receiver thread")
     });
     assert!(got.is_none(), "a unicast socket joined no group");

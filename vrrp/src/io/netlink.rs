@@ -280,7 +280,12 @@ async fn dump_links(handle: &Handle) -> Result<LinkTable, NetlinkError> {
         .get()
         .execute()
         .try_filter_map(|link| async move {
-            Ok(link_name(&link).map(|n| (link.header.index, (n.to_owned(), flags_up(link.header.flags)))))
+            Ok(link_name(&link).map(|n| {
+                (
+                    link.header.index,
+                    (n.to_owned(), flags_up(link.header.flags)),
+                )
+            }))
         })
         .try_collect()
         .await

@@ -119,7 +119,11 @@ impl VrrpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|inner| (&*inner.get_ref()).read(buf)) {
+            // `Read` is implemented for `&Socket`, hence the shared reference made mutable.
+            match guard.try_io(|inner| {
+                let mut sock: &Socket = inner.get_ref();
+                sock.read(buf)
+            }) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }

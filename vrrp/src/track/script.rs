@@ -89,7 +89,10 @@ impl Program {
             .map(Pid::from_raw);
         Ok(RunningScript {
             child,
-            group: ProcessGroup(group),
+            group: ProcessGroup {
+                pgid: group,
+                kill_on_drop: true,
+            },
         })
     }
 }
@@ -129,27 +132,33 @@ fn outcome_of(status: ExitStatus) -> RunOutcome {
     }
 }
 
-/// The process group of a running script. Dropping it while armed SIGKILLs the whole group,
-/// so a tracker or notify task that is cancelled leaves no script behind.
+/// The process group of a running script (None once the leader is reaped). By default,
+/// dropping it while the script runs SIGKILLs the whole group, so a tracker that is stopped
+/// leaves no check behind.
 #[derive(Debug)]
-struct ProcessGroup(Option<Pid>);
+struct ProcessGroup {
+    pgid: Option<Pid>,
+    kill_on_drop: bool,
+}
 
 impl ProcessGroup {
     fn signal(&self, sig: Signal) {
-        if let Some(pgid) = self.0 {
+        if let Some(pgid) = self.pgid {
             // ESRCH only means everyone in the group is already gone.
             let _ = killpg(pgid, sig);
         }
     }
 
     fn disarm(&mut self) {
-        self.0 = None;
+        self.pgid = None;
     }
 }
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
+        if self.kill_on_drop {
+            self.signal(Signal::SIGKILL);
+        }
     }
 }
 
@@ -161,10 +170,11 @@ pub(crate) struct RunningScript {
 }
 
 impl RunningScript {
-    /// The leader's PID (None once reaped).
-    #[cfg(test)]
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.id()
+    /// Lets the script run on if this handle is dropped before it ends (notify scripts at
+    /// shutdown: a user's clean-up should not die with the daemon).
+    pub(crate) fn release_on_drop(mut self) -> RunningScript {
+        self.group.kill_on_drop = false;
+        self
     }
 
     /// Waits for the script, killing its process group if it outlives `limit`: SIGTERM,
