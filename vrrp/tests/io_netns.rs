@@ -145,6 +145,35 @@ fn multicast_advert_reaches_peer_with_ttl_255_and_its_source() {
 }
 
 #[test]
+fn codec_built_advert_round_trips_through_the_kernel() {
+    if !require_root("codec_built_advert_round_trips_through_the_kernel") {
+        return;
+    }
+    use vrrp::packet::{parse_ip, Advertisement, Auth};
+    let lab = lab();
+    let (a, b) = (lab.host("a"), lab.host("b"));
+    let sent = Advertisement {
+        vrid: 51,
+        priority: 150,
+        advert_int: 1,
+        auth: Auth::Simple(*b"s3cret\0\0"),
+        addresses: vec![VIP, Ipv4Addr::new(198, 51, 100, 101)],
+    };
+    let bytes = sent.encode_ip(A_IP, VRRP_GROUP);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let got = std::thread::scope(|s| {
+        let rx = s.spawn(|| receive_on(b, Delivery::Multicast, Duration::from_secs(3), ready_tx));
+        ready_rx.recv().expect("receiver ready");
+        send_from(a, Delivery::Multicast, bytes, VRRP_GROUP);
+        rx.join().expect("receiver thread")
+    })
+    .expect("b received the advert");
+    let (meta, msg) = parse_ip(&got).expect("valid IP packet");
+    assert_eq!((meta.ttl, meta.src, meta.dst), (255, A_IP, VRRP_GROUP));
+    assert_eq!(Advertisement::decode(msg).expect("valid advert"), sent);
+}
+
+#[test]
 fn own_multicast_advert_is_not_received_back() {
     if !require_root("own_multicast_advert_is_not_received_back") {
         return;

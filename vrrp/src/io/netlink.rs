@@ -239,7 +239,11 @@ impl Netlink {
         }
     }
 
-    /// Removes `addr/prefix_len` from the interface. Already absent counts as success.
+    /// Removes `addr/prefix_len` from the interface. Already absent counts as success. The
+    /// kernel matches the prefix length too: the same address with another prefix stays.
+    /// Deleting a *primary* address also deletes the secondaries of its subnet unless
+    /// `promote_secondaries` is set; VIPs added after the interface's own address are
+    /// secondaries, so removing them touches nothing else.
     pub async fn del_address(
         &self,
         name: &str,
