@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fuzz the VRRP packet parser for SECONDS (default 60). Exits non-zero on a crash.
+# Usage: vrrp/fuzz/run.sh [SECONDS] [extra libFuzzer args...]
+set -euo pipefail
+
+seconds="${1:-60}"
+shift || true
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi
+
+# cargo-fuzz needs nightly-only flags (-Zsanitizer, -Cpasses); RUSTC_BOOTSTRAP lets the
+# stable toolchain accept them.
+export RUSTC_BOOTSTRAP=1
+
+# corpus/ (git-ignored) collects what the fuzzer finds; seeds/ holds valid packets built
+# from the vrrp.md §2 test vectors so that it starts past the checksum check.
+mkdir -p corpus/decode_advert
+exec cargo fuzz run decode_advert corpus/decode_advert seeds -- \
+    -max_total_time="$seconds" -max_len=1500 "$@"
