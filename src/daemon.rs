@@ -3,11 +3,14 @@
 //! the new one does not validate).
 
 use crate::config::{self, LogTarget, Validated};
+use crate::control::{self, InstanceView, StatusView};
 use crate::logging;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 /// A short human summary of a valid config, for `check` and the start-up log.
@@ -124,6 +127,18 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     }
+    let (view_tx, view_rx) = watch::channel(Arc::new(status_view(&cfg, &instances)));
+    let socket_path = control::socket_path(cfg.file.global.control_socket.as_deref());
+    let control_task = match control::serve(&socket_path, view_rx) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(
+                "control socket {}: {e}; `vrrplb status` will not answer",
+                socket_path.display()
+            );
+            None
+        }
+    };
     let mut current = cfg;
     loop {
         tokio::select! {
@@ -135,6 +150,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                     Ok(l) if l.config.unsupported.is_empty() => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
                         current = l.config;
+                        view_tx.send_replace(Arc::new(status_view(&current, &instances)));
                         info!("Configuration reloaded (node {})", current.node);
                     }
                     Ok(l) => {
@@ -151,9 +167,40 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         }
     }
     let _ = &current;
+    drop(view_tx);
     stop_instances(instances).await;
+    if let Some(t) = control_task {
+        t.abort();
+        let _ = std::fs::remove_file(&socket_path);
+    }
     info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
     ExitCode::SUCCESS
+}
+
+fn status_view(cfg: &Validated, instances: &[vrrp::instance::Instance]) -> StatusView {
+    StatusView {
+        node: cfg.node.clone(),
+        instances: instances
+            .iter()
+            .map(|i| InstanceView {
+                name: i.name().to_owned(),
+                vips: cfg
+                    .instances
+                    .iter()
+                    .find(|c| c.name == i.name())
+                    .map(|c| {
+                        c.virtual_addresses
+                            .iter()
+                            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                status: i.status(),
+                drops: i.drop_counters(),
+            })
+            .collect(),
+        backends: Vec::new(),
+    }
 }
 
 /// Stops every instance at once: masters send their priority-0 adverts together, so the

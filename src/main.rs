@@ -1,6 +1,7 @@
 //! vrrplb: keepalived + HAProxy in one binary.
 
 mod config;
+mod control;
 mod daemon;
 mod logging;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
     name = "vrrplb",
     version,
     about = "A VRRPv2 pair and an HTTP load balancer in one binary (keepalived + HAProxy)",
-    after_help = "Examples:\n  vrrplb check -c /etc/vrrplb/vrrplb.yaml      validate a config (like haproxy -c / keepalived -t)\n  vrrplb run -c /etc/vrrplb/vrrplb.yaml        run in the foreground (systemd style)\n  vrrplb run -c lb1.yaml --log stderr          same, logging to the terminal\n\nSignals: SIGTERM/SIGINT stop in order, SIGHUP reloads the file."
+    after_help = "Examples:\n  vrrplb check -c /etc/vrrplb/vrrplb.yaml      validate a config (like haproxy -c / keepalived -t)\n  vrrplb run -c /etc/vrrplb/vrrplb.yaml        run in the foreground (systemd style)\n  vrrplb run -c lb1.yaml --log stderr          same, logging to the terminal\n  vrrplb status -c /etc/vrrplb/vrrplb.yaml     ask the running daemon who is MASTER\n\nSignals: SIGTERM/SIGINT stop in order, SIGHUP reloads the file."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +36,12 @@ enum Command {
         #[arg(long, value_enum)]
         log: Option<LogArg>,
     },
+    /// Ask the running daemon: instance states, priorities, dropped adverts, backends UP.
+    Status {
+        /// The daemon's config file, to find its control socket (global.control_socket).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,6 +60,32 @@ fn main() -> ExitCode {
                 LogArg::Syslog => config::LogTarget::Syslog,
             });
             daemon::run(&config, target)
+        }
+        Command::Status { config } => status(config.as_deref()),
+    }
+}
+
+fn status(config: Option<&std::path::Path>) -> ExitCode {
+    let configured = match config {
+        None => None,
+        Some(p) => match config::load(p) {
+            Ok(l) => l.config.file.global.control_socket.clone(),
+            Err(rejected) => {
+                for e in &rejected.errors {
+                    eprintln!("error: {e}");
+                }
+                return ExitCode::from(1);
+            }
+        },
+    };
+    match control::query(&control::socket_path(configured.as_deref())) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

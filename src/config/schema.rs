@@ -34,6 +34,8 @@ pub struct Global {
     pub stats: Option<Stats>,
     /// Process-wide connection limit (HAProxy global `maxconn`).
     pub maxconn: Option<i64>,
+    /// Unix socket for `vrrplb status` (default /run/vrrplb/vrrplb.sock).
+    pub control_socket: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

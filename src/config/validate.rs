@@ -276,6 +276,14 @@ fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> Log
     if let Some(m) = g.maxconn {
         range(d, "global.maxconn", m, 1, 1_000_000);
     }
+    if let Some(c) = &g.control_socket {
+        if !c.starts_with('/') {
+            d.error(
+                "global.control_socket",
+                format!("`{c}` must be an absolute path"),
+            );
+        }
+    }
     if let Some(s) = &g.stats {
         if s.bind.parse::<SocketAddr>().is_err() {
             d.error(

@@ -25,6 +25,15 @@ impl Node {
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
         testkit::wait_until(timeout, || self.log_text().contains(needle))
     }
+    /// `vrrplb status` output for this node ("" when it does not answer).
+    pub fn status(&self) -> String {
+        let out = Command::new(BIN)
+            .args(["status", "-c"])
+            .arg(&self.config)
+            .output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
     /// Number of times `needle` occurs in the log.
     pub fn count_log(&self, needle: &str) -> usize {
         self.log_text().matches(needle).count()
@@ -45,6 +54,17 @@ pub fn pair_config(node: &str, priority: u8, extra: &str, tail: &str) -> String 
 pub fn start(lab: &Lab, host: &str, dir: &TempDir, config: &str) -> Node {
     let h = lab.host(host);
     let cfg_path = dir.join(&format!("{host}.yaml"));
+    // Each node gets its own control socket (the default path is shared by all namespaces).
+    let sock = dir.join(&format!("{host}.sock"));
+    let config = if config.contains("control_socket") {
+        config.to_owned()
+    } else {
+        config.replacen(
+            "global:\n",
+            &format!("global:\n  control_socket: {}\n", sock.display()),
+            1,
+        )
+    };
     std::fs::write(&cfg_path, config).expect("write config");
     let log = dir.join(&format!("{host}.log"));
     let log_file = std::fs::OpenOptions::new()
@@ -58,7 +78,12 @@ pub fn start(lab: &Lab, host: &str, dir: &TempDir, config: &str) -> Node {
         .stdout(Stdio::null())
         .stderr(Stdio::from(log_file));
     let pid = h.spawn(cmd);
-    Node { host: host.to_owned(), pid, log, config: cfg_path }
+    Node {
+        host: host.to_owned(),
+        pid,
+        log,
+        config: cfg_path,
+    }
 }
 
 /// Waits until `host` holds the VIP; returns the time it took from `since`.
@@ -82,12 +107,19 @@ pub fn skew(priority: u8) -> Duration {
 
 /// Runs a command to completion (for tools such as tshark) with a hard time limit.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> std::process::Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let pid = child.id();
     let watchdog = std::thread::spawn(move || {
         std::thread::sleep(limit);
         // SIGKILL by the PID we spawned, if it is still running.
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
     });
     let out = child.wait_with_output().expect("wait");
     drop(watchdog);
