@@ -333,7 +333,11 @@ impl Driver {
                     }
                 },
                 Some(change) = links.recv() => {
-                    info!("{}", logs::link_changed(&change.ifname, change.up));
+                    let tracked = change.ifname == self.cfg.interface
+                        || self.cfg.track_interfaces.iter().any(|t| t.name == change.ifname);
+                    if tracked {
+                        info!("{}", logs::link_changed(&change.ifname, change.up));
+                    }
                     if change.ifname == self.cfg.interface {
                         if change.up && self.primary.is_none() {
                             self.refresh_primary().await;
