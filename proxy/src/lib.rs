@@ -1,2 +1,259 @@
-//! HTTP load balancer.
+//! The embedded HTTP load balancer of vrrplb (docs/lb.md).
+//!
+//! ```text
+//! Proxy::start(ProxyConfig)  ─ binds ungated frontends, starts health checks
+//!   listener  accept within maxconn ─> conn (timeouts, 408) ─> frontend::handle
+//!   frontend  route ─> backend (cookie | balance, queues) ─> forward (retries) ─> exchange (log)
+//!   health    probes ─> backend state ─> watch<BackendHealth>
+//! Gate::set_serving(bool) opens/closes gated frontends; Proxy::shutdown(drain) ends it all.
+//! ```
+
+pub mod accesslog;
+pub mod balance;
+pub mod config;
+pub mod cookie;
+pub mod errorpage;
 pub mod headers;
+pub mod health;
+pub mod probe;
+pub mod rewrite;
+pub mod route;
+
+mod backend;
+mod conn;
+mod exchange;
+mod forward;
+mod frontend;
+mod gate;
+mod listener;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use backend::BackendHealth;
+pub use config::ProxyConfig;
+pub use exchange::ResponseBody;
+pub use frontend::FrontendError;
+pub use gate::Gate;
+
+use backend::Backend;
+use frontend::{Frontend, ProxyCounters};
+use listener::{Limits, ListenerSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("frontend {frontend}: cannot listen on {addr}: {source}")]
+    Bind {
+        frontend: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
+    #[error("the proxy must be started inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// A running load balancer.
+pub struct Proxy {
+    sets: Vec<Arc<ListenerSet>>,
+    backends: Arc<[Arc<Backend>]>,
+    gate: Gate,
+    checks: Vec<JoinHandle<()>>,
+    counters: Arc<ProxyCounters>,
+}
+
+/// Point-in-time numbers for the stats page.
+#[derive(Clone, Debug, Default)]
+pub struct ProxyStats {
+    /// Client connections open in the process.
+    pub connections: usize,
+    pub frontends: Vec<FrontendStats>,
+    pub backends: Vec<BackendStats>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FrontendStats {
+    pub name: String,
+    pub gated: bool,
+    pub listening: bool,
+    pub connections: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BackendStats {
+    pub name: String,
+    pub health: BackendHealth,
+    /// Requests waiting in the backend and server queues.
+    pub queued: usize,
+    pub servers: Vec<ServerStats>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ServerStats {
+    pub name: String,
+    pub backup: bool,
+    pub weight: u32,
+    /// "UP", "UP 1/3", "DOWN 1/2", "DOWN", "no check".
+    pub status: String,
+    /// "L7OK/200 in 1ms" once a check ran.
+    pub last_check: Option<String>,
+    pub inflight: usize,
+    /// Requests sent to this server since start.
+    pub requests: u64,
+}
+
+impl Proxy {
+    /// Builds the proxy, binds every ungated frontend and starts the health checks of every
+    /// backend (gated or not, so a box becoming MASTER already knows its servers). Must be
+    /// called inside a tokio runtime.
+    pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ProxyError::NoRuntime);
+        }
+        let backends: Arc<[Arc<Backend>]> =
+            config.backends.iter().cloned().map(Backend::new).collect();
+        let counters = Arc::new(ProxyCounters::default());
+        let global = Arc::new(Semaphore::new(
+            config.maxconn.clamp(1, Semaphore::MAX_PERMITS),
+        ));
+        let mut sets = Vec::with_capacity(config.frontends.len());
+        for fc in &config.frontends {
+            let maxconn = fc
+                .maxconn
+                .unwrap_or(config.maxconn)
+                .clamp(1, Semaphore::MAX_PERMITS);
+            let fe = Frontend::new(
+                fc.clone(),
+                backends.clone(),
+                config.access_log,
+                counters.clone(),
+            )?;
+            let limits = Limits {
+                global: global.clone(),
+                frontend: Arc::new(Semaphore::new(maxconn)),
+            };
+            sets.push(ListenerSet::new(Arc::new(fe), limits));
+        }
+        let mut proxy = Proxy {
+            gate: Gate::new(
+                sets.iter().filter(|s| s.fe.cfg.gated).cloned().collect(),
+                config.gate_drain,
+            ),
+            sets,
+            backends,
+            checks: Vec::new(),
+            counters,
+        };
+        for set in proxy.sets.iter().filter(|s| !s.fe.cfg.gated) {
+            if let Err(e) = set.open() {
+                return Err(ProxyError::Bind {
+                    frontend: set.fe.cfg.name.clone(),
+                    addr: e.addr,
+                    source: e.source,
+                });
+            }
+        }
+        proxy.checks = proxy
+            .backends
+            .iter()
+            .flat_map(health::spawn_checks)
+            .collect();
+        Ok(proxy)
+    }
+
+    /// The gate of the gated frontends.
+    pub fn gate(&self) -> Gate {
+        self.gate.clone()
+    }
+
+    /// Usable servers of backend `name`, updated on every UP/DOWN change (VRRP
+    /// `track_backends`, stats).
+    pub fn backend_health(&self, name: &str) -> Option<watch::Receiver<BackendHealth>> {
+        self.backends
+            .iter()
+            .find(|b| &*b.name == name)
+            .map(|b| b.health())
+    }
+
+    /// Addresses a frontend is listening on right now (empty when closed or unknown); useful
+    /// when it was bound to port 0.
+    pub fn local_addrs(&self, frontend: &str) -> Vec<SocketAddr> {
+        self.sets
+            .iter()
+            .find(|s| s.fe.cfg.name == frontend)
+            .map(|s| s.local_addrs())
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            frontends: self
+                .sets
+                .iter()
+                .map(|s| FrontendStats {
+                    name: s.fe.cfg.name.clone(),
+                    gated: s.fe.cfg.gated,
+                    listening: s.is_open(),
+                    connections: s.fe.connections.load(Ordering::Relaxed),
+                })
+                .collect(),
+            backends: self
+                .backends
+                .iter()
+                .map(|b| BackendStats {
+                    name: b.name.to_string(),
+                    health: *b.health().borrow(),
+                    queued: b.queued(),
+                    servers: b
+                        .servers
+                        .iter()
+                        .map(|s| {
+                            let (status, last) = s.check_status();
+                            ServerStats {
+                                name: s.name.to_string(),
+                                backup: s.cfg.backup,
+                                weight: s.cfg.weight,
+                                status,
+                                last_check: last.map(|r| r.last_check()),
+                                inflight: s.inflight(),
+                                requests: s.total.load(Ordering::Relaxed),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops accepting on every frontend, lets in-flight requests finish for at most
+    /// `drain`, then stops the health checks. Connections still open after `drain` are cut.
+    pub async fn shutdown(&self, drain: Duration) {
+        for set in &self.sets {
+            set.close(drain).await;
+        }
+        let idle = futures_util::future::join_all(self.sets.iter().map(|s| s.wait_idle()));
+        // Connections cut themselves at `drain`; the margin lets them finish doing so.
+        let _ = tokio::time::timeout(drain + Duration::from_millis(200), idle).await;
+        for c in &self.checks {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        for c in &self.checks {
+            c.abort();
+        }
+        for s in &self.sets {
+            s.abort();
+        }
+    }
+}

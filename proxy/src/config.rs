@@ -1,0 +1,334 @@
+//! The proxy's own typed configuration.
+//!
+//! The binary owns the YAML schema and validation (docs/config.md, lb.md §17) and translates a
+//! valid file into these structs. Every struct has a constructor or `Default` carrying the
+//! defaults of lb.md, so the translation only sets what the file says. The proxy assumes a
+//! validated config but never panics on an odd one: a route naming an unknown backend is
+//! ignored, a backend without servers answers 503, `rise: 0` counts as 1, and so on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the proxy serves.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `global.node`: shown in logs and stats.
+    pub node: String,
+    /// `global.log.access_log`: one `target: "access"` line per exchange. Default true.
+    pub access_log: bool,
+    /// `global.maxconn`†: connections accepted by the whole process. Default 4096.
+    pub maxconn: usize,
+    /// How long a gated frontend's in-flight requests may run on after the gate closes
+    /// (connections are then cut). Default 5 s.
+    pub gate_drain: Duration,
+    pub frontends: Vec<FrontendConfig>,
+    pub backends: Vec<BackendConfig>,
+}
+
+impl ProxyConfig {
+    pub fn new(frontends: Vec<FrontendConfig>, backends: Vec<BackendConfig>) -> Self {
+        ProxyConfig {
+            node: String::new(),
+            access_log: true,
+            maxconn: 4096,
+            gate_drain: Duration::from_secs(5),
+            frontends,
+            backends,
+        }
+    }
+}
+
+/// A `frontends[]` entry (mode http).
+#[derive(Clone, Debug)]
+pub struct FrontendConfig {
+    pub name: String,
+    /// Listening addresses; bound with IP_FREEBIND so a VIP may be absent at bind time.
+    pub bind: Vec<SocketAddr>,
+    /// `gate: [...]` present: listen only while the binary says so (`Gate::set_serving`).
+    pub gated: bool,
+    /// Frontend `maxconn`; `None` = the global value.
+    pub maxconn: Option<usize>,
+    pub timeouts: FrontendTimeouts,
+    /// `option forwardfor`: append X-Forwarded-For, set X-Forwarded-Proto. Default false.
+    pub forwarded_for: bool,
+    /// `http-request set-header` pairs: header name, value template (`%[src]`...).
+    pub set_headers: Vec<(String, String)>,
+    /// Tried in order, first match wins.
+    pub routes: Vec<RouteConfig>,
+    pub default_backend: Option<String>,
+    /// HAProxy `errorfile`: status code → raw HTTP response file.
+    pub error_pages: BTreeMap<u16, PathBuf>,
+}
+
+impl FrontendConfig {
+    pub fn new(name: impl Into<String>, bind: Vec<SocketAddr>) -> Self {
+        FrontendConfig {
+            name: name.into(),
+            bind,
+            gated: false,
+            maxconn: None,
+            timeouts: FrontendTimeouts::default(),
+            forwarded_for: false,
+            set_headers: Vec::new(),
+            routes: Vec::new(),
+            default_backend: None,
+            error_pages: BTreeMap::new(),
+        }
+    }
+}
+
+/// Frontend `timeouts` (lb.md §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrontendTimeouts {
+    /// Inactivity reading the request body or writing to the client. Default 50 s.
+    pub client: Duration,
+    /// First byte → end of the request headers; expiry answers 408. Default 10 s.
+    pub http_request: Duration,
+    /// `keep_alive`†: idle time between two requests; `None` = `http_request`.
+    pub keep_alive: Option<Duration>,
+}
+
+impl Default for FrontendTimeouts {
+    fn default() -> Self {
+        FrontendTimeouts {
+            client: Duration::from_secs(50),
+            http_request: Duration::from_secs(10),
+            keep_alive: None,
+        }
+    }
+}
+
+/// One `routes[]` entry: every condition present must hold.
+#[derive(Clone, Debug)]
+pub struct RouteConfig {
+    pub host: Option<HostMatch>,
+    /// `/app1` and `/app1/` are the same prefix (directory semantics, lb.md §2).
+    pub path_prefix: Option<String>,
+    pub backend: String,
+    pub strip_prefix: bool,
+    pub require_available: bool,
+}
+
+impl RouteConfig {
+    pub fn new(backend: impl Into<String>) -> Self {
+        RouteConfig {
+            host: None,
+            path_prefix: None,
+            backend: backend.into(),
+            strip_prefix: false,
+            require_available: false,
+        }
+    }
+}
+
+/// `match.host`: an exact name or `*.domain`, compared case-insensitively without the port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Lower-case host name.
+    Exact(String),
+    /// Lower-case suffix including its leading dot (`.example.test` for `*.example.test`).
+    Suffix(String),
+}
+
+impl HostMatch {
+    /// `"*.example.test"` → `Suffix(".example.test")`, anything else → `Exact`.
+    pub fn parse(pattern: &str) -> Self {
+        let lower = pattern.trim().to_ascii_lowercase();
+        match lower.strip_prefix('*') {
+            Some(rest) if rest.starts_with('.') => HostMatch::Suffix(rest.to_string()),
+            _ => HostMatch::Exact(lower),
+        }
+    }
+}
+
+/// `balance`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    LeastConn,
+    Source,
+}
+
+/// A `backends[]` entry (mode http).
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    pub name: String,
+    pub balance: Balance,
+    pub servers: Vec<ServerConfig>,
+    /// `all_backups`†: balance over every usable backup, not only the first. Default false.
+    pub all_backups: bool,
+    /// `None`: no checks, every server counts as UP.
+    pub health_check: Option<HealthCheckConfig>,
+    pub cookie: Option<CookieConfig>,
+    /// Extra connection attempts after a connect failure. Default 3.
+    pub retries: u32,
+    /// Send the last attempt to another server. Default false.
+    pub redispatch: bool,
+    pub timeouts: BackendTimeouts,
+}
+
+impl BackendConfig {
+    pub fn new(name: impl Into<String>, servers: Vec<ServerConfig>) -> Self {
+        BackendConfig {
+            name: name.into(),
+            balance: Balance::RoundRobin,
+            servers,
+            all_backups: false,
+            health_check: None,
+            cookie: None,
+            retries: 3,
+            redispatch: false,
+            timeouts: BackendTimeouts::default(),
+        }
+    }
+}
+
+/// Backend `timeouts` (lb.md §12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendTimeouts {
+    /// One TCP connect attempt. Default 5 s.
+    pub connect: Duration,
+    /// Inactivity waiting for the server; before response headers → 504. Default 50 s.
+    pub server: Duration,
+    /// Time in a queue → 503. Default = `connect` (5 s); the binary sets it to `connect`
+    /// when the file does not say.
+    pub queue: Duration,
+    /// `server_idle`†: pooled idle server connections older than this are closed. Default 2 s.
+    pub server_idle: Duration,
+}
+
+impl Default for BackendTimeouts {
+    fn default() -> Self {
+        BackendTimeouts {
+            connect: Duration::from_secs(5),
+            server: Duration::from_secs(50),
+            queue: Duration::from_secs(5),
+            server_idle: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One `servers[]` entry.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// 0–256, default 1; 0 = never picked by an algorithm, still reachable by its cookie.
+    pub weight: u32,
+    /// Requests in flight to this server; 0 = unlimited (default).
+    pub maxconn: usize,
+    pub backup: bool,
+    /// Persistence cookie value; `None` = the server name, `Some("")` = no cookie.
+    pub cookie: Option<String>,
+    /// `check: false`†: never checked, always usable. Default true.
+    pub check: bool,
+}
+
+impl ServerConfig {
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
+        ServerConfig {
+            name: name.into(),
+            addr,
+            weight: 1,
+            maxconn: 0,
+            backup: false,
+            cookie: None,
+            check: true,
+        }
+    }
+
+    /// The value this server's persistence cookie carries (empty = none).
+    pub fn cookie_value(&self) -> &str {
+        self.cookie.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// `health_check.kind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckKind {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// `health_check` (lb.md §4).
+#[derive(Clone, Debug)]
+pub struct HealthCheckConfig {
+    pub kind: CheckKind,
+    /// Default `GET`.
+    pub method: String,
+    /// Default `/`.
+    pub path: String,
+    /// Host header; `None` = the server address.
+    pub host: Option<String>,
+    /// Accepted status ranges, inclusive. Default `200-399`.
+    pub expect_status: Vec<(u16, u16)>,
+    /// Probe this port instead of the server's.
+    pub port: Option<u16>,
+    /// Default 2 s.
+    pub interval: Duration,
+    /// One probe; default = interval.
+    pub timeout: Duration,
+    /// Default 2.
+    pub rise: u32,
+    /// Default 3.
+    pub fall: u32,
+    /// Interval while going up/down or never checked; `None` = `interval`.
+    pub fast_interval: Option<Duration>,
+    /// Interval while fully DOWN; `None` = `interval`.
+    pub down_interval: Option<Duration>,
+    /// `initial_state: down`† → false. Default true (UP until the first failure).
+    pub initial_up: bool,
+    /// Log every probe result that changes the counter, not only the notable ones.
+    pub log_changes: bool,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            kind: CheckKind::Http,
+            method: "GET".to_string(),
+            path: "/".to_string(),
+            host: None,
+            expect_status: vec![(200, 399)],
+            port: None,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+            fast_interval: None,
+            down_interval: None,
+            initial_up: true,
+            log_changes: false,
+        }
+    }
+}
+
+/// Backend `cookie` (lb.md §5; only `insert` mode exists).
+#[derive(Clone, Debug)]
+pub struct CookieConfig {
+    pub name: String,
+    /// Remove the cookie before the request reaches the server.
+    pub indirect: bool,
+    /// Add `Cache-Control: private` when inserting.
+    pub nocache: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domain: Option<String>,
+}
+
+impl CookieConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        CookieConfig {
+            name: name.into(),
+            indirect: false,
+            nocache: false,
+            httponly: false,
+            secure: false,
+            domain: None,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! One client connection: the socket wrapper that enforces the frontend timeouts hyper does
+//! not (lb.md §12, §18), and the task that serves the connection and drains it on request.
+//!
+//! [`ClientIo`] sits between the socket and hyper and tracks the HTTP/1 request cycle from
+//! what it reads plus two counters the service bumps (request started / exchange finished):
+//! - idle (no request byte yet): `keep_alive` (first request: `http_request`) → silent close;
+//! - headers (first byte read, service not called yet): `http_request` → the 408 page is
+//!   written straight to the socket and the connection ends (hyper's own header timeout
+//!   closes without a response);
+//! - in a request: no read deadline (the request body has its own `client` timeout);
+//! - any write blocked longer than `client` fails the connection.
+//!
+//! HTTP/2 (prior knowledge, detected from the preface) has no header phase: only idle time
+//! between streams is limited, by `client`.
+
+use std::future::Future as _;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+use crate::accesslog::{AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState};
+use crate::config::FrontendTimeouts;
+use crate::frontend::{self, Frontend};
+use crate::headers::ConnInfo;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// State shared between the socket wrapper and the requests of one connection.
+pub(crate) struct ConnShared {
+    accepted: Instant,
+    started: AtomicU64,
+    finished: AtomicU64,
+    /// Microseconds after `accepted` when the current request's first byte arrived.
+    first_byte: AtomicU64,
+    /// The `http_request` timeout fired and the 408 was sent.
+    timed_out: AtomicBool,
+}
+
+impl ConnShared {
+    fn new() -> Self {
+        ConnShared {
+            accepted: Instant::now(),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            first_byte: AtomicU64::new(0),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// When the current request's first byte arrived (now, for HTTP/2 streams).
+    pub(crate) fn request_start(&self) -> Instant {
+        let us = self.first_byte.load(Ordering::Acquire);
+        let at = self.accepted + Duration::from_micros(us);
+        at.min(Instant::now())
+    }
+}
+
+/// Marks a request as in progress for [`ClientIo`] until dropped (end of its exchange).
+pub(crate) struct RequestGuard(Arc<ConnShared>);
+
+impl RequestGuard {
+    pub(crate) fn new(shared: &Arc<ConnShared>) -> Self {
+        shared.started.fetch_add(1, Ordering::AcqRel);
+        RequestGuard(shared.clone())
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Headers,
+    InRequest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// Still matching the HTTP/2 preface (`n` bytes matched so far).
+    Sniffing(usize),
+    Http1,
+    Http2,
+}
+
+pub(crate) struct ClientIo {
+    io: TcpStream,
+    timeouts: FrontendTimeouts,
+    page_408: Option<Bytes>,
+    shared: Arc<ConnShared>,
+    phase: Phase,
+    protocol: Protocol,
+    seen_started: u64,
+    read_deadline: Pin<Box<Sleep>>,
+    write_deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl ClientIo {
+    fn new(
+        io: TcpStream,
+        timeouts: FrontendTimeouts,
+        page_408: Option<Bytes>,
+        shared: Arc<ConnShared>,
+    ) -> Self {
+        ClientIo {
+            io,
+            page_408,
+            phase: Phase::Idle,
+            protocol: Protocol::Sniffing(0),
+            seen_started: 0,
+            read_deadline: Box::pin(tokio::time::sleep(timeouts.http_request)),
+            write_deadline: None,
+            timeouts,
+            shared,
+        }
+    }
+
+    fn arm(&mut self, after: Duration) {
+        self.read_deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + after);
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        match self.protocol {
+            Protocol::Http2 => self.timeouts.client,
+            _ => self
+                .timeouts
+                .keep_alive
+                .unwrap_or(self.timeouts.http_request),
+        }
+    }
+
+    /// Follows the request cycle from the service's counters.
+    fn update_phase(&mut self) {
+        let started = self.shared.started.load(Ordering::Acquire);
+        let finished = self.shared.finished.load(Ordering::Acquire);
+        if started != finished {
+            self.phase = Phase::InRequest;
+            self.seen_started = started;
+        } else if self.seen_started != started || self.phase == Phase::InRequest {
+            self.seen_started = started;
+            self.phase = Phase::Idle;
+            let t = self.idle_timeout();
+            self.arm(t);
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) {
+        if let Protocol::Sniffing(matched) = self.protocol {
+            let want = &H2_PREFACE[matched..];
+            let n = want.len().min(bytes.len());
+            self.protocol = if bytes[..n] != want[..n] {
+                Protocol::Http1
+            } else if matched + n == H2_PREFACE.len() {
+                self.phase = Phase::Idle;
+                let t = self.timeouts.client;
+                self.arm(t);
+                Protocol::Http2
+            } else {
+                Protocol::Sniffing(matched + n)
+            };
+        }
+        if self.phase == Phase::Idle && self.protocol != Protocol::Http2 {
+            self.phase = Phase::Headers;
+            let us = u64::try_from(self.shared.accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.shared.first_byte.store(us, Ordering::Release);
+            let t = self.timeouts.http_request;
+            self.arm(t);
+        }
+    }
+
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.phase == Phase::InRequest || self.read_deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if self.phase == Phase::Headers {
+            // 408, written once and best effort: the send buffer of a connection waiting for
+            // request bytes is empty, so the page fits.
+            if let Some(page) = self.page_408.take() {
+                let _ = Pin::new(&mut self.io).poll_write(cx, &page);
+            }
+            self.shared.timed_out.store(true, Ordering::Release);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "http_request timeout",
+            )));
+        }
+        // Idle: end of stream, which hyper takes as a quiet close.
+        Poll::Ready(Ok(()))
+    }
+
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let client = self.timeouts.client;
+        let d = self
+            .write_deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(client)));
+        match d.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client timeout writing",
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for ClientIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.update_phase();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let filled = &buf.filled()[before..];
+                    this.on_bytes(filled);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => this.poll_deadline(cx),
+        }
+    }
+}
+
+impl AsyncWrite for ClientIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                this.write_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.write_stalled(cx).map(Err),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                this.write_deadline = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => this.write_stalled(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// The answer a service gives when an `error_pages` file is empty: close without a word.
+#[derive(Debug)]
+pub(crate) struct CloseSilently;
+
+impl std::fmt::Display for CloseSilently {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed without answering (empty error page)")
+    }
+}
+
+impl std::error::Error for CloseSilently {}
+
+/// Serves one accepted connection until it ends, or until `drain` asks it to stop: then
+/// in-flight requests may finish within the given grace time and the connection is cut.
+pub(crate) async fn serve(
+    fe: Arc<Frontend>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut drain: watch::Receiver<Option<Duration>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let shared = Arc::new(ConnShared::new());
+    let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
+    let info = ConnInfo {
+        src: peer,
+        dst: local,
+        tls: false,
+    };
+    let svc_fe = fe.clone();
+    let svc_shared = shared.clone();
+    let service =
+        service_fn(move |req| frontend::handle(svc_fe.clone(), info, svc_shared.clone(), req));
+    let conn = fe.http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        grace = wait_for_drain(&mut drain) => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(grace, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
+    };
+    let Err(err) = result else { return };
+    if shared.timed_out.load(Ordering::Acquire) {
+        log_unparsed(&fe, peer, &shared, 408, TermCause::ClientTimeout);
+        return;
+    }
+    let hyper_err = err.downcast_ref::<hyper::Error>();
+    if let Some(e) = hyper_err.filter(|e| e.is_parse() || e.is_parse_too_large()) {
+        let status = if e.is_parse_too_large() { 431 } else { 400 };
+        log_unparsed(&fe, peer, &shared, status, TermCause::Proxy);
+    } else {
+        tracing::debug!(frontend = %fe.name, client = %peer, error = %err, "connection error");
+    }
+}
+
+async fn wait_for_drain(rx: &mut watch::Receiver<Option<Duration>>) -> Duration {
+    let grace = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+    match grace {
+        Some(d) => d,
+        // The listener set is gone without a drain request: keep serving.
+        None => std::future::pending().await,
+    }
+}
+
+/// The log line of a request hyper or the 408 timer answered before any service ran.
+fn log_unparsed(
+    fe: &Frontend,
+    peer: SocketAddr,
+    shared: &ConnShared,
+    status: u16,
+    cause: TermCause,
+) {
+    if !fe.access_log {
+        return;
+    }
+    let start = shared.request_start();
+    let age = start.elapsed();
+    let entry = AccessLogEntry {
+        client: peer,
+        accept_date: SystemTime::now() - age,
+        frontend: fe.name.clone(),
+        tls: false,
+        backend: fe.name.clone(),
+        server: LogServer::NoServer,
+        tr: if status == 408 { None } else { Some(age) },
+        tw: None,
+        tc: None,
+        tr_server: None,
+        ta: Some(age),
+        status,
+        bytes: 0,
+        termination: TerminationState {
+            cause,
+            phase: TermPhase::Request,
+            ..TerminationState::default()
+        },
+        ac: u32::try_from(fe.counters.connections.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+        fc: u32::try_from(fe.connections.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+        bc: 0,
+        sc: 0,
+        retries: 0,
+        redispatched: false,
+        sq: 0,
+        bq: 0,
+        request: None,
+    };
+    tracing::info!(target: "access", "{}", crate::accesslog::format_httplog(&entry));
+}

@@ -1,0 +1,241 @@
+//! One request/response exchange: the access-log record that follows it, and the response
+//! body that ends it. The log line is written when the body ends or is dropped (lb.md §15:
+//! "one access-log line when the exchange ends"); the server slot is freed at that moment too.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+use crate::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
+use crate::backend::{Backend, Slot};
+use crate::conn::RequestGuard;
+use crate::frontend::Frontend;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The access-log record of one exchange, filled in as it progresses.
+pub(crate) struct Exchange {
+    pub(crate) entry: AccessLogEntry,
+    /// First byte of the request.
+    pub(crate) start: Instant,
+    pub(crate) frontend: Arc<Frontend>,
+    pub(crate) backend: Option<Arc<Backend>>,
+    pub(crate) server: Option<usize>,
+}
+
+impl Exchange {
+    pub(crate) fn set_server(&mut self, backend: &Arc<Backend>, server: usize) {
+        if let Some(s) = backend.servers.get(server) {
+            self.entry.server = LogServer::Named(s.name.clone());
+        }
+        self.server = Some(server);
+    }
+
+    /// Writes the log line (when access logging is on).
+    pub(crate) fn finish(mut self, bytes: u64) {
+        self.entry.ta = Some(self.start.elapsed());
+        self.entry.bytes = bytes;
+        if !self.frontend.access_log {
+            return;
+        }
+        let e = &mut self.entry;
+        e.ac = clamp(self.frontend.counters.connections.load(Ordering::Relaxed));
+        e.fc = clamp(self.frontend.connections.load(Ordering::Relaxed));
+        if let Some(b) = &self.backend {
+            let inflight: usize = b.servers.iter().map(|s| s.inflight()).sum();
+            e.bc = clamp(inflight + b.queued());
+            if let Some(s) = self.server.and_then(|i| b.servers.get(i)) {
+                e.sc = clamp(s.inflight());
+            }
+        }
+        tracing::info!(target: "access", "{}", format_httplog(e));
+    }
+}
+
+fn clamp(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Approximate size of a response head on the wire, for the log's byte count.
+pub(crate) fn head_size(status_line: usize, headers: &HeaderMap) -> u64 {
+    let h: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (status_line + h + 2) as u64
+}
+
+enum Inner {
+    Local(Full<Bytes>),
+    Upstream(Incoming),
+}
+
+/// The body hyper sends to the client: a local page, or the server's body with the `server`
+/// inactivity timeout, the server slot and the exchange's log record riding along.
+pub struct ResponseBody {
+    inner: Inner,
+    server_timeout: Duration,
+    idle: Option<Pin<Box<Sleep>>>,
+    progressed: bool,
+    exchange: Option<Box<Exchange>>,
+    slot: Option<Slot>,
+    guard: Option<RequestGuard>,
+    bytes: u64,
+}
+
+impl ResponseBody {
+    pub(crate) fn local(
+        body: Full<Bytes>,
+        head: u64,
+        exchange: Box<Exchange>,
+        guard: RequestGuard,
+    ) -> Self {
+        ResponseBody {
+            inner: Inner::Local(body),
+            server_timeout: Duration::ZERO,
+            idle: None,
+            progressed: true,
+            exchange: Some(exchange),
+            slot: None,
+            guard: Some(guard),
+            bytes: head,
+        }
+    }
+
+    pub(crate) fn upstream(
+        body: Incoming,
+        server_timeout: Duration,
+        head: u64,
+        slot: Slot,
+        exchange: Box<Exchange>,
+        guard: RequestGuard,
+    ) -> Self {
+        ResponseBody {
+            inner: Inner::Upstream(body),
+            server_timeout,
+            idle: None,
+            progressed: true,
+            exchange: Some(exchange),
+            slot: Some(slot),
+            guard: Some(guard),
+            bytes: head,
+        }
+    }
+
+    fn end(&mut self, cause: Option<(TermCause, TermPhase)>) {
+        self.slot = None;
+        if let Some(mut ex) = self.exchange.take() {
+            if let Some((c, p)) = cause {
+                ex.entry.termination.cause = c;
+                ex.entry.termination.phase = p;
+            }
+            ex.finish(self.bytes);
+        }
+        // Last: the connection counts as idle again only once the exchange is logged.
+        self.guard = None;
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.inner {
+            Inner::Local(full) => match Pin::new(full).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                Poll::Ready(Some(Err(e))) => {
+                    this.end(Some((TermCause::ServerAbort, TermPhase::Data)));
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => {
+                    let deadline = tokio::time::Instant::now() + this.server_timeout;
+                    if this.progressed {
+                        this.progressed = false;
+                        match &mut this.idle {
+                            Some(s) => s.as_mut().reset(deadline),
+                            None => this.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                        }
+                    }
+                    if let Some(s) = &mut this.idle {
+                        if s.as_mut().poll(cx).is_ready() {
+                            this.end(Some((TermCause::ServerTimeout, TermPhase::Data)));
+                            return Poll::Ready(Some(Err(
+                                "server timeout during the response body".into(),
+                            )));
+                        }
+                    }
+                    Poll::Pending
+                }
+            },
+        };
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.progressed = true;
+                if let Some(d) = frame.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.end(None);
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Local(f) => f.is_end_stream(),
+            Inner::Upstream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Local(f) => f.size_hint(),
+            Inner::Upstream(b) => b.size_hint(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if self.exchange.is_some() {
+            // Dropped before its end: hyper gave up on the client (abort), unless there was
+            // nothing left to send (HEAD, 204, 304).
+            let head = self
+                .exchange
+                .as_ref()
+                .and_then(|e| e.entry.request.as_ref())
+                .is_some_and(|r| r.method == http::Method::HEAD);
+            let cause = if head || self.is_end_stream() {
+                None
+            } else {
+                Some((TermCause::ClientAbort, TermPhase::Data))
+            };
+            self.end(cause);
+        }
+    }
+}

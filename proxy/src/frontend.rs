@@ -1,0 +1,448 @@
+//! A frontend at run time and the life of one HTTP request through it (lb.md §1): route →
+//! backend → persistence or algorithm → queue → forward → response ops → log.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+
+use crate::accesslog::{
+    AccessLogEntry, ClientCookie, LogServer, RequestLine, ServerCookie, TermCause, TermPhase,
+    TerminationState,
+};
+use crate::backend::{Acquire, Backend};
+use crate::config::FrontendConfig;
+use crate::conn::{CloseSilently, ConnShared, RequestGuard};
+use crate::errorpage::{ErrorPageError, ErrorPages, Reply};
+use crate::exchange::{head_size, Exchange, ResponseBody};
+use crate::forward::{self, Attempts, BodySource, ClientFailure, ForwardError, Outgoing};
+use crate::headers::{self, ConnInfo, HeaderTemplate, TemplateError};
+use crate::route::{RouteDecision, Router};
+use crate::{cookie, rewrite};
+
+/// Process-wide counters.
+#[derive(Debug, Default)]
+pub(crate) struct ProxyCounters {
+    /// Client connections open in the whole process (log `ac`).
+    pub(crate) connections: AtomicUsize,
+}
+
+/// Largest request head hyper buffers (≈ HAProxy's tune.bufsize); beyond it hyper answers 431.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
+pub(crate) struct Frontend {
+    pub(crate) name: Arc<str>,
+    pub(crate) cfg: FrontendConfig,
+    router: Router,
+    backends: Arc<[Arc<Backend>]>,
+    errors: ErrorPages,
+    pub(crate) page_408: Option<Bytes>,
+    set_headers: Vec<(HeaderName, HeaderTemplate)>,
+    pub(crate) http: auto::Builder<TokioExecutor>,
+    pub(crate) access_log: bool,
+    pub(crate) counters: Arc<ProxyCounters>,
+    /// Client connections open on this frontend (log `fc`).
+    pub(crate) connections: AtomicUsize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error("frontend {frontend}: {source}")]
+    ErrorPage {
+        frontend: String,
+        source: ErrorPageError,
+    },
+    #[error("frontend {frontend}: set_headers {header}: {source}")]
+    SetHeader {
+        frontend: String,
+        header: String,
+        source: TemplateError,
+    },
+}
+
+impl Frontend {
+    pub(crate) fn new(
+        cfg: FrontendConfig,
+        backends: Arc<[Arc<Backend>]>,
+        access_log: bool,
+        counters: Arc<ProxyCounters>,
+    ) -> Result<Self, FrontendError> {
+        let files: Vec<_> = cfg
+            .error_pages
+            .iter()
+            .map(|(c, p)| (*c, p.clone()))
+            .collect();
+        let errors = ErrorPages::load(&files).map_err(|source| FrontendError::ErrorPage {
+            frontend: cfg.name.clone(),
+            source,
+        })?;
+        let set_headers = cfg
+            .set_headers
+            .iter()
+            .map(|(n, v)| {
+                headers::parse_set_header(n, v).map_err(|source| FrontendError::SetHeader {
+                    frontend: cfg.name.clone(),
+                    header: n.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let router = Router::new(&cfg.routes, cfg.default_backend.as_deref(), |name| {
+            backends.iter().position(|b| &*b.name == name)
+        });
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            // `http_request` is enforced (with a 408) by conn::ClientIo instead.
+            .header_read_timeout(None)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .keep_alive(true);
+        http.http2().timer(TokioTimer::new());
+        Ok(Frontend {
+            name: cfg.name.as_str().into(),
+            page_408: errors.raw(StatusCode::REQUEST_TIMEOUT),
+            errors,
+            router,
+            backends,
+            set_headers,
+            http,
+            access_log,
+            counters,
+            connections: AtomicUsize::new(0),
+            cfg,
+        })
+    }
+
+    /// A locally generated answer (error page or redirect), logged as such.
+    fn local(
+        &self,
+        mut ex: Box<Exchange>,
+        guard: RequestGuard,
+        status: StatusCode,
+        cause: TermCause,
+        phase: TermPhase,
+    ) -> Result<Response<ResponseBody>, CloseSilently> {
+        ex.entry.termination.cause = cause;
+        ex.entry.termination.phase = phase;
+        match self.errors.response(status) {
+            Reply::Response(resp) => {
+                ex.entry.status = resp.status().as_u16();
+                Ok(into_local(resp, ex, guard))
+            }
+            Reply::CloseSilently => {
+                ex.entry.status = status.as_u16();
+                ex.finish(0);
+                drop(guard);
+                Err(CloseSilently)
+            }
+        }
+    }
+}
+
+fn into_local(
+    resp: Response<Full<Bytes>>,
+    ex: Box<Exchange>,
+    guard: RequestGuard,
+) -> Response<ResponseBody> {
+    let (parts, body) = resp.into_parts();
+    let head = head_size(17, &parts.headers);
+    Response::from_parts(parts, ResponseBody::local(body, head, ex, guard))
+}
+
+/// The Host a request names: its Host header, else the authority of an absolute-form or
+/// HTTP/2 target.
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
+}
+
+/// Handles one request (the hyper service).
+pub(crate) async fn handle(
+    fe: Arc<Frontend>,
+    conn: ConnInfo,
+    shared: Arc<ConnShared>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, CloseSilently> {
+    let guard = RequestGuard::new(&shared);
+    let start = if req.version() == Version::HTTP_2 {
+        Instant::now()
+    } else {
+        shared.request_start()
+    };
+    let tr = start.elapsed();
+    let mut ex = Box::new(Exchange {
+        entry: AccessLogEntry {
+            client: conn.src,
+            accept_date: SystemTime::now() - tr,
+            frontend: fe.name.clone(),
+            tls: conn.tls,
+            backend: fe.name.clone(),
+            server: LogServer::NoServer,
+            tr: Some(tr),
+            tw: None,
+            tc: None,
+            tr_server: None,
+            ta: None,
+            status: 0,
+            bytes: 0,
+            termination: TerminationState::default(),
+            ac: 0,
+            fc: 0,
+            bc: 0,
+            sc: 0,
+            retries: 0,
+            redispatched: false,
+            sq: 0,
+            bq: 0,
+            request: Some(RequestLine {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                version: req.version(),
+            }),
+        },
+        start,
+        frontend: fe.clone(),
+        backend: None,
+        server: None,
+    });
+
+    let decision = fe.router.decide(
+        request_host(&req),
+        req.uri().path(),
+        req.uri().query(),
+        |b| fe.backends.get(b).is_some_and(|b| b.has_usable_server()),
+    );
+    let (backend_index, strip) = match decision {
+        RouteDecision::NoMatch => {
+            return fe.local(
+                ex,
+                guard,
+                StatusCode::SERVICE_UNAVAILABLE,
+                TermCause::ServerAbort,
+                TermPhase::Connect,
+            );
+        }
+        RouteDecision::Redirect(location) => return Ok(redirect(&location, ex, guard)),
+        RouteDecision::Backend { backend, strip } => (backend, strip),
+    };
+    let Some(be) = fe.backends.get(backend_index).cloned() else {
+        return fe.local(
+            ex,
+            guard,
+            StatusCode::SERVICE_UNAVAILABLE,
+            TermCause::ServerAbort,
+            TermPhase::Connect,
+        );
+    };
+    ex.entry.backend = be.name.clone();
+    ex.backend = Some(be.clone());
+
+    let (mut parts, body) = req.into_parts();
+    let original_host = match strip {
+        Some(_) => request_host_parts(&parts).map(str::to_owned),
+        None => None,
+    };
+
+    // Persistence cookie (lb.md §5).
+    let mut persist = None;
+    let mut client_cookie = ClientCookie::NotConfigured;
+    if let Some(policy) = &be.cookie {
+        client_cookie = match cookie::find_server_cookie(&parts.headers, &policy.name) {
+            None => ClientCookie::None,
+            Some(v) => match be.server_by_cookie(&v) {
+                Some(i) if be.servers[i].is_up() => {
+                    persist = Some(i);
+                    ClientCookie::Valid
+                }
+                Some(_) => ClientCookie::Down,
+                None => ClientCookie::Invalid,
+            },
+        };
+        ex.entry.termination.client_cookie = client_cookie;
+        ex.entry.termination.server_cookie = ServerCookie::None;
+    }
+
+    // Request header operations, in lb.md §8 order.
+    if headers::remove_hop_by_hop_request(&mut parts.headers) {
+        // WebSocket upgrades are not forwarded yet: send a plain request.
+        parts.headers.remove(header::UPGRADE);
+        parts.headers.remove(header::CONNECTION);
+    }
+    if fe.cfg.forwarded_for {
+        headers::forwarded_for(&mut parts.headers, conn.src.ip(), conn.tls);
+    }
+    headers::apply_set_headers(&mut parts.headers, &fe.set_headers, &conn);
+    if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {
+        cookie::remove_cookie(&mut parts.headers, &policy.name);
+    }
+    if !parts.headers.contains_key(header::HOST) {
+        // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs it as Host.
+        if let Some(a) = parts
+            .uri
+            .authority()
+            .filter(|_| parts.version == Version::HTTP_2)
+        {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+    }
+    let path_and_query = match (strip, parts.uri.path_and_query()) {
+        (Some(prefix), Some(pq)) => rewrite::strip_prefix(pq.as_str(), prefix)
+            .and_then(|s| PathAndQuery::try_from(s).ok())
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        (None, Some(pq)) => pq.clone(),
+        (_, None) => PathAndQuery::from_static("/"),
+    };
+
+    // Server selection, queueing.
+    let slot = match be.acquire(persist, None, conn.src.ip()) {
+        Acquire::Slot(s) => {
+            ex.entry.tw = Some(std::time::Duration::ZERO);
+            s
+        }
+        Acquire::Queued(ticket) => {
+            let queued_at = Instant::now();
+            ex.entry.bq = u32::try_from(ticket.position()).unwrap_or(u32::MAX);
+            let got = ticket.wait(be.cfg.timeouts.queue).await;
+            ex.entry.tw = Some(queued_at.elapsed());
+            match got {
+                Some(s) => s,
+                None => {
+                    return fe.local(
+                        ex,
+                        guard,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        TermCause::ServerTimeout,
+                        TermPhase::Queue,
+                    );
+                }
+            }
+        }
+        Acquire::NoServer => {
+            return fe.local(
+                ex,
+                guard,
+                StatusCode::SERVICE_UNAVAILABLE,
+                TermCause::ServerAbort,
+                TermPhase::Connect,
+            );
+        }
+    };
+    ex.set_server(&be, slot.server_index());
+
+    let out = Outgoing {
+        parts,
+        path_and_query,
+        body: BodySource::new(body, fe.cfg.timeouts.client),
+        client_ip: conn.src.ip(),
+    };
+    let mut attempts = Attempts::default();
+    let result = forward::forward(&be, slot, &out, &mut attempts).await;
+    ex.entry.retries = attempts.retries;
+    ex.entry.redispatched = attempts.redispatched;
+    ex.entry.tc = attempts.connect;
+    ex.entry.tr_server = attempts.response;
+    let (resp, slot) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, cause, phase) = match e {
+                ForwardError::ConnectFailed { timeout: true } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TermCause::ServerTimeout,
+                    TermPhase::Connect,
+                ),
+                ForwardError::ConnectFailed { timeout: false } | ForwardError::NoServer => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TermCause::ServerAbort,
+                    TermPhase::Connect,
+                ),
+                ForwardError::QueueTimeout => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    TermCause::ServerTimeout,
+                    TermPhase::Queue,
+                ),
+                ForwardError::ServerTimeout => (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    TermCause::ServerTimeout,
+                    TermPhase::Headers,
+                ),
+                ForwardError::BadResponse => (
+                    StatusCode::BAD_GATEWAY,
+                    TermCause::ServerAbort,
+                    TermPhase::Headers,
+                ),
+                ForwardError::Client(ClientFailure::TimedOut) => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    TermCause::ClientTimeout,
+                    TermPhase::Data,
+                ),
+                ForwardError::Client(ClientFailure::Aborted) => (
+                    StatusCode::BAD_REQUEST,
+                    TermCause::ClientAbort,
+                    TermPhase::Data,
+                ),
+            };
+            return fe.local(ex, guard, status, cause, phase);
+        }
+    };
+    ex.set_server(&be, slot.server_index());
+
+    // Response operations.
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, false);
+    if let Some(prefix) = strip {
+        let rw = rewrite::ReverseRewrite {
+            prefix,
+            request_host: original_host.as_deref(),
+            client_scheme: if conn.tls { "https" } else { "http" },
+            server_authorities: &be.authorities,
+            persistence_cookie: be.cookie.as_ref().map(|c| c.name.as_str()),
+        };
+        rewrite::rewrite_response_headers(&mut rparts.headers, &rw);
+    }
+    if let Some(policy) = &be.cookie {
+        let kept = client_cookie == ClientCookie::Valid && !attempts.redispatched;
+        if !kept {
+            let value = slot.server().cfg.cookie_value();
+            cookie::insert_set_cookie(&mut rparts.headers, policy, Some(value));
+            ex.entry.termination.server_cookie = ServerCookie::Inserted;
+        }
+    }
+    ex.entry.status = rparts.status.as_u16();
+    let head = head_size(17, &rparts.headers);
+    let body = ResponseBody::upstream(rbody, be.cfg.timeouts.server, head, slot, ex, guard);
+    Ok(Response::from_parts(rparts, body))
+}
+
+fn request_host_parts(parts: &http::request::Parts) -> Option<&str> {
+    match parts.headers.get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => parts.uri.authority().map(|a| a.as_str()),
+    }
+}
+
+/// 301 to the prefix with its slash (lb.md §2), logged `LR--`.
+fn redirect(location: &str, mut ex: Box<Exchange>, guard: RequestGuard) -> Response<ResponseBody> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    ex.entry.status = 301;
+    ex.entry.termination.cause = TermCause::Local;
+    ex.entry.termination.phase = TermPhase::Request;
+    into_local(resp, ex, guard)
+}

@@ -1,0 +1,225 @@
+//! Listening sockets of a frontend: bind (IP_FREEBIND, so a VIP can be bound before VRRP
+//! adds it), accept within `maxconn`, and close with a drain of the open connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::conn;
+use crate::frontend::Frontend;
+
+const BACKLOG: i32 = 1024;
+
+/// A listening socket for `addr`. IPv6 sockets are IPv6-only so `0.0.0.0:80` and `[::]:80`
+/// can both be listed.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    let freebind = if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)
+    } else {
+        socket.set_freebind_v4(true)
+    };
+    if let Err(e) = freebind {
+        // Binding still works for addresses already present.
+        tracing::debug!(%addr, error = %e, "IP_FREEBIND not available");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Connection limits: the process's and the frontend's `maxconn`. A connection holds one
+/// permit of each; at the limit the accept loop stops accepting (connections wait in the
+/// kernel backlog), it never accepts and closes.
+#[derive(Clone)]
+pub(crate) struct Limits {
+    pub(crate) global: Arc<Semaphore>,
+    pub(crate) frontend: Arc<Semaphore>,
+}
+
+struct Running {
+    drain: watch::Sender<Option<Duration>>,
+    accepts: Vec<JoinHandle<()>>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// The listeners of one frontend, opened and closed as a whole.
+pub(crate) struct ListenerSet {
+    pub(crate) fe: Arc<Frontend>,
+    limits: Limits,
+    running: Mutex<Option<Running>>,
+    /// Open connections of this frontend, across open/close cycles.
+    live: watch::Sender<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct BindError {
+    pub(crate) addr: SocketAddr,
+    pub(crate) source: io::Error,
+}
+
+impl ListenerSet {
+    pub(crate) fn new(fe: Arc<Frontend>, limits: Limits) -> Arc<Self> {
+        Arc::new(ListenerSet {
+            fe,
+            limits,
+            running: Mutex::new(None),
+            live: watch::channel(0).0,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    pub(crate) fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.lock()
+            .as_ref()
+            .map(|r| r.addrs.clone())
+            .unwrap_or_default()
+    }
+
+    /// Binds every address (all or nothing) and starts accepting. Idempotent. Needs a tokio
+    /// runtime.
+    pub(crate) fn open(self: &Arc<Self>) -> Result<(), BindError> {
+        let mut running = self.lock();
+        if running.is_some() {
+            return Ok(());
+        }
+        let mut listeners = Vec::with_capacity(self.fe.cfg.bind.len());
+        for &addr in &self.fe.cfg.bind {
+            let l = bind(addr)
+                .and_then(TcpListener::from_std)
+                .map_err(|source| BindError { addr, source })?;
+            listeners.push(l);
+        }
+        let (drain, _) = watch::channel(None);
+        let mut addrs = Vec::with_capacity(listeners.len());
+        let mut accepts = Vec::with_capacity(listeners.len());
+        for l in listeners {
+            let addr = l
+                .local_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            addrs.push(addr);
+            tracing::info!(frontend = %self.fe.name, %addr, "listening");
+            accepts.push(tokio::spawn(accept_loop(
+                self.clone(),
+                l,
+                addr,
+                drain.subscribe(),
+            )));
+        }
+        *running = Some(Running {
+            drain,
+            accepts,
+            addrs,
+        });
+        Ok(())
+    }
+
+    /// Closes the listening sockets (new connects are refused once this returns) and asks
+    /// open connections to finish their in-flight requests within `drain`.
+    pub(crate) async fn close(&self, drain: Duration) {
+        let Some(running) = self.lock().take() else {
+            return;
+        };
+        for a in &running.accepts {
+            a.abort();
+        }
+        for a in running.accepts {
+            let _ = a.await;
+        }
+        running.drain.send_replace(Some(drain));
+        tracing::info!(frontend = %self.fe.name, "stopped listening");
+    }
+
+    /// Closes at once without waiting (the proxy is being dropped).
+    pub(crate) fn abort(&self) {
+        if let Some(running) = self.lock().take() {
+            for a in &running.accepts {
+                a.abort();
+            }
+            running.drain.send_replace(Some(Duration::ZERO));
+        }
+    }
+
+    /// Waits until no connection of this frontend is open.
+    pub(crate) async fn wait_idle(&self) {
+        let mut rx = self.live.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// Counts a connection in the process, the frontend and the set while it lives.
+struct Open {
+    set: Arc<ListenerSet>,
+}
+
+impl Open {
+    fn new(set: &Arc<ListenerSet>) -> Self {
+        set.fe.counters.connections.fetch_add(1, Ordering::Relaxed);
+        set.fe.connections.fetch_add(1, Ordering::Relaxed);
+        set.live.send_modify(|n| *n += 1);
+        Open { set: set.clone() }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.set
+            .fe
+            .counters
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
+        self.set.fe.connections.fetch_sub(1, Ordering::Relaxed);
+        self.set.live.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+async fn accept_loop(
+    set: Arc<ListenerSet>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    drain: watch::Receiver<Option<Duration>>,
+) {
+    loop {
+        let Ok(global) = set.limits.global.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok(local) = set.limits.frontend.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning.
+                tracing::warn!(frontend = %set.fe.name, %addr, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let local_addr = stream.local_addr().unwrap_or(addr);
+        let open = Open::new(&set);
+        let fe = set.fe.clone();
+        let drain = drain.clone();
+        tokio::spawn(async move {
+            conn::serve(fe, stream, peer, local_addr, drain).await;
+            drop(open);
+            drop((global, local));
+        });
+    }
+}
