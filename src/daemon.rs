@@ -3,12 +3,15 @@
 //! the new one does not validate).
 
 use crate::config::{self, LogTarget, Validated};
-use crate::control::{self, InstanceView, StatusView};
+use crate::control::{self, BackendView, InstanceView, StatusView};
 use crate::logging;
+use crate::wiring;
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -115,9 +118,40 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         cfg.instances.len(),
         cfg.file.frontends.len()
     );
+    // The balancer first: its health checks start at once on every box, so a new MASTER
+    // already knows which servers are UP; gated listeners stay closed until MASTER.
+    let balancer = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
+        None
+    } else {
+        match proxy::Proxy::start(config::proxy_config(&cfg)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                error!("cannot start the load balancer: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let gated_by: Arc<HashSet<String>> = Arc::new(
+        cfg.file
+            .frontends
+            .iter()
+            .flat_map(|f| f.gate.iter().flatten().cloned())
+            .collect(),
+    );
+    let masters = Arc::new(Mutex::new(HashSet::new()));
+    let backend_names: Vec<String> = cfg.file.backends.iter().map(|b| b.name.clone()).collect();
     let mut instances = Vec::new();
     for inst_cfg in cfg.instances.clone() {
-        let opts = vrrp::instance::InstanceOptions::default();
+        let mut opts = vrrp::instance::InstanceOptions::default();
+        if let Some(p) = &balancer {
+            opts.backend_up = wiring::backend_up_feeds(p, &backend_names);
+            opts.hook = Some(Arc::new(wiring::GateHook::new(
+                &inst_cfg.name,
+                p.gate(),
+                gated_by.clone(),
+                masters.clone(),
+            )));
+        }
         match vrrp::instance::Instance::start(inst_cfg, opts).await {
             Ok(i) => instances.push(i),
             Err(e) => {
@@ -127,7 +161,8 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     }
-    let (view_tx, view_rx) = watch::channel(Arc::new(status_view(&cfg, &instances)));
+    let (view_tx, view_rx) =
+        watch::channel(Arc::new(status_view(&cfg, &instances, balancer.as_ref())));
     let socket_path = control::socket_path(cfg.file.global.control_socket.as_deref());
     let control_task = match control::serve(&socket_path, view_rx) {
         Ok(t) => Some(t),
@@ -149,8 +184,16 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                 match config::load(path) {
                     Ok(l) if l.config.unsupported.is_empty() => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
+                        // Running instances and listeners are not rebuilt yet: say so rather
+                        // than claim a reload that did not happen.
+                        if l.config.instances != current.instances {
+                            warn!("vrrp_instances changed: the new settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
+                        }
+                        if format!("{:?}", config::proxy_config(&l.config)) != format!("{:?}", config::proxy_config(&current)) {
+                            warn!("frontends/backends changed: the new settings take effect on restart (systemctl restart vrrplb); the balancer keeps the old ones");
+                        }
                         current = l.config;
-                        view_tx.send_replace(Arc::new(status_view(&current, &instances)));
+                        view_tx.send_replace(Arc::new(status_view(&current, &instances, balancer.as_ref())));
                         info!("Configuration reloaded (node {})", current.node);
                     }
                     Ok(l) => {
@@ -166,9 +209,13 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     }
-    let _ = &current;
     drop(view_tx);
+    // Masters resign first (priority 0, so the peer takes over after Skew_Time), then the
+    // balancer drains what is still in flight.
     stop_instances(instances).await;
+    if let Some(p) = &balancer {
+        p.shutdown(std::time::Duration::from_secs(1)).await;
+    }
     if let Some(t) = control_task {
         t.abort();
         let _ = std::fs::remove_file(&socket_path);
@@ -177,7 +224,11 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn status_view(cfg: &Validated, instances: &[vrrp::instance::Instance]) -> StatusView {
+fn status_view(
+    cfg: &Validated,
+    instances: &[vrrp::instance::Instance],
+    balancer: Option<&proxy::Proxy>,
+) -> StatusView {
     StatusView {
         node: cfg.node.clone(),
         instances: instances
@@ -199,7 +250,23 @@ fn status_view(cfg: &Validated, instances: &[vrrp::instance::Instance]) -> Statu
                 drops: i.drop_counters(),
             })
             .collect(),
-        backends: Vec::new(),
+        backends: balancer
+            .map(|p| {
+                let names: Vec<String> = cfg.file.backends.iter().map(|b| b.name.clone()).collect();
+                let feeds = wiring::backend_up_feeds(p, &names);
+                cfg.file
+                    .backends
+                    .iter()
+                    .filter_map(|b| {
+                        Some(BackendView {
+                            name: b.name.clone(),
+                            up: feeds.get(&b.name)?.clone(),
+                            total: b.servers.len(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -4,6 +4,7 @@ mod config;
 mod control;
 mod daemon;
 mod logging;
+mod wiring;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

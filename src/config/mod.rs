@@ -5,8 +5,10 @@
 mod duration;
 pub mod schema;
 mod spans;
+mod translate;
 mod validate;
 
+pub use translate::proxy_config;
 pub use validate::{LogSettings, LogTarget, Validated};
 
 use schema::ConfigFile;

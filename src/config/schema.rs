@@ -1,6 +1,3 @@
-// Some keys are read only by the balancer translation, which lands with the proxy crate.
-#![allow(dead_code)]
-
 //! The YAML schema of ../shared/docs/config.md, as serde structs. Every struct rejects unknown
 //! keys. Numbers are read wide (i64) and range-checked in `validate`, so a user sees
 //! "300 is out of range 1..=254" rather than a serde type message.
@@ -57,12 +54,16 @@ pub struct Stats {
     pub bind: String,
     pub uri: Option<String>,
     pub refresh: Option<DurationValue>,
+    // Parsed and validated now; read once the stats page is served.
+    #[allow(dead_code)]
     pub auth: Option<StatsAuth>,
+    #[allow(dead_code)]
     pub realm: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct StatsAuth {
     pub user: String,
     pub password: String,
@@ -308,5 +309,7 @@ pub struct BackendTimeouts {
 pub struct BackendTls {
     pub verify: Option<bool>,
     pub ca_file: Option<String>,
+    // Read once TLS to servers is built (`run` refuses backend TLS until then).
+    #[allow(dead_code)]
     pub sni: Option<String>,
 }

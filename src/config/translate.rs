@@ -1,0 +1,161 @@
+//! A validated file's balancer sections, as the `proxy` crate's typed config. Validation
+//! already judged every value; what cannot be read here is skipped (it cannot happen for a
+//! file that passed `validate`).
+
+use super::duration::DurationValue;
+use super::schema::{self, ConfigFile};
+use super::validate::Validated;
+use proxy::config::{
+    BackendConfig, BackendTimeouts, Balance, CheckKind, CookieConfig, FrontendConfig,
+    FrontendTimeouts, HealthCheckConfig, HostMatch, ProxyConfig, RouteConfig, ServerConfig,
+};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn dur(v: &Option<DurationValue>, default: Duration) -> Duration {
+    v.as_ref().and_then(|d| d.parse().ok()).unwrap_or(default)
+}
+
+pub fn proxy_config(v: &Validated) -> ProxyConfig {
+    let f: &ConfigFile = &v.file;
+    let mut pc = ProxyConfig::new(
+        f.frontends.iter().map(frontend).collect(),
+        f.backends.iter().map(backend).collect(),
+    );
+    pc.node = v.node.clone();
+    pc.access_log = v.log.access_log;
+    if let Some(m) = f.global.maxconn {
+        pc.maxconn = m.max(1) as usize;
+    }
+    pc
+}
+
+/// HAProxy's `:80` / `*:80` mean every address.
+pub fn bind_addr(text: &str) -> Option<SocketAddr> {
+    let t = text.trim();
+    let t = t.strip_prefix('*').unwrap_or(t);
+    if t.starts_with(':') {
+        format!("0.0.0.0{t}").parse().ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+fn frontend(x: &schema::Frontend) -> FrontendConfig {
+    let mut fc = FrontendConfig::new(
+        x.name.clone(),
+        x.bind.iter().filter_map(|b| bind_addr(b)).collect(),
+    );
+    fc.gated = x.gate.is_some();
+    fc.maxconn = x.maxconn.map(|m| m.max(1) as usize);
+    if let Some(t) = &x.timeouts {
+        fc.timeouts = FrontendTimeouts {
+            client: dur(&t.client, fc.timeouts.client),
+            http_request: dur(&t.http_request, fc.timeouts.http_request),
+            keep_alive: t
+                .keep_alive
+                .as_ref()
+                .and_then(|d| d.parse().ok())
+                .or(fc.timeouts.keep_alive),
+        };
+    }
+    fc.forwarded_for = x.forwarded_for;
+    fc.set_headers = x
+        .set_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    fc.routes = x
+        .routes
+        .iter()
+        .map(|r| {
+            let mut rc = RouteConfig::new(r.backend.clone());
+            rc.host = r.matches.host.as_deref().map(HostMatch::parse);
+            rc.path_prefix = r.matches.path_prefix.clone();
+            rc.strip_prefix = r.strip_prefix;
+            rc.require_available = r.require_available;
+            rc
+        })
+        .collect();
+    fc.default_backend = x.default_backend.clone();
+    fc.error_pages = x
+        .error_pages
+        .iter()
+        .map(|(c, p)| (*c as u16, p.into()))
+        .collect();
+    fc
+}
+
+fn backend(x: &schema::Backend) -> BackendConfig {
+    let servers = x
+        .servers
+        .iter()
+        .filter_map(|s| {
+            let mut sc = ServerConfig::new(s.name.clone(), s.address.parse().ok()?);
+            if let Some(w) = s.weight {
+                sc.weight = w as u32;
+            }
+            if let Some(m) = s.maxconn {
+                sc.maxconn = m as usize;
+            }
+            sc.backup = s.backup;
+            sc.cookie = s.cookie.clone();
+            if let Some(c) = s.check {
+                sc.check = c;
+            }
+            Some(sc)
+        })
+        .collect();
+    let mut bc = BackendConfig::new(x.name.clone(), servers);
+    bc.balance = match x.balance.as_deref() {
+        Some("leastconn") => Balance::LeastConn,
+        Some("source") => Balance::Source,
+        _ => Balance::RoundRobin,
+    };
+    bc.health_check = x.health_check.as_ref().map(|h| {
+        let mut hc = HealthCheckConfig::default();
+        hc.kind = if h.kind.as_deref() == Some("tcp") {
+            CheckKind::Tcp
+        } else {
+            CheckKind::Http
+        };
+        if let Some(p) = &h.path {
+            hc.path = p.clone();
+        }
+        hc.host = h.host.clone();
+        hc.port = h.port.map(|p| p as u16);
+        hc.interval = dur(&h.interval, hc.interval);
+        hc.timeout = dur(&h.timeout, hc.interval);
+        if let Some(r) = h.rise {
+            hc.rise = r as u32;
+        }
+        if let Some(f) = h.fall {
+            hc.fall = f as u32;
+        }
+        hc
+    });
+    bc.cookie = x.cookie.as_ref().map(|c| {
+        let mut cc = CookieConfig::new(c.name.clone());
+        cc.indirect = c.indirect;
+        cc.nocache = c.nocache;
+        cc.httponly = c.httponly;
+        cc.secure = c.secure;
+        cc.domain = c.domain.clone();
+        cc
+    });
+    if let Some(r) = x.retries {
+        bc.retries = r as u32;
+    }
+    bc.redispatch = x.redispatch;
+    if let Some(t) = &x.timeouts {
+        let connect = dur(&t.connect, BackendTimeouts::default().connect);
+        bc.timeouts = BackendTimeouts {
+            connect,
+            server: dur(&t.server, BackendTimeouts::default().server),
+            // HAProxy: `timeout queue` defaults to `timeout connect`.
+            queue: dur(&t.queue, connect),
+            server_idle: dur(&t.server_idle, BackendTimeouts::default().server_idle),
+        };
+    }
+    bc
+}
