@@ -123,16 +123,9 @@ impl Recorder {
 impl MarkedEventReceiver for Recorder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         match ev {
-            Event::Scalar(ref v, ..) => {
-                if !self.node_start(mark, Some(v)) {
-                    self.value_done();
-                }
-            }
-            Event::Alias(_) => {
-                if !self.node_start(mark, None) {
-                    self.value_done();
-                }
-            }
+            // A scalar or alias that is not a mapping key is a complete value.
+            Event::Scalar(ref v, ..) if !self.node_start(mark, Some(v)) => self.value_done(),
+            Event::Alias(_) if !self.node_start(mark, None) => self.value_done(),
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 // A complex key (rare) still gets a frame so the nesting stays right.
                 self.node_start(mark, None);

@@ -113,26 +113,24 @@ fn backend(x: &schema::Backend) -> BackendConfig {
         _ => Balance::RoundRobin,
     };
     bc.health_check = x.health_check.as_ref().map(|h| {
-        let mut hc = HealthCheckConfig::default();
-        hc.kind = if h.kind.as_deref() == Some("tcp") {
-            CheckKind::Tcp
-        } else {
-            CheckKind::Http
-        };
-        if let Some(p) = &h.path {
-            hc.path = p.clone();
+        let d = HealthCheckConfig::default();
+        let interval = dur(&h.interval, d.interval);
+        HealthCheckConfig {
+            kind: if h.kind.as_deref() == Some("tcp") {
+                CheckKind::Tcp
+            } else {
+                CheckKind::Http
+            },
+            path: h.path.clone().unwrap_or(d.path.clone()),
+            host: h.host.clone(),
+            port: h.port.map(|p| p as u16),
+            interval,
+            // HAProxy: the check timeout defaults to the interval.
+            timeout: dur(&h.timeout, interval),
+            rise: h.rise.map_or(d.rise, |r| r as u32),
+            fall: h.fall.map_or(d.fall, |f| f as u32),
+            ..d
         }
-        hc.host = h.host.clone();
-        hc.port = h.port.map(|p| p as u16);
-        hc.interval = dur(&h.interval, hc.interval);
-        hc.timeout = dur(&h.timeout, hc.interval);
-        if let Some(r) = h.rise {
-            hc.rise = r as u32;
-        }
-        if let Some(f) = h.fall {
-            hc.fall = f as u32;
-        }
-        hc
     });
     bc.cookie = x.cookie.as_ref().map(|c| {
         let mut cc = CookieConfig::new(c.name.clone());
