@@ -167,6 +167,10 @@ pub struct BackendConfig {
     pub retries: u32,
     /// Send the last attempt to another server. Default false.
     pub redispatch: bool,
+    /// `retry_on: [empty-response]`†: also retry an idempotent request without a body when
+    /// the server closed or reset the connection before sending any response (a server that
+    /// just died, or a pooled connection it had closed). Default false.
+    pub retry_on_empty_response: bool,
     pub timeouts: BackendTimeouts,
 }
 
@@ -181,6 +185,7 @@ impl BackendConfig {
             cookie: None,
             retries: 3,
             redispatch: false,
+            retry_on_empty_response: false,
             timeouts: BackendTimeouts::default(),
         }
     }

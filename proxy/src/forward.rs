@@ -275,6 +275,41 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+fn idempotent(m: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(m)
+}
+
+/// The server closed or reset the connection without a response (hyper cannot tell whether
+/// part of a response head had arrived; a partial head is rare enough to accept).
+fn is_empty_response(e: &(dyn StdError + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+            );
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// Sends `out` through `slot`'s server, retrying connect failures (lb.md §6). Returns the
 /// response with the slot it occupies (kept until the response body ends).
 pub(crate) async fn forward(
@@ -350,6 +385,15 @@ pub(crate) async fn forward(
                 if e.is_connect() {
                     last_timeout = is_timeout(&e);
                     tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                    continue;
+                }
+                if cfg.retry_on_empty_response
+                    && out.body.is_none()
+                    && idempotent(&out.parts.method)
+                    && is_empty_response(&e)
+                {
+                    last_timeout = false;
+                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "empty response, retrying");
                     continue;
                 }
                 tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "bad response");

@@ -1,0 +1,310 @@
+//! Test fixtures: small hyper backends on 127.0.0.1, a client, proxy configs.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use proxy::config::{
+    BackendConfig, FrontendConfig, HealthCheckConfig, ProxyConfig, RouteConfig, ServerConfig,
+};
+use proxy::Proxy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A backend: answers with its name, the path it saw and the request headers.
+///
+/// Paths: `/slow/<ms>` waits first; `/status/<code>`; `/setcookie` sends a Location and a
+/// Set-Cookie with a Path; `/health` answers 200 while `healthy`, else 500.
+pub struct TestServer {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    pub healthy: Arc<AtomicBool>,
+    /// Requests currently being answered.
+    pub active: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+}
+
+impl TestServer {
+    pub async fn start(name: &str) -> TestServer {
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    pub async fn start_on(name: &str, addr: SocketAddr) -> TestServer {
+        let listener = TcpListener::bind(addr).await.expect("bind test server");
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let active = Arc::new(AtomicUsize::new(0));
+        let state = (
+            name.to_string(),
+            hits.clone(),
+            healthy.clone(),
+            active.clone(),
+        );
+        tokio::spawn(async move {
+            let mut stop_rx2 = stop_rx.clone();
+            loop {
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop_rx2.wait_for(|s| *s) => return,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let state = state.clone();
+                let mut stop_rx = stop_rx.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(state, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop_rx.wait_for(|s| *s) => {}
+                    }
+                });
+            }
+        });
+        TestServer {
+            name: name.to_string(),
+            addr,
+            hits,
+            healthy,
+            active,
+            stop,
+        }
+    }
+
+    /// Closes the listener and every connection (as if the process died).
+    pub fn kill(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig::new(self.name.clone(), self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+type State = (String, Arc<AtomicUsize>, Arc<AtomicBool>, Arc<AtomicUsize>);
+
+async fn answer(state: State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (name, hits, healthy, active) = state;
+    let path = req.uri().path().to_string();
+    if path == "/health" {
+        let ok = healthy.load(Ordering::SeqCst);
+        let mut r = Response::new(Full::new(Bytes::from_static(b"health")));
+        if !ok {
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        return r;
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    active.fetch_add(1, Ordering::SeqCst);
+    let mut body = format!(
+        "{name}\npath={}\n",
+        req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    for (n, v) in req.headers() {
+        body.push_str(&format!("{}: {}\n", n, v.to_str().unwrap_or("?")));
+    }
+    let (parts, incoming) = req.into_parts();
+    let received = incoming
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if !received.is_empty() {
+        body.push_str(&format!("body={}\n", String::from_utf8_lossy(&received)));
+    }
+    let mut status = StatusCode::OK;
+    let mut resp_headers = Vec::new();
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        status = StatusCode::from_u16(code.parse().unwrap_or(500))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    } else if path == "/setcookie" {
+        status = StatusCode::FOUND;
+        resp_headers.push(("location", "/login".to_string()));
+        resp_headers.push(("set-cookie", "sess=1; Path=/cart".to_string()));
+        resp_headers.push((
+            "content-location",
+            format!(
+                "http://{}/here",
+                parts.uri.authority().map(|a| a.as_str()).unwrap_or("x")
+            ),
+        ));
+    } else if path == "/hopbyhop" {
+        resp_headers.push(("connection", "x-secret".to_string()));
+        resp_headers.push(("x-secret", "1".to_string()));
+        resp_headers.push(("keep-alive", "timeout=5".to_string()));
+    }
+    active.fetch_sub(1, Ordering::SeqCst);
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert("x-server", name.parse().unwrap());
+    for (n, v) in resp_headers {
+        resp.headers_mut().append(n, v.parse().unwrap());
+    }
+    resp
+}
+
+pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub fn client() -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build_http()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The backend's name (first body line), or "" for a proxy page.
+    pub fn server(&self) -> &str {
+        self.headers
+            .get("x-server")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub async fn send(client: &HttpClient, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+    let fut = client.request(req);
+    let resp = tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .map_err(|_| "client timeout".to_string())?
+        .map_err(|e| format!("{e:?}"))?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+pub async fn get(client: &HttpClient, url: &str) -> Reply {
+    let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    send(client, req).await.expect("request")
+}
+
+pub async fn get_with(client: &HttpClient, url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut b = Request::get(url);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    send(client, b.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("request")
+}
+
+/// Writes raw bytes, then reads until the server closes (or `wait` passes).
+pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    read_until_close(&mut s, wait).await
+}
+
+pub async fn read_until_close(s: &mut TcpStream, wait: Duration) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn frontend(routes: Vec<RouteConfig>, default_backend: Option<&str>) -> FrontendConfig {
+    let mut f = FrontendConfig::new("www", vec!["127.0.0.1:0".parse().unwrap()]);
+    f.routes = routes;
+    f.default_backend = default_backend.map(str::to_string);
+    f
+}
+
+pub fn backend(name: &str, servers: &[&TestServer]) -> BackendConfig {
+    BackendConfig::new(name, servers.iter().map(|s| s.server_config()).collect())
+}
+
+pub fn fast_checks() -> HealthCheckConfig {
+    HealthCheckConfig {
+        path: "/health".into(),
+        interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(100),
+        rise: 2,
+        fall: 2,
+        ..HealthCheckConfig::default()
+    }
+}
+
+pub struct Running {
+    pub proxy: Proxy,
+    pub base: String,
+    pub addr: SocketAddr,
+}
+
+pub fn start(frontends: Vec<FrontendConfig>, backends: Vec<BackendConfig>) -> Running {
+    let mut cfg = ProxyConfig::new(frontends, backends);
+    cfg.node = "test".into();
+    let proxy = Proxy::start(cfg).expect("proxy starts");
+    let addr = proxy
+        .local_addrs("www")
+        .first()
+        .copied()
+        .unwrap_or_else(|| "127.0.0.1:1".parse().unwrap());
+    Running {
+        base: format!("http://{addr}"),
+        addr,
+        proxy,
+    }
+}
+
+/// Waits (bounded) until `f` holds.
+pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
