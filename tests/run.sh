@@ -18,7 +18,7 @@ apt-get update -q
 # tshark asks whether non-root users may capture; the answer does not matter for us.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get install -y -q --no-install-recommends \
-    iproute2 procps psmisc iputils-ping curl ca-certificates \
+    iproute2 procps psmisc iputils-ping nftables curl ca-certificates \
     rsyslog keepalived haproxy tshark tcpdump wrk nginx-light \
     build-essential pkg-config >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
