@@ -1,0 +1,412 @@
+//! VRRP trackers end to end (vrrp.md §10): a weighted track_script moving the VIP, a tracked
+//! interface putting the instance in FAULT, a hung script killed at its timeout. The real
+//! binary runs in lab namespaces: lb1 priority 101, lb2 priority 100, VIP 198.51.100.100/24.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use testkit::{require_root, Lab, TempDir};
+
+fn pair_lab() -> Lab {
+    Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")])
+}
+
+/// Waits for the normal election: lb1 alone holds the VIP.
+fn wait_lb1_master(lab: &Lab, t0: Instant, n1: &Node, n2: &Node) {
+    let bound = master_down(101) + Duration::from_secs(2);
+    let took = wait_vip(lab.host("lb1"), t0, bound);
+    println!("start: lb1 holds the VIP after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some(),
+        "lb1 did not become MASTER within {bound:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(
+        wait_no_vip(lab.host("lb2"), Duration::from_secs(2)),
+        "lb2 still holds the VIP\n{}",
+        n2.log_text()
+    );
+}
+
+#[test]
+fn failing_weighted_script_moves_the_vip_and_recovery_takes_it_back() {
+    let test = "failing_weighted_script_moves_the_vip_and_recovery_takes_it_back";
+    if !require_root(test) {
+        return;
+    }
+    let lab = pair_lab();
+    let dir = TempDir::new("trk-script");
+    let flag = dir.join("fail-lb1");
+    let tail = format!(
+        "vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test ! -e {}\"\n    interval: 1\n    weight: -20\n    rise: 1\n    fall: 1\n",
+        flag.display()
+    );
+    let t0 = Instant::now();
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &pair_config("lb1", 101, "    track_scripts: [chk]\n", &tail),
+    );
+    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+    wait_lb1_master(&lab, t0, &n1, &n2);
+
+    // The script starts failing: 101 - 20 = 81 < 100, so lb2 preempts. Detection takes up to
+    // one script interval, then lb2 discards lb1's lower adverts until its down timer, last
+    // reset by a priority-101 advert, fires.
+    let t1 = Instant::now();
+    std::fs::write(&flag, b"").expect("create flag file");
+    let bound = Duration::from_secs(1) + master_down(100) + Duration::from_secs(1);
+    let took = wait_vip(lab.host("lb2"), t1, bound + Duration::from_secs(3));
+    println!("script fails: lb2 holds the VIP after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "lb2 did not take the VIP within {bound:?}: {took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    let released = wait_no_vip(lab.host("lb1"), Duration::from_secs(2));
+    println!(
+        "script fails: lb1 released the VIP after {:?}",
+        t1.elapsed()
+    );
+    assert!(released, "lb1 still holds the VIP\n{}", n1.log_text());
+    for needle in [
+        "VRRP_Script(chk) failed",
+        "(VI_1) Changing effective priority from 101 to 81",
+        "(VI_1) Entering BACKUP STATE",
+    ] {
+        assert!(
+            n1.wait_log(needle, Duration::from_secs(2)),
+            "lb1 did not log {needle:?}\n{}",
+            n1.log_text()
+        );
+    }
+    assert!(
+        n1.status()
+            .contains("instance VI_1 state BACKUP priority 81"),
+        "{}",
+        n1.status()
+    );
+
+    // Recovery: 101 > 100 again, lb1 preempts after its own down timer.
+    let t2 = Instant::now();
+    std::fs::remove_file(&flag).expect("remove flag file");
+    let bound = Duration::from_secs(1) + master_down(101) + Duration::from_secs(1);
+    let took = wait_vip(lab.host("lb1"), t2, bound + Duration::from_secs(3));
+    println!("script recovers: lb1 holds the VIP again after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "lb1 did not take the VIP back within {bound:?}: {took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(
+        wait_no_vip(lab.host("lb2"), Duration::from_secs(2)),
+        "lb2 still holds the VIP\n{}",
+        n2.log_text()
+    );
+    for needle in [
+        "VRRP_Script(chk) succeeded",
+        "(VI_1) Changing effective priority from 81 to 101",
+    ] {
+        assert!(
+            n1.log_text().contains(needle),
+            "lb1 did not log {needle:?}\n{}",
+            n1.log_text()
+        );
+    }
+    assert_eq!(
+        n1.count_log("Entering MASTER STATE"),
+        2,
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        n2.log_text().contains(
+            "(VI_1) Master received advert from 198.51.100.11 with higher priority 101, ours 100"
+        ),
+        "{}",
+        n2.log_text()
+    );
+}
+
+#[test]
+fn tracked_interface_down_puts_the_instance_in_fault_and_up_restores_it() {
+    let test = "tracked_interface_down_puts_the_instance_in_fault_and_up_restores_it";
+    if !require_root(test) {
+        return;
+    }
+    let lab = pair_lab();
+    let lb1 = lab.host("lb1");
+    // A second interface inside lb1: a veth pair with both ends in lb1 (the kernel here may
+    // lack the dummy module), so eth1 has carrier while both ends are up.
+    lb1.exec_ok(&[
+        "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    lb1.exec_ok(&["ip", "link", "set", "eth1p", "up"]);
+    lb1.exec_ok(&["ip", "link", "set", "eth1", "up"]);
+    let dir = TempDir::new("trk-if");
+    let t0 = Instant::now();
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &pair_config(
+            "lb1",
+            101,
+            "    track_interfaces: [{ name: eth1, weight: 0 }]\n",
+            "",
+        ),
+    );
+    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+    wait_lb1_master(&lab, t0, &n1, &n2);
+
+    // Down: lb1 sends priority 0 on entering FAULT, so lb2 takes over after Skew_Time.
+    let t1 = Instant::now();
+    lb1.exec_ok(&["ip", "link", "set", "eth1", "down"]);
+    let released = wait_no_vip(lb1, Duration::from_secs(2));
+    println!("eth1 down: lb1 released the VIP after {:?}", t1.elapsed());
+    assert!(released, "lb1 still holds the VIP\n{}", n1.log_text());
+    let bound = skew(100) + Duration::from_millis(800);
+    let took = wait_vip(lab.host("lb2"), t1, Duration::from_secs(5));
+    println!("eth1 down: lb2 holds the VIP after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "lb2 did not take the VIP within {bound:?}: {took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    for needle in ["Netlink reports eth1 down", "(VI_1) Entering FAULT STATE"] {
+        assert!(
+            n1.wait_log(needle, Duration::from_secs(1)),
+            "lb1 did not log {needle:?}\n{}",
+            n1.log_text()
+        );
+    }
+    assert!(
+        n2.log_text()
+            .contains("(VI_1) Backup received priority 0 advertisement"),
+        "{}",
+        n2.log_text()
+    );
+    assert!(
+        n1.status().contains("instance VI_1 state FAULT"),
+        "{}",
+        n1.status()
+    );
+    // In FAULT, lb1 stays quiet and does not take the VIP back.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lb1.has_address(VIP),
+        "lb1 holds the VIP in FAULT\n{}",
+        n1.log_text()
+    );
+    assert!(lab.host("lb2").has_address(VIP), "{}", n2.log_text());
+
+    // Up: lb1 leaves FAULT for BACKUP, then preempts lb2 (101 > 100) after its down timer.
+    let t2 = Instant::now();
+    lb1.exec_ok(&["ip", "link", "set", "eth1", "up"]);
+    let bound = master_down(101) + Duration::from_secs(1);
+    let took = wait_vip(lb1, t2, bound + Duration::from_secs(3));
+    println!("eth1 up: lb1 holds the VIP again after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "lb1 did not take the VIP back within {bound:?}: {took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(
+        wait_no_vip(lab.host("lb2"), Duration::from_secs(2)),
+        "lb2 still holds the VIP\n{}",
+        n2.log_text()
+    );
+    let log = n1.log_text();
+    for needle in ["Netlink reports eth1 up", "(VI_1) Entering BACKUP STATE"] {
+        assert!(log.contains(needle), "lb1 did not log {needle:?}\n{log}");
+    }
+    // FAULT -> BACKUP -> MASTER, in that order.
+    let fault = log
+        .find("(VI_1) Entering FAULT STATE")
+        .unwrap_or(usize::MAX);
+    let backup = log.rfind("(VI_1) Entering BACKUP STATE").unwrap_or(0);
+    let master = log.rfind("(VI_1) Entering MASTER STATE").unwrap_or(0);
+    assert!(fault < backup && backup < master, "{log}");
+}
+
+/// A process seen in /proc: parent and process group.
+struct Proc {
+    ppid: u32,
+    pgid: u32,
+    cmdline: String,
+}
+
+fn proc_table() -> HashMap<u32, Proc> {
+    let mut table = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after the last ')'.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(ppid), Some(pgid)) = (
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(2).and_then(|s| s.parse().ok()),
+        ) else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default();
+        table.insert(
+            pid,
+            Proc {
+                ppid,
+                pgid,
+                cmdline,
+            },
+        );
+    }
+    table
+}
+
+/// PIDs of `sleep 30` processes whose parent chain includes `root`.
+fn sleeps_under(root: u32) -> Vec<u32> {
+    let table = proc_table();
+    table
+        .iter()
+        .filter(|(_, p)| p.cmdline == "/bin/sleep 30")
+        .filter(|(pid, _)| {
+            let mut cur = **pid;
+            for _ in 0..64 {
+                match table.get(&cur) {
+                    Some(p) if p.ppid == root => return true,
+                    Some(p) if p.ppid > 1 => cur = p.ppid,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .map(|(pid, _)| *pid)
+        .collect()
+}
+
+#[test]
+fn hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working() {
+    let test = "hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working";
+    if !require_root(test) {
+        return;
+    }
+    let lab = pair_lab();
+    let dir = TempDir::new("trk-hang");
+    let tail = "vrrp_scripts:\n  chk:\n    script: /bin/sleep 30\n    interval: 2\n    timeout: 1\n    weight: 0\n";
+    let t0 = Instant::now();
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &pair_config("lb1", 101, "    track_scripts: [chk]\n", tail),
+    );
+    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+
+    // Watch every `sleep 30` started under lb1's vrrplb for 12 s (6 runs): none may live
+    // longer than timeout + 3 s.
+    let limit = Duration::from_secs(1 + 3);
+    let mut first_seen: HashMap<u32, Instant> = HashMap::new();
+    let mut last_seen: HashMap<u32, Instant> = HashMap::new();
+    let watch_until = t0 + Duration::from_secs(12);
+    while Instant::now() < watch_until {
+        let now = Instant::now();
+        for pid in sleeps_under(n1.pid) {
+            first_seen.entry(pid).or_insert(now);
+            last_seen.insert(pid, now);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut lifetimes: Vec<(u32, Duration)> = first_seen
+        .iter()
+        .map(|(pid, t)| (*pid, last_seen[pid].duration_since(*t)))
+        .collect();
+    lifetimes.sort();
+    println!(
+        "hung script: {} runs seen, lifetimes {:?}",
+        lifetimes.len(),
+        lifetimes.iter().map(|(_, d)| *d).collect::<Vec<_>>()
+    );
+    assert!(
+        lifetimes.len() >= 4,
+        "expected a run every 2 s, saw {lifetimes:?}\n{}",
+        n1.log_text()
+    );
+    for (pid, d) in &lifetimes {
+        assert!(
+            *d <= limit,
+            "sleep 30 (pid {pid}) lived {d:?}, more than {limit:?}\n{}",
+            n1.log_text()
+        );
+    }
+
+    let log = n1.log_text();
+    for needle in [
+        "(VI_1) Entering FAULT STATE (init)",
+        "VRRP_Script(chk) timed_out",
+    ] {
+        assert!(log.contains(needle), "lb1 did not log {needle:?}\n{log}");
+    }
+    assert!(
+        !log.contains("skipping run"),
+        "a run overlapped the next one\n{log}"
+    );
+    // The daemon still works: it answers status, lb1 holds FAULT, lb2 is MASTER.
+    assert!(
+        n1.status().contains("instance VI_1 state FAULT"),
+        "{}",
+        n1.status()
+    );
+    assert!(!lab.host("lb1").has_address(VIP), "{log}");
+    assert!(lab.host("lb2").has_address(VIP), "{}", n2.log_text());
+
+    // SIGTERM still stops it within 1 s, and leaves no script behind.
+    let running = sleeps_under(n1.pid);
+    let t1 = Instant::now();
+    lab.host("lb1").signal(n1.pid, libc::SIGTERM);
+    let st = lab.host("lb1").wait_exit(n1.pid, Duration::from_secs(3));
+    let took = t1.elapsed();
+    println!("hung script: SIGTERM to exit took {took:?}, exit {st:?}");
+    assert!(
+        st.is_some_and(|s| s.success()) && took <= Duration::from_secs(1),
+        "vrrplb did not stop cleanly within 1 s: {st:?} after {took:?}\n{}",
+        n1.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let table = proc_table();
+    for pid in first_seen.keys().chain(&running) {
+        if let Some(p) = table.get(pid) {
+            assert!(
+                !(p.cmdline == "/bin/sleep 30" && p.pgid == *pid),
+                "sleep 30 (pid {pid}) survived the daemon"
+            );
+        }
+    }
+}
