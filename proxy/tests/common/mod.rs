@@ -53,6 +53,7 @@ impl TestServer {
             hits.clone(),
             healthy.clone(),
             active.clone(),
+            addr,
         );
         tokio::spawn(async move {
             let mut stop_rx2 = stop_rx.clone();
@@ -108,10 +109,16 @@ impl Drop for TestServer {
     }
 }
 
-type State = (String, Arc<AtomicUsize>, Arc<AtomicBool>, Arc<AtomicUsize>);
+type State = (
+    String,
+    Arc<AtomicUsize>,
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    SocketAddr,
+);
 
 async fn answer(state: State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (name, hits, healthy, active) = state;
+    let (name, hits, healthy, active, own_addr) = state;
     let path = req.uri().path().to_string();
     if path == "/health" {
         let ok = healthy.load(Ordering::SeqCst);
@@ -130,7 +137,7 @@ async fn answer(state: State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     for (n, v) in req.headers() {
         body.push_str(&format!("{}: {}\n", n, v.to_str().unwrap_or("?")));
     }
-    let (parts, incoming) = req.into_parts();
+    let (_parts, incoming) = req.into_parts();
     let received = incoming
         .collect()
         .await
@@ -151,13 +158,7 @@ async fn answer(state: State, req: Request<Incoming>) -> Response<Full<Bytes>> {
         status = StatusCode::FOUND;
         resp_headers.push(("location", "/login".to_string()));
         resp_headers.push(("set-cookie", "sess=1; Path=/cart".to_string()));
-        resp_headers.push((
-            "content-location",
-            format!(
-                "http://{}/here",
-                parts.uri.authority().map(|a| a.as_str()).unwrap_or("x")
-            ),
-        ));
+        resp_headers.push(("content-location", format!("http://{own_addr}/here")));
     } else if path == "/hopbyhop" {
         resp_headers.push(("connection", "x-secret".to_string()));
         resp_headers.push(("x-secret", "1".to_string()));

@@ -1,0 +1,196 @@
+//! Listener life cycle: the gate, shutdown with drain, frontend maxconn, IPv6 binds.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use proxy::config::{FrontendConfig, ProxyConfig};
+use proxy::Proxy;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+async fn refused(addr: SocketAddr) -> bool {
+    matches!(TcpStream::connect(addr).await, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
+fn gated_frontend(port: u16) -> FrontendConfig {
+    let mut f = FrontendConfig::new("www", vec![format!("127.0.0.1:{port}").parse().unwrap()]);
+    f.gated = true;
+    f.default_backend = Some("be".into());
+    f
+}
+
+#[tokio::test]
+async fn gate_closes_and_reopens_the_listener() {
+    let s = TestServer::start("s").await;
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut cfg = ProxyConfig::new(vec![gated_frontend(port)], vec![backend("be", &[&s])]);
+    cfg.gate_drain = Duration::from_secs(2);
+    let proxy = Proxy::start(cfg).unwrap();
+    let gate = proxy.gate();
+    assert!(!gate.is_serving());
+    assert!(refused(addr).await, "gated frontend starts closed");
+
+    let c = client();
+    let url = format!("http://{addr}/");
+    gate.set_serving(true).await.unwrap();
+    gate.set_serving(true).await.unwrap();
+    assert!(gate.is_serving());
+    assert_eq!(get(&c, &url).await.status, 200);
+
+    // An in-flight request survives the close; new connections are refused at once.
+    let c2 = client();
+    let slow_url = format!("http://{addr}/slow/500");
+    let slow = tokio::spawn(async move { get(&c2, &slow_url).await });
+    eventually("slow request in flight", Duration::from_secs(2), || {
+        s.hits() == 2
+    })
+    .await;
+    gate.set_serving(false).await.unwrap();
+    gate.set_serving(false).await.unwrap();
+    assert!(refused(addr).await, "closed gate refuses connections");
+    assert_eq!(slow.await.unwrap().status, 200, "in-flight request drained");
+
+    gate.set_serving(true).await.unwrap();
+    let fresh = client();
+    assert_eq!(get(&fresh, &url).await.status, 200);
+    proxy.shutdown(Duration::from_secs(1)).await;
+    assert!(refused(addr).await);
+}
+
+#[tokio::test]
+async fn health_checks_run_while_the_gate_is_closed() {
+    let s = TestServer::start("s").await;
+    let mut be = backend("be", &[&s]);
+    be.health_check = Some(fast_checks());
+    let proxy = Proxy::start(ProxyConfig::new(
+        vec![gated_frontend(free_port())],
+        vec![be],
+    ))
+    .unwrap();
+    let mut h = proxy.backend_health("be").unwrap();
+    assert!(proxy.backend_health("nope").is_none());
+    s.healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::timeout(
+        Duration::from_secs(3),
+        h.wait_for(|h| h.up == 0 && h.total == 1),
+    )
+    .await
+    .expect("DOWN while gated")
+    .unwrap();
+    s.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(3), h.wait_for(|h| h.up == 1))
+        .await
+        .expect("UP again after rise checks")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let c = client();
+    let url = format!("{}/slow/400", p.base);
+    let req = tokio::spawn(async move { get(&c, &url).await });
+    eventually("request in flight", Duration::from_secs(2), || {
+        s.hits() == 1
+    })
+    .await;
+    let t = Instant::now();
+    p.proxy.shutdown(Duration::from_secs(3)).await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(req.await.unwrap().status, 200);
+    assert!(refused(p.addr).await);
+}
+
+#[tokio::test]
+async fn shutdown_cuts_what_outlives_the_drain() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let c = client();
+    let url = format!("{}/slow/5000", p.base);
+    let req = tokio::spawn(async move {
+        let r = http::Request::get(&url)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        send(&c, r).await
+    });
+    eventually("request in flight", Duration::from_secs(2), || {
+        s.hits() == 1
+    })
+    .await;
+    let t = Instant::now();
+    p.proxy.shutdown(Duration::from_millis(300)).await;
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        req.await.unwrap().is_err(),
+        "connection cut at the drain deadline"
+    );
+}
+
+#[tokio::test]
+async fn frontend_maxconn_stops_accepting() {
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.maxconn = Some(1);
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let mut first = TcpStream::connect(p.addr).await.unwrap();
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    eventually("first served", Duration::from_secs(2), || s.hits() == 1).await;
+    // The second connection waits in the backlog: no answer while the first is open.
+    let second = tokio::spawn(raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.hits(), 1, "second connection must not be served yet");
+    drop(first);
+    let resp = second.await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(s.hits(), 2);
+}
+
+#[tokio::test]
+async fn ipv6_loopback_bind() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    }
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.bind = vec!["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let addrs = p.proxy.local_addrs("www");
+    assert_eq!(addrs.len(), 2);
+    let c = client();
+    for a in addrs {
+        let r = get(&c, &format!("http://{a}/")).await;
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn bind_failure_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.bind = vec![addr];
+    let err = Proxy::start(ProxyConfig::new(vec![f], vec![backend("be", &[&s])]))
+        .err()
+        .expect("address in use");
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}

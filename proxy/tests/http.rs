@@ -1,0 +1,383 @@
+//! HTTP behaviour end to end: routing, rewrites, header handling, errors, timeouts, limits.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use proxy::config::{FrontendTimeouts, HostMatch, RouteConfig};
+
+fn host_route(host: &str, backend: &str) -> RouteConfig {
+    let mut r = RouteConfig::new(backend);
+    r.host = Some(HostMatch::parse(host));
+    r
+}
+
+fn strip_route(prefix: &str, backend: &str) -> RouteConfig {
+    let mut r = RouteConfig::new(backend);
+    r.path_prefix = Some(prefix.into());
+    r.strip_prefix = true;
+    r
+}
+
+#[tokio::test]
+async fn host_and_path_routing() {
+    let one = TestServer::start("one").await;
+    let two = TestServer::start("two").await;
+    let three = TestServer::start("three").await;
+    let routes = vec![
+        host_route("Site1.Example.Test", "s1"),
+        host_route("*.example.test", "wild"),
+        strip_route("/app1/", "app"),
+    ];
+    let p = start(
+        vec![frontend(routes, None)],
+        vec![
+            backend("s1", &[&one]),
+            backend("wild", &[&two]),
+            backend("app", &[&three]),
+        ],
+    );
+    let c = client();
+    let url = format!("{}/x", p.base);
+    let r = get_with(&c, &url, &[("host", "SITE1.example.test:8080")]).await;
+    assert_eq!(r.server(), "one");
+    let r = get_with(&c, &url, &[("host", "a.b.example.test")]).await;
+    assert_eq!(r.server(), "two");
+    let r = get_with(
+        &c,
+        &format!("{}/app1/y?q=1", p.base),
+        &[("host", "other.test")],
+    )
+    .await;
+    assert_eq!(r.server(), "three");
+    assert!(r.body.contains("path=/y?q=1\n"), "{}", r.body);
+    let r = get_with(&c, &format!("{}/app10", p.base), &[("host", "other.test")]).await;
+    assert_eq!(r.status, 503, "no route, no default");
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert!(r.body.contains("503 Service Unavailable"));
+}
+
+#[tokio::test]
+async fn bare_prefix_redirects_with_slash() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![strip_route("/app1", "app")], None)],
+        vec![backend("app", &[&s])],
+    );
+    let c = client();
+    let r = get(&c, &format!("{}/app1?lang=fr", p.base)).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/app1/?lang=fr"));
+    assert_eq!(s.hits(), 0);
+}
+
+#[tokio::test]
+async fn strip_prefix_rewrites_location_and_cookie_path() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![strip_route("/app1", "app")], None)],
+        vec![backend("app", &[&s])],
+    );
+    let c = client();
+    let r = get_with(
+        &c,
+        &format!("{}/app1/setcookie", p.base),
+        &[("host", "shop.test")],
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    assert!(r.body.contains("path=/setcookie\n"), "{}", r.body);
+    assert_eq!(r.header("location"), Some("/app1/login"));
+    assert_eq!(r.header("set-cookie"), Some("sess=1; Path=/app1/cart"));
+    assert_eq!(
+        r.header("content-location"),
+        Some("http://shop.test/app1/here")
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_appends_and_set_headers_apply() {
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.forwarded_for = true;
+    f.set_headers = vec![("X-Client-IP".into(), "%[src]".into())];
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let c = client();
+    let r = get_with(
+        &c,
+        &format!("{}/", p.base),
+        &[
+            ("x-forwarded-for", "10.9.8.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-client-ip", "1.2.3.4"),
+        ],
+    )
+    .await;
+    assert!(
+        r.body.contains("x-forwarded-for: 10.9.8.7, 127.0.0.1\n"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("x-forwarded-proto: http\n"), "{}", r.body);
+    assert!(r.body.contains("x-client-ip: 127.0.0.1\n"), "{}", r.body);
+    assert!(!r.body.contains("1.2.3.4"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let req =
+        b"GET /hopbyhop HTTP/1.1\r\nHost: h.test\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n\
+                Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nX-Kept: yes\r\n\r\n";
+    let resp = raw(p.addr, req, Duration::from_secs(5))
+        .await
+        .to_ascii_lowercase();
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains("x-kept: yes\n"), "{body}");
+    assert!(body.contains("host: h.test\n"), "{body}");
+    for gone in ["x-secret", "keep-alive", "proxy-connection", "connection"] {
+        assert!(
+            !body.contains(&format!("{gone}:")),
+            "{gone} reached the server: {body}"
+        );
+    }
+    assert!(!head.contains("x-secret"), "{head}");
+    assert!(!head.contains("keep-alive"), "{head}");
+}
+
+#[tokio::test]
+async fn slow_server_gives_504() {
+    let s = TestServer::start("s").await;
+    let mut be = backend("be", &[&s]);
+    be.timeouts.server = Duration::from_millis(300);
+    let p = start(vec![frontend(vec![], Some("be"))], vec![be]);
+    let c = client();
+    let t = Instant::now();
+    let r = get(&c, &format!("{}/slow/2000", p.base)).await;
+    assert_eq!(r.status, 504);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+}
+
+#[tokio::test]
+async fn refused_server_gives_503_after_retries() {
+    let port = free_port();
+    let mut be = proxy::config::BackendConfig::new(
+        "be",
+        vec![proxy::config::ServerConfig::new(
+            "gone",
+            format!("127.0.0.1:{port}").parse().unwrap(),
+        )],
+    );
+    be.retries = 2;
+    be.timeouts.connect = Duration::from_millis(50);
+    let p = start(vec![frontend(vec![], Some("be"))], vec![be]);
+    let r = get(&client(), &format!("{}/", p.base)).await;
+    assert_eq!(r.status, 503);
+}
+
+fn short_timeouts() -> FrontendTimeouts {
+    FrontendTimeouts {
+        client: Duration::from_secs(2),
+        http_request: Duration::from_millis(300),
+        keep_alive: None,
+    }
+}
+
+#[tokio::test]
+async fn slowloris_gets_408_and_silent_client_gets_closed() {
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.timeouts = short_timeouts();
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let t = Instant::now();
+    let resp = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp:?}");
+    assert!(
+        resp.to_ascii_lowercase().contains("connection: close"),
+        "{resp}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Connected, nothing sent: closed without a word.
+    let resp = raw(p.addr, b"", Duration::from_secs(3)).await;
+    assert_eq!(resp, "");
+    // Between two requests the same: the first is answered, then a quiet close.
+    let resp = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(!resp.contains("408"), "{resp}");
+    assert_eq!(s.hits(), 1);
+}
+
+#[tokio::test]
+async fn oversize_and_malformed_requests_are_rejected() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let resp = raw(p.addr, big.as_bytes(), Duration::from_secs(3)).await;
+    assert!(
+        resp.starts_with("HTTP/1.1 431") || resp.starts_with("HTTP/1.1 400"),
+        "{resp:?}"
+    );
+    let t = Instant::now();
+    let resp = raw(p.addr, b"NOT HTTP AT ALL\r\n\r\n", Duration::from_secs(3)).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "connection closed after the 400"
+    );
+    assert_eq!(s.hits(), 0);
+}
+
+#[tokio::test]
+async fn server_maxconn_queues_then_times_out() {
+    let s = TestServer::start("s").await;
+    let mut be = backend("be", &[&s]);
+    be.servers[0].maxconn = 1;
+    be.timeouts.queue = Duration::from_millis(1500);
+    let p = start(vec![frontend(vec![], Some("be"))], vec![be]);
+    let c = client();
+    // Queued behind a 300 ms request, then served.
+    let slow = format!("{}/slow/300", p.base);
+    let (first, second) = tokio::join!(get(&c, &slow), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        (get(&c, &format!("{}/", p.base)).await, t.elapsed())
+    });
+    assert_eq!(first.status, 200);
+    assert_eq!(second.0.status, 200);
+    assert!(second.0.body.contains("path=/\n"));
+    assert!(
+        second.1 >= Duration::from_millis(150),
+        "was queued: {:?}",
+        second.1
+    );
+
+    // Queued behind a 3 s request: 503 at the queue timeout.
+    let slow = format!("{}/slow/3000", p.base);
+    let (first, second) = tokio::join!(get(&c, &slow), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        (get(&c, &format!("{}/", p.base)).await, t.elapsed())
+    });
+    assert_eq!(first.status, 200);
+    assert_eq!(second.0.status, 503);
+    assert!(
+        second.1 >= Duration::from_millis(1400) && second.1 < Duration::from_millis(2900),
+        "{:?}",
+        second.1
+    );
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let h2: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    for _ in 0..3 {
+        let r = get(&h2, &format!("{}/h2?x=1", p.base)).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("path=/h2?x=1\n"), "{}", r.body);
+        assert!(
+            r.body.contains(&format!("host: {}\n", p.addr)),
+            "{}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_and_pipelining() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let two = b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let resp = raw(p.addr, two, Duration::from_secs(3)).await;
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 2, "{resp}");
+    let one = resp.find("path=/one").unwrap();
+    let two = resp.find("path=/two").unwrap();
+    assert!(one < two);
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_log_has_one_httplog_line_per_request() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let s = TestServer::start("web1").await;
+    let p = start(
+        vec![frontend(vec![], Some("site1"))],
+        vec![backend("site1", &[&s])],
+    );
+    let c = client();
+    let r = get(&c, &format!("{}/index.html?a=1", p.base)).await;
+    assert_eq!(r.status, 200);
+    eventually("log line written", Duration::from_secs(2), || {
+        String::from_utf8_lossy(&capture.0.lock().unwrap()).contains("access:")
+    })
+    .await;
+    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let line = logs.lines().find(|l| l.contains("access:")).unwrap();
+    assert!(line.contains(" www site1/web1 "), "{line}");
+    assert!(line.contains(" 200 "), "{line}");
+    assert!(line.contains(" - - ---- "), "{line}");
+    assert!(line.ends_with("\"GET /index.html?a=1 HTTP/1.1\""), "{line}");
+}
