@@ -381,3 +381,101 @@ async fn access_log_has_one_httplog_line_per_request() {
     assert!(line.contains(" - - ---- "), "{line}");
     assert!(line.ends_with("\"GET /index.html?a=1 HTTP/1.1\""), "{line}");
 }
+
+/// A "server" that reads the request and answers with `reply` (possibly nothing), then closes.
+async fn broken_server(reply: &'static [u8]) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(reply).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn closed_or_garbage_response_gives_502() {
+    for reply in [&b""[..], &b"HELLO WORLD\r\n\r\n"[..]] {
+        let addr = broken_server(reply).await;
+        let be = proxy::config::BackendConfig::new(
+            "be",
+            vec![proxy::config::ServerConfig::new("bad", addr)],
+        );
+        let p = start(vec![frontend(vec![], Some("be"))], vec![be]);
+        let r = get(&client(), &format!("{}/", p.base)).await;
+        assert_eq!(r.status, 502, "reply {reply:?}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"));
+    }
+}
+
+#[tokio::test]
+async fn require_available_falls_through_to_the_next_route() {
+    let main = TestServer::start("main").await;
+    let app = TestServer::start("app").await;
+    let mut r = RouteConfig::new("app");
+    r.path_prefix = Some("/app1".into());
+    r.require_available = true;
+    let mut app_be = backend("app", &[&app]);
+    app_be.health_check = Some(fast_checks());
+    let p = start(
+        vec![frontend(vec![r], Some("main"))],
+        vec![backend("main", &[&main]), app_be],
+    );
+    let c = client();
+    let url = format!("{}/app1/x", p.base);
+    assert_eq!(get(&c, &url).await.server(), "app");
+    app.healthy
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut h = p.proxy.backend_health("app").unwrap();
+    tokio::time::timeout(Duration::from_secs(3), h.wait_for(|h| h.up == 0))
+        .await
+        .expect("DOWN")
+        .unwrap();
+    assert_eq!(get(&c, &url).await.server(), "main");
+}
+
+#[tokio::test]
+async fn post_body_is_forwarded() {
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let req = http::Request::post(format!("{}/form", p.base))
+        .body(Full::new(Bytes::from_static(b"a=1&b=2")))
+        .unwrap();
+    let r = send(&client(), req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("body=a=1&b=2\n"), "{}", r.body);
+    assert!(r.body.contains("content-length: 7\n"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn post_body_survives_a_connect_retry_on_another_server() {
+    let s = TestServer::start("alive").await;
+    let gone: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut be = proxy::config::BackendConfig::new(
+        "be",
+        vec![
+            proxy::config::ServerConfig::new("gone", gone),
+            s.server_config(),
+        ],
+    );
+    be.retries = 1;
+    be.redispatch = true;
+    let p = start(vec![frontend(vec![], Some("be"))], vec![be]);
+    let c = client();
+    for i in 0..4 {
+        let req = http::Request::post(format!("{}/form", p.base))
+            .body(Full::new(Bytes::from(format!("n={i}"))))
+            .unwrap();
+        let r = send(&c, req).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(&format!("body=n={i}\n")), "{}", r.body);
+    }
+    assert_eq!(s.hits(), 4);
+}
