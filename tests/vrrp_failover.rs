@@ -413,27 +413,31 @@ fn unblock_vrrp(host: &Host) {
     host.exec_ok(&["nft", "delete", "table", "inet", "vrrpblock"]);
 }
 
-#[test]
-fn split_brain_heals_within_two_advert_intervals() {
-    if !require_root("split_brain") || !require_tool("split_brain", "nft") {
-        return;
-    }
+/// lb1 MASTER, lb2 BACKUP with priorities `p1`, `p2`; VRRP is dropped both ways (links stay
+/// up) until both are MASTER, then let through again: within two advert intervals `winner`
+/// alone is MASTER and holds the VIP.
+fn split_brain_heals(tag: &str, p1: u8, p2: u8, winner: &str) {
     let lab = Lab::new(&[("lb1", LB1), ("lb2", LB2)]);
-    let dir = TempDir::new("split-brain");
+    let dir = TempDir::new(tag);
     let (n1, n2) = start_pair(
         &lab,
         &dir,
-        &pair_config("lb1", 101, "", ""),
-        &pair_config("lb2", 100, "", ""),
+        &pair_config("lb1", p1, "", ""),
+        &pair_config("lb2", p2, "", ""),
     );
+    let (nw, nl) = if winner == "lb1" {
+        (&n1, &n2)
+    } else {
+        (&n2, &n1)
+    };
 
     // Links stay up, but neither node hears the other's adverts: both become MASTER.
     let t0 = Instant::now();
     block_vrrp(lab.host("lb1"));
     block_vrrp(lab.host("lb2"));
-    let bound = master_down(100) + Duration::from_millis(500);
+    let bound = master_down(p2) + Duration::from_millis(500);
     let took = wait_holders(&lab, &["lb1", "lb2"], t0, bound + Duration::from_secs(2));
-    println!("split brain: both hold the VIP {took:?} after VRRP was blocked (bound {bound:?})");
+    println!("{tag}: both hold the VIP {took:?} after VRRP was blocked (bound {bound:?})");
     assert!(
         took.is_some_and(|t| t <= bound),
         "no split brain within {bound:?}: {took:?}, holders {:?}\n{}",
@@ -445,13 +449,15 @@ fn split_brain_heals_within_two_advert_intervals() {
     assert_eq!(last_state(&n1).as_deref(), Some("MASTER"));
     assert_eq!(last_state(&n2).as_deref(), Some("MASTER"));
 
-    // Heal: within two advert intervals one MASTER (lb1, the higher priority) and one holder.
+    // Heal: within two advert intervals one MASTER and one holder.
     let t1 = Instant::now();
     unblock_vrrp(lab.host("lb1"));
     unblock_vrrp(lab.host("lb2"));
     let bound = Duration::from_secs(2);
-    let healed = wait_holders(&lab, &["lb1"], t1, bound + Duration::from_secs(3));
-    println!("split brain: healed (lb1 the only VIP holder) {healed:?} after VRRP flowed again (bound {bound:?})");
+    let healed = wait_holders(&lab, &[winner], t1, bound + Duration::from_secs(3));
+    println!(
+        "{tag}: healed ({winner} the only VIP holder) {healed:?} after VRRP flowed again (bound {bound:?})"
+    );
     assert!(
         healed.is_some_and(|t| t <= bound),
         "split brain not healed within {bound:?}: {healed:?}, holders {:?}\n{}",
@@ -459,16 +465,73 @@ fn split_brain_heals_within_two_advert_intervals() {
         logs(&[&n1, &n2])
     );
     assert!(
-        wait_until(Duration::from_millis(500), || last_state(&n2).as_deref()
-            == Some("BACKUP")),
+        wait_until(Duration::from_millis(500), || {
+            last_state(nl).as_deref() == Some("BACKUP")
+        }),
         "{}",
-        n2.log_text()
+        logs(&[&n1, &n2])
     );
     assert_eq!(
-        last_state(&n1).as_deref(),
+        last_state(nw).as_deref(),
         Some("MASTER"),
         "{}",
-        n1.log_text()
+        logs(&[&n1, &n2])
     );
-    assert_holders_stay(&lab, &["lb1"], Duration::from_secs(3), &[&n1, &n2]);
+    assert_holders_stay(&lab, &[winner], Duration::from_secs(3), &[&n1, &n2]);
+}
+
+#[test]
+fn split_brain_heals_within_two_advert_intervals() {
+    if !require_root("split_brain") || !require_tool("split_brain", "nft") {
+        return;
+    }
+    split_brain_heals("split-brain", 101, 100, "lb1");
+}
+
+/// Equal priorities: a Backup never uses the tie-break, so lb1 (started first) stays MASTER
+/// while lb2 listens; once both are MASTER, the higher address (lb2, .12) wins (vrrp.md §6).
+#[test]
+fn equal_priority_split_brain_heals_to_the_higher_address() {
+    if !require_root("split_brain_tie") || !require_tool("split_brain_tie", "nft") {
+        return;
+    }
+    split_brain_heals("split-brain-tie", 100, 100, "lb2");
+}
+
+/// Stopping the BACKUP sends nothing (no priority-0 advert) and leaves the MASTER alone.
+#[test]
+fn stopping_the_backup_leaves_the_master_alone() {
+    if !require_root("stop_backup") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", LB1), ("lb2", LB2)]);
+    let dir = TempDir::new("stop-backup");
+    let (n1, n2) = start_pair(
+        &lab,
+        &dir,
+        &pair_config("lb1", 101, "", ""),
+        &pair_config("lb2", 100, "", ""),
+    );
+    let t0 = Instant::now();
+    lab.host("lb2").signal(n2.pid, libc::SIGTERM);
+    let status = lab.host("lb2").wait_exit(n2.pid, Duration::from_secs(1));
+    println!(
+        "stop backup: lb2 exited with {status:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        status.is_some_and(|s| s.code() == Some(0)),
+        "lb2 did not exit 0 within 1 s: {status:?}\n{}",
+        n2.log_text()
+    );
+    assert_holders_stay(&lab, &["lb1"], Duration::from_secs(2), &[&n1, &n2]);
+    // lb1 logs at debug level, so a priority-0 advert from lb2 would show.
+    let log = n1.log_text();
+    assert!(!log.contains("priority 0"), "{log}");
+    assert_eq!(last_state(&n1).as_deref(), Some("MASTER"), "{log}");
+    assert_eq!(
+        log.matches("Entering ").count(),
+        2,
+        "lb1 changed state\n{log}"
+    );
 }
