@@ -64,6 +64,7 @@ pub struct Proxy {
     sets: Vec<Arc<ListenerSet>>,
     backends: Arc<[Arc<Backend>]>,
     gate: Gate,
+    gate_drain: Duration,
     checks: Vec<JoinHandle<()>>,
     counters: Arc<ProxyCounters>,
 }
@@ -145,6 +146,7 @@ impl Proxy {
                 sets.iter().filter(|s| s.fe.cfg.gated).cloned().collect(),
                 config.gate_drain,
             ),
+            gate_drain: config.gate_drain,
             sets,
             backends,
             checks: Vec::new(),
@@ -167,9 +169,19 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// The gate of the gated frontends.
+    /// The gate of every gated frontend at once.
     pub fn gate(&self) -> Gate {
         self.gate.clone()
+    }
+
+    /// A gate for one gated frontend only (frontends gated by different VRRP instances);
+    /// `None` for an unknown or ungated frontend. Use either these or [`Proxy::gate`].
+    pub fn frontend_gate(&self, frontend: &str) -> Option<Gate> {
+        let set = self
+            .sets
+            .iter()
+            .find(|s| s.fe.cfg.gated && s.fe.cfg.name == frontend)?;
+        Some(Gate::new(vec![set.clone()], self.gate_drain))
     }
 
     /// Usable servers of backend `name`, updated on every UP/DOWN change (VRRP

@@ -194,3 +194,25 @@ async fn bind_failure_is_reported() {
         .expect("address in use");
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn frontends_can_be_gated_separately() {
+    let s = TestServer::start("s").await;
+    let (p1, p2) = (free_port(), free_port());
+    let mut f1 = gated_frontend(p1);
+    f1.name = "one".into();
+    let mut f2 = gated_frontend(p2);
+    f2.name = "two".into();
+    let proxy = Proxy::start(ProxyConfig::new(vec![f1, f2], vec![backend("be", &[&s])])).unwrap();
+    assert!(proxy.frontend_gate("nope").is_none());
+    let one = proxy.frontend_gate("one").unwrap();
+    one.set_serving(true).await.unwrap();
+    let c = client();
+    assert_eq!(
+        get(&c, &format!("http://127.0.0.1:{p1}/")).await.status,
+        200
+    );
+    assert!(refused(format!("127.0.0.1:{p2}").parse().unwrap()).await);
+    one.set_serving(false).await.unwrap();
+    assert!(refused(format!("127.0.0.1:{p1}").parse().unwrap()).await);
+}
