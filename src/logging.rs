@@ -26,6 +26,8 @@ pub fn init(settings: &LogSettings, target: LogTarget) {
         LogTarget::Stderr => {
             let layer = tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                // Colour only on a terminal: a file or journald would keep the escape codes.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_target(false)
                 .with_filter(level)
                 .with_filter(keep);
