@@ -20,6 +20,15 @@ fn last_state(node: &Node) -> Option<String> {
     rest.split_whitespace().next().map(str::to_owned)
 }
 
+/// Every state a node entered, in order (from its `Entering ... STATE` lines).
+fn states(node: &Node) -> Vec<String> {
+    node.log_text()
+        .split("Entering ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
 /// Names of the hosts holding the VIP.
 fn holders(lab: &Lab) -> Vec<String> {
     ["lb1", "lb2"]
@@ -534,4 +543,62 @@ fn stopping_the_backup_leaves_the_master_alone() {
         2,
         "lb1 changed state\n{log}"
     );
+}
+
+/// The MASTER's cable is cut while its daemon runs: it sees carrier loss, enters FAULT and
+/// drops the VIP at once; lb2 takes over one Master_Down_Interval after lb1's last advert.
+/// Mended: lb1 leaves FAULT for BACKUP and preempts again.
+#[test]
+fn cable_cut_on_the_master_faults_it_and_mending_restores_it() {
+    if !require_root("cable_cut_master") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", LB1), ("lb2", LB2)]);
+    let dir = TempDir::new("cable-cut");
+    let (n1, n2) = start_pair(
+        &lab,
+        &dir,
+        &pair_config("lb1", 101, "", ""),
+        &pair_config("lb2", 100, "", ""),
+    );
+    let t0 = Instant::now();
+    lab.host("lb1").cut_cable();
+    let dropped = wait_no_vip(lab.host("lb1"), Duration::from_secs(1)).then(|| t0.elapsed());
+    let bound = master_down(100) + Duration::from_millis(500);
+    let took = wait_vip(lab.host("lb2"), t0, bound + Duration::from_secs(2));
+    println!("cable cut: lb1 dropped the VIP after {dropped:?}; lb2 holds it after {took:?} (bound {bound:?})");
+    assert!(
+        dropped.is_some(),
+        "lb1 kept the VIP without carrier\n{}",
+        n1.log_text()
+    );
+    assert!(
+        n1.wait_log("(VI_1) Entering FAULT STATE", Duration::from_secs(1)),
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "lb2 did not take over within {bound:?}: {took:?}\n{}",
+        logs(&[&n1, &n2])
+    );
+
+    let t1 = Instant::now();
+    lab.host("lb1").mend_cable();
+    let bound = master_down(101) + Duration::from_secs(1);
+    let back = wait_holders(&lab, &["lb1"], t1, bound + Duration::from_secs(2));
+    println!("cable cut: mended, lb1 the only holder again after {back:?} (bound {bound:?})");
+    assert!(
+        back.is_some_and(|t| t <= bound),
+        "lb1 did not preempt within {bound:?}: {back:?}, holders {:?}\n{}",
+        holders(&lab),
+        logs(&[&n1, &n2])
+    );
+    assert_eq!(
+        states(&n1),
+        ["BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER"],
+        "{}",
+        n1.log_text()
+    );
+    assert_holders_stay(&lab, &["lb1"], Duration::from_secs(2), &[&n1, &n2]);
 }
