@@ -350,18 +350,29 @@ impl Write for Capture {
     }
 }
 
+/// Global, not per-thread: tracing caches callsite interest process-wide, and a scoped
+/// subscriber races with the other tests of this binary registering the same callsites.
+static LOGS: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
+
+fn captured_logs() -> Capture {
+    LOGS.get_or_init(|| {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        capture
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn access_log_has_one_httplog_line_per_request() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let capture = captured_logs();
     let s = TestServer::start("web1").await;
     let p = start(
         vec![frontend(vec![], Some("site1"))],
@@ -371,11 +382,12 @@ async fn access_log_has_one_httplog_line_per_request() {
     let r = get(&c, &format!("{}/index.html?a=1", p.base)).await;
     assert_eq!(r.status, 200);
     eventually("log line written", Duration::from_secs(2), || {
-        String::from_utf8_lossy(&capture.0.lock().unwrap()).contains("access:")
+        String::from_utf8_lossy(&capture.0.lock().unwrap()).contains("site1/web1")
     })
     .await;
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
-    let line = logs.lines().find(|l| l.contains("access:")).unwrap();
+    let line = logs.lines().find(|l| l.contains("site1/web1")).unwrap();
+    assert!(line.contains("access:"), "{line}");
     assert!(line.contains(" www site1/web1 "), "{line}");
     assert!(line.contains(" 200 "), "{line}");
     assert!(line.contains(" - - ---- "), "{line}");
@@ -478,4 +490,49 @@ async fn post_body_survives_a_connect_retry_on_another_server() {
         assert!(r.body.contains(&format!("body=n={i}\n")), "{}", r.body);
     }
     assert_eq!(s.hits(), 4);
+}
+
+#[tokio::test]
+async fn access_log_reports_local_answers() {
+    let capture = captured_logs();
+    let mut f = proxy::config::FrontendConfig::new("logtest", vec!["127.0.0.1:0".parse().unwrap()]);
+    f.timeouts = short_timeouts();
+    let proxy = proxy::Proxy::start(proxy::config::ProxyConfig::new(vec![f], vec![])).unwrap();
+    let addr = proxy.local_addrs("logtest")[0];
+    let r = get(&client(), &format!("http://{addr}/nothing")).await;
+    assert_eq!(r.status, 503);
+    let _ = raw(
+        addr,
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    let _ = raw(addr, b"BAD REQUEST LINE\r\n\r\n", Duration::from_secs(3)).await;
+    let lines = || {
+        String::from_utf8_lossy(&capture.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(" logtest logtest/<NOSRV> "))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    eventually("three log lines", Duration::from_secs(3), || {
+        lines().len() >= 3
+    })
+    .await;
+    let lines = lines();
+    let find = |status: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!(" {status} ")))
+            .unwrap_or_else(|| panic!("no {status} line in {lines:?}"))
+            .clone()
+    };
+    assert!(find("503").contains(" SC-- "), "{lines:?}");
+    assert!(
+        find("503").ends_with("\"GET /nothing HTTP/1.1\""),
+        "{lines:?}"
+    );
+    assert!(find("408").contains(" cR-- "), "{lines:?}");
+    assert!(find("408").ends_with("\"<BADREQ>\""), "{lines:?}");
+    assert!(find("400").contains(" PR-- "), "{lines:?}");
 }
