@@ -292,8 +292,7 @@ fn proc_table() -> HashMap<u32, Proc> {
 }
 
 /// PIDs of `sleep 30` processes whose parent chain includes `root`.
-fn sleeps_under(root: u32) -> Vec<u32> {
-    let table = proc_table();
+fn sleeps_under(table: &HashMap<u32, Proc>, root: u32) -> Vec<u32> {
     table
         .iter()
         .filter(|(_, p)| p.cmdline == "/bin/sleep 30")
@@ -318,51 +317,94 @@ fn hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working() {
     if !require_root(test) {
         return;
     }
-    let lab = pair_lab();
     let dir = TempDir::new("trk-hang");
-    let tail = "vrrp_scripts:\n  chk:\n    script: /bin/sleep 30\n    interval: 2\n    timeout: 1\n    weight: 0\n";
+    // Runs every 2 s, each killed by SIGTERM at 1 s: 6 runs in 12 s, none overlapping.
+    let lifetimes = hung_script_case(&dir, "/bin/sleep 30", false);
+    assert!(
+        lifetimes.len() >= 5,
+        "expected a run every 2 s: {lifetimes:?}"
+    );
+    for d in &lifetimes {
+        assert!(*d <= Duration::from_secs(2), "killed late: {lifetimes:?}");
+    }
+}
+
+#[test]
+fn script_ignoring_sigterm_is_killed_two_seconds_after_its_timeout() {
+    let test = "script_ignoring_sigterm_is_killed_two_seconds_after_its_timeout";
+    if !require_root(test) {
+        return;
+    }
+    let dir = TempDir::new("trk-stubborn");
+    // The shell and its `sleep` ignore SIGTERM (an ignored signal stays ignored across exec),
+    // so only the SIGKILL to the process group, 2 s after the timeout, ends a run.
+    let script = dir.join("stubborn.sh");
+    std::fs::write(&script, "#!/bin/sh\ntrap '' TERM\n/bin/sleep 30\n").expect("write script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    // A run lasts timeout + grace = 3 s > interval 2 s: runs at 0, 4, 8 s, the ticks in
+    // between are skipped.
+    let lifetimes = hung_script_case(&dir, &script.display().to_string(), true);
+    assert!(lifetimes.len() >= 2, "{lifetimes:?}");
+    for d in &lifetimes[..lifetimes.len() - 1] {
+        assert!(
+            *d >= Duration::from_millis(2500),
+            "killed before timeout + grace: {lifetimes:?}"
+        );
+    }
+}
+
+/// Starts lb1 tracking `script` (interval 2, timeout 1, weight 0) and lb2, watches every
+/// `sleep 30` started under lb1's vrrplb for 12 s and checks none lives past timeout + 3 s,
+/// that lb1 stays in FAULT while lb2 holds the VIP, that the daemon still answers, and that
+/// SIGTERM stops it within 1 s leaving no script behind. Returns the observed lifetimes in
+/// start order (the last run may have been cut by the end of the watch).
+fn hung_script_case(dir: &TempDir, script: &str, overlaps: bool) -> Vec<Duration> {
+    let lab = pair_lab();
+    let tail = format!(
+        "vrrp_scripts:\n  chk:\n    script: {script}\n    interval: 2\n    timeout: 1\n    weight: 0\n"
+    );
     let t0 = Instant::now();
     let n1 = start(
         &lab,
         "lb1",
-        &dir,
-        &pair_config("lb1", 101, "    track_scripts: [chk]\n", tail),
+        dir,
+        &pair_config("lb1", 101, "    track_scripts: [chk]\n", &tail),
     );
-    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+    let n2 = start(&lab, "lb2", dir, &pair_config("lb2", 100, "", ""));
 
-    // Watch every `sleep 30` started under lb1's vrrplb for 12 s (6 runs): none may live
-    // longer than timeout + 3 s.
     let limit = Duration::from_secs(1 + 3);
-    let mut first_seen: HashMap<u32, Instant> = HashMap::new();
-    let mut last_seen: HashMap<u32, Instant> = HashMap::new();
+    // pid -> (first seen, last seen, process group)
+    let mut seen: HashMap<u32, (Instant, Instant, u32)> = HashMap::new();
     let watch_until = t0 + Duration::from_secs(12);
     while Instant::now() < watch_until {
         let now = Instant::now();
-        for pid in sleeps_under(n1.pid) {
-            first_seen.entry(pid).or_insert(now);
-            last_seen.insert(pid, now);
+        let table = proc_table();
+        for pid in sleeps_under(&table, n1.pid) {
+            let pgid = table[&pid].pgid;
+            seen.entry(pid).or_insert((now, now, pgid)).1 = now;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut lifetimes: Vec<(u32, Duration)> = first_seen
-        .iter()
-        .map(|(pid, t)| (*pid, last_seen[pid].duration_since(*t)))
+    let mut runs: Vec<(Instant, Duration)> = seen
+        .values()
+        .map(|(first, last, _)| (*first, last.duration_since(*first)))
         .collect();
-    lifetimes.sort();
+    runs.sort();
+    let lifetimes: Vec<Duration> = runs.iter().map(|(_, d)| *d).collect();
     println!(
-        "hung script: {} runs seen, lifetimes {:?}",
-        lifetimes.len(),
-        lifetimes.iter().map(|(_, d)| *d).collect::<Vec<_>>()
+        "{script}: {} runs seen in 12 s, lifetimes {lifetimes:?}",
+        lifetimes.len()
     );
     assert!(
-        lifetimes.len() >= 4,
-        "expected a run every 2 s, saw {lifetimes:?}\n{}",
+        !lifetimes.is_empty(),
+        "no script run seen\n{}",
         n1.log_text()
     );
-    for (pid, d) in &lifetimes {
+    for d in &lifetimes {
         assert!(
             *d <= limit,
-            "sleep 30 (pid {pid}) lived {d:?}, more than {limit:?}\n{}",
+            "a `sleep 30` lived {d:?}, more than {limit:?}: {lifetimes:?}\n{}",
             n1.log_text()
         );
     }
@@ -374,10 +416,15 @@ fn hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working() {
     ] {
         assert!(log.contains(needle), "lb1 did not log {needle:?}\n{log}");
     }
-    assert!(
-        !log.contains("skipping run"),
-        "a run overlapped the next one\n{log}"
-    );
+    let skipped = "Track script chk is being timed out, expect idle - skipping run";
+    if overlaps {
+        assert!(log.contains(skipped), "lb1 did not log {skipped:?}\n{log}");
+    } else {
+        assert!(
+            !log.contains("skipping run"),
+            "a run overlapped the next one\n{log}"
+        );
+    }
     // The daemon still works: it answers status, lb1 holds FAULT, lb2 is MASTER.
     assert!(
         n1.status().contains("instance VI_1 state FAULT"),
@@ -388,12 +435,15 @@ fn hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working() {
     assert!(lab.host("lb2").has_address(VIP), "{}", n2.log_text());
 
     // SIGTERM still stops it within 1 s, and leaves no script behind.
-    let running = sleeps_under(n1.pid);
+    for pid in sleeps_under(&proc_table(), n1.pid) {
+        seen.entry(pid)
+            .or_insert((Instant::now(), Instant::now(), pid));
+    }
     let t1 = Instant::now();
     lab.host("lb1").signal(n1.pid, libc::SIGTERM);
     let st = lab.host("lb1").wait_exit(n1.pid, Duration::from_secs(3));
     let took = t1.elapsed();
-    println!("hung script: SIGTERM to exit took {took:?}, exit {st:?}");
+    println!("{script}: SIGTERM to exit took {took:?}, exit {st:?}");
     assert!(
         st.is_some_and(|s| s.success()) && took <= Duration::from_secs(1),
         "vrrplb did not stop cleanly within 1 s: {st:?} after {took:?}\n{}",
@@ -401,12 +451,13 @@ fn hung_script_is_killed_at_its_timeout_and_the_daemon_keeps_working() {
     );
     std::thread::sleep(Duration::from_millis(200));
     let table = proc_table();
-    for pid in first_seen.keys().chain(&running) {
+    for (pid, (_, _, pgid)) in &seen {
         if let Some(p) = table.get(pid) {
             assert!(
-                !(p.cmdline == "/bin/sleep 30" && p.pgid == *pid),
+                !(p.cmdline == "/bin/sleep 30" && p.pgid == *pgid),
                 "sleep 30 (pid {pid}) survived the daemon"
             );
         }
     }
+    lifetimes
 }
