@@ -104,6 +104,21 @@ fn severity_named(name: &str) -> Option<u8> {
     })
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fields_with_spaces_are_quoted_once() {
+        let mut s = String::new();
+        super::push_field(&mut s, "reason", "master down timer expired");
+        super::push_field(&mut s, "drop_reason", "bad_password");
+        super::push_field(&mut s, "from", "\"198.51.100.12\"");
+        assert_eq!(
+            s,
+            " reason=\"master down timer expired\" drop_reason=bad_password from=198.51.100.12"
+        );
+    }
+}
+
 #[derive(Default)]
 struct Fields {
     message: String,
@@ -116,9 +131,7 @@ impl Visit for Fields {
         match field.name() {
             "message" => self.message.push_str(value),
             "syslog_severity" => self.severity = severity_named(value),
-            name => {
-                let _ = write!(self.rest, " {name}=\"{value}\"");
-            }
+            name => push_field(&mut self.rest, name, value),
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -130,10 +143,22 @@ impl Visit for Fields {
                 let s = format!("{value:?}");
                 self.severity = severity_named(s.trim_matches('"'));
             }
-            name => {
-                let _ = write!(self.rest, " {name}={value:?}");
-            }
+            name => push_field(&mut self.rest, name, &format!("{value:?}")),
         }
+    }
+}
+
+/// Appends ` name=value`, quoting the value when it has spaces, quotes or `=` (so key=value
+/// parsers read `reason="master down timer expired"` whole), and never quoting twice.
+fn push_field(out: &mut String, name: &str, value: &str) {
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        let _ = write!(out, " {name}=\"{}\"", value.replace('"', "\\\""));
+    } else {
+        let _ = write!(out, " {name}={value}");
     }
 }
 
