@@ -30,6 +30,9 @@ pub(crate) struct Exchange {
     pub(crate) frontend: Arc<Frontend>,
     pub(crate) backend: Option<Arc<Backend>>,
     pub(crate) server: Option<usize>,
+    /// Where the exchange stands, for the log of a client that leaves before the answer.
+    pub(crate) phase: TermPhase,
+    pub(crate) logged: bool,
 }
 
 impl Exchange {
@@ -42,6 +45,14 @@ impl Exchange {
 
     /// Writes the log line (when access logging is on).
     pub(crate) fn finish(mut self, bytes: u64) {
+        self.log(bytes);
+    }
+
+    fn log(&mut self, bytes: u64) {
+        if self.logged {
+            return;
+        }
+        self.logged = true;
         self.entry.ta = Some(self.start.elapsed());
         self.entry.bytes = bytes;
         if !self.frontend.access_log {
@@ -58,6 +69,18 @@ impl Exchange {
             }
         }
         tracing::info!(target: "access", "{}", format_httplog(e));
+    }
+}
+
+impl Drop for Exchange {
+    /// The request future was dropped before an answer: the client went away (`CQ--`,
+    /// `CC--`, `CH--`; status 0 as no status was sent).
+    fn drop(&mut self) {
+        if !self.logged {
+            self.entry.termination.cause = TermCause::ClientAbort;
+            self.entry.termination.phase = self.phase;
+            self.log(0);
+        }
     }
 }
 

@@ -214,6 +214,8 @@ pub(crate) async fn handle(
         frontend: fe.clone(),
         backend: None,
         server: None,
+        phase: TermPhase::Request,
+        logged: false,
     });
 
     let decision = fe.router.decide(
@@ -312,6 +314,7 @@ pub(crate) async fn handle(
             s
         }
         Acquire::Queued(ticket) => {
+            ex.phase = TermPhase::Queue;
             let queued_at = Instant::now();
             ex.entry.bq = u32::try_from(ticket.position()).unwrap_or(u32::MAX);
             let got = ticket.wait(be.cfg.timeouts.queue).await;
@@ -347,6 +350,7 @@ pub(crate) async fn handle(
         body: BodySource::new(body, fe.cfg.timeouts.client),
         client_ip: conn.src.ip(),
     };
+    ex.phase = TermPhase::Connect;
     let mut attempts = Attempts::default();
     let result = forward::forward(&be, slot, &out, &mut attempts).await;
     ex.entry.retries = attempts.retries;
