@@ -442,6 +442,25 @@ fn master_ignores_broken_and_hostile_adverts_and_counts_each_reason() {
         n1.log_text()
     );
 
+    // Control: a valid advert, lower priority, with 4 bytes of IP options (IHL 6) is accepted
+    // (the payload is found after the options), answered, and not counted as a drop.
+    let before = drops(&n1);
+    let mut p = good(90);
+    p.splice(20..20, [1u8, 1, 1, 0]);
+    p[0] = 0x46;
+    let total = (p.len() as u16).to_be_bytes();
+    p[2] = total[0];
+    p[3] = total[1];
+    send_raw(attacker, vec![p]);
+    let line = "(VI_1) Received advert from 198.51.100.66 with lower priority 90, ours 101, forcing new election";
+    assert!(
+        n1.wait_log(line, Duration::from_secs(2)),
+        "the valid advert with IP options was not processed: {:?}\n{}",
+        drops(&n1),
+        n1.log_text()
+    );
+    assert_eq!(drops(&n1), before, "a valid advert was counted as dropped");
+
     stop.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let (samples, misses) = (
