@@ -7,6 +7,7 @@
 //! is gone and the request is never replayed.
 
 use std::error::Error as StdError;
+use std::future::Future as _;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
@@ -204,8 +205,6 @@ impl Body for RequestBody {
         }
     }
 }
-
-use std::future::Future as _;
 
 /// Why no response came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
