@@ -439,6 +439,14 @@ fn split_brain_heals(tag: &str, p1: u8, p2: u8, winner: &str) {
     } else {
         (&n2, &n1)
     };
+    // Longer than lb2's Master_Down_Interval: a BACKUP hearing an equal or higher priority
+    // keeps resetting its timer (it never applies the address tie-break), so lb1 stays alone.
+    assert_holders_stay(
+        &lab,
+        &["lb1"],
+        master_down(p2) + Duration::from_millis(500),
+        &[&n1, &n2],
+    );
 
     // Links stay up, but neither node hears the other's adverts: both become MASTER.
     let t0 = Instant::now();
