@@ -461,3 +461,192 @@ fn hung_script_case(dir: &TempDir, script: &str, overlaps: bool) -> Vec<Duration
     }
     lifetimes
 }
+
+#[test]
+fn tracked_interface_down_at_start_or_deleted_holds_fault() {
+    let test = "tracked_interface_down_at_start_or_deleted_holds_fault";
+    if !require_root(test) {
+        return;
+    }
+    let lab = pair_lab();
+    let lb1 = lab.host("lb1");
+    // eth1 exists but has no carrier at start: its veth peer is down.
+    lb1.exec_ok(&[
+        "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    lb1.exec_ok(&["ip", "link", "set", "eth1", "up"]);
+    let dir = TempDir::new("trk-if-start");
+    let t0 = Instant::now();
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &pair_config(
+            "lb1",
+            101,
+            "    track_interfaces: [{ name: eth1, weight: 0 }]\n",
+            "",
+        ),
+    );
+    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+    assert!(
+        n1.wait_log("(VI_1) Entering FAULT STATE (init)", Duration::from_secs(2)),
+        "{}",
+        n1.log_text()
+    );
+    let took = wait_vip(
+        lab.host("lb2"),
+        t0,
+        master_down(100) + Duration::from_secs(2),
+    );
+    println!("eth1 without carrier at start: lb2 MASTER after {took:?}");
+    assert!(took.is_some(), "{}", n2.log_text());
+    assert!(!lb1.has_address(VIP), "{}", n1.log_text());
+
+    // Carrier comes: FAULT -> BACKUP -> MASTER (preempting lb2).
+    let t1 = Instant::now();
+    lb1.exec_ok(&["ip", "link", "set", "eth1p", "up"]);
+    let bound = master_down(101) + Duration::from_secs(1);
+    let took = wait_vip(lb1, t1, bound + Duration::from_secs(3));
+    println!("eth1 carrier up: lb1 MASTER after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "{took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(
+        n1.log_text().contains("Netlink reports eth1 up"),
+        "{}",
+        n1.log_text()
+    );
+    assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(2)));
+
+    // The interface is deleted: counts as down, FAULT, lb2 takes over after Skew_Time.
+    let t2 = Instant::now();
+    let faults = n1.count_log("(VI_1) Entering FAULT STATE");
+    lb1.exec_ok(&["ip", "link", "del", "eth1"]);
+    let took = wait_vip(lab.host("lb2"), t2, Duration::from_secs(5));
+    let bound = skew(100) + Duration::from_millis(800);
+    println!("eth1 deleted: lb2 MASTER after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "{took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(
+        wait_no_vip(lb1, Duration::from_secs(1)),
+        "{}",
+        n1.log_text()
+    );
+    assert_eq!(
+        n1.count_log("(VI_1) Entering FAULT STATE"),
+        faults + 1,
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        n1.log_text().contains("Netlink reports eth1 down"),
+        "{}",
+        n1.log_text()
+    );
+
+    // Re-created under the same name (a new ifindex): tracked again, lb1 recovers.
+    let t3 = Instant::now();
+    lb1.exec_ok(&[
+        "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    lb1.exec_ok(&["ip", "link", "set", "eth1p", "up"]);
+    lb1.exec_ok(&["ip", "link", "set", "eth1", "up"]);
+    let bound = master_down(101) + Duration::from_secs(1);
+    let took = wait_vip(lb1, t3, bound + Duration::from_secs(3));
+    println!("eth1 re-created: lb1 MASTER after {took:?} (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "{took:?}\n--- lb1\n{}\n--- lb2\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(2)));
+}
+
+#[test]
+fn script_rise_and_fall_need_consecutive_results() {
+    let test = "script_rise_and_fall_need_consecutive_results";
+    if !require_root(test) {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", "198.51.100.11/24")]);
+    let dir = TempDir::new("trk-risefall");
+    let flag = dir.join("fail-lb1");
+    let tail = format!(
+        "vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test ! -e {}\"\n    interval: 1\n    weight: -20\n    rise: 2\n    fall: 3\n",
+        flag.display()
+    );
+    let t0 = Instant::now();
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &pair_config("lb1", 101, "    track_scripts: [chk]\n", &tail),
+    );
+    assert!(
+        wait_vip(
+            lab.host("lb1"),
+            t0,
+            master_down(101) + Duration::from_secs(2)
+        )
+        .is_some(),
+        "{}",
+        n1.log_text()
+    );
+    let priority = |n: &Node| -> Option<u8> {
+        let s = n.status();
+        let l = s.lines().find(|l| l.starts_with("instance VI_1 "))?;
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "priority")?;
+        w.get(i + 1)?.parse().ok()
+    };
+    assert_eq!(priority(&n1), Some(101), "{}", n1.status());
+
+    // fall 3 at interval 1: the third failure, 2 to 3 s after the flag appears, lowers it.
+    let t1 = Instant::now();
+    std::fs::write(&flag, b"").expect("create flag file");
+    assert!(testkit::wait_until(Duration::from_secs(5), || priority(
+        &n1
+    ) == Some(
+        81
+    )));
+    let fell = t1.elapsed();
+    // rise 2: the second success, 1 to 2 s after the flag goes, restores it.
+    let t2 = Instant::now();
+    std::fs::remove_file(&flag).expect("remove flag file");
+    assert!(testkit::wait_until(Duration::from_secs(5), || priority(
+        &n1
+    ) == Some(
+        101
+    )));
+    let rose = t2.elapsed();
+    println!("fall 3 took {fell:?}, rise 2 took {rose:?} (interval 1 s)");
+    assert!(
+        fell >= Duration::from_millis(1900) && fell <= Duration::from_millis(4000),
+        "fall 3 took {fell:?}\n{}",
+        n1.log_text()
+    );
+    assert!(
+        rose >= Duration::from_millis(900) && rose <= Duration::from_millis(3000),
+        "rise 2 took {rose:?}\n{}",
+        n1.log_text()
+    );
+    let log = n1.log_text();
+    assert_eq!(
+        n1.count_log("VRRP_Script(chk) failed (exited with status 1)"),
+        1,
+        "{log}"
+    );
+    assert_eq!(n1.count_log("Changing effective priority"), 2, "{log}");
+    assert!(log.contains("Script `chk` now returning 1"), "{log}");
+    // Alone on the wire, a lower priority does not cost lb1 the VIP.
+    assert!(lab.host("lb1").has_address(VIP));
+}
