@@ -4,6 +4,7 @@ mod config;
 mod control;
 mod daemon;
 mod logging;
+mod poll;
 mod wiring;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -43,6 +44,9 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// GET a URL every few ms and report failures and the outage (the failover drill's client).
+    #[command(hide = true)]
+    Poll(poll::PollArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
             daemon::run(&config, target)
         }
         Command::Status { config } => status(config.as_deref()),
+        Command::Poll(args) => poll::run(&args),
     }
 }
 

@@ -1,0 +1,654 @@
+#!/usr/bin/env bash
+# The vrrplb lab: a keepalived + HAProxy-style pair on one Linux machine, in network namespaces.
+#
+#   deploy/lab.sh                   build vrrplb (release), start the lab, print what to try
+#   deploy/lab.sh status            who is MASTER (vrrplb status of both boxes)
+#   deploy/lab.sh drill             kill the MASTER (SIGKILL + link down) under a 20 ms client,
+#                                   measure the outage, restore it and measure the failback
+#   deploy/lab.sh drill --graceful  the same with SIGTERM (priority-0 advert)
+#   deploy/lab.sh down              remove everything (idempotent)
+#
+# Run as root on Debian 12 (it apt-get installs what it needs). One bridge in its own namespace
+# joins five namespaces: lb1 198.51.100.11 and lb2 .12 (vrrplb from deploy/examples/lb1.yaml
+# and lb2.yaml, VIP 198.51.100.100), web1 .21 and web2 .22 (nginx), and a client .50. Only
+# 198.51.100.0/24 is used and nothing is routed to the host.
+#
+# Environment:
+#   LAB=name          namespace prefix and state dir name (default vrrplb-lab), so several labs
+#                     (tests) can run side by side
+#   LAB_DIR=dir       state dir (default /run/$LAB): configs, logs, PIDs of every process started
+#   VRRPLB_BIN=path   use this vrrplb binary instead of building one (cargo build --release)
+#   LAB_NO_APT=1      do not install packages (fail if a tool is missing)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB=${LAB:-vrrplb-lab}
+if ! [[ $LAB =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,30}$ ]]; then
+    echo "lab.sh: LAB must be 1-31 characters of A-Z a-z 0-9 _ . - (got '$LAB')" >&2
+    exit 2
+fi
+DIR=${LAB_DIR:-/run/$LAB}
+PIDS=$DIR/pids
+BIN=$DIR/vrrplb
+VIP=198.51.100.100
+URL=http://$VIP/
+BRNS=$LAB-br
+BOXES=(lb1 lb2)
+WEBS=(web1 web2)
+HOSTS=(lb1 lb2 web1 web2 client)
+declare -A ADDR=([lb1]=198.51.100.11 [lb2]=198.51.100.12 [web1]=198.51.100.21
+    [web2]=198.51.100.22 [client]=198.51.100.50)
+
+# The command prefix a person types to reach this lab again (LAB only when not the default).
+ME=deploy/lab.sh
+[ "$LAB" = vrrplb-lab ] || ME="LAB=$LAB deploy/lab.sh"
+[ -z "${LAB_DIR:-}" ] || ME="LAB_DIR=$LAB_DIR $ME"
+
+say() { printf '%s\n' "$*"; }
+die() {
+    printf 'lab.sh: %s\n' "$*" >&2
+    exit 1
+}
+ns() { printf '%s-%s' "$LAB" "$1"; }
+
+# Milliseconds since the epoch, without forking.
+now_ms() {
+    local t=${EPOCHREALTIME/[.,]/}
+    printf '%s' $((t / 1000))
+}
+
+need_root() {
+    [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, raw sockets, apt-get)"
+}
+
+# --- processes: started in a namespace, recorded by PID + start time, killed only by that ---
+
+starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+
+# start_bg NAME NAMESPACE LOGFILE COMMAND...   (ip netns exec execs, so $! is the command)
+start_bg() {
+    local name=$1 netns=$2 log=$3
+    shift 3
+    ip netns exec "$netns" "$@" </dev/null >>"$log" 2>&1 &
+    local pid=$!
+    printf '%s %s %s\n' "$pid" "$(starttime "$pid")" "$*" >"$PIDS/$name.pid"
+}
+
+# The recorded PID of NAME if that very process is still alive, else nothing.
+live_pid() {
+    local f=$PIDS/$1.pid pid st rest
+    [ -f "$f" ] || return 0
+    read -r pid st rest <"$f" || return 0
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
+    [ "$(starttime "$pid")" = "$st" ] || return 0
+    gone "$pid" || printf '%s' "$pid"
+}
+
+# gone PID: true once PID has exited (a zombie counts as gone)
+gone() {
+    [ -d "/proc/$1" ] || return 0
+    case "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $1}')" in
+        Z | X | "") return 0 ;;
+    esac
+    return 1
+}
+
+# stop_recorded NAME [SIGNAL]: signal the recorded process, wait up to 5 s, then SIGKILL it.
+stop_recorded() {
+    local name=$1 sig=${2:-TERM} pid i
+    pid=$(live_pid "$name")
+    if [ -n "$pid" ]; then
+        kill "-$sig" "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            [ -n "$(live_pid "$name")" ] || break
+            sleep 0.1
+        done
+        pid=$(live_pid "$name")
+        if [ -n "$pid" ]; then
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.1
+        fi
+    fi
+    rm -f "$PIDS/$name.pid"
+}
+
+# wait_for SECONDS COMMAND...: retry every 0.1 s until COMMAND succeeds; bounded.
+wait_for() {
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+lab_is_up() { [ -f "$DIR/up" ] && ip netns list | awk '{print $1}' | grep -qx "$BRNS"; }
+
+# --- packages and the binary ---
+
+install_deps() {
+    local missing=()
+    command -v ip >/dev/null || missing+=(iproute2)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || missing+=(tcpdump)
+    command -v sysctl >/dev/null || [ -x /usr/sbin/sysctl ] || missing+=(procps)
+    [ ${#missing[@]} -gt 0 ] || return 0
+    [ "${LAB_NO_APT:-}" != 1 ] || die "missing packages: ${missing[*]} (LAB_NO_APT=1)"
+    say "== installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends iproute2 nginx-light rsyslog curl tcpdump \
+        procps ca-certificates >/dev/null
+    # The distribution's nginx must not hold port 80 on the host; the lab runs its own.
+    if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+        systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+}
+
+find_cargo() {
+    local c home
+    if c=$(command -v cargo); then printf '%s' "$c" && return 0; fi
+    for home in "$HOME" ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)"}; do
+        [ -x "$home/.cargo/bin/cargo" ] && printf '%s' "$home/.cargo/bin/cargo" && return 0
+    done
+    return 1
+}
+
+build() {
+    local src
+    if [ -n "${VRRPLB_BIN:-}" ]; then
+        src=$VRRPLB_BIN
+        [ -x "$src" ] || die "VRRPLB_BIN=$src is not an executable"
+        say "== using $src (VRRPLB_BIN)"
+    else
+        local cargo
+        cargo=$(find_cargo) || die "cargo not found; install Rust with rustup (https://rustup.rs) first"
+        say "== cargo build --release"
+        if [ -n "${SUDO_USER:-}" ] && [[ $cargo == /home/* ]] &&
+            [ "$(stat -c %U "$REPO")" = "$SUDO_USER" ]; then
+            # Build as the user who owns the clone, with their toolchain.
+            runuser -u "$SUDO_USER" -- env PATH="$(dirname "$cargo"):$PATH" \
+                "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
+        else
+            "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
+        fi
+        src=${CARGO_TARGET_DIR:-$REPO/target}/release/vrrplb
+    fi
+    # The lab runs its own copy, so a rebuild never pulls the binary from under it.
+    install -m 0755 "$src" "$BIN"
+}
+
+# --- the topology ---
+
+make_namespaces() {
+    local h i=0
+    ip netns add "$BRNS"
+    ip -n "$BRNS" link set lo up
+    ip -n "$BRNS" link add br0 type bridge
+    # Snooping would hide the VRRP adverts (224.0.0.18) from ports that sent no IGMP report.
+    ip -n "$BRNS" link set br0 type bridge mcast_snooping 0
+    ip -n "$BRNS" link set br0 up
+    for h in "${HOSTS[@]}"; do
+        ip netns add "$(ns "$h")"
+        ip -n "$(ns "$h")" link set lo up
+        ip -n "$(ns "$h")" link add eth0 type veth peer name "$h" netns "$BRNS"
+        ip -n "$BRNS" link set "$h" master br0
+        ip -n "$BRNS" link set "$h" up
+        # IPv4 only: no IPv6 DAD or MLD chatter in the captures.
+        ip netns exec "$(ns "$h")" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 || true
+        ip -n "$(ns "$h")" addr add "${ADDR[$h]}/24" dev eth0
+        ip -n "$(ns "$h")" link set eth0 up
+        i=$((i + 1))
+    done
+}
+
+start_web() {
+    local w=$1 d=$DIR/$1
+    mkdir -p "$d/tmp"
+    cat >"$d/nginx.conf" <<EOF
+# Demo backend $w of the vrrplb lab (generated by deploy/lab.sh).
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log;
+events { worker_connections 256; }
+http {
+    access_log $d/access.log;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    map \$remote_addr \$lb {
+        ${ADDR[lb1]} lb1;
+        ${ADDR[lb2]} lb2;
+        default \$remote_addr;
+    }
+    server {
+        listen ${ADDR[$w]}:80;
+        server_name $w;
+        location / {
+            default_type text/plain;
+            return 200 "$w via \$lb\nHello from $w (${ADDR[$w]}), reached through load balancer \$lb for client \$http_x_forwarded_for.\n";
+        }
+    }
+}
+EOF
+    ip netns exec "$(ns "$w")" nginx -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+    start_bg "nginx-$w" "$(ns "$w")" "$d/nginx.out" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+}
+
+start_rsyslog() {
+    local b=$1 d=$DIR/$1
+    mkdir -p "$d/rsyslog"
+    cat >"$d/rsyslog.conf" <<EOF
+# The syslog daemon of box $b in the vrrplb lab (generated by deploy/lab.sh): vrrplb logs to
+# $d/log.sock (global.log.syslog_socket), lines land in $d/syslog.log with a
+# microsecond receive time.
+global(workDirectory="$d/rsyslog")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imuxsock" Socket="$d/log.sock" RateLimit.Interval="0")
+template(name="lab" type="string"
+         string="%timegenerated:::date-rfc3339% $b %syslogtag%%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\n")
+action(type="omfile" file="$d/syslog.log" template="lab")
+EOF
+    : >"$d/syslog.log"
+    start_bg "rsyslog-$b" "$(ns "$b")" "$d/rsyslog.out" \
+        rsyslogd -n -f "$d/rsyslog.conf" -i "$d/rsyslog.pid"
+    wait_for 10 test -S "$d/log.sock" || die "rsyslog of $b did not create $d/log.sock: $(cat "$d/rsyslog.out")"
+}
+
+# The box's config: the example, with the lab's syslog socket, control socket and maintenance
+# file; everything else (interface eth0, addresses, VIP) is already right for the lab.
+write_config() {
+    local b=$1 d=$DIR/$1
+    {
+        printf '# Generated by deploy/lab.sh from deploy/examples/%s.yaml for lab %s.\n' "$b" "$LAB"
+        sed -e "s|^global:\$|global:\n  control_socket: $d/vrrplb.sock|" \
+            -e "s|^  log:\$|  log:\n    syslog_socket: $d/log.sock|" \
+            -e "s|/etc/vrrplb/maintenance|$d/maintenance|g" \
+            "$REPO/deploy/examples/$b.yaml"
+    } >"$d/vrrplb.yaml"
+    grep -q "control_socket: $d/vrrplb.sock" "$d/vrrplb.yaml" &&
+        grep -q "syslog_socket: $d/log.sock" "$d/vrrplb.yaml" ||
+        die "deploy/examples/$b.yaml changed shape: cannot place the lab's sockets in it"
+    "$BIN" check -c "$d/vrrplb.yaml" >"$d/check.out" 2>&1 ||
+        die "vrrplb check -c $d/vrrplb.yaml failed:$(printf '\n')$(cat "$d/check.out")"
+}
+
+start_box() {
+    local b=$1 d=$DIR/$1
+    start_bg "vrrplb-$b" "$(ns "$b")" "$d/stderr.log" "$BIN" run -c "$d/vrrplb.yaml"
+}
+
+# --- status ---
+
+# box_state BOX: the state of VI_1 from `vrrplb status` (empty when it does not answer).
+box_state() {
+    "$BIN" status -c "$DIR/$1/vrrplb.yaml" 2>/dev/null | awk '$1 == "instance" {print $4; exit}'
+}
+
+has_vip() { ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null | grep -q " $VIP/"; }
+
+masters() {
+    local b out=()
+    for b in "${BOXES[@]}"; do
+        [ "$(box_state "$b")" != MASTER ] || out+=("$b")
+    done
+    printf '%s' "${out[*]}"
+}
+
+one_master() { local m; m=$(masters) && [ -n "$m" ] && [[ $m != *" "* ]] && has_vip "$m"; }
+
+client_get() { ip netns exec "$(ns client)" curl -fsS -m 1 "$URL"; }
+
+cmd_status() {
+    lab_is_up || die "lab $LAB is not up (start it with: $ME)"
+    local b out state prio backend pid m
+    for b in "${BOXES[@]}"; do
+        out=$("$BIN" status -c "$DIR/$b/vrrplb.yaml" 2>&1) || true
+        state=$(awk '$1 == "instance" {print $4; exit}' <<<"$out")
+        prio=$(awk '$1 == "instance" {print $6; exit}' <<<"$out")
+        backend=$(awk '$1 == "backend" {print "backend " $2 " up " $4; exit}' <<<"$out")
+        pid=$(live_pid "vrrplb-$b")
+        if [ -z "$state" ]; then
+            say "$b ${ADDR[$b]}: not answering (${pid:+pid $pid running}${pid:-not running}): $out"
+        else
+            say "$b ${ADDR[$b]}: $state priority $prio, VIP $(has_vip "$b" && echo present || echo absent), $backend (pid ${pid:-?})"
+        fi
+    done
+    m=$(masters)
+    case "$m" in
+        "") say "MASTER: none" ;;
+        *" "*) say "MASTER: $m (more than one: split brain)" ;;
+        *) say "MASTER: $m" ;;
+    esac
+}
+
+# --- up / down ---
+
+cmd_up() {
+    need_root
+    install_deps
+    if lab_is_up || [ -d "$DIR" ] || ip netns list | awk '{print $1}' | grep -q "^$LAB-"; then
+        say "== lab $LAB exists: removing it first"
+        cmd_down
+    fi
+    mkdir -p "$PIDS"
+    chmod 755 "$DIR"
+    build
+    say "== namespaces: $BRNS (bridge br0) and $(printf "$LAB-%s " "${HOSTS[@]}")"
+    make_namespaces
+    local w b
+    for w in "${WEBS[@]}"; do start_web "$w"; done
+    for w in "${WEBS[@]}"; do
+        wait_for 10 ip netns exec "$(ns client)" curl -fsS -m 1 "http://${ADDR[$w]}/" ||
+            die "backend $w does not answer: $(cat "$DIR/$w/error.log" "$DIR/$w/nginx.out" 2>/dev/null)"
+    done
+    say "== backends web1 web2 answer (nginx)"
+    for b in "${BOXES[@]}"; do
+        mkdir -p "$DIR/$b"
+        start_rsyslog "$b"
+        write_config "$b"
+    done
+    for b in "${BOXES[@]}"; do start_box "$b"; done
+    touch "$DIR/up"
+    say "== vrrplb started in lb1 and lb2; waiting for the election (Master_Down_Interval ~3.6 s)"
+    if ! wait_for 20 one_master || ! wait_for 10 client_get; then
+        cmd_status || true
+        for b in "${BOXES[@]}"; do
+            say "---- $b syslog ----"
+            tail -n 20 "$DIR/$b/syslog.log" "$DIR/$b/stderr.log" 2>/dev/null || true
+        done
+        die "the pair did not come up: see above ($ME down removes it)"
+    fi
+    local m
+    m=$(masters)
+    cat <<EOF
+
+vrrplb lab "$LAB" is up. State, configs and logs: $DIR
+
+  VIP     $VIP    held by $m (MASTER)
+  lb1     ${ADDR[lb1]}  vrrplb -c $DIR/lb1/vrrplb.yaml   syslog $DIR/lb1/syslog.log
+  lb2     ${ADDR[lb2]}  vrrplb -c $DIR/lb2/vrrplb.yaml   syslog $DIR/lb2/syslog.log
+  web1    ${ADDR[web1]}  nginx    web2 ${ADDR[web2]}  nginx
+  client  ${ADDR[client]}  namespace $(ns client)
+
+$(client_get | head -n 1 | sed 's/^/  The client gets: /')
+
+Try:
+  ip netns exec $(ns client) curl http://$VIP/        # a page naming the backend and the balancer
+  $ME status                     # who is MASTER
+  $ME drill                      # SIGKILL + link down of the MASTER under a 20 ms client, then failback
+  $ME drill --graceful           # the same with SIGTERM
+  touch $DIR/lb1/maintenance      # maintenance: lb1 drops 20 priority, the VIP moves (rm to return)
+  tail -f $DIR/lb1/syslog.log     # (VI_1) Entering MASTER STATE, Server web/web1 is DOWN, access log
+  $DIR/vrrplb status -c $DIR/lb1/vrrplb.yaml
+  $ME down                       # remove everything
+EOF
+}
+
+cmd_down() {
+    local f name h removed=0 left
+    if [ -d "$PIDS" ]; then
+        # Drill helpers first, then the balancers (SIGTERM: orderly stop), then the rest.
+        for f in "$PIDS"/drill-*.pid "$PIDS"/vrrplb-*.pid "$PIDS"/*.pid; do
+            [ -f "$f" ] || continue
+            name=$(basename "$f" .pid)
+            stop_recorded "$name" TERM
+            removed=$((removed + 1))
+        done
+    fi
+    for h in "${HOSTS[@]}" br; do
+        if ip netns list | awk '{print $1}' | grep -qx "$LAB-$h"; then
+            left=$(ip netns pids "$LAB-$h" 2>/dev/null | tr '\n' ' ')
+            [ -z "$left" ] || say "lab.sh: warning: processes the lab did not start are still in $LAB-$h: $left (not killed)" >&2
+            ip netns del "$LAB-$h" 2>/dev/null || true
+            removed=$((removed + 1))
+        fi
+    done
+    if [ -d "$DIR" ]; then
+        rm -rf "$DIR"
+        removed=$((removed + 1))
+    fi
+    if [ "$removed" -eq 0 ]; then say "lab $LAB: nothing to remove"; else say "lab $LAB removed"; fi
+}
+
+# --- the drill ---
+
+# ms since the epoch of an rsyslog RFC 3339 stamp or an `ip -ts` stamp ([2024-...])
+to_ms() {
+    local s=${1#[}
+    s=${s%]}
+    date -d "$s" +%s%3N 2>/dev/null
+}
+
+# first_syslog BOX FROM_LINE PATTERN: the ms time of the first line after FROM_LINE matching
+first_syslog() {
+    local line
+    line=$(tail -n "+$(($2 + 1))" "$DIR/$1/syslog.log" | grep -F -m 1 -- "$3") || return 0
+    to_ms "${line%% *}"
+}
+
+# first_monitor FILE REGEX: the ms time of the first `ip -ts monitor` line matching
+first_monitor() {
+    local line
+    line=$(grep -E -m 1 -- "$2" "$1" 2>/dev/null) || return 0
+    to_ms "${line%%]*}]"
+}
+
+# first_garp FILE MAC: the ms time of the first gratuitous ARP for the VIP sent by MAC
+first_garp() {
+    awk -v mac="$2" -v vip="$VIP" '
+        $2 == mac && ((index($0, "who-has " vip " ") && index($0, " tell " vip ",")) ||
+                      index($0, "Reply " vip " is-at")) {
+            split($1, t, "."); printf "%d%03d", t[1], substr(t[2] "000000", 1, 3); exit
+        }' "$1" 2>/dev/null
+}
+
+rel() { if [ -n "$1" ]; then printf '%s' $(($1 - $2)); else printf -- '-'; fi; }
+
+result_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# Helpers that watch the drill (capture, address and neighbour monitors): started here,
+# stopped by their recorded PIDs at the end (or by `down`).
+start_watchers() {
+    local d=$1 b
+    start_bg drill-tcpdump "$BRNS" "$d/tcpdump.err" \
+        sh -c "exec tcpdump -i br0 -n -l -tt -e arp >'$d/arp.txt'"
+    for b in "${BOXES[@]}"; do
+        start_bg "drill-addr-$b" "$(ns "$b")" "$d/addr-$b.txt" ip -ts monitor address
+    done
+    start_bg drill-neigh "$(ns client)" "$d/neigh.txt" ip -ts monitor neigh
+    wait_for 5 grep -q "listening on" "$d/tcpdump.err" || say "(tcpdump did not start: $(cat "$d/tcpdump.err"))"
+}
+
+stop_watchers() {
+    local f
+    for f in "$PIDS"/drill-*.pid; do
+        [ -f "$f" ] || continue
+        stop_recorded "$(basename "$f" .pid)" TERM
+    done
+}
+
+# syslog_since BOX FROM_LINE: the box's syslog lines since FROM_LINE, without access-log lines
+syslog_since() {
+    tail -n "+$(($2 + 1))" "$DIR/$1/syslog.log" |
+        grep -Ev '\[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:.]+\] ' | sed 's/^/  /' || true
+}
+
+lines_of() { wc -l <"$DIR/$1/syslog.log"; }
+
+cmd_drill() {
+    local mode=hard
+    case "${1:-}" in
+        "") ;;
+        --graceful) mode=graceful ;;
+        *) die "drill: unknown option $1 (use --graceful or nothing)" ;;
+    esac
+    need_root
+    lab_is_up || die "lab $LAB is not up (start it with: $ME)"
+    wait_for 15 one_master || {
+        cmd_status
+        die "drill: need exactly one MASTER holding the VIP to start"
+    }
+    wait_for 10 client_get || die "drill: the client does not get an answer from $URL"
+    local old new pid d
+    old=$(masters)
+    new=lb1
+    [ "$old" != lb1 ] || new=lb2
+    pid=$(live_pid "vrrplb-$old")
+    [ -n "$pid" ] || die "drill: no recorded vrrplb process for $old"
+    d=$DIR/drill-$(date +%Y%m%d-%H%M%S)-$mode
+    mkdir -p "$d"
+    trap stop_watchers EXIT
+    local mac_old mac_new
+    mac_old=$(ip netns exec "$(ns "$old")" cat /sys/class/net/eth0/address)
+    mac_new=$(ip netns exec "$(ns "$new")" cat /sys/class/net/eth0/address)
+    local bound_ms
+    if [ $mode = hard ]; then
+        # Master_Down_Interval of the backup (3 x advert_int + Skew_Time, priority 100) + 0.5 s
+        bound_ms=4109
+    else
+        # Skew_Time of the backup (priority 100) + 0.5 s
+        bound_ms=1109
+    fi
+
+    say "== drill ($mode): $old is MASTER (pid $pid, MAC $mac_old), $new is BACKUP (MAC $mac_new)"
+    start_watchers "$d"
+    local off_old off_new
+    off_old=$(lines_of "$old")
+    off_new=$(lines_of "$new")
+    start_bg drill-poll "$(ns client)" "$d/poll-failover.txt" \
+        "$BIN" poll --url "$URL" --every 20ms --for 30s --settle 3s
+    sleep 1
+    local t_kill
+    t_kill=$(now_ms)
+    if [ $mode = hard ]; then
+        say "== SIGKILL $old (pid $pid) and its link down; client polls $URL every 20 ms"
+        kill -KILL "$pid"
+        ip -n "$(ns "$old")" link set eth0 down
+        ip -n "$BRNS" link set "$old" down
+    else
+        say "== SIGTERM $old (pid $pid); client polls $URL every 20 ms"
+        kill -TERM "$pid"
+    fi
+    wait_for 10 gone "$pid" || say "(the old vrrplb pid $pid has not exited yet)"
+    rm -f "$PIDS/vrrplb-$old.pid"
+    # The poller stops 3 s after the service answers again (or after 30 s).
+    local i
+    for ((i = 0; i < 400; i++)); do
+        [ -n "$(live_pid drill-poll)" ] || break
+        sleep 0.1
+    done
+    stop_recorded drill-poll TERM
+    local r1
+    r1=$(grep '^RESULT' "$d/poll-failover.txt" || true)
+    local t_master t_vip t_garp t_neigh t_backup_old
+    t_master=$(first_syslog "$new" "$off_new" "(VI_1) Entering MASTER STATE")
+    t_vip=$(first_monitor "$d/addr-$new.txt" "^\[[^]]*\] [0-9]+: eth0 +inet $VIP/")
+    t_garp=$(first_garp "$d/arp.txt" "$mac_new")
+    t_neigh=$(first_monitor "$d/neigh.txt" "$VIP dev eth0 lladdr $mac_new")
+
+    say ""
+    say "== failover ($mode): $old -> $new"
+    say "   client (20 ms polls, 200 ms timeouts):"
+    grep -E '^(FAIL|OK)' "$d/poll-failover.txt" | head -n 12 | sed 's/^/     /' || true
+    local nfail
+    nfail=$(grep -c '^FAIL' "$d/poll-failover.txt" || true)
+    [ "$nfail" -le 10 ] || say "     ... ($nfail FAIL lines in $d/poll-failover.txt)"
+    say "   outage seen by the client : $(result_field "$r1" outage_ms) ms, $(result_field "$r1" failed) failed request(s) of $(result_field "$r1" requests) (bound $bound_ms ms)"
+    say "   answered before / after   : $(sed -n 's/.* before="\([^"]*\)" after="\([^"]*\)".*/\1  \/  \2/p' <<<"$r1")"
+    say "   $new entered MASTER        : +$(rel "$t_master" "$t_kill") ms after the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM)"
+    say "   VIP added on $new          : +$(rel "$t_vip" "$t_kill") ms"
+    say "   first GARP from $new       : +$(rel "$t_garp" "$t_kill") ms (tcpdump on the bridge)"
+    say "   client ARP entry -> $new   : +$(rel "$t_neigh" "$t_kill") ms (ip monitor neigh in the client)"
+    say "   syslog of $old:"
+    syslog_since "$old" "$off_old"
+    say "   syslog of $new:"
+    syslog_since "$new" "$off_new"
+
+    # --- failback: the old master comes back and, with the higher priority, preempts ---
+    off_old=$(lines_of "$old")
+    off_new=$(lines_of "$new")
+    local garp_lines
+    garp_lines=$(wc -l <"$d/arp.txt")
+    local addr_lines neigh_lines
+    addr_lines=$(wc -l <"$d/addr-$old.txt")
+    neigh_lines=$(wc -l <"$d/neigh.txt")
+    start_bg drill-poll "$(ns client)" "$d/poll-failback.txt" \
+        "$BIN" poll --url "$URL" --every 20ms --for 40s --settle 3s
+    sleep 1
+    local t_restore
+    t_restore=$(now_ms)
+    if [ $mode = hard ]; then
+        say ""
+        say "== restoring $old: link up, vrrplb restarted (preemption: priority $( [ "$old" = lb1 ] && echo 101 || echo 100 ))"
+        ip -n "$BRNS" link set "$old" up
+        ip -n "$(ns "$old")" link set eth0 up
+    else
+        say ""
+        say "== restoring $old: vrrplb restarted"
+    fi
+    start_box "$old"
+    # Wait for whoever should be MASTER after the restore (the higher priority preempts).
+    local want=lb1
+    for ((i = 0; i < 300; i++)); do
+        [ "$(masters)" = "$want" ] && has_vip "$want" && ! has_vip "$([ $want = lb1 ] && echo lb2 || echo lb1)" && break
+        sleep 0.1
+    done
+    # Watch 3 s more for late failures, then stop the client.
+    sleep 3
+    stop_recorded drill-poll TERM
+    local r2 m_after
+    r2=$(grep '^RESULT' "$d/poll-failback.txt" || true)
+    m_after=$(masters)
+    local t2_master t2_backup t2_vip t2_garp t2_neigh mac_want
+    mac_want=$(ip netns exec "$(ns "$want")" cat /sys/class/net/eth0/address)
+    t2_master=$(first_syslog "$want" "$([ "$want" = "$old" ] && echo "$off_old" || echo "$off_new")" "(VI_1) Entering MASTER STATE")
+    t2_backup=$(first_syslog "$new" "$off_new" "(VI_1) Entering BACKUP STATE")
+    t2_vip=$(tail -n "+$((addr_lines + 1))" "$d/addr-$old.txt" >"$d/addr-failback.txt"; first_monitor "$d/addr-failback.txt" "^\[[^]]*\] [0-9]+: eth0 +inet $VIP/")
+    t2_garp=$(tail -n "+$((garp_lines + 1))" "$d/arp.txt" >"$d/arp-failback.txt"; first_garp "$d/arp-failback.txt" "$mac_want")
+    t2_neigh=$(tail -n "+$((neigh_lines + 1))" "$d/neigh.txt" >"$d/neigh-failback.txt"; first_monitor "$d/neigh-failback.txt" "$VIP dev eth0 lladdr $mac_want")
+    stop_watchers
+    trap - EXIT
+
+    say ""
+    say "== failback: $old back, MASTER now: ${m_after:-none}"
+    grep -E '^(FAIL|OK)' "$d/poll-failback.txt" | head -n 12 | sed 's/^/     /' || true
+    say "   outage seen by the client : $(result_field "$r2" outage_ms) ms, $(result_field "$r2" failed) failed request(s) of $(result_field "$r2" requests) (bound $bound_ms ms)"
+    say "   answered before / after   : $(sed -n 's/.* before="\([^"]*\)" after="\([^"]*\)".*/\1  \/  \2/p' <<<"$r2")"
+    say "   $want entered MASTER        : +$(rel "$t2_master" "$t_restore") ms after the restore"
+    say "   $new entered BACKUP        : +$(rel "$t2_backup" "$t_restore") ms"
+    say "   VIP added on $want          : +$(rel "$t2_vip" "$t_restore") ms"
+    say "   first GARP from $want       : +$(rel "$t2_garp" "$t_restore") ms"
+    say "   client ARP entry -> $want   : +$(rel "$t2_neigh" "$t_restore") ms"
+    say "   syslog of $old:"
+    syslog_since "$old" "$off_old"
+    say "   syslog of $new:"
+    syslog_since "$new" "$off_new"
+    say ""
+    say "   files: $d"
+    local nm
+    nm=$(wc -w <<<"$m_after")
+    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms"
+    say "RESULT phase=failback mode=$mode master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms"
+}
+
+case "${1:-up}" in
+    up) cmd_up ;;
+    status) cmd_status ;;
+    drill)
+        shift
+        cmd_drill "$@"
+        ;;
+    down)
+        need_root
+        cmd_down
+        ;;
+    -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown command '$1' (up, status, drill [--graceful], down)" ;;
+esac

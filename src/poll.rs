@@ -1,0 +1,495 @@
+//! `vrrplb poll` (hidden): the failover drill's client. It GETs one URL at a fixed cadence
+//! (20 ms in the drill) over a tiny blocking HTTP/1.1 client with short connect and read
+//! timeouts, prints one line per failed request with its wall-clock time, and ends with a
+//! summary a script can parse:
+//!
+//! ```text
+//! FAIL at=1732262400123 t=+1004ms seq=51 connect: timed out after 200ms
+//! OK at=1732262403781 t=+4662ms seq=68 "web2 via lb2" after 17 failed request(s)
+//! RESULT requests=600 ok=583 failed=17 runs=1 outage_ms=3658 ...
+//! ```
+//!
+//! Bounded in time (`--for`, at most one hour) and in count (`--max-requests`); it stops
+//! early, with `--settle`, once the service has answered for that long after an outage, and
+//! on SIGTERM or SIGINT (still printing the summary).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Failed requests printed one per line; more are only counted.
+const MAX_FAIL_LINES: u64 = 200;
+/// Bytes of a response read at most (the status line and the body's first line are used).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+#[derive(clap::Args)]
+pub struct PollArgs {
+    /// The URL to GET: http://HOST[:PORT][/PATH] (no TLS).
+    #[arg(long)]
+    url: String,
+    /// Time between request starts ("20ms").
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    every: Duration,
+    /// How long to poll ("15s"; at most 1h).
+    #[arg(long = "for", default_value = "15s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Connect timeout, and read timeout once connected ("200ms").
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Stop early once requests have succeeded for this long after an outage ("3s").
+    #[arg(long, value_parser = parse_duration)]
+    settle: Option<Duration>,
+    /// Upper bound on the number of requests (default: what --for and --every allow).
+    #[arg(long)]
+    max_requests: Option<u64>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// SIGTERM and SIGINT end the polling loop; the summary is still printed.
+fn stop_on_signals() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_stop),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(sig, &action) };
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (\"20ms\", \"15s\", \"1m\")"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+    };
+    let secs = value * scale;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("{s:?}: must be more than 0 and at most 1h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+struct Target {
+    addrs: Vec<SocketAddr>,
+    host_header: String,
+    path: String,
+}
+
+fn parse_url(url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("{url}: no host"));
+    }
+    let with_port = if authority.starts_with('[') {
+        if authority.contains("]:") {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        }
+    } else if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<SocketAddr> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{url}: cannot resolve {with_port}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("{url}: {with_port} has no address"));
+    }
+    Ok(Target {
+        addrs,
+        host_header: authority.to_owned(),
+        path: path.to_owned(),
+    })
+}
+
+/// One GET: Ok(first line of the body) for a 2xx/3xx answer, Err(why) otherwise.
+fn get(target: &Target, timeout: Duration) -> Result<String, String> {
+    let addr = target.addrs[0];
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
+            format!("connect: timed out after {}ms", timeout.as_millis())
+        } else {
+            format!("connect: {e}")
+        }
+    })?;
+    let deadline = Instant::now() + timeout;
+    let _ = s.set_nodelay(true);
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| format!("socket: {e}"))?;
+    let req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vrrplb-poll\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        target.path, target.host_header
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left))
+            .map_err(|e| format!("socket: {e}"))?;
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() >= MAX_RESPONSE || complete(&buf) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break;
+            }
+            Err(e) => {
+                if buf.is_empty() {
+                    return Err(format!("read: {e}"));
+                }
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let Some(status_line) = text.lines().next().filter(|l| !l.is_empty()) else {
+        return Err(if Instant::now() >= deadline {
+            format!("read: no response within {}ms", timeout.as_millis())
+        } else {
+            "read: connection closed before a response".to_owned()
+        });
+    };
+    let code: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("bad status line {:?}", clip(status_line)))?;
+    let Some(head_end) = text.find("\r\n\r\n") else {
+        return Err(format!("status {code}, headers incomplete"));
+    };
+    let head = &text[..head_end];
+    let mut body = &text[head_end + 4..];
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // Skip the first chunk-size line.
+        body = body.split_once("\r\n").map(|(_, b)| b).unwrap_or("");
+    }
+    let first = clip(body.lines().next().unwrap_or("").trim());
+    if (200..400).contains(&code) {
+        Ok(first)
+    } else {
+        Err(format!("status {code} {first:?}"))
+    }
+}
+
+/// True when `buf` holds the whole response as announced by Content-Length.
+fn complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| buf.len() >= end + 4 + len)
+}
+
+fn clip(s: &str) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
+    s.replace('"', "'")
+}
+
+fn epoch_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+/// What the poller saw, summarised.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    ok: u64,
+    failed: u64,
+    runs: u64,
+    first_run_failed: u64,
+    in_outage: bool,
+    last_ok: Option<(u128, String)>,
+    first_fail: Option<(u128, u128)>,
+    last_fail: Option<(u128, u128)>,
+    /// The first success after the first failure: when, and who answered.
+    recovered: Option<(u128, u128, String)>,
+    /// The first success after the last failure.
+    final_ok: Option<(u128, u128)>,
+    before: Option<String>,
+    last_body: Option<String>,
+}
+
+pub fn run(args: &PollArgs) -> ExitCode {
+    let target = match parse_url(&args.url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let every = args.every;
+    let max_requests = args
+        .max_requests
+        .unwrap_or_else(|| (args.duration.as_nanos() / every.as_nanos().max(1)) as u64 + 1)
+        .clamp(1, 1_000_000);
+    println!(
+        "poll: GET {} every {}ms for {}ms (timeout {}ms, at most {} requests{}) start_at={}",
+        args.url,
+        every.as_millis(),
+        args.duration.as_millis(),
+        args.timeout.as_millis(),
+        max_requests,
+        args.settle
+            .map(|s| format!(", stop {}ms after recovery", s.as_millis()))
+            .unwrap_or_default(),
+        epoch_ms()
+    );
+    stop_on_signals();
+    let start = Instant::now();
+    let end = start + args.duration;
+    let mut next = start;
+    let mut t = Tally::default();
+    let mut stdout = std::io::stdout().lock();
+    while t.requests < max_requests {
+        let now = Instant::now();
+        if now >= end || STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        let at = epoch_ms();
+        let rel = start.elapsed().as_millis();
+        let seq = t.requests;
+        t.requests += 1;
+        match get(&target, args.timeout) {
+            Ok(body) => {
+                t.ok += 1;
+                if t.in_outage {
+                    t.in_outage = false;
+                    let _ = writeln!(
+                        stdout,
+                        "OK at={at} t=+{rel}ms seq={seq} \"{body}\" after {} failed request(s)",
+                        t.failed
+                    );
+                    if t.recovered.is_none() {
+                        t.recovered = Some((at, rel, body.clone()));
+                    }
+                    t.final_ok = Some((at, rel));
+                }
+                t.last_ok = Some((at, body.clone()));
+                t.last_body = Some(body);
+            }
+            Err(why) => {
+                t.failed += 1;
+                if !t.in_outage {
+                    t.in_outage = true;
+                    t.runs += 1;
+                    t.final_ok = None;
+                    if t.first_fail.is_none() {
+                        t.before = t.last_ok.as_ref().map(|(_, b)| b.clone());
+                    }
+                }
+                if t.runs == 1 {
+                    t.first_run_failed += 1;
+                }
+                if t.first_fail.is_none() {
+                    t.first_fail = Some((at, rel));
+                }
+                t.last_fail = Some((at, rel));
+                if t.failed <= MAX_FAIL_LINES {
+                    let _ = writeln!(stdout, "FAIL at={at} t=+{rel}ms seq={seq} {why}");
+                } else if t.failed == MAX_FAIL_LINES + 1 {
+                    let _ = writeln!(stdout, "FAIL ... (further failures only counted)");
+                }
+            }
+        }
+        let _ = stdout.flush();
+        if let (Some(settle), false, Some((_, final_rel))) = (args.settle, t.in_outage, t.final_ok)
+        {
+            if start.elapsed().as_millis() >= final_rel + settle.as_millis() {
+                break;
+            }
+        }
+        next += every;
+        let now = Instant::now();
+        if next < now {
+            // A slow request (a timeout) does not cause a burst of catch-up requests.
+            next = now;
+        }
+    }
+    let _ = writeln!(stdout, "{}", summary(&t));
+    ExitCode::SUCCESS
+}
+
+fn summary(t: &Tally) -> String {
+    let opt = |v: Option<u128>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    // The outage: from the first failed request to the first success after the last one
+    // (still failing at the end: to the last failure).
+    let outage_ms = match (t.first_fail, t.final_ok, t.last_fail) {
+        (None, _, _) => 0,
+        (Some((_, a)), Some((_, b)), _) => b - a,
+        (Some((_, a)), None, Some((_, b))) => b - a,
+        (Some(_), None, None) => 0,
+    };
+    let after = t.recovered.as_ref().map(|r| r.2.clone()).or_else(|| {
+        t.first_fail
+            .is_none()
+            .then(|| t.last_body.clone())
+            .flatten()
+    });
+    format!(
+        "RESULT requests={} ok={} failed={} runs={} outage_ms={} recovered={} \
+         failed_after_recovery={} first_fail_at={} last_fail_at={} recovered_at={} \
+         first_fail_t={} recovered_t={} before=\"{}\" after=\"{}\"",
+        t.requests,
+        t.ok,
+        t.failed,
+        t.runs,
+        outage_ms,
+        if t.failed == 0 || !t.in_outage {
+            "yes"
+        } else {
+            "no"
+        },
+        t.failed - t.first_run_failed,
+        opt(t.first_fail.map(|f| f.0)),
+        opt(t.last_fail.map(|f| f.0)),
+        opt(t.recovered.as_ref().map(|r| r.0)),
+        opt(t.first_fail.map(|f| f.1)),
+        opt(t.recovered.as_ref().map(|r| r.1)),
+        t.before
+            .clone()
+            .or_else(|| t.last_body.clone())
+            .unwrap_or_default(),
+        after.unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn durations_and_urls_parse() {
+        assert_eq!(parse_duration("20ms"), Ok(Duration::from_millis(20)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0ms").is_err());
+        assert!(parse_duration("2h").is_err());
+        let t = parse_url("http://127.0.0.1:8080/x/y").expect("url");
+        assert_eq!(t.addrs[0].to_string(), "127.0.0.1:8080");
+        assert_eq!(t.path, "/x/y");
+        assert_eq!(t.host_header, "127.0.0.1:8080");
+        let t = parse_url("http://127.0.0.1").expect("url");
+        assert_eq!((t.addrs[0].port(), t.path.as_str()), (80, "/"));
+        assert!(parse_url("https://127.0.0.1/").is_err());
+    }
+
+    /// A one-shot server on loopback answering each connection with `reply`.
+    fn serve(replies: Vec<&'static str>) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let h = std::thread::spawn(move || {
+            for reply in replies {
+                let (mut s, _) = l.accept().expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                if !reply.is_empty() {
+                    let _ = s.write_all(reply.as_bytes());
+                }
+            }
+        });
+        (addr, h)
+    }
+
+    #[test]
+    fn get_reads_the_first_body_line_and_judges_the_status() {
+        let (addr, h) = serve(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nweb1 via lb1\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nweb2 via lb2\n\r\n0\r\n\r\n",
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nno\n",
+            "",
+        ]);
+        let t = parse_url(&format!("http://{addr}/")).expect("url");
+        let to = Duration::from_millis(500);
+        assert_eq!(get(&t, to), Ok("web1 via lb1".to_owned()));
+        assert_eq!(get(&t, to), Ok("web2 via lb2".to_owned()));
+        assert!(get(&t, to).is_err_and(|e| e.starts_with("status 503")));
+        assert!(get(&t, to).is_err_and(|e| e.starts_with("read:")));
+        h.join().expect("server");
+        // Nobody listens any more: refused at once.
+        let e = get(&t, to).expect_err("refused");
+        assert!(e.starts_with("connect:"), "{e}");
+    }
+
+    #[test]
+    fn the_summary_measures_one_outage() {
+        let mut t = Tally {
+            requests: 10,
+            ok: 7,
+            failed: 3,
+            runs: 1,
+            first_run_failed: 3,
+            first_fail: Some((1000, 100)),
+            last_fail: Some((1040, 140)),
+            recovered: Some((1060, 160, "web2 via lb2".into())),
+            final_ok: Some((1060, 160)),
+            before: Some("web1 via lb1".into()),
+            ..Tally::default()
+        };
+        let s = summary(&t);
+        assert!(s.starts_with("RESULT requests=10 ok=7 failed=3 runs=1 outage_ms=60 recovered=yes failed_after_recovery=0 "), "{s}");
+        assert!(
+            s.ends_with("before=\"web1 via lb1\" after=\"web2 via lb2\""),
+            "{s}"
+        );
+        t.in_outage = true;
+        t.final_ok = None;
+        assert!(summary(&t).contains("outage_ms=40 recovered=no"));
+    }
+}
