@@ -26,9 +26,10 @@ use tokio::time::Sleep;
 
 use crate::backend::{Acquire, Backend, Slot};
 use crate::config::BackendTimeouts;
+use crate::connector::{was_reused, StampingConnector};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
-type HttpClient = Client<HttpConnector, RequestBody>;
+type HttpClient = Client<StampingConnector, RequestBody>;
 
 /// The pooled client of one server. Replaced (dropping its idle connections) when the server
 /// goes DOWN.
@@ -70,7 +71,7 @@ fn build_client(t: &BackendTimeouts) -> HttpClient {
         .pool_timer(TokioTimer::new())
         .retry_canceled_requests(true)
         .set_host(false)
-        .build(connector)
+        .build(StampingConnector(connector))
 }
 
 /// The client's request body on its way to a server, with the `client` inactivity timeout.
@@ -321,8 +322,14 @@ pub(crate) async fn forward(
     let attempts = cfg.retries.saturating_add(1);
     let started = Instant::now();
     let mut last_timeout = false;
-    for attempt in 0..attempts {
-        if attempt > 0 {
+    // One transparent re-send after a reused pooled connection died without answering
+    // (see connector.rs); it is not a retry and has no back-off.
+    let mut replayed = false;
+    let mut replay_now = false;
+    let mut attempt = 0;
+    while attempt < attempts {
+        let replaying = std::mem::take(&mut replay_now);
+        if attempt > 0 && !replaying {
             stats.retries = attempt;
             if out.body.as_ref().is_some_and(|b| !b.available()) {
                 // The body started flowing to a server: never replay it.
@@ -384,15 +391,27 @@ pub(crate) async fn forward(
                 if e.is_connect() {
                     last_timeout = is_timeout(&e);
                     tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                    attempt += 1;
                     continue;
                 }
-                if cfg.retry_on_empty_response
-                    && out.body.is_none()
-                    && idempotent(&out.parts.method)
-                    && is_empty_response(&e)
+                let empty =
+                    out.body.is_none() && idempotent(&out.parts.method) && is_empty_response(&e);
+                if empty
+                    && !replayed
+                    && was_reused(capture.connection_metadata().as_ref(), attempt_start)
                 {
+                    replayed = true;
+                    replay_now = true;
+                    // The server closed this idle connection; the pool's other idle ones are
+                    // likely gone too (a restart, a crash): start afresh.
+                    server.upstream.reset();
+                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "reused connection closed without a response, sending again");
+                    continue;
+                }
+                if cfg.retry_on_empty_response && empty {
                     last_timeout = false;
                     tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "empty response, retrying");
+                    attempt += 1;
                     continue;
                 }
                 tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "bad response");

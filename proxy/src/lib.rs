@@ -21,6 +21,7 @@ pub mod route;
 
 mod backend;
 mod conn;
+mod connector;
 mod exchange;
 mod forward;
 mod frontend;
