@@ -1,0 +1,261 @@
+//! The README's main command end to end: `deploy/lab.sh` brings up the two-box lab under a
+//! unique LAB name, `deploy/lab.sh drill` (SIGKILL + link down) and `drill --graceful`
+//! (SIGTERM) measure the outage a 20 ms client sees and the failback with preemption, and
+//! `deploy/lab.sh down` removes everything, also when an assertion fails.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use testkit::{namespaces_with_prefix, require_root, require_tool, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
+
+/// Master_Down_Interval of the backup (priority 100, advert_int 1) + 0.5 s, in ms.
+const HARD_BOUND_MS: u64 = 3000 + (256 - 100) * 1000 / 256 + 500;
+/// Skew_Time of the backup (priority 100) + 0.5 s, in ms.
+const GRACEFUL_BOUND_MS: u64 = (256 - 100) * 1000 / 256 + 500;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One lab, removed (`deploy/lab.sh down`) on drop.
+struct LabScript {
+    name: String,
+    out: TempDir,
+    runs: u32,
+}
+
+impl LabScript {
+    /// Runs `deploy/lab.sh ARGS` with a hard time limit; returns (success, stdout + stderr).
+    fn run(&mut self, args: &[&str], limit: Duration) -> (bool, String) {
+        self.runs += 1;
+        let log = self.out.join(&format!("run-{}.log", self.runs));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(repo().join("deploy/lab.sh"))
+            .args(args)
+            .env("LAB", &self.name)
+            .env("VRRPLB_BIN", BIN)
+            .env("LAB_NO_APT", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone().expect("dup")))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .expect("run deploy/lab.sh");
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break Some(st);
+            }
+            if Instant::now() >= deadline {
+                // Our own child, by PID.
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text = match status {
+            None => format!("{text}\n(deploy/lab.sh {args:?} killed after {limit:?})"),
+            Some(_) => text,
+        };
+        (status.is_some_and(|s| s.success()), text)
+    }
+}
+
+impl Drop for LabScript {
+    fn drop(&mut self) {
+        let (ok, text) = self.run(&["down"], Duration::from_secs(60));
+        if !ok {
+            eprintln!("deploy/lab.sh down failed:\n{text}");
+        }
+    }
+}
+
+/// The `RESULT phase=NAME ...` line of a drill, as key=value pairs.
+fn result(text: &str, phase: &str) -> HashMap<String, String> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("RESULT phase={phase} ")))
+        .unwrap_or_else(|| panic!("no RESULT phase={phase} line in:\n{text}"));
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn num(r: &HashMap<String, String>, key: &str, text: &str) -> u64 {
+    r.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("RESULT has no number {key}: {r:?}\n{text}"))
+}
+
+fn field<'a>(r: &'a HashMap<String, String>, key: &str) -> &'a str {
+    r.get(key).map(String::as_str).unwrap_or("")
+}
+
+/// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
+fn drill(lab: &mut LabScript, graceful: bool) -> (u64, u64) {
+    let (mode, bound) = if graceful {
+        ("graceful", GRACEFUL_BOUND_MS)
+    } else {
+        ("hard", HARD_BOUND_MS)
+    };
+    let args: &[&str] = if graceful {
+        &["drill", "--graceful"]
+    } else {
+        &["drill"]
+    };
+    let (ok, text) = lab.run(args, Duration::from_secs(150));
+    println!("---- deploy/lab.sh {} ----\n{text}", args.join(" "));
+    assert!(ok, "drill ({mode}) failed:\n{text}");
+
+    let f = result(&text, "failover");
+    assert_eq!(field(&f, "mode"), mode, "{text}");
+    assert_eq!(
+        (field(&f, "old"), field(&f, "new")),
+        ("lb1", "lb2"),
+        "{text}"
+    );
+    let outage = num(&f, "outage_ms", &text);
+    let master = num(&f, "master_ms", &text);
+    println!(
+        "FIGURE {mode} failover: client outage {outage} ms ({} failed requests), lb2 MASTER after {master} ms, VIP {} ms, GARP {} ms, client ARP {} ms (bound {bound} ms)",
+        num(&f, "failed", &text),
+        field(&f, "vip_ms"),
+        field(&f, "garp_ms"),
+        field(&f, "client_arp_ms"),
+    );
+    assert_eq!(num(&f, "bound_ms", &text), bound, "{text}");
+    assert!(
+        num(&f, "failed", &text) >= 1,
+        "the client saw no failure at all:\n{text}"
+    );
+    assert!(
+        outage <= bound,
+        "{mode} outage {outage} ms > {bound} ms:\n{text}"
+    );
+    assert!(
+        master <= bound,
+        "{mode}: lb2 MASTER after {master} ms > {bound} ms:\n{text}"
+    );
+    assert_eq!(field(&f, "recovered"), "yes", "{text}");
+    assert_eq!(
+        num(&f, "failed_after_recovery", &text),
+        0,
+        "a request failed after the new master answered:\n{text}"
+    );
+    assert_eq!(num(&f, "runs", &text), 1, "{text}");
+    // The GARP follows the MASTER transition at once (the syslog stamp is the receive time
+    // of the line, the capture stamp the kernel's: allow a little either way).
+    let garp = num(&f, "garp_ms", &text);
+    assert!(
+        garp + 100 >= master && garp <= master + 500,
+        "GARP at {garp} ms, MASTER at {master} ms:\n{text}"
+    );
+
+    let b = result(&text, "failback");
+    let outage_back = num(&b, "outage_ms", &text);
+    println!(
+        "FIGURE {mode} failback: lb1 MASTER again {} ms after its restart, client outage {outage_back} ms ({} failed requests), MASTERs {} (bound {bound} ms)",
+        field(&b, "master_ms"),
+        num(&b, "failed", &text),
+        field(&b, "masters"),
+    );
+    assert_eq!(field(&b, "master"), "lb1", "{text}");
+    assert_eq!(
+        num(&b, "masters", &text),
+        1,
+        "not exactly one MASTER:\n{text}"
+    );
+    assert!(
+        outage_back <= bound,
+        "{mode} failback outage {outage_back} ms > {bound} ms:\n{text}"
+    );
+    assert_eq!(field(&b, "recovered"), "yes", "{text}");
+    assert_eq!(
+        num(&b, "failed_after_recovery", &text),
+        0,
+        "a request failed after the failback:\n{text}"
+    );
+    assert!(num(&b, "runs", &text) <= 1, "{text}");
+    // Preemption takes Master_Down_Interval of lb1 after its restart (it discards lb2's
+    // lower-priority adverts), plus its start-up.
+    let back = num(&b, "master_ms", &text);
+    assert!(
+        back <= HARD_BOUND_MS + 2000,
+        "failback took {back} ms:\n{text}"
+    );
+    (outage, outage_back)
+}
+
+#[test]
+fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_bounds() {
+    let test = "lab_drill";
+    if !require_root(test) {
+        return;
+    }
+    for tool in ["nginx", "rsyslogd", "tcpdump", "curl"] {
+        if !require_tool(test, tool) {
+            return;
+        }
+    }
+    let name = format!("vld{}", std::process::id());
+    let mut lab = LabScript {
+        name: name.clone(),
+        out: TempDir::new("lab-drill"),
+        runs: 0,
+    };
+
+    let (ok, text) = lab.run(&[], Duration::from_secs(120));
+    println!("---- deploy/lab.sh ----\n{text}");
+    assert!(ok, "deploy/lab.sh failed:\n{text}");
+    assert!(text.contains("198.51.100.100"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ip netns exec {name}-client curl http://198.51.100.100/"
+        )),
+        "{text}"
+    );
+    assert_eq!(namespaces_with_prefix(&name).len(), 6, "br + 5 hosts");
+    let state = PathBuf::from(format!("/run/{name}"));
+    for f in ["lb1/vrrplb.yaml", "lb2/vrrplb.yaml", "pids/vrrplb-lb1.pid"] {
+        assert!(state.join(f).exists(), "{f} missing in {}", state.display());
+    }
+    // The example configs with only the lab's paths changed.
+    let cfg = std::fs::read_to_string(state.join("lb1/vrrplb.yaml")).expect("lb1 config");
+    assert!(cfg.contains(&format!("syslog_socket: /run/{name}/lb1/log.sock")));
+    assert!(cfg.contains(&format!("/usr/bin/test ! -e /run/{name}/lb1/maintenance")));
+
+    let (ok, status) = lab.run(&["status"], Duration::from_secs(30));
+    println!("---- deploy/lab.sh status ----\n{status}");
+    assert!(ok && status.contains("MASTER: lb1\n"), "{status}");
+    assert!(
+        status.contains("lb2 198.51.100.12: BACKUP priority 100"),
+        "{status}"
+    );
+
+    // The balancer logs transitions to the box's syslog with keepalived's words.
+    let log1 = std::fs::read_to_string(state.join("lb1/syslog.log")).unwrap_or_default();
+    assert!(log1.contains("(VI_1) Entering MASTER STATE"), "{log1}");
+
+    let (hard, hard_back) = drill(&mut lab, false);
+    let (graceful, graceful_back) = drill(&mut lab, true);
+    println!(
+        "FIGURES hard {hard} ms (bound {HARD_BOUND_MS}), failback {hard_back} ms; graceful {graceful} ms (bound {GRACEFUL_BOUND_MS}), failback {graceful_back} ms"
+    );
+
+    let (ok, status) = lab.run(&["status"], Duration::from_secs(30));
+    assert!(ok && status.contains("MASTER: lb1\n"), "{status}");
+
+    // down removes everything, and a second down is a no-op.
+    let (ok, text) = lab.run(&["down"], Duration::from_secs(60));
+    assert!(ok, "{text}");
+    assert!(namespaces_with_prefix(&name).is_empty(), "namespaces left");
+    assert!(!Path::new(&state).exists(), "state dir left");
+    let (ok, text) = lab.run(&["down"], Duration::from_secs(60));
+    assert!(ok && text.contains("nothing to remove"), "{text}");
+}
