@@ -8,7 +8,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
 
 #[test]
 fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
-    if !require_tool("lines_reach_a_real_rsyslog", "rsyslogd") && !std::path::Path::new("/usr/sbin/rsyslogd").exists() {
+    if !require_tool("lines_reach_a_real_rsyslog", "rsyslogd")
+        && !std::path::Path::new("/usr/sbin/rsyslogd").exists()
+    {
         return;
     }
     let dir = TempDir::new("syslog");
@@ -29,7 +31,11 @@ fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
         ),
     )
     .expect("write rsyslog.conf");
-    let rsyslogd = if std::path::Path::new("/usr/sbin/rsyslogd").exists() { "/usr/sbin/rsyslogd" } else { "rsyslogd" };
+    let rsyslogd = if std::path::Path::new("/usr/sbin/rsyslogd").exists() {
+        "/usr/sbin/rsyslogd"
+    } else {
+        "rsyslogd"
+    };
     let mut rsyslog = Command::new(rsyslogd)
         .args(["-n", "-f"])
         .arg(&conf)
@@ -47,7 +53,10 @@ fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
         }
     }
     let guard = Kill(&mut rsyslog);
-    assert!(wait_until(Duration::from_secs(10), || sock.exists()), "rsyslog socket never appeared");
+    assert!(
+        wait_until(Duration::from_secs(10), || sock.exists()),
+        "rsyslog socket never appeared"
+    );
 
     let cfg = dir.join("vrrplb.yaml");
     std::fs::write(
@@ -58,28 +67,48 @@ fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
         ),
     )
     .expect("write config");
-    let mut vrrplb = Command::new(BIN).args(["run", "-c"]).arg(&cfg).stderr(Stdio::null()).spawn().expect("run vrrplb");
+    let mut vrrplb = Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run vrrplb");
     let pid = vrrplb.id();
     let started = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&out).unwrap_or_default().contains("Starting vrrplb")
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("Starting vrrplb")
     });
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM)
-        .expect("SIGTERM vrrplb");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM vrrplb");
     let stopped = wait_until(Duration::from_secs(10), || {
-        std::fs::read_to_string(&out).unwrap_or_default().contains("Stopped vrrplb")
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("Stopped vrrplb")
     });
     let _ = vrrplb.wait();
     drop(guard);
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(started && stopped, "rsyslog output:\n{text}");
-    let line = text.lines().find(|l| l.contains("Starting vrrplb")).expect("start line");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Starting vrrplb"))
+        .expect("start line");
     assert!(
         line.starts_with(&format!("local3.info vrrplb[{pid}]: Starting vrrplb v")),
         "facility/severity/ident/pid wrong: {line}"
     );
     println!("rsyslog got: {line}");
     // A config warning travels at warning severity.
-    let warn = text.lines().find(|l| l.contains("no-such-user-vrrplb")).expect("warning line");
-    assert!(warn.starts_with(&format!("local3.warning vrrplb[{pid}]: config warning: ")), "{warn}");
+    let warn = text
+        .lines()
+        .find(|l| l.contains("no-such-user-vrrplb"))
+        .expect("warning line");
+    assert!(
+        warn.starts_with(&format!("local3.warning vrrplb[{pid}]: config warning: ")),
+        "{warn}"
+    );
 }
-

@@ -46,7 +46,7 @@ async fn scripted(answered: usize, reset: bool) -> Scripted {
                         r3.fetch_add(1, Ordering::SeqCst);
                         if served == answered {
                             if reset {
-                                let _ = s.set_linger(Some(Duration::ZERO));
+                                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
                             }
                             return; // close without answering
                         }
