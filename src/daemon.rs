@@ -131,13 +131,9 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     };
-    let gated_by: Arc<HashSet<String>> = Arc::new(
-        cfg.file
-            .frontends
-            .iter()
-            .flat_map(|f| f.gate.iter().flatten().cloned())
-            .collect(),
-    );
+    let gated = balancer
+        .as_ref()
+        .map(|p| wiring::gated_frontends(p, &cfg.file.frontends));
     let masters = Arc::new(Mutex::new(HashSet::new()));
     let backend_names: Vec<String> = cfg.file.backends.iter().map(|b| b.name.clone()).collect();
     let mut instances = Vec::new();
@@ -145,12 +141,13 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         let mut opts = vrrp::instance::InstanceOptions::default();
         if let Some(p) = &balancer {
             opts.backend_up = wiring::backend_up_feeds(p, &backend_names);
-            opts.hook = Some(Arc::new(wiring::GateHook::new(
-                &inst_cfg.name,
-                p.gate(),
-                gated_by.clone(),
-                masters.clone(),
-            )));
+            if let Some(g) = &gated {
+                opts.hook = Some(Arc::new(wiring::GateHook::new(
+                    &inst_cfg.name,
+                    g.clone(),
+                    masters.clone(),
+                )));
+            }
         }
         match vrrp::instance::Instance::start(inst_cfg, opts).await {
             Ok(i) => instances.push(i),

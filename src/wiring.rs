@@ -9,12 +9,36 @@ use tokio::sync::watch;
 use tracing::error;
 use vrrp::instance::{HookFuture, MasterHook};
 
+/// A gated frontend: its gate and the instances whose MASTER state opens it.
+pub struct GatedFrontend {
+    pub name: String,
+    pub gate: proxy::Gate,
+    pub instances: HashSet<String>,
+}
+
+/// The gated frontends of a config, each with its own gate.
+pub fn gated_frontends(
+    p: &proxy::Proxy,
+    frontends: &[crate::config::schema::Frontend],
+) -> Arc<Vec<GatedFrontend>> {
+    Arc::new(
+        frontends
+            .iter()
+            .filter_map(|f| {
+                Some(GatedFrontend {
+                    name: f.name.clone(),
+                    gate: p.frontend_gate(&f.name)?,
+                    instances: f.gate.as_ref()?.iter().cloned().collect(),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// The MASTER-edge hook of one instance.
 pub struct GateHook {
     instance: String,
-    gate: proxy::Gate,
-    /// Instances whose MASTER state opens the gate.
-    gated_by: Arc<HashSet<String>>,
+    frontends: Arc<Vec<GatedFrontend>>,
     /// Instances currently MASTER (shared by every instance's hook).
     masters: Arc<Mutex<HashSet<String>>>,
 }
@@ -22,36 +46,34 @@ pub struct GateHook {
 impl GateHook {
     pub fn new(
         instance: &str,
-        gate: proxy::Gate,
-        gated_by: Arc<HashSet<String>>,
+        frontends: Arc<Vec<GatedFrontend>>,
         masters: Arc<Mutex<HashSet<String>>>,
     ) -> GateHook {
         GateHook {
             instance: instance.to_owned(),
-            gate,
-            gated_by,
+            frontends,
             masters,
         }
     }
 
-    fn any_gating_master(&self) -> bool {
-        let m = self.masters.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().any(|i| self.gated_by.contains(i))
+    fn masters(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.masters.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl MasterHook for GateHook {
     fn becoming_master(&self) -> HookFuture<'_> {
         Box::pin(async move {
-            self.masters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(self.instance.clone());
-            if self.gated_by.contains(&self.instance) {
-                if let Err(e) = self.gate.set_serving(true).await {
+            self.masters().insert(self.instance.clone());
+            for f in self
+                .frontends
+                .iter()
+                .filter(|f| f.instances.contains(&self.instance))
+            {
+                if let Err(e) = f.gate.set_serving(true).await {
                     error!(
-                        "({}) MASTER but the balancer cannot listen: {e}",
-                        self.instance
+                        "({}) MASTER but frontend {} cannot listen: {e}",
+                        self.instance, f.name
                     );
                 }
             }
@@ -60,13 +82,18 @@ impl MasterHook for GateHook {
 
     fn leaving_master(&self) -> HookFuture<'_> {
         Box::pin(async move {
-            self.masters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.instance);
-            if self.gated_by.contains(&self.instance) && !self.any_gating_master() {
-                if let Err(e) = self.gate.set_serving(false).await {
-                    error!("({}) cannot close the gated listeners: {e}", self.instance);
+            self.masters().remove(&self.instance);
+            for f in self
+                .frontends
+                .iter()
+                .filter(|f| f.instances.contains(&self.instance))
+            {
+                // Another instance of its gate list may still be MASTER: then it keeps serving.
+                let still = self.masters().iter().any(|m| f.instances.contains(m));
+                if !still {
+                    if let Err(e) = f.gate.set_serving(false).await {
+                        error!("({}) cannot close frontend {}: {e}", self.instance, f.name);
+                    }
                 }
             }
         })

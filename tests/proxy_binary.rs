@@ -5,111 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::Backend;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::TempDir;
-
-/// A keep-alive HTTP/1.1 server answering every request with its name and the request's
-/// headers in the body. Stops accepting (and closes its socket) when `stop` is set.
-struct Backend {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    listener: Arc<std::sync::Mutex<Option<TcpListener>>>,
-    conns: Arc<std::sync::Mutex<Vec<TcpStream>>>,
-}
-
-impl Backend {
-    fn start(name: &'static str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-        let addr = listener.local_addr().expect("addr");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let listener = Arc::new(std::sync::Mutex::new(Some(listener)));
-        let (stop2, conns2, listener2) = (stop.clone(), conns.clone(), listener.clone());
-        std::thread::spawn(move || loop {
-            let accepted = match &*listener2.lock().unwrap_or_else(|e| e.into_inner()) {
-                Some(l) => l.accept(),
-                None => return,
-            };
-            match accepted {
-                Ok((s, _)) => {
-                    if let Ok(c) = s.try_clone() {
-                        conns2.lock().unwrap_or_else(|e| e.into_inner()).push(c);
-                    }
-                    let stop3 = stop2.clone();
-                    std::thread::spawn(move || serve(name, s, stop3));
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        });
-        Backend {
-            addr,
-            stop,
-            listener,
-            conns,
-        }
-    }
-
-    /// What the kernel does when a server process dies: the listening socket goes away and
-    /// every open connection is closed.
-    fn kill(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Closing the listening socket refuses new connections (and resets any waiting in
-        // its backlog) at once, like the exit of the process.
-        drop(
-            self.listener
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
-        for c in self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let _ = c.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut w = match s.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut r = BufReader::new(s);
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let body = format!("{name}\n{head}");
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if w.write_all(resp.as_bytes()).is_err() {
-            return;
-        }
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -187,7 +87,10 @@ backends:\n  - name: web\n    balance: roundrobin\n    retries: 3\n    redispatc
 #[test]
 fn binary_balances_rewrites_headers_logs_and_fails_over() {
     let dir = TempDir::new("proxy-bin");
-    let (b1, b2) = (Backend::start("web1"), Backend::start("web2"));
+    let (b1, b2) = (
+        Backend::start("127.0.0.1:0", "web1"),
+        Backend::start("127.0.0.1:0", "web2"),
+    );
     let port = free_port();
     let d = Daemon::start(&dir, &config(&dir, port, b1.addr, b2.addr));
     assert!(

@@ -2,7 +2,11 @@
 //! with a config, read its log, wait for VIPs.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::{Host, Lab, TempDir};
 
@@ -124,4 +128,135 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> std::process::Outp
     let out = child.wait_with_output().expect("wait");
     drop(watchdog);
     out
+}
+
+/// A keep-alive HTTP/1.1 server answering every request with its name and the request's
+/// headers in the body. Stops accepting (and closes its socket) when `stop` is set.
+pub struct Backend {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    listener: Arc<std::sync::Mutex<Option<TcpListener>>>,
+    conns: Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Backend {
+    pub fn start(addr: &str, name: &'static str) -> Backend {
+        Self::serve_on(TcpListener::bind(addr).expect("bind backend"), name)
+    }
+
+    /// Serves on a listener made elsewhere (e.g. inside a lab host with `Host::run_in`).
+    pub fn serve_on(listener: TcpListener, name: &'static str) -> Backend {
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = Arc::new(std::sync::Mutex::new(Some(listener)));
+        let (stop2, conns2, listener2) = (stop.clone(), conns.clone(), listener.clone());
+        std::thread::spawn(move || loop {
+            let accepted = match &*listener2.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(l) => l.accept(),
+                None => return,
+            };
+            match accepted {
+                Ok((s, _)) => {
+                    if let Ok(c) = s.try_clone() {
+                        conns2.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                    }
+                    let stop3 = stop2.clone();
+                    std::thread::spawn(move || serve(name, s, stop3));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        });
+        Backend {
+            addr,
+            stop,
+            listener,
+            conns,
+        }
+    }
+
+    /// What the kernel does when a server process dies: the listening socket goes away and
+    /// every open connection is closed.
+    pub fn kill(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Closing the listening socket refuses new connections (and resets any waiting in
+        // its backlog) at once, like the exit of the process.
+        drop(
+            self.listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        for c in self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut w = match s.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut r = BufReader::new(s);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let body = format!("{name}\n{head}");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if w.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// One GET on a fresh connection, with short timeouts: (status, body), or None when the
+/// connection or the exchange failed. Call it inside a lab host (`Host::run_in`) to reach a VIP.
+pub fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    // Short: a SYN lost while the VIP moves would otherwise hide the real outage.
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: www.example.test\r\n{extra_headers}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Whether `host` has a TCP listener on `port` (any address), per `ss`.
+pub fn listening(h: &Host, port: u16) -> bool {
+    let out = h.exec(&["ss", "-Hltn", &format!("sport = :{port}")]);
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
 }

@@ -1,0 +1,156 @@
+//! The HA pair end to end: the balancer's gated frontend serves on the MASTER only (listeners
+//! follow the VRRP state), and native backend tracking hands the VIP to the box that can
+//! reach its servers.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use testkit::{require_root, require_tool, wait_until, Lab, TempDir};
+
+fn pair_lb_config(node: &str, priority: u8) -> String {
+    pair_config(
+        node,
+        priority,
+        "    track_backends: [{ backend: web, min_up: 1, weight: -50 }]\n",
+        "frontends:\n  - name: www\n    bind: [\"198.51.100.100:80\"]\n    gate: [VI_1]\n    default_backend: web\n\
+backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n    health_check: { kind: http, path: /, interval: 300ms, timeout: 200ms, rise: 1, fall: 2 }\n",
+    )
+}
+
+#[test]
+fn gated_frontend_follows_master_and_backend_tracking_moves_the_vip() {
+    if !require_root("pair_gate") || !require_tool("pair_gate", "nft") {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("lb1", "198.51.100.11/24"),
+        ("lb2", "198.51.100.12/24"),
+        ("web1", "198.51.100.21/24"),
+        ("client", "198.51.100.50/24"),
+    ]);
+    let dir = TempDir::new("pair-gate");
+    let listener = lab
+        .host("web1")
+        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
+    let _web1 = Backend::serve_on(listener, "web1");
+    let vip: SocketAddr = "198.51.100.100:80".parse().expect("vip");
+    let client = lab.host("client");
+    let ask = move || lab_get(client, vip);
+
+    let t0 = Instant::now();
+    let n1 = start(&lab, "lb1", &dir, &pair_lb_config("lb1", 101));
+    let n2 = start(&lab, "lb2", &dir, &pair_lb_config("lb2", 100));
+    assert!(
+        wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
+        "{}",
+        n1.log_text()
+    );
+    assert!(wait_until(Duration::from_secs(3), || ask()
+        .is_some_and(|(s, b)| s == 200 && b.starts_with("web1"))));
+    // Only the MASTER listens on the VIP; the BACKUP's gated frontend is closed.
+    assert!(listening(lab.host("lb1"), 80), "MASTER not listening");
+    assert!(!listening(lab.host("lb2"), 80), "BACKUP listens on :80");
+
+    // The backend becomes unreachable from lb1 only: lb1's checks fail, web goes DOWN there,
+    // its priority drops by 50 (to 51) and lb2 (100) preempts; clients are served by lb2.
+    lab.host("lb1")
+        .exec_ok(&["nft", "add", "table", "inet", "t"]);
+    lab.host("lb1").exec_ok(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "t",
+        "out",
+        "{ type filter hook output priority 0; }",
+    ]);
+    lab.host("lb1").exec_ok(&[
+        "nft",
+        "add",
+        "rule",
+        "inet",
+        "t",
+        "out",
+        "ip",
+        "daddr",
+        "198.51.100.21",
+        "drop",
+    ]);
+    let cut = Instant::now();
+    assert!(
+        n1.wait_log("Server web/web1 is DOWN", Duration::from_secs(5)),
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        n1.wait_log(
+            "(VI_1) Changing effective priority from 101 to 51",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        n1.log_text()
+    );
+    let moved = wait_vip(lab.host("lb2"), cut, Duration::from_secs(10));
+    println!("track_backends: lb2 holds the VIP {moved:?} after lb1 lost its backend");
+    assert!(
+        moved.is_some(),
+        "VIP did not move:\n{}\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(wait_no_vip(lab.host("lb1"), Duration::from_secs(2)));
+    assert!(
+        wait_until(Duration::from_secs(3), || ask()
+            .is_some_and(|(s, b)| s == 200 && b.starts_with("web1"))),
+        "lb2 does not serve"
+    );
+    assert!(listening(lab.host("lb2"), 80), "new MASTER not listening");
+    assert!(
+        wait_until(Duration::from_secs(2), || !listening(lab.host("lb1"), 80)),
+        "old MASTER still listening"
+    );
+
+    // Backend reachable again: lb1's priority is back to 101 and it preempts.
+    lab.host("lb1").exec_ok(&["nft", "flush", "ruleset"]);
+    let healed = Instant::now();
+    let back = wait_vip(lab.host("lb1"), healed, Duration::from_secs(10));
+    println!("track_backends: lb1 takes the VIP back {back:?} after its backend returned");
+    assert!(back.is_some(), "{}", n1.log_text());
+    assert!(
+        wait_until(Duration::from_secs(2), || !listening(lab.host("lb2"), 80)),
+        "lb2 still listening"
+    );
+    assert!(wait_until(Duration::from_secs(3), || ask()
+        .is_some_and(|(s, _)| s == 200)));
+
+    // Graceful stop of the MASTER: the BACKUP serves within Skew_Time + 0.5 s, checked by a
+    // client polling every 20 ms (bounded).
+    let stop = Instant::now();
+    lab.host("lb1").signal(n1.pid, 15);
+    let mut first_ok_after_outage = None;
+    let mut failed = 0;
+    while stop.elapsed() < Duration::from_secs(5) {
+        match ask() {
+            Some((200, _)) if failed > 0 || stop.elapsed() > Duration::from_millis(300) => {
+                first_ok_after_outage = Some(stop.elapsed());
+                break;
+            }
+            Some((200, _)) => {}
+            _ => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bound = skew(100) + Duration::from_millis(500);
+    println!("graceful stop: client served again after {first_ok_after_outage:?} ({failed} failed polls; bound {bound:?})");
+    assert!(
+        first_ok_after_outage.is_some_and(|t| t <= bound),
+        "{}",
+        n2.log_text()
+    );
+}
+
+fn lab_get(client: &testkit::Host, vip: SocketAddr) -> Option<(u16, String)> {
+    client.run_in(move || http_get(vip, "/", ""))
+}
