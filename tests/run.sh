@@ -19,7 +19,7 @@ apt-get update -q
 echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 apt-get install -y -q --no-install-recommends \
     iproute2 procps psmisc iputils-ping nftables curl ca-certificates \
-    rsyslog keepalived haproxy tshark tcpdump wrk nginx-light \
+    rsyslog logrotate systemd util-linux bsdutils keepalived haproxy tshark tcpdump wrk nginx-light \
     build-essential pkg-config >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
