@@ -249,6 +249,13 @@ pub struct Backend {
     pub tls: Option<BackendTls>,
     /// keep-alive | server-close | close (lb.md §7)
     pub http_mode: Option<String>,
+    /// HAProxy `retry-on`: besides connect failures (always retried), `empty-response`
+    /// replays body-less idempotent requests that got no answer at all.
+    #[serde(default)]
+    pub retry_on: Vec<String>,
+    /// HAProxy `option allbackups`: balance over every backup server, not just the first.
+    #[serde(default)]
+    pub all_backups: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +284,18 @@ pub struct HealthCheck {
     pub rise: Option<i64>,
     pub fall: Option<i64>,
     pub port: Option<i64>,
+    /// Default GET.
+    pub method: Option<String>,
+    /// Accepted statuses: codes and ranges, e.g. ["200-399"] (default) or [200, 204].
+    pub expect_status: Option<Vec<serde_yaml::Value>>,
+    /// HAProxy `fastinter`: interval while going up or down.
+    pub fast_interval: Option<DurationValue>,
+    /// HAProxy `downinter`: interval while fully DOWN.
+    pub down_interval: Option<DurationValue>,
+    /// up (default) | down: the state before the first check.
+    pub initial_state: Option<String>,
+    /// HAProxy `option log-health-checks`: log every check result change.
+    pub log_changes: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -328,3 +328,49 @@ fn unknown_header_variable_and_tcp_mode_http_keys_are_errors() {
         "only allowed in http mode",
     );
 }
+
+#[test]
+fn balancer_keys_reach_the_proxy_config() {
+    let text = "frontends:\n  - name: www\n    bind: [\":8080\"]\n    gate: [VI_1]\n    default_backend: web\n\
+backends:\n  - name: web\n    balance: leastconn\n    retry_on: [conn-failure, empty-response]\n    all_backups: true\n    servers:\n      - { name: a, address: \"127.0.0.1:1\", weight: 3, backup: true, cookie: A }\n    health_check: { kind: http, method: HEAD, path: /ping, interval: 2s, expect_status: [\"200-299\", 302], fast_interval: 500ms, initial_state: down, log_changes: true }\n    timeouts: { connect: 3s }\n";
+    let text = format!("{}{text}", instance(""));
+    let loaded = parse("t.yaml", &text).unwrap_or_else(|r| panic!("{r}"));
+    let pc = proxy_config(&loaded.config);
+    let fe = &pc.frontends[0];
+    assert!(fe.gated);
+    assert_eq!(fe.bind[0].to_string(), "0.0.0.0:8080");
+    let be = &pc.backends[0];
+    assert_eq!(be.balance, proxy::config::Balance::LeastConn);
+    assert!(be.retry_on_empty_response && be.all_backups);
+    assert_eq!((be.servers[0].weight, be.servers[0].backup), (3, true));
+    assert_eq!(be.servers[0].cookie.as_deref(), Some("A"));
+    let hc = be.health_check.as_ref().expect("check");
+    assert_eq!((hc.method.as_str(), hc.path.as_str()), ("HEAD", "/ping"));
+    assert_eq!(hc.expect_status, vec![(200, 299), (302, 302)]);
+    assert_eq!(
+        hc.fast_interval,
+        Some(std::time::Duration::from_millis(500))
+    );
+    assert!(!hc.initial_up && hc.log_changes);
+    // The timeout defaults to the interval; the queue timeout to the connect timeout.
+    assert_eq!(hc.timeout, std::time::Duration::from_secs(2));
+    assert_eq!(be.timeouts.queue, std::time::Duration::from_secs(3));
+}
+
+#[test]
+fn bad_balancer_extras_are_errors() {
+    let b = "backends:\n  - name: web\n    retry_on: [always]\n    servers: [{ name: a, address: \"127.0.0.1:1\" }]\n    health_check: { expect_status: [\"600-700\"], initial_state: sideways }\n";
+    assert_error(b, 3, "backends[0].retry_on[0]", "`always` is not allowed");
+    assert_error(
+        b,
+        5,
+        "backends[0].health_check.expect_status[0]",
+        "status code",
+    );
+    assert_error(
+        b,
+        5,
+        "backends[0].health_check.initial_state",
+        "allowed: up, down",
+    );
+}

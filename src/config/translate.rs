@@ -4,7 +4,7 @@
 
 use super::duration::DurationValue;
 use super::schema::{self, ConfigFile};
-use super::validate::Validated;
+use super::validate::{parse_status_range, Validated};
 use proxy::config::{
     BackendConfig, BackendTimeouts, Balance, CheckKind, CookieConfig, FrontendConfig,
     FrontendTimeouts, HealthCheckConfig, HostMatch, ProxyConfig, RouteConfig, ServerConfig,
@@ -129,6 +129,15 @@ fn backend(x: &schema::Backend) -> BackendConfig {
             timeout: dur(&h.timeout, interval),
             rise: h.rise.map_or(d.rise, |r| r as u32),
             fall: h.fall.map_or(d.fall, |f| f as u32),
+            method: h.method.clone().unwrap_or(d.method.clone()),
+            expect_status: match &h.expect_status {
+                Some(list) => list.iter().filter_map(parse_status_range).collect(),
+                None => d.expect_status.clone(),
+            },
+            fast_interval: h.fast_interval.as_ref().and_then(|v| v.parse().ok()),
+            down_interval: h.down_interval.as_ref().and_then(|v| v.parse().ok()),
+            initial_up: h.initial_state.as_deref() != Some("down"),
+            log_changes: h.log_changes.unwrap_or(false),
             ..d
         }
     });
@@ -145,6 +154,8 @@ fn backend(x: &schema::Backend) -> BackendConfig {
         bc.retries = r as u32;
     }
     bc.redispatch = x.redispatch;
+    bc.retry_on_empty_response = x.retry_on.iter().any(|r| r == "empty-response");
+    bc.all_backups = x.all_backups;
     if let Some(t) = &x.timeouts {
         let connect = dur(&t.connect, BackendTimeouts::default().connect);
         bc.timeouts = BackendTimeouts {

@@ -991,6 +991,25 @@ fn check_frontends(
     }
 }
 
+/// `200` or `"200-399"` as an inclusive range within 100..=599.
+pub(crate) fn parse_status_range(v: &serde_yaml::Value) -> Option<(u16, u16)> {
+    let (lo, hi) = match v {
+        serde_yaml::Value::Number(n) => {
+            let c = n.as_u64()?;
+            (c, c)
+        }
+        serde_yaml::Value::String(s) => match s.split_once('-') {
+            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+            None => {
+                let c = s.trim().parse().ok()?;
+                (c, c)
+            }
+        },
+        _ => return None,
+    };
+    ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some((lo as u16, hi as u16))
+}
+
 fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>) {
     duplicates(
         d,
@@ -1083,6 +1102,31 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
                 if let Some(port) = h.port {
                     range(d, &format!("{hp}.port"), port, 1, 65535);
                 }
+                if let Some(m) = &h.method {
+                    one_of(d, &format!("{hp}.method"), m, &["GET", "HEAD", "OPTIONS"]);
+                }
+                if let Some(list) = &h.expect_status {
+                    for (k, v) in list.iter().enumerate() {
+                        if parse_status_range(v).is_none() {
+                            d.error(&format!("{hp}.expect_status[{k}]"), "expected a status code (200) or a range (\"200-399\") within 100..=599");
+                        }
+                    }
+                }
+                positive_duration(
+                    d,
+                    &format!("{hp}.fast_interval"),
+                    &h.fast_interval,
+                    interval,
+                );
+                positive_duration(
+                    d,
+                    &format!("{hp}.down_interval"),
+                    &h.down_interval,
+                    interval,
+                );
+                if let Some(st) = &h.initial_state {
+                    one_of(d, &format!("{hp}.initial_state"), st, &["up", "down"]);
+                }
             }
         }
         if let Some(c) = &b.cookie {
@@ -1145,11 +1189,22 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
             unsupported.push(format!("TLS to servers ({p}.tls)"));
         }
         if let Some(m) = &b.http_mode {
-            one_of(
+            if one_of(
                 d,
                 &format!("{p}.http_mode"),
                 m,
                 &["keep-alive", "server-close", "close"],
+            ) && m != "keep-alive"
+            {
+                unsupported.push(format!("http_mode {m} ({p}.http_mode)"));
+            }
+        }
+        for (j, r) in b.retry_on.iter().enumerate() {
+            one_of(
+                d,
+                &format!("{p}.retry_on[{j}]"),
+                r,
+                &["conn-failure", "empty-response"],
             );
         }
     }
