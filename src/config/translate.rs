@@ -138,7 +138,6 @@ fn backend(x: &schema::Backend) -> BackendConfig {
             down_interval: h.down_interval.as_ref().and_then(|v| v.parse().ok()),
             initial_up: h.initial_state.as_deref() != Some("down"),
             log_changes: h.log_changes.unwrap_or(false),
-            ..d
         }
     });
     bc.cookie = x.cookie.as_ref().map(|c| {
