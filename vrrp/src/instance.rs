@@ -416,6 +416,9 @@ impl Driver {
                 let src = packet::parse_ip(packet)
                     .map(|(m, _)| m.src)
                     .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                if let Some(n) = self.limiter.take_suppressed(now) {
+                    warn!("({}) {n} more invalid adverts were not logged (log limit); `vrrplb status` counts them all", self.cfg.name);
+                }
                 if reason.is_silent() {
                     debug!("({}) dropped advert from {src}: {reason}", self.cfg.name);
                 } else if self.limiter.should_log(reason.key(), src, now) {

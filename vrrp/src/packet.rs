@@ -733,6 +733,12 @@ pub struct DropLogLimiter {
     interval: Duration,
     capacity: usize,
     last: HashMap<(&'static str, Ipv4Addr), Instant>,
+    /// A cap over all sources, so adverts with spoofed sources cannot fill the log either:
+    /// at most `budget` lines per interval; the rest are counted in `suppressed`.
+    budget: usize,
+    window_start: Option<Instant>,
+    in_window: usize,
+    suppressed: u64,
 }
 
 impl DropLogLimiter {
@@ -747,7 +753,41 @@ impl DropLogLimiter {
             interval,
             capacity: capacity.max(1),
             last: HashMap::new(),
+            budget: Self::DEFAULT_BUDGET,
+            window_start: None,
+            in_window: 0,
+            suppressed: 0,
         }
+    }
+
+    /// Lines allowed per interval over all reasons and sources.
+    pub const DEFAULT_BUDGET: usize = 10;
+
+    /// Once an interval with suppressed lines is over: how many were suppressed (to be logged
+    /// as one summary line). The drops themselves are always counted in [`DropCounters`].
+    pub fn take_suppressed(&mut self, now: Instant) -> Option<u64> {
+        let start = self.window_start?;
+        if self.suppressed == 0 || now.saturating_duration_since(start) < self.interval {
+            return None;
+        }
+        Some(std::mem::take(&mut self.suppressed))
+    }
+
+    /// Spends one line of the global budget; false when the interval's budget is used up.
+    fn spend(&mut self, now: Instant) -> bool {
+        match self.window_start {
+            Some(start) if now.saturating_duration_since(start) < self.interval => {}
+            _ => {
+                self.window_start = Some(now);
+                self.in_window = 0;
+            }
+        }
+        if self.in_window >= self.budget {
+            self.suppressed += 1;
+            return false;
+        }
+        self.in_window += 1;
+        true
     }
 
     fn log_once(reason_key: &str) -> bool {
@@ -762,7 +802,7 @@ impl DropLogLimiter {
                 return false;
             }
             *last = now;
-            return true;
+            return self.spend(now);
         }
         if self.last.len() >= self.capacity {
             let oldest = self.last.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k);
@@ -771,7 +811,7 @@ impl DropLogLimiter {
             }
         }
         self.last.insert(key, now);
-        true
+        self.spend(now)
     }
 
     pub fn len(&self) -> usize {
@@ -787,6 +827,24 @@ impl DropLogLimiter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn spoofed_sources_cannot_exceed_the_global_log_budget() {
+        let t0 = Instant::now();
+        let mut l = DropLogLimiter::new(Duration::from_secs(1));
+        let logged = (0..1000u32)
+            .filter(|i| l.should_log("bad_checksum", Ipv4Addr::from(0xC633_6400 + i), t0))
+            .count();
+        assert_eq!(logged, DropLogLimiter::DEFAULT_BUDGET);
+        assert_eq!(l.take_suppressed(t0 + Duration::from_millis(500)), None);
+        assert_eq!(l.take_suppressed(t0 + Duration::from_secs(1)), Some(990));
+        // A new interval has a fresh budget.
+        assert!(l.should_log(
+            "bad_ttl",
+            Ipv4Addr::new(198, 51, 100, 7),
+            t0 + Duration::from_secs(1)
+        ));
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()
