@@ -256,6 +256,7 @@ struct Tally {
     /// The first success after the last failure.
     final_ok: Option<(u128, u128)>,
     before: Option<String>,
+    first_body: Option<String>,
     last_body: Option<String>,
 }
 
@@ -321,6 +322,9 @@ pub fn run(args: &PollArgs) -> ExitCode {
                     t.final_ok = Some((at, rel));
                 }
                 t.last_ok = Some((at, body.clone()));
+                if t.first_body.is_none() {
+                    t.first_body = Some(body.clone());
+                }
                 t.last_body = Some(body);
             }
             Err(why) => {
@@ -375,12 +379,13 @@ fn summary(t: &Tally) -> String {
         (Some((_, a)), None, Some((_, b))) => b - a,
         (Some(_), None, None) => 0,
     };
-    let after = t.recovered.as_ref().map(|r| r.2.clone()).or_else(|| {
-        t.first_fail
-            .is_none()
-            .then(|| t.last_body.clone())
-            .flatten()
-    });
+    // Who answered before the outage and first after it; without an outage, the first and
+    // the last answer (a failback that lost no request still shows the balancer change).
+    let (before, after) = if t.first_fail.is_some() {
+        (t.before.clone(), t.recovered.as_ref().map(|r| r.2.clone()))
+    } else {
+        (t.first_body.clone(), t.last_body.clone())
+    };
     format!(
         "RESULT requests={} ok={} failed={} runs={} outage_ms={} recovered={} \
          failed_after_recovery={} first_fail_at={} last_fail_at={} recovered_at={} \
@@ -401,10 +406,7 @@ fn summary(t: &Tally) -> String {
         opt(t.recovered.as_ref().map(|r| r.0)),
         opt(t.first_fail.map(|f| f.1)),
         opt(t.recovered.as_ref().map(|r| r.1)),
-        t.before
-            .clone()
-            .or_else(|| t.last_body.clone())
-            .unwrap_or_default(),
+        before.unwrap_or_default(),
         after.unwrap_or_default(),
     )
 }
@@ -491,5 +493,21 @@ mod tests {
         t.in_outage = true;
         t.final_ok = None;
         assert!(summary(&t).contains("outage_ms=40 recovered=no"));
+        let quiet = Tally {
+            requests: 2,
+            ok: 2,
+            first_body: Some("web1 via lb2".into()),
+            last_body: Some("web2 via lb1".into()),
+            ..Tally::default()
+        };
+        let s = summary(&quiet);
+        assert!(
+            s.contains("failed=0 runs=0 outage_ms=0 recovered=yes"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("before=\"web1 via lb2\" after=\"web2 via lb1\""),
+            "{s}"
+        );
     }
 }
