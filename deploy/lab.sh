@@ -135,13 +135,15 @@ install_deps() {
     command -v curl >/dev/null || missing+=(curl)
     command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || missing+=(tcpdump)
     command -v sysctl >/dev/null || [ -x /usr/sbin/sysctl ] || missing+=(procps)
+    # Building needs a C linker (rustup does not bring one).
+    [ -n "${VRRPLB_BIN:-}" ] || command -v cc >/dev/null || missing+=(build-essential)
     [ ${#missing[@]} -gt 0 ] || return 0
     [ "${LAB_NO_APT:-}" != 1 ] || die "missing packages: ${missing[*]} (LAB_NO_APT=1)"
     say "== installing ${missing[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends iproute2 nginx-light rsyslog curl tcpdump \
-        procps ca-certificates >/dev/null
+        procps ca-certificates "${missing[@]}" >/dev/null
     # The distribution's nginx must not hold port 80 on the host; the lab runs its own.
     if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
         systemctl disable --now nginx >/dev/null 2>&1 || true
@@ -184,7 +186,7 @@ build() {
 # --- the topology ---
 
 make_namespaces() {
-    local h i=0
+    local h
     ip netns add "$BRNS"
     ip -n "$BRNS" link set lo up
     ip -n "$BRNS" link add br0 type bridge
@@ -201,7 +203,6 @@ make_namespaces() {
         ip netns exec "$(ns "$h")" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 || true
         ip -n "$(ns "$h")" addr add "${ADDR[$h]}/24" dev eth0
         ip -n "$(ns "$h")" link set eth0 up
-        i=$((i + 1))
     done
 }
 
@@ -272,9 +273,10 @@ write_config() {
             -e "s|/etc/vrrplb/maintenance|$d/maintenance|g" \
             "$REPO/deploy/examples/$b.yaml"
     } >"$d/vrrplb.yaml"
-    grep -q "control_socket: $d/vrrplb.sock" "$d/vrrplb.yaml" &&
-        grep -q "syslog_socket: $d/log.sock" "$d/vrrplb.yaml" ||
+    if ! grep -q "control_socket: $d/vrrplb.sock" "$d/vrrplb.yaml" ||
+        ! grep -q "syslog_socket: $d/log.sock" "$d/vrrplb.yaml"; then
         die "deploy/examples/$b.yaml changed shape: cannot place the lab's sockets in it"
+    fi
     "$BIN" check -c "$d/vrrplb.yaml" >"$d/check.out" 2>&1 ||
         die "vrrplb check -c $d/vrrplb.yaml failed:$(printf '\n')$(cat "$d/check.out")"
 }
@@ -547,7 +549,7 @@ cmd_drill() {
     stop_recorded drill-poll TERM
     local r1
     r1=$(grep '^RESULT' "$d/poll-failover.txt" || true)
-    local t_master t_vip t_garp t_neigh t_backup_old
+    local t_master t_vip t_garp t_neigh
     t_master=$(first_syslog "$new" "$off_new" "(VI_1) Entering MASTER STATE")
     t_vip=$(first_monitor "$d/addr-$new.txt" "^\[[^]]*\] [0-9]+: eth0 +inet $VIP/")
     t_garp=$(first_garp "$d/arp.txt" "$mac_new")
