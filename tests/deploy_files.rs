@@ -126,6 +126,16 @@ fn the_units_capabilities_are_enough_for_vip_vrrp_and_port_80_as_an_unprivileged
 
     let lab = Lab::new(&[("lb", "198.51.100.11/24"), ("client", "198.51.100.50/24")]);
     let dir = TempDir::new("unit-caps");
+    // The service user must reach the binary and the config whatever the clone's and the
+    // umask's permissions: a world-readable directory with a copy of the binary.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    mode(dir.path(), 0o755);
+    let bin = dir.join("vrrplb");
+    std::fs::copy(BIN, &bin).expect("copy the binary");
+    mode(&bin, 0o755);
     // Like RuntimeDirectory=: a directory the service user owns, for the control socket.
     let run = dir.join("run");
     std::fs::create_dir(&run).expect("mkdir run");
@@ -144,6 +154,7 @@ fn the_units_capabilities_are_enough_for_vip_vrrp_and_port_80_as_an_unprivileged
         ),
     )
     .expect("write config");
+    mode(&cfg, 0o644);
     let log = dir.join("vrrplb.log");
     let mut cmd = lab.host("lb").command(setpriv.to_str().expect("path"));
     cmd.args([
@@ -155,7 +166,7 @@ fn the_units_capabilities_are_enough_for_vip_vrrp_and_port_80_as_an_unprivileged
         &format!("--bounding-set={caps}"),
         "--no-new-privs",
         "--",
-        BIN,
+        bin.to_str().expect("path"),
         "run",
         "-c",
     ])
