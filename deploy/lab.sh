@@ -20,6 +20,8 @@
 #   VRRPLB_BIN=path   use this vrrplb binary instead of building one (cargo build --release)
 #   LAB_NO_APT=1      do not install packages (fail if a tool is missing)
 set -euo pipefail
+# ip, nginx, rsyslogd and sysctl live in sbin, which a non-login root shell may not have.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB=${LAB:-vrrplb-lab}
