@@ -653,6 +653,6 @@ case "${1:-up}" in
         need_root
         cmd_down
         ;;
-    -h | --help | help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
     *) die "unknown command '$1' (up, status, drill [--graceful], down)" ;;
 esac
