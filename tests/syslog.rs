@@ -2,61 +2,18 @@
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use testkit::{require_tool, wait_until, TempDir};
+use testkit::{wait_until, Rsyslog, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
 
 #[test]
 fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
-    if !require_tool("lines_reach_a_real_rsyslog", "rsyslogd")
-        && !std::path::Path::new("/usr/sbin/rsyslogd").exists()
-    {
+    if !Rsyslog::available("lines_reach_a_real_rsyslog") {
         return;
     }
     let dir = TempDir::new("syslog");
-    let sock = dir.join("log.sock");
-    let out = dir.join("messages.log");
-    let conf = dir.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "global(workDirectory=\"{d}\")\n\
-             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
-             input(type=\"imuxsock\" Socket=\"{s}\")\n\
-             template(name=\"t\" type=\"string\" string=\"%syslogfacility-text%.%syslogseverity-text% %programname%[%procid%]:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n\")\n\
-             *.* action(type=\"omfile\" file=\"{o}\" template=\"t\")\n",
-            d = dir.path().display(),
-            s = sock.display(),
-            o = out.display()
-        ),
-    )
-    .expect("write rsyslog.conf");
-    let rsyslogd = if std::path::Path::new("/usr/sbin/rsyslogd").exists() {
-        "/usr/sbin/rsyslogd"
-    } else {
-        "rsyslogd"
-    };
-    let mut rsyslog = Command::new(rsyslogd)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsyslogd");
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = Kill(&mut rsyslog);
-    assert!(
-        wait_until(Duration::from_secs(10), || sock.exists()),
-        "rsyslog socket never appeared"
-    );
+    let rsyslog = Rsyslog::start(dir.path());
+    let (sock, out) = (rsyslog.socket.clone(), rsyslog.output.clone());
 
     let cfg = dir.join("vrrplb.yaml");
     std::fs::write(
@@ -90,7 +47,7 @@ fn lines_reach_a_real_rsyslog_with_the_configured_facility_and_severity() {
             .contains("Stopped vrrplb")
     });
     let _ = vrrplb.wait();
-    drop(guard);
+    drop(rsyslog);
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     assert!(started && stopped, "rsyslog output:\n{text}");
     let line = text

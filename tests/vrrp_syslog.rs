@@ -5,71 +5,20 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
-use testkit::{require_root, require_tool, wait_until, Lab, TempDir};
-
-const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
-
-/// An rsyslogd listening on `sock`, writing `facility.severity ident[pid]: msg` lines to `out`.
-fn start_rsyslog(dir: &TempDir, sock: &Path, out: &Path) -> Child {
-    let conf = dir.join("rsyslog.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "global(workDirectory=\"{d}\")\n\
-             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
-             input(type=\"imuxsock\" Socket=\"{s}\")\n\
-             template(name=\"t\" type=\"string\" string=\"%syslogfacility-text%.%syslogseverity-text% %programname%[%procid%]:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n\")\n\
-             *.* action(type=\"omfile\" file=\"{o}\" template=\"t\")\n",
-            d = dir.path().display(),
-            s = sock.display(),
-            o = out.display()
-        ),
-    )
-    .expect("write rsyslog.conf");
-    let program = if Path::new(RSYSLOGD).exists() {
-        RSYSLOGD
-    } else {
-        "rsyslogd"
-    };
-    Command::new(program)
-        .args(["-n", "-f"])
-        .arg(&conf)
-        .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rsyslogd")
-}
-
-/// Kills and reaps the rsyslogd we started (by its Child handle) when the test ends.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use testkit::{require_root, wait_until, Lab, Rsyslog, TempDir};
 
 #[test]
 fn transitions_reach_rsyslog_in_keepalived_wording_at_daemon_info() {
     let test = "transitions_reach_rsyslog_in_keepalived_wording_at_daemon_info";
-    if !require_root(test) || (!Path::new(RSYSLOGD).exists() && !require_tool(test, "rsyslogd")) {
+    if !require_root(test) || !Rsyslog::available(test) {
         return;
     }
     let dir = TempDir::new("vrrp-syslog");
-    let sock = dir.join("log.sock");
-    let out = dir.join("messages.log");
-    let _rsyslog = KillOnDrop(start_rsyslog(&dir, &sock, &out));
-    assert!(
-        wait_until(Duration::from_secs(10), || sock.exists()),
-        "rsyslog socket never appeared"
-    );
-    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let rsyslog = Rsyslog::start(dir.path());
+    let sock = rsyslog.socket.clone();
+    let read = || rsyslog.text();
 
     let lab = Lab::new(&[("lb1", "198.51.100.11/24")]);
     // Default facility (daemon) and level (info): transitions must get through without debug.
