@@ -471,6 +471,80 @@ pub fn namespaces_with_prefix(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// A private rsyslogd for tests: listens on `<dir>/log.sock` and writes every message as
+/// `facility.severity ident[pid]: msg` to `<dir>/messages.log`. Killed on drop.
+pub struct Rsyslog {
+    pub socket: std::path::PathBuf,
+    pub output: std::path::PathBuf,
+    child: Child,
+}
+
+impl Rsyslog {
+    /// Where Debian installs it (root's PATH may lack /usr/sbin under `cargo test`).
+    pub const PROGRAM: &'static str = "/usr/sbin/rsyslogd";
+
+    /// Whether rsyslogd is installed; prints a skip line (or panics under
+    /// `VRRPLB_REQUIRE_NETNS=1`) when it is not.
+    pub fn available(test: &str) -> bool {
+        std::path::Path::new(Self::PROGRAM).exists() || require_tool(test, "rsyslogd")
+    }
+
+    /// Starts it and waits (up to 10 s) for its socket.
+    pub fn start(dir: &std::path::Path) -> Rsyslog {
+        let socket = dir.join("log.sock");
+        let output = dir.join("messages.log");
+        let conf = dir.join("rsyslog.conf");
+        let template = "%syslogfacility-text%.%syslogseverity-text% %programname%[%procid%]:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n";
+        let text = format!(
+            "global(workDirectory=\"{d}\")\n\
+             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+             input(type=\"imuxsock\" Socket=\"{s}\")\n\
+             template(name=\"t\" type=\"string\" string=\"{template}\")\n\
+             *.* action(type=\"omfile\" file=\"{o}\" template=\"t\")\n",
+            d = dir.display(),
+            s = socket.display(),
+            o = output.display()
+        );
+        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
+        let program = if std::path::Path::new(Self::PROGRAM).exists() {
+            Self::PROGRAM
+        } else {
+            "rsyslogd"
+        };
+        let child = Command::new(program)
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start rsyslogd: {e}"));
+        let r = Rsyslog {
+            socket,
+            output,
+            child,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || r.socket.exists()),
+            "rsyslog socket never appeared"
+        );
+        r
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,79 +627,5 @@ mod tests {
         let prefix = prefix.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert!(!prefix.is_empty());
         assert!(namespaces_with_prefix(&prefix).is_empty());
-    }
-}
-
-/// A private rsyslogd for tests: listens on `<dir>/log.sock` and writes every message as
-/// `facility.severity ident[pid]: msg` to `<dir>/messages.log`. Killed on drop.
-pub struct Rsyslog {
-    pub socket: std::path::PathBuf,
-    pub output: std::path::PathBuf,
-    child: Child,
-}
-
-impl Rsyslog {
-    /// Where Debian installs it (root's PATH may lack /usr/sbin under `cargo test`).
-    pub const PROGRAM: &'static str = "/usr/sbin/rsyslogd";
-
-    /// Whether rsyslogd is installed; prints a skip line (or panics under
-    /// `VRRPLB_REQUIRE_NETNS=1`) when it is not.
-    pub fn available(test: &str) -> bool {
-        std::path::Path::new(Self::PROGRAM).exists() || require_tool(test, "rsyslogd")
-    }
-
-    /// Starts it and waits (up to 10 s) for its socket.
-    pub fn start(dir: &std::path::Path) -> Rsyslog {
-        let socket = dir.join("log.sock");
-        let output = dir.join("messages.log");
-        let conf = dir.join("rsyslog.conf");
-        let template = "%syslogfacility-text%.%syslogseverity-text% %programname%[%procid%]:%msg:::sp-if-no-1st-sp%%msg:::drop-last-lf%\\n";
-        let text = format!(
-            "global(workDirectory=\"{d}\")\n\
-             module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
-             input(type=\"imuxsock\" Socket=\"{s}\")\n\
-             template(name=\"t\" type=\"string\" string=\"{template}\")\n\
-             *.* action(type=\"omfile\" file=\"{o}\" template=\"t\")\n",
-            d = dir.display(),
-            s = socket.display(),
-            o = output.display()
-        );
-        std::fs::write(&conf, text).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
-        let program = if std::path::Path::new(Self::PROGRAM).exists() {
-            Self::PROGRAM
-        } else {
-            "rsyslogd"
-        };
-        let child = Command::new(program)
-            .args(["-n", "-f"])
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start rsyslogd: {e}"));
-        let r = Rsyslog {
-            socket,
-            output,
-            child,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || r.socket.exists()),
-            "rsyslog socket never appeared"
-        );
-        r
-    }
-
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        std::fs::read_to_string(&self.output).unwrap_or_default()
-    }
-}
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
