@@ -20,8 +20,10 @@ use tracing_subscriber::Layer;
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(settings: &LogSettings, target: LogTarget) {
     let access = settings.access_log;
-    let keep = filter_fn(move |m| access || m.target() != "access");
     let level = LevelFilter::from_level(settings.level);
+    // The hint lets events above `level` be skipped at the macro, before any dispatch (a
+    // filter_fn without one makes every trace! event of hyper and tokio reach the filters).
+    let keep = filter_fn(move |m| access || m.target() != "access").with_max_level_hint(level);
     match target {
         LogTarget::Stderr => {
             let layer = tracing_subscriber::fmt::layer()
