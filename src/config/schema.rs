@@ -33,6 +33,9 @@ pub struct Global {
     pub maxconn: Option<i64>,
     /// Unix socket for `vrrplb status` (default /run/vrrplb/vrrplb.sock).
     pub control_socket: Option<String>,
+    /// Extension: threads running the daemon (HAProxy `nbthread`); 1 (default) = everything
+    /// on one thread, the cheapest per request.
+    pub threads: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

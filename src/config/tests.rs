@@ -109,6 +109,17 @@ fn wrong_type_is_an_error() {
 }
 
 #[test]
+fn global_threads_is_range_checked() {
+    assert!(parse("t.yaml", "global:\n  threads: 2\n").is_ok());
+    assert_error(
+        "global:\n  threads: 0\n",
+        2,
+        "global.threads",
+        "0 is out of range 1..=64",
+    );
+}
+
+#[test]
 fn out_of_range_numbers_are_errors() {
     assert_error(
         &instance("    priority: 300\n"),

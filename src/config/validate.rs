@@ -276,6 +276,9 @@ fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> Log
     if let Some(m) = g.maxconn {
         range(d, "global.maxconn", m, 1, 1_000_000);
     }
+    if let Some(t) = g.threads {
+        range(d, "global.threads", t, 1, 64);
+    }
     if let Some(c) = &g.control_socket {
         if !c.starts_with('/') {
             d.error(
