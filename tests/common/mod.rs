@@ -237,9 +237,11 @@ fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>) {
 /// connection or the exchange failed. Call it inside a lab host (`Host::run_in`) to reach a VIP.
 pub fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> Option<(u16, String)> {
     use std::io::Read;
-    // Short: a SYN lost while the VIP moves would otherwise hide the real outage.
+    // Short, like the drill's 20 ms poller: a SYN lost while the VIP moves, or a request in
+    // flight on the old master when its VIP goes away, would otherwise hide the real outage
+    // behind one long timeout.
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: www.example.test\r\n{extra_headers}Connection: close\r\n\r\n"
