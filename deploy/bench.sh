@@ -1,0 +1,990 @@
+#!/usr/bin/env bash
+# vrrplb against keepalived + HAProxy 2.6, side by side on this machine, in one run (issue 6).
+#
+#   deploy/bench.sh                 the full benchmark (about 12 minutes); writes
+#                                   deploy/bench-results.md
+#   deploy/bench.sh --quick         a short run proving the script works (about 2 minutes);
+#                                   prints the table, writes no file unless --out is given
+#
+# Run as root on Debian 12 from a clone of the repository (Rust from rustup installed). It
+# apt-get installs haproxy, keepalived, nginx-light, wrk, iproute2, curl, builds vrrplb with
+# `cargo build --release`, and builds a lab of network namespaces joined by one bridge (also in
+# its own namespace): a client 198.51.100.10, two balancer boxes lb1 .11 and lb2 .12 (VIP
+# 198.51.100.100), two nginx backends web1 .21 and web2 .22. Only 198.51.100.0/24 is used and
+# nothing is routed to the host. Everything it starts is tracked by PID and stopped, and the
+# namespaces removed, on exit (also on failure or Ctrl-C).
+#
+# What it measures, alternating between the implementations so drift hits both alike:
+#  1. proxy: wrk from the client to the balancer on lb1 (vrrplb, then HAProxy 2.6, order
+#     swapped every round), configured equivalently (same backends, roundrobin, forwardfor,
+#     HTTP health checks every 2 s, no logging). Three shapes: small responses over keep-alive
+#     (32 connections), a new connection per request (Connection: close), 100 KB responses.
+#     Requests/s, p50/p99 latency, CPU seconds per 1000 requests (utime+stime of the balancer
+#     from /proc/PID/stat), peak RSS (VmHWM). The balancer is pinned to the first CPU, the
+#     client and the backends to the second; nginx reached directly is the ceiling.
+#  2. failover: a vrrplb pair against a keepalived + HAProxy pair (priorities 101/100,
+#     advert_int 1, auth PASS), a client polling the VIP every 20 ms (200 ms timeouts):
+#     outage after SIGKILL + link down of the master, on failback (the master returns and
+#     preempts), after a graceful stop (SIGTERM) of the master.
+#  3. idle: RSS and CPU of the master box over an idle period: vrrplb vs keepalived + HAProxy.
+#
+# Options:
+#   --quick            2-3 s per wrk shape, 1 round, 1 failover repetition, 5 s idle
+#   --rounds N         proxy rounds per shape (default 3)
+#   --duration S       seconds per wrk measurement (default 10; warm-up 2 s before each)
+#   --reps N           failover repetitions per implementation (default 3)
+#   --idle S           idle measurement seconds (default 30)
+#   --name NAME        lab name: namespace prefix (default vb<pid>), for parallel runs
+#   --bin PATH         use this vrrplb binary instead of building one (also VRRPLB_BIN)
+#   --out FILE         write the results (markdown) here; default deploy/bench-results.md
+#                      for a full run, none for --quick
+#   --no-out           write no results file
+#   --no-install       do not apt-get install (fail if a tool is missing)
+#   --only LIST        comma-separated parts to run: proxy,failover,idle (default all)
+#   --perf DIR         after the measurements, profile vrrplb on the keep-alive shape with
+#                      `perf record -g` (needs linux-perf) and leave perf.data + report in DIR
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ME=$(basename "$0")
+SELF=$(readlink -f "$0")
+
+say() { printf '%s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$ME" "$*" >&2; }
+die() {
+    printf '%s: %s\n' "$ME" "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# The failover client when `vrrplb poll` is not available: a bounded curl loop, run inside the
+# client namespace as `bench.sh __poll URL FOR_S SETTLE_S`. Prints a RESULT line like vrrplb
+# poll's (outage_ms from the first failure to the first success after the last one).
+if [ "${1:-}" = __poll ]; then
+    url=$2 for_s=$3 settle_s=$4
+    now() { local t=${EPOCHREALTIME/[.,]/}; printf '%s' $((t / 1000)); }
+    start=$(now) end=$((start + for_s * 1000)) next=$start
+    n=0 ok=0 failed=0 first_fail= last_fail= final_ok= in_outage=0
+    while [ "$(now)" -lt "$end" ] && [ $n -lt 200000 ]; do
+        t=$(now)
+        if [ "$next" -gt "$t" ]; then sleep "$(printf '0.%03d' $((next - t)))"; fi
+        t=$(now)
+        n=$((n + 1))
+        if curl -fsS -o /dev/null --connect-timeout 0.2 -m 0.2 "$url" 2>/dev/null; then
+            ok=$((ok + 1))
+            if [ $in_outage = 1 ]; then in_outage=0 final_ok=$t; fi
+        else
+            failed=$((failed + 1)) in_outage=1 final_ok= last_fail=$t
+            [ -n "$first_fail" ] || first_fail=$t
+        fi
+        if [ -n "$final_ok" ] && [ $(($(now) - final_ok)) -ge $((settle_s * 1000)) ]; then break; fi
+        next=$((next + 20))
+        t=$(now)
+        [ "$next" -ge "$t" ] || next=$t
+    done
+    outage=0
+    if [ -n "$first_fail" ]; then outage=$(( ${final_ok:-$last_fail} - first_fail )); fi
+    echo "RESULT requests=$n ok=$ok failed=$failed outage_ms=$outage"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+QUICK=0 ROUNDS=3 DURATION=10 WARM=2 REPS=3 IDLE=30 NAME=vb$$ BIN=${VRRPLB_BIN:-} OUT=
+OUT_SET=0 INSTALL=1 ONLY=proxy,failover,idle PERF_DIR=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ROUNDS=1 DURATION=3 WARM=1 REPS=1 IDLE=5 ;;
+        --rounds) ROUNDS=$2 && shift ;;
+        --duration) DURATION=$2 && shift ;;
+        --reps) REPS=$2 && shift ;;
+        --idle) IDLE=$2 && shift ;;
+        --name) NAME=$2 && shift ;;
+        --bin) BIN=$2 && shift ;;
+        --out) OUT=$2 OUT_SET=1 && shift ;;
+        --no-out) OUT= OUT_SET=1 ;;
+        --no-install) INSTALL=0 ;;
+        --only) ONLY=$2 && shift ;;
+        --perf) PERF_DIR=$2 && shift ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+            exit 0
+            ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+for v in ROUNDS DURATION REPS IDLE; do
+    [[ ${!v} =~ ^[1-9][0-9]{0,3}$ ]] || die "--${v,,} must be a whole number from 1 to 9999"
+done
+[[ $NAME =~ ^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$ ]] || die "--name: 1-20 characters of A-Z a-z 0-9 _ -"
+[ $OUT_SET = 1 ] || [ $QUICK = 1 ] || OUT=$REPO/deploy/bench-results.md
+part() { [[ ,$ONLY, == *,$1,* ]]; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, raw sockets, apt-get)"
+
+# --- packages ---------------------------------------------------------------------------------
+if [ $INSTALL = 1 ]; then
+    say "== apt-get update + install haproxy keepalived nginx-light wrk iproute2 curl"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends haproxy keepalived nginx-light wrk iproute2 \
+        curl procps util-linux coreutils >/dev/null
+    # The distribution daemons must not run on their own on the host.
+    for svc in keepalived haproxy nginx; do
+        systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    done
+fi
+for tool in ip haproxy keepalived nginx wrk curl taskset timeout awk; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+        die "$tool is missing (run without --no-install, or install it)"
+done
+export PATH=$PATH:/usr/sbin:/sbin
+
+# --- the binary -------------------------------------------------------------------------------
+if [ -z "$BIN" ]; then
+    cargo=$(command -v cargo || true)
+    [ -n "$cargo" ] || [ ! -x "$HOME/.cargo/bin/cargo" ] || cargo=$HOME/.cargo/bin/cargo
+    [ -n "$cargo" ] || die "cargo not found; install Rust with rustup (https://rustup.rs) first"
+    say "== cargo build --release"
+    "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vrrplb
+    [[ $BIN == /* ]] || BIN=$REPO/$BIN
+fi
+[ -x "$BIN" ] || die "$BIN is not an executable"
+
+# --- CPUs: the balancer on the first allowed CPU, client and backends on the second ------------
+cpus=()
+while IFS= read -r r; do
+    if [[ $r == *-* ]]; then
+        for ((c = ${r%-*}; c <= ${r#*-}; c++)); do cpus+=("$c"); done
+    elif [ -n "$r" ]; then cpus+=("$r"); fi
+done < <(awk '/^Cpus_allowed_list:/{print $2}' /proc/self/status | tr ',' '\n')
+BAL_CPU=${cpus[0]:-0}
+LOAD_CPU=${cpus[1]:-$BAL_CPU}
+PIN_NOTE="balancer on CPU $BAL_CPU; wrk and both nginx on CPU $LOAD_CPU"
+[ "$BAL_CPU" != "$LOAD_CPU" ] || PIN_NOTE="only one CPU available: everything on CPU $BAL_CPU"
+HZ=$(getconf CLK_TCK)
+
+# --- state, processes, clean-up ---------------------------------------------------------------
+WORK=$(mktemp -d /tmp/vrrplb-bench.XXXXXX)
+chmod 755 "$WORK" # nginx workers (nobody) read the document root below it
+RAW=$WORK/raw.tsv # kind impl shape run value-fields...
+: >"$RAW"
+FAILURES=0
+declare -A PIDOF=() # role -> PID of a process we started (its start time in START)
+declare -A START=()
+VIP=198.51.100.100
+declare -A ADDR=([cl]=198.51.100.10 [lb1]=198.51.100.11 [lb2]=198.51.100.12
+    [web1]=198.51.100.21 [web2]=198.51.100.22)
+HOSTS=(cl lb1 lb2 web1 web2)
+ns() { printf '%s-%s' "$NAME" "$1"; }
+BRNS=$(ns br)
+nsx() {
+    local h=$1
+    shift
+    ip netns exec "$(ns "$h")" "$@"
+}
+
+starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+
+# alive ROLE: the recorded process of ROLE still runs (same PID and start time, not a zombie)
+alive() {
+    local pid=${PIDOF[$1]:-}
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+    [ "$(starttime "$pid")" = "${START[$1]}" ] || return 1
+    case "$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $1}')" in
+        Z | X | "") return 1 ;;
+    esac
+}
+
+# spawn ROLE HOST CPU|- LOG CMD...: start CMD in HOST's namespace (pinned to CPU unless -)
+spawn() {
+    local role=$1 host=$2 cpu=$3 log=$4
+    shift 4
+    if [ "$cpu" = - ]; then
+        ip netns exec "$(ns "$host")" "$@" </dev/null >>"$log" 2>&1 &
+    else
+        ip netns exec "$(ns "$host")" taskset -c "$cpu" "$@" </dev/null >>"$log" 2>&1 &
+    fi
+    PIDOF[$role]=$!
+    START[$role]=$(starttime $!)
+}
+
+# stop ROLE [SIGNAL]: signal it, wait up to 8 s, then SIGKILL; reaps it. (bash's "Killed"
+# notice for a job it reaps is silenced; our own warnings go to the real stderr.)
+stop() { stop_ "$@" 3>&2 2>/dev/null; }
+stop_() {
+    local role=$1 sig=${2:-TERM} i pid=${PIDOF[$1]:-}
+    if [ -n "$pid" ] && alive "$role"; then
+        kill "-$sig" "$pid" 2>/dev/null || true
+        for ((i = 0; i < 80; i++)); do
+            alive "$role" || break
+            sleep 0.1
+        done
+        if alive "$role"; then
+            warn "$role (pid $pid) ignored SIG$sig for 8 s: SIGKILL" 2>&3
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+    unset "PIDOF[$role]" "START[$role]"
+}
+
+# A keepalived VRRP child is not our child: remembered by its PID file and start time.
+declare -A KCHILD=()
+kchild_alive() {
+    local pid=${KCHILD[$1]:-}
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] && [ "$(starttime "$pid")" = "${KCHILD_START[$1]}" ]
+}
+declare -A KCHILD_START=()
+
+cleanup() {
+    local rc=$? role h
+    trap - EXIT INT TERM
+    for role in "${!PIDOF[@]}"; do
+        [[ $role == poll* ]] || continue
+        stop "$role" KILL
+    done
+    for role in "${!PIDOF[@]}"; do stop "$role" TERM; done
+    for role in "${!KCHILD[@]}"; do
+        if kchild_alive "$role"; then kill -KILL "${KCHILD[$role]}" 2>/dev/null || true; fi
+    done
+    for h in "${HOSTS[@]}" br; do
+        ip netns del "$(ns "$h")" 2>/dev/null || true
+    done
+    if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
+        say "(files of this run kept in $WORK)" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_for() { # wait_for SECONDS COMMAND...: retry every 0.1 s, bounded
+    local limit=$1 i
+    shift
+    for ((i = 0; i < limit * 10; i++)); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+ticks() { # utime + stime of a whole process (all threads), in clock ticks; 0 when gone
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $((${12} + ${13}))
+}
+status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# --- the lab ----------------------------------------------------------------------------------
+lab_up() {
+    local h i=0
+    ip netns add "$BRNS"
+    ip -n "$BRNS" link set lo up
+    ip -n "$BRNS" link add br0 type bridge
+    # Snooping would hide VRRP adverts (224.0.0.18) from ports that sent no IGMP report.
+    ip -n "$BRNS" link set br0 type bridge mcast_snooping 0
+    ip -n "$BRNS" link set br0 up
+    for h in "${HOSTS[@]}"; do
+        ip netns add "$(ns "$h")"
+        ip -n "$(ns "$h")" link set lo up
+        ip -n "$(ns "$h")" link add eth0 type veth peer name "p$i" netns "$BRNS"
+        ip -n "$BRNS" link set "p$i" master br0
+        ip -n "$BRNS" link set "p$i" up
+        nsx "$h" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 >/dev/null 2>&1 || true
+        nsx "$h" sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1 \
+            net.core.somaxconn=4096 >/dev/null
+        # HAProxy binds the VIP before it arrives (vrrplb uses IP_FREEBIND).
+        [[ $h != lb* ]] || nsx "$h" sysctl -q -w net.ipv4.ip_nonlocal_bind=1 >/dev/null
+        ip -n "$(ns "$h")" addr add "${ADDR[$h]}/24" dev eth0
+        ip -n "$(ns "$h")" link set eth0 up
+        i=$((i + 1))
+    done
+}
+
+# link HOST up|down: its eth0 and the bridge port facing it (pulling the cable)
+link() {
+    local i
+    for i in "${!HOSTS[@]}"; do [ "${HOSTS[$i]}" != "$1" ] || break; done
+    if [ "$2" = down ]; then
+        ip -n "$(ns "$1")" link set eth0 down
+        ip -n "$BRNS" link set "p$i" down
+    else
+        ip -n "$BRNS" link set "p$i" up
+        ip -n "$(ns "$1")" link set eth0 up
+    fi
+}
+
+start_web() {
+    local w=$1 d=$WORK/$1
+    mkdir -p "$d/tmp" "$d/www"
+    chmod 755 "$d" "$d/www"
+    head -c 102400 /dev/zero | tr '\0' 'x' >"$d/www/100k"
+    chmod 644 "$d/www/100k"
+    cat >"$d/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 65s;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    default_type text/plain;
+    server {
+        listen ${ADDR[$w]}:80 backlog=4096;
+        root $d/www;
+        location = / { return 200 "$w\n"; }
+        location = /100k { }
+    }
+}
+EOF
+    spawn "nginx-$w" "$w" "$LOAD_CPU" "$d/nginx.out" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+}
+
+# --- configs ----------------------------------------------------------------------------------
+HC_VRRPLB='{ kind: http, path: /, interval: 2s, timeout: 1s, rise: 2, fall: 3 }'
+
+# vrrplb_proxy_conf FILE: the balancer alone, on lb1's own address
+vrrplb_proxy_conf() {
+    cat >"$1" <<EOF
+global:
+  node: bench
+  control_socket: $WORK/vrrplb-proxy.sock
+  log: { target: stderr, level: warn, access_log: false }
+frontends:
+  - name: www
+    bind: ["${ADDR[lb1]}:80"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+backends:
+  - name: web
+    balance: roundrobin
+    servers:
+      - { name: web1, address: "${ADDR[web1]}:80" }
+      - { name: web2, address: "${ADDR[web2]}:80" }
+    health_check: $HC_VRRPLB
+    retries: 3
+    redispatch: true
+    timeouts: { connect: 5s, server: 50s, queue: 5s }
+EOF
+}
+
+# haproxy_conf FILE BIND: HAProxy doing what vrrplb does above. vrrplb's forwarded_for also sets
+# X-Forwarded-Proto and X-Forwarded-Host, so HAProxy is given the same work.
+haproxy_conf() {
+    cat >"$1" <<EOF
+global
+    maxconn 4096
+${BENCH_HAPROXY_GLOBAL:-}
+    pidfile $1.pid
+    stats socket $1.sock mode 600
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 50s
+    timeout server 50s
+    timeout http-request 10s
+    timeout queue 5s
+    option http-keep-alive
+    option forwardfor
+    retries 3
+    option redispatch
+frontend www
+    bind $2:80
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found } !{ req.hdr(x-forwarded-host) -m found }
+    default_backend web
+backend web
+    balance roundrobin
+    option httpchk GET /
+    server web1 ${ADDR[web1]}:80 check inter 2s rise 2 fall 3
+    server web2 ${ADDR[web2]}:80 check inter 2s rise 2 fall 3
+EOF
+}
+
+# vrrplb_pair_conf FILE BOX PRIORITY
+vrrplb_pair_conf() {
+    cat >"$1" <<EOF
+global:
+  node: $2
+  control_socket: $WORK/$2.sock
+  log: { target: stderr, level: info, access_log: false }
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 51
+    priority: $3
+    advert_int: 1
+    state: BACKUP
+    authentication: { auth_type: PASS, auth_pass: "bench51" }
+    virtual_ipaddress: [$VIP/24]
+frontends:
+  - name: www
+    bind: ["$VIP:80"]
+    gate: [VI_1]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+backends:
+  - name: web
+    balance: roundrobin
+    servers:
+      - { name: web1, address: "${ADDR[web1]}:80" }
+      - { name: web2, address: "${ADDR[web2]}:80" }
+    health_check: $HC_VRRPLB
+    retries: 3
+    redispatch: true
+    timeouts: { connect: 5s, server: 50s, queue: 5s }
+EOF
+}
+
+# keepalived_conf FILE BOX PRIORITY: the same VRRP instance for keepalived
+keepalived_conf() {
+    cat >"$1" <<EOF
+global_defs {
+    router_id $2
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority $3
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass bench51
+    }
+    virtual_ipaddress {
+        $VIP/24
+    }
+}
+EOF
+}
+
+# --- proxy measurements -----------------------------------------------------------------------
+# to_ms VALUE: wrk's "612.00us" / "1.23ms" / "1.01s" in milliseconds
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+read -r -a SHAPES <<<"${BENCH_SHAPES:-ka close big}" # (BENCH_SHAPES: a subset, for experiments)
+declare -A SHAPE_PATH=([ka]=/ [close]=/ [big]=/100k)
+declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new connection per request"
+    [big]="100 KB, keep-alive (32 conns)")
+
+# wrk_run SHAPE URL SECONDS OUTFILE
+wrk_run() {
+    local args=(-t1 -c32 "-d${3}s" --latency)
+    [ "$1" != close ] || args+=(-H "Connection: close")
+    nsx cl taskset -c "$LOAD_CPU" timeout $(($3 + 15)) wrk "${args[@]}" "$2" >"$4" 2>&1
+}
+
+ready() { nsx cl curl -fsS -o /dev/null -m 1 "$1"; }
+
+# proxy_run IMPL SHAPE ROUND: one measurement; appends a "proxy" line to RAW
+proxy_run() {
+    local impl=$1 shape=$2 round=$3 role="" pid="" url log out t0 t1 hwm=0 threads=0
+    out=$WORK/wrk-$impl-$shape-$round.txt
+    if [ "$impl" = nginx ]; then
+        url=http://${ADDR[web1]}${SHAPE_PATH[$shape]}
+    else
+        url=http://${ADDR[lb1]}${SHAPE_PATH[$shape]}
+        role=bal
+        log=$WORK/$impl-$shape-$round.log
+        if [ "$impl" = vrrplb ]; then
+            spawn bal lb1 "$BAL_CPU" "$log" "$BIN" run -c "$WORK/vrrplb-proxy.yaml" --log stderr
+        else
+            spawn bal lb1 "$BAL_CPU" "$log" haproxy -db -f "$WORK/haproxy-proxy.cfg"
+        fi
+        pid=${PIDOF[bal]}
+    fi
+    if ! wait_for 15 ready "$url"; then
+        warn "$impl does not answer on $url: $(tail -n 5 "${log:-/dev/null}" 2>/dev/null | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        [ -z "$role" ] || stop "$role"
+        return 0
+    fi
+    wrk_run "$shape" "$url" "$WARM" "$out.warm" || true
+    t0=$([ -z "$pid" ] && echo 0 || ticks "$pid")
+    if ! wrk_run "$shape" "$url" "$DURATION" "$out"; then
+        warn "wrk failed against $impl ($shape): $(tail -n 3 "$out" | tr '\n' ' ')"
+    fi
+    if [ -n "$pid" ]; then
+        t1=$(ticks "$pid")
+        hwm=$(status_kb "$pid" VmHWM)
+        threads=$(status_kb "$pid" Threads)
+        alive bal || {
+            warn "$impl died during the $shape run: $(tail -n 5 "$log" | tr '\n' ' ')"
+            FAILURES=$((FAILURES + 1))
+        }
+        stop bal
+    else
+        t1=0
+    fi
+    local reqs rps p50 p99 errs non2xx cpu1k
+    reqs=$(awk '/ requests in /{print $1}' "$out")
+    rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    errs=$(awk '/Socket errors:/{gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
+    non2xx=$(awk '/Non-2xx/{print $NF}' "$out")
+    errs=$((${errs:-0} + ${non2xx:-0}))
+    if [ -z "$reqs" ] || [ -z "$rps" ]; then
+        warn "no wrk figures for $impl ($shape): $(head -c 300 "$out")"
+        FAILURES=$((FAILURES + 1))
+        return 0
+    fi
+    cpu1k=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.5f", d / hz / n * 1000}')
+    printf 'proxy\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$shape" "$round" \
+        "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs" "$threads" >>"$RAW"
+    printf '   %-7s %-6s round %s: %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %.4f s/1000  hwm %s kB  errors %s\n' \
+        "$impl" "$shape" "$round" "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs"
+}
+
+# --- pairs: start, kill, stop -----------------------------------------------------------------
+has_vip() { ip -n "$(ns "$1")" -4 -o addr show dev eth0 2>/dev/null | grep -q " $VIP/"; }
+drop_vip() { ip -n "$(ns "$1")" addr del "$VIP/24" dev eth0 2>/dev/null || true; }
+only_master() { has_vip "$1" && ! has_vip "$([ "$1" = lb1 ] && echo lb2 || echo lb1)"; }
+vip_answers() { nsx cl curl -fsS -o /dev/null -m 1 "http://$VIP/"; }
+
+prio() { [ "$1" = lb1 ] && echo 101 || echo 100; }
+
+# box_start IMPL BOX
+box_start() {
+    local impl=$1 b=$2
+    if [ "$impl" = vrrplb ]; then
+        vrrplb_pair_conf "$WORK/pair-$b.yaml" "$b" "$(prio "$b")"
+        spawn "vrrplb-$b" "$b" - "$WORK/pair-vrrplb-$b.log" "$BIN" run -c "$WORK/pair-$b.yaml" --log stderr
+    else
+        haproxy_conf "$WORK/pair-haproxy-$b.cfg" "$VIP"
+        keepalived_conf "$WORK/pair-keepalived-$b.conf" "$b" "$(prio "$b")"
+        rm -f "$WORK/ka-$b".*.pid
+        spawn "haproxy-$b" "$b" - "$WORK/pair-haproxy-$b.log" haproxy -db -f "$WORK/pair-haproxy-$b.cfg"
+        spawn "keepalived-$b" "$b" - "$WORK/pair-keepalived-$b.log" keepalived -P -n -l -D \
+            -f "$WORK/pair-keepalived-$b.conf" -p "$WORK/ka-$b.main.pid" \
+            -r "$WORK/ka-$b.vrrp.pid" -c "$WORK/ka-$b.checkers.pid"
+        if wait_for 10 test -s "$WORK/ka-$b.vrrp.pid"; then
+            KCHILD[$b]=$(tr -d ' \n' <"$WORK/ka-$b.vrrp.pid")
+            KCHILD_START[$b]=$(starttime "${KCHILD[$b]}")
+        else
+            warn "keepalived on $b wrote no VRRP child PID file"
+        fi
+    fi
+}
+
+# box_pids IMPL BOX: every PID making up the box's balancer + VRRP
+box_pids() {
+    if [ "$1" = vrrplb ]; then
+        echo "${PIDOF[vrrplb-$2]:-}"
+    else
+        echo "${PIDOF[keepalived-$2]:-} ${KCHILD[$2]:-} ${PIDOF[haproxy-$2]:-}"
+    fi
+}
+
+# box_kill_hard IMPL BOX: SIGKILL everything, no goodbye
+box_kill_hard() {
+    local impl=$1 b=$2
+    if [ "$impl" = vrrplb ]; then
+        stop "vrrplb-$b" KILL
+    else
+        # Freeze the parent so it neither respawns the child nor lets it see its parent die.
+        kill -STOP "${PIDOF[keepalived-$b]}" 2>/dev/null || true
+        if kchild_alive "$b"; then kill -KILL "${KCHILD[$b]}" 2>/dev/null || true; fi
+        stop "keepalived-$b" KILL
+        stop "haproxy-$b" KILL
+        unset "KCHILD[$b]"
+    fi
+}
+
+# box_stop IMPL BOX: the graceful stop (vrrplb: SIGTERM; the pair: SIGTERM keepalived, whose
+# Master sends a priority-0 advert; HAProxy keeps running, as with `systemctl stop keepalived`)
+box_stop() {
+    local impl=$1 b=$2
+    if [ "$impl" = vrrplb ]; then
+        stop "vrrplb-$b" TERM
+    else
+        stop "keepalived-$b" TERM
+        wait_for 5 bash -c "! kill -0 ${KCHILD[$b]:-0} 2>/dev/null" || true
+        unset "KCHILD[$b]"
+    fi
+}
+
+box_down() { # everything of the box, whatever is left
+    local b=$2 r
+    for r in "vrrplb-$b" "keepalived-$b" "haproxy-$b"; do stop "$r" TERM; done
+    if kchild_alive "$b"; then kill -KILL "${KCHILD[$b]}" 2>/dev/null || true; fi
+    unset "KCHILD[$b]"
+    drop_vip "$b"
+}
+
+HAVE_POLL=0
+"$BIN" poll --help >/dev/null 2>&1 && HAVE_POLL=1
+
+# poll_start FOR_S SETTLE_S OUTFILE: the client, in the background (role poll)
+poll_start() {
+    if [ $HAVE_POLL = 1 ]; then
+        spawn poll cl - "$3" "$BIN" poll --url "http://$VIP/" --every 20ms --for "${1}s" \
+            --timeout 200ms --settle "${2}s"
+    else
+        spawn poll cl - "$3" bash "$SELF" __poll "http://$VIP/" "$1" "$2"
+    fi
+}
+
+# poll_result OUTFILE: waits for the client to finish (it is bounded); sets OUTAGE (ms)
+poll_result() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        alive poll || break
+        sleep 0.1
+    done
+    stop poll KILL
+    OUTAGE=$(sed -n 's/^RESULT.* outage_ms=\([0-9]*\).*/\1/p' "$1")
+}
+
+record_failover() { # impl scenario rep outage_ms
+    if [ -z "$4" ]; then
+        warn "no client result for $1 $2 #$3"
+        FAILURES=$((FAILURES + 1))
+        return 0
+    fi
+    printf 'failover\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"
+    printf '   %-7s %-9s rep %s: outage %5s ms\n' "$1" "$2" "$3" "$4"
+}
+
+# idle_measure IMPL: CPU and memory of the master box (lb1) over IDLE seconds
+idle_measure() {
+    local impl=$1 pids p t0=0 t1=0 rss=0 pss=0 n=0
+    pids=$(box_pids "$impl" lb1)
+    for p in $pids; do t0=$((t0 + $(ticks "$p"))); done
+    sleep "$IDLE"
+    for p in $pids; do
+        [ -d "/proc/$p" ] || continue
+        t1=$((t1 + $(ticks "$p")))
+        rss=$((rss + $(status_kb "$p" VmRSS)))
+        pss=$((pss + $(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+        n=$((n + 1))
+    done
+    local cpu_ms=$(((t1 - t0) * 1000 / HZ))
+    printf 'idle\t%s\t-\t1\t%s\t%s\t%s\t%s\n' "$impl" "$rss" "$pss" "$cpu_ms" "$n" >>"$RAW"
+    printf '   %-7s idle %ss: RSS %s kB (PSS %s kB, %s processes), CPU %s ms\n' \
+        "$impl" "$IDLE" "$rss" "$pss" "$n" "$cpu_ms"
+}
+
+# drill IMPL REP: start the pair, (idle), hard failover, failback, graceful stop, stop the pair
+drill() {
+    local impl=$1 rep=$2 out
+    nsx cl ip neigh flush all 2>/dev/null || true
+    box_start "$impl" lb2
+    box_start "$impl" lb1
+    if ! wait_for 20 only_master lb1 || ! wait_for 10 vip_answers; then
+        warn "$impl pair: lb1 did not become the only MASTER answering on the VIP"
+        FAILURES=$((FAILURES + 1))
+        tail -n 5 "$WORK"/pair-*lb1.log >&2 || true
+        box_down "$impl" lb1
+        box_down "$impl" lb2
+        return 0
+    fi
+    sleep 1
+    if part idle && [ "$rep" = 1 ]; then idle_measure "$impl"; fi
+    part failover || {
+        box_down "$impl" lb1
+        box_down "$impl" lb2
+        return 0
+    }
+
+    # 1. hard: SIGKILL the master's processes and pull its cable
+    out=$WORK/poll-$impl-hard-$rep.txt
+    poll_start 15 1 "$out"
+    sleep 1
+    box_kill_hard "$impl" lb1
+    link lb1 down
+    poll_result "$out"
+    record_failover "$impl" hard "$rep" "$OUTAGE"
+    has_vip lb2 || warn "$impl: lb2 does not hold the VIP after the hard failover"
+
+    # 2. failback: lb1 returns (cable back, the VIP its killed daemon left removed by hand,
+    #    daemon restarted) and preempts with the higher priority
+    drop_vip lb1
+    link lb1 up
+    sleep 1
+    out=$WORK/poll-$impl-failback-$rep.txt
+    poll_start 10 1 "$out"
+    sleep 0.5
+    box_start "$impl" lb1
+    poll_result "$out"
+    record_failover "$impl" failback "$rep" "$OUTAGE"
+    wait_for 10 only_master lb1 || warn "$impl: lb1 is not the only MASTER after the failback"
+    sleep 2
+
+    # 3. graceful: SIGTERM the master
+    out=$WORK/poll-$impl-graceful-$rep.txt
+    poll_start 8 1 "$out"
+    sleep 1
+    box_stop "$impl" lb1
+    poll_result "$out"
+    record_failover "$impl" graceful "$rep" "$OUTAGE"
+    has_vip lb2 || warn "$impl: lb2 does not hold the VIP after the graceful stop"
+    box_down "$impl" lb1
+    box_down "$impl" lb2
+}
+
+# --- results ----------------------------------------------------------------------------------
+# agg KIND IMPL SHAPE FIELD: "median min max" of a RAW column (FIELD counts from 1 = kind)
+agg() {
+    awk -F'\t' -v k="$1" -v i="$2" -v s="$3" -v f="$4" '$1 == k && $2 == i && $3 == s {print $f}' "$RAW" |
+        sort -g | awk '{v[NR] = $1} END {
+            if (NR == 0) { print "- - -"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            print m, v[1], v[NR] }'
+}
+
+fmt() { # fmt VALUE DECIMALS: thousands separators for integers
+    [ "$1" != - ] || {
+        printf -- '-'
+        return
+    }
+    if [ "$2" = 0 ]; then
+        printf '%.0f' "$1" | sed ':a; s/\B[0-9]\{3\}\>/,&/; ta'
+    else printf "%.${2}f" "$1"; fi
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else if (a + 0 == 0 && b + 0 == 0) print "= (both 0)"; else if (b + 0 == 0) print "-"; else printf "%.2f", a / b }'
+}
+
+# row LABEL GOAL DEC KIND SHAPE FIELD [range] [scale] [ceiling]
+row() {
+    local label=$1 goal=$2 dec=$3 kind=$4 shape=$5 field=$6 range=${7:-} scale=${8:-1} ceil=${9:-}
+    local v a c cell_v cell_a cell_c=""
+    read -r -a v <<<"$(agg "$kind" vrrplb "$shape" "$field")"
+    read -r -a a <<<"$(agg "$kind" anchor "$shape" "$field")"
+    scale_v() { awk -v x="$1" -v s="$scale" 'BEGIN { if (x == "-") print "-"; else print x / s }'; }
+    local vm am
+    vm=$(scale_v "${v[0]}")
+    am=$(scale_v "${a[0]}")
+    cell_v=$(fmt "$vm" "$dec")
+    cell_a=$(fmt "$am" "$dec")
+    if [ -n "$range" ] && [ "${v[0]}" != - ]; then
+        cell_v+=" ($(fmt "$(scale_v "${v[1]}")" "$dec")–$(fmt "$(scale_v "${v[2]}")" "$dec"))"
+    fi
+    if [ -n "$range" ] && [ "${a[0]}" != - ]; then
+        cell_a+=" ($(fmt "$(scale_v "${a[1]}")" "$dec")–$(fmt "$(scale_v "${a[2]}")" "$dec"))"
+    fi
+    if [ -n "$ceil" ]; then
+        read -r -a c <<<"$(agg "$kind" nginx "$shape" "$field")"
+        cell_c=$(fmt "$(scale_v "${c[0]}")" "$dec")
+    fi
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$cell_v" "$cell_a" "$(ratio "$vm" "$am")" "$goal" "$cell_c"
+}
+
+table() {
+    say "| figure | vrrplb | anchor: HAProxy 2.6 / keepalived + HAProxy | vrrplb/anchor | goal | nginx direct |"
+    say "|---|---|---|---|---|---|"
+    local s
+    if part proxy; then
+        for s in "${SHAPES[@]}"; do
+            row "${SHAPE_NAME[$s]}: requests/s" "≥ 1" 0 proxy "$s" 5 range 1 ceil
+            row "${SHAPE_NAME[$s]}: p50 latency, ms" "≤ 1" 3 proxy "$s" 6 "" 1 ceil
+            row "${SHAPE_NAME[$s]}: p99 latency, ms" "≤ 1" 3 proxy "$s" 7 "" 1 ceil
+            row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "≤ 1" 4 proxy "$s" 8
+            row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 proxy "$s" 9 "" 1024
+        done
+    fi
+    if part failover; then
+        row "failover, SIGKILL + link down of the master: client outage, ms" "≤ 1" 0 failover hard 5 range
+        row "failback, the master returns and preempts: client outage, ms" "≤ 1" 0 failover failback 5 range
+        row "graceful stop (SIGTERM) of the master: client outage, ms" "≤ 1" 0 failover graceful 5 range
+    fi
+    if part idle; then
+        row "idle master box: RSS, MB (sum over processes)" "≤ 1" 1 idle - 5 "" 1024
+        row "idle master box: PSS, MB (sum over processes)" "≤ 1" 1 idle - 6 "" 1024
+        row "idle master box: CPU ms over ${IDLE} s" "≤ 1" 0 idle - 7
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+T_START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+say "== lab $NAME: namespaces $BRNS, $(printf "$NAME-%s " "${HOSTS[@]}")"
+lab_up
+for w in web1 web2; do start_web "$w"; done
+for w in web1 web2; do
+    wait_for 10 ready "http://${ADDR[$w]}/" || die "nginx $w does not answer: $(cat "$WORK/$w/error.log" "$WORK/$w/nginx.out" 2>/dev/null)"
+done
+vrrplb_proxy_conf "$WORK/vrrplb-proxy.yaml"
+haproxy_conf "$WORK/haproxy-proxy.cfg" "${ADDR[lb1]}"
+"$BIN" check -c "$WORK/vrrplb-proxy.yaml" >/dev/null 2>"$WORK/check.err" ||
+    die "vrrplb check failed: $(cat "$WORK/check.err")"
+haproxy -c -q -f "$WORK/haproxy-proxy.cfg" || die "haproxy -c failed on $WORK/haproxy-proxy.cfg"
+say "== $PIN_NOTE; $DURATION s per wrk run after a $WARM s warm-up, $ROUNDS round(s)"
+
+if part proxy; then
+    say "== proxy throughput (wrk -t1 -c32 --latency)"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for s in "${SHAPES[@]}"; do
+            if [ $((r % 2)) = 1 ]; then order=(vrrplb anchor nginx); else order=(anchor vrrplb nginx); fi
+            for impl in "${order[@]}"; do
+                proxy_run "$([ "$impl" = anchor ] && echo haproxy || echo "$impl")" "$s" "$r"
+            done
+        done
+    done
+    # The table names the HAProxy rows "anchor".
+    sed -i 's/^proxy\thaproxy\t/proxy\tanchor\t/' "$RAW"
+fi
+
+if part failover || part idle; then
+    say "== failover drill (client polls http://$VIP/ every 20 ms, 200 ms timeouts$([ $HAVE_POLL = 1 ] && echo ", vrrplb poll" || echo ", curl loop"))"
+    n=1
+    ! part failover || n=$REPS
+    for ((r = 1; r <= n; r++)); do
+        if [ $((r % 2)) = 1 ]; then order=(vrrplb anchor); else order=(anchor vrrplb); fi
+        for impl in "${order[@]}"; do drill "$impl" "$r"; done
+    done
+fi
+
+# profile IMPL: one unscored keep-alive run under `perf stat` (syscalls, context switches per
+# request) and one under `perf record -g`; reports in PERF_DIR
+profile() {
+    local impl=$1 d=$PERF_DIR/$1 url=http://${ADDR[lb1]}/ pid perf_pid reqs
+    mkdir -p "$d"
+    if [ "$impl" = vrrplb ]; then
+        spawn bal lb1 "$BAL_CPU" "$d/balancer.log" "$BIN" run -c "$WORK/vrrplb-proxy.yaml" --log stderr
+    else
+        spawn bal lb1 "$BAL_CPU" "$d/balancer.log" haproxy -db -f "$WORK/haproxy-proxy.cfg"
+    fi
+    pid=${PIDOF[bal]}
+    wait_for 15 ready "$url" || die "$impl does not answer for the profile"
+    wrk_run ka "$url" "$WARM" "$d/wrk-warm.txt" || true
+    perf stat -e raw_syscalls:sys_enter,context-switches,task-clock -p "$pid" -o "$d/perf-stat.txt" \
+        -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+    ip -n "$(ns lb1)" -s -s link show dev eth0 >"$d/link-before.txt"
+    wrk_run ka "$url" "$DURATION" "$d/wrk-stat.txt" || true
+    ip -n "$(ns lb1)" -s -s link show dev eth0 >"$d/link-after.txt"
+    wait "$perf_pid" || true
+    perf trace -s -p "$pid" -o "$d/perf-trace.txt" -- sleep 3 >/dev/null 2>&1 &
+    perf_pid=$!
+    wrk_run ka "$url" 3 "$d/wrk-trace.txt" || true
+    wait "$perf_pid" || true
+    perf record -q -g -F 999 -p "$pid" -o "$d/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+    wrk_run ka "$url" "$DURATION" "$d/wrk-record.txt" || true
+    wait "$perf_pid" || true
+    stop bal
+    reqs=$(awk '/ requests in /{print $1}' "$d/wrk-stat.txt")
+    local pk
+    pk=$(paste "$d/link-before.txt" "$d/link-after.txt" >/dev/null 2>&1
+        awk 'FNR == 1 {f++} /RX:/ {getline; rx[f] = $2} /TX:/ {getline; tx[f] = $2}
+             END {print rx[2] - rx[1] + tx[2] - tx[1]}' "$d/link-before.txt" "$d/link-after.txt")
+    awk -v n="${reqs:-0}" -v impl="$impl" -v pk="${pk:-0}" '
+        { gsub(",", "", $1) }
+        $2 == "raw_syscalls:sys_enter" { sc = $1 }
+        $2 == "context-switches" { cs = $1 }
+        $3 == "task-clock" { tc = $1 }
+        END { if (n > 0) printf "%s: %d requests; per request: %.1f us CPU, %.2f syscalls, %.3f context switches, %.2f packets on eth0\n", impl, n, tc * 1000 / n, sc / n, cs / n, pk / n }' \
+        "$d/perf-stat.txt" | tee -a "$PERF_DIR/summary.txt"
+    awk -v n="$(awk '/ requests in /{print $1}' "$d/wrk-trace.txt")" -v impl="$impl" '
+        $2 ~ /^[0-9]+$/ && $1 ~ /^[a-z_0-9]+$/ { c[$1] += $2 }
+        END { printf "   %s syscalls per request (perf trace, slowed):", impl
+              for (k in c) if (c[k] / n >= 0.01) printf " %s %.2f", k, c[k] / n; print "" }' \
+        "$d/perf-trace.txt" | tee -a "$PERF_DIR/summary.txt"
+    perf report -i "$d/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 15 >"$d/report-dso.txt" || true
+    perf report -i "$d/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 80 >"$d/report-symbols.txt" || true
+    perf report -i "$d/perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+        grep -v '^#' | grep -v '^$' | head -n 80 >"$d/report-children.txt" || true
+}
+
+if [ -n "$PERF_DIR" ]; then
+    if command -v perf >/dev/null 2>&1; then
+        mkdir -p "$PERF_DIR"
+        : >"$PERF_DIR/summary.txt"
+        say "== profiles (perf stat + perf record -g), keep-alive shape, $DURATION s each (not scored)"
+        profile vrrplb
+        profile haproxy
+        say "   $PERF_DIR/summary.txt, $PERF_DIR/{vrrplb,haproxy}/report-*.txt"
+    else
+        warn "--perf: perf is not installed (apt-get install linux-perf); no profile"
+    fi
+fi
+
+# --- the report -------------------------------------------------------------------------------
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
+HAPROXY_V=$(haproxy -v 2>/dev/null | awk 'NR == 1 {print $3}')
+KEEPALIVED_V=$(keepalived -v 2>&1 | awk 'NR == 1 {print $2}')
+NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
+VRRPLB_V=$("$BIN" --version 2>/dev/null | awk '{print $2}')
+GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ] || GIT_REV+=+dirty
+THREADS_V=$(awk -F'\t' '$1 == "proxy" && $2 == "vrrplb" {print $11; exit}' "$RAW")
+THREADS_A=$(awk -F'\t' '$1 == "proxy" && $2 == "anchor" {print $11; exit}' "$RAW")
+ERRORS=$(awk -F'\t' '$1 == "proxy" && $10 > 0 {printf "%s %s round %s: %s; ", $2, $3, $4, $10}' "$RAW")
+
+report() {
+    say "## Results"
+    say ""
+    say "$(date -u '+%Y-%m-%d %H:%M UTC'), \`deploy/bench.sh$([ $QUICK = 1 ] && echo " --quick")\`, $(($(date +%s) - T_START)) s."
+    say "Machine: $(nproc) CPU(s), $CPU_MODEL, Linux $(uname -r), load average $LOAD_BEFORE before, $LOAD_AFTER after."
+    say "vrrplb $VRRPLB_V ($GIT_REV), HAProxy $HAPROXY_V, keepalived $KEEPALIVED_V, nginx $NGINX_V, wrk -t1 -c32."
+    say "Proxy: $PIN_NOTE; $DURATION s per run after a $WARM s warm-up, $ROUNDS round(s), order swapped each round; threads in the balancer process: vrrplb ${THREADS_V:-?}, HAProxy ${THREADS_A:-?}."
+    say "Failover: $REPS repetition(s) per implementation; idle: ${IDLE} s on the master box."
+    say "Anchor: HAProxy for the proxy rows, keepalived + HAProxy for the failover and idle rows."
+    say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor must be ≥ 1 or ≤ 1."
+    say "CPU figures come from /proc/PID/stat (utime + stime, all threads) in ticks of $((1000 / HZ)) ms; RSS and PSS are summed over the box's processes (vrrplb: 1; keepalived parent + VRRP child + HAProxy: 3)."
+    [ -z "$ERRORS" ] || say "wrk errors (socket errors + non-2xx): $ERRORS"
+    [ "$FAILURES" = 0 ] || say "**$FAILURES measurement(s) failed; see the script's output.**"
+    say ""
+    table
+    say ""
+    say "<details><summary>Raw measurements</summary>"
+    say ""
+    say '```'
+    say "# proxy    impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads"
+    say "# failover impl scenario rep outage_ms"
+    say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"
+    cat "$RAW"
+    say '```'
+    say ""
+    say "</details>"
+}
+say ""
+report | tee "$WORK/report.md"
+if [ -n "$OUT" ]; then
+    {
+        say "# vrrplb benchmark: vrrplb vs HAProxy 2.6 and keepalived"
+        say ""
+        say "Written by \`deploy/bench.sh\` (see the README, section Benchmarks). Figures from a shared"
+        say "or busy machine are noisy: compare the two columns of one run, not runs with each other."
+        say ""
+        cat "$WORK/report.md"
+    } >"$OUT"
+    say ""
+    say "== written to $OUT"
+fi
+[ "$FAILURES" = 0 ] || die "$FAILURES measurement(s) failed"

@@ -1,0 +1,113 @@
+//! `deploy/bench.sh --quick` works end to end: it builds its lab, measures vrrplb against
+//! HAProxy 2.6 and keepalived + HAProxy, prints the results table and removes everything.
+//! No figure is asserted (the machine is shared); only that every row is there, within time.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
+/// The quick run takes about 100 s on an idle 2-CPU machine.
+const LIMIT: Duration = Duration::from_secs(180);
+
+#[test]
+fn bench_script_quick_mode_prints_the_table() {
+    let test = "bench_script_quick_mode_prints_the_table";
+    if !testkit::require_root(test) {
+        return;
+    }
+    for tool in ["haproxy", "keepalived", "nginx", "wrk", "curl", "taskset"] {
+        if !testkit::require_tool(test, tool) {
+            return;
+        }
+    }
+    let name = format!("vbt{}", std::process::id());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bench.sh");
+    let start = Instant::now();
+    // The test's own (debug) binary: building a release one from inside `cargo test` would
+    // wait on cargo's lock. --no-out: nothing is written into the repository.
+    let mut child = Command::new("bash")
+        .args([
+            script,
+            "--quick",
+            "--no-install",
+            "--no-out",
+            "--name",
+            &name,
+            "--bin",
+            BIN,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run deploy/bench.sh");
+    let pid = child.id();
+    // A watchdog: SIGTERM (the script cleans up), then SIGKILL, by the PID we started.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(LIMIT).is_err() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            if done_rx.recv_timeout(Duration::from_secs(20)).is_err() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read stdout");
+    let status = child.wait().expect("wait for bench.sh");
+    let _ = done_tx.send(());
+    let _ = watchdog.join();
+    let err = err_reader.join().unwrap_or_default();
+    let took = start.elapsed();
+    println!("{out}\n--- stderr ---\n{err}\n--- took {took:?}");
+
+    assert!(
+        took < LIMIT,
+        "bench.sh --quick took {took:?} (limit {LIMIT:?})"
+    );
+    assert!(status.success(), "bench.sh --quick failed: {status}\n{err}");
+    for row in [
+        "| figure | vrrplb | anchor",
+        "| small, keep-alive (32 conns): requests/s |",
+        "| small, new connection per request: CPU s per 1000 requests |",
+        "| 100 KB, keep-alive (32 conns): p99 latency, ms |",
+        "| failover, SIGKILL + link down of the master: client outage, ms |",
+        "| failback, the master returns and preempts: client outage, ms |",
+        "| graceful stop (SIGTERM) of the master: client outage, ms |",
+        "| idle master box: RSS, MB (sum over processes) |",
+    ] {
+        assert!(out.contains(row), "the table has no row {row:?}:\n{out}");
+    }
+    // Every figure was measured: no empty cell in the vrrplb and anchor columns.
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.contains("figure"))
+    {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        assert!(
+            cells.len() >= 4 && cells[2] != "-" && cells[3] != "-",
+            "a figure is missing: {line}"
+        );
+    }
+    // The lab is gone.
+    assert!(
+        testkit::namespaces_with_prefix(&name).is_empty(),
+        "bench.sh left namespaces {name}-*"
+    );
+}
