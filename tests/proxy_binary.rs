@@ -181,3 +181,153 @@ fn binary_balances_rewrites_headers_logs_and_fails_over() {
     assert_eq!(status, 503);
     assert!(body.contains("vrrplb-test maintenance page"), "{body}");
 }
+
+/// Sends raw bytes on a fresh connection and reads until the server closes (bounded).
+fn raw(port: u16, bytes: &[u8], wait: Duration) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(wait));
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn binary_routes_strips_redirects_persists_and_answers_errors_from_yaml() {
+    let dir = TempDir::new("proxy-bin-http");
+    let (site, app1a, app1b) = (
+        Backend::start("127.0.0.1:0", "site"),
+        Backend::start("127.0.0.1:0", "app1a"),
+        Backend::start("127.0.0.1:0", "app1b"),
+    );
+    // A server that accepts and never answers: 504 at timeouts.server.
+    let mute = TcpListener::bind("127.0.0.1:0").expect("mute");
+    let mute_addr = mute.local_addr().expect("addr");
+    let port = free_port();
+    let cfg = [
+        "global:".to_owned(),
+        "  log: { target: stderr }".to_owned(),
+        format!("  control_socket: {}", dir.join("ctl.sock").display()),
+        "frontends:".to_owned(),
+        "  - name: www".to_owned(),
+        format!("    bind: [\"127.0.0.1:{port}\"]"),
+        "    timeouts: { http_request: 1s }".to_owned(),
+        "    routes:".to_owned(),
+        "      - { match: { host: \"*.example.test\", path_prefix: /slow }, backend: mute }"
+            .to_owned(),
+        "      - { match: { path_prefix: /app1/ }, backend: app1, strip_prefix: true }".to_owned(),
+        "      - { match: { host: site.example.test }, backend: site }".to_owned(),
+        "backends:".to_owned(),
+        "  - name: site".to_owned(),
+        format!("    servers: [{{ name: s1, address: \"{}\" }}]", site.addr),
+        "  - name: app1".to_owned(),
+        "    cookie: { name: SRV, indirect: true, nocache: true }".to_owned(),
+        format!(
+            "    servers: [{{ name: a, address: \"{}\" }}, {{ name: b, address: \"{}\" }}]",
+            app1a.addr, app1b.addr
+        ),
+        "  - name: mute".to_owned(),
+        "    timeouts: { server: 700ms }".to_owned(),
+        format!("    servers: [{{ name: m, address: \"{mute_addr}\" }}]"),
+    ]
+    .join("\n");
+    let d = Daemon::start(&dir, &cfg);
+    let req = |path: &str, host: &str, extra: &str| {
+        raw(
+            port,
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n")
+                .as_bytes(),
+            Duration::from_secs(3),
+        )
+    };
+    assert!(
+        testkit::wait_until(Duration::from_secs(10), || req(
+            "/",
+            "site.example.test",
+            ""
+        )
+        .contains("200 OK")),
+        "never served:\n{}",
+        d.log()
+    );
+
+    // Host routing (case-insensitive, port ignored); no route and no default: 503.
+    assert!(req("/x", "SITE.example.test:8080", "").contains("\r\n\r\nsite\n"));
+    assert!(req("/x", "other.test", "").starts_with("HTTP/1.1 503"));
+
+    // Path prefix with strip: the backend sees /x?q; the bare prefix is redirected.
+    let r = req("/app1/x?q=1", "any.test", "");
+    assert!(r.contains("GET /x?q=1 HTTP/1.1"), "{r}");
+    let r = req("/app1?lang=fr", "any.test", "");
+    assert!(
+        r.starts_with("HTTP/1.1 301")
+            && r.to_ascii_lowercase().contains("location: /app1/?lang=fr"),
+        "{r}"
+    );
+
+    // Cookie persistence: inserted once, then honoured; removed before the server (indirect).
+    let r = req("/app1/", "any.test", "");
+    let lower = r.to_ascii_lowercase();
+    let set = lower
+        .lines()
+        .find(|l| l.starts_with("set-cookie: srv="))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(set.contains("path=/"), "{r}");
+    assert!(lower.contains("cache-control: private"), "nocache: {r}");
+    let value = set
+        .trim_start_matches("set-cookie: srv=")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let server = if value == "a" { "app1a" } else { "app1b" };
+    for _ in 0..6 {
+        let r = req(
+            "/app1/",
+            "any.test",
+            &format!("Cookie: SRV={value}; theme=dark\r\n"),
+        );
+        assert!(
+            r.contains(&format!("\r\n\r\n{server}\n")),
+            "persistence broken: {r}"
+        );
+        assert!(
+            !r.to_ascii_lowercase().contains("srv="),
+            "cookie reached the server or was re-set: {r}"
+        );
+        assert!(r.contains("theme=dark"), "other cookies must pass: {r}");
+    }
+
+    // 504 from a server that never answers, at timeouts.server.
+    let t = std::time::Instant::now();
+    let r = req("/slow", "a.example.test", "");
+    assert!(r.starts_with("HTTP/1.1 504"), "{r}");
+    println!("504 after {:?} (timeouts.server 700ms)", t.elapsed());
+
+    // Slowloris: headers never finished within http_request (1 s) → 408, then close.
+    let t = std::time::Instant::now();
+    let r = raw(
+        port,
+        b"GET / HTTP/1.1\r\nHost: site.example.test\r\nX-Slow: ",
+        Duration::from_secs(5),
+    );
+    assert!(r.starts_with("HTTP/1.1 408"), "{r}");
+    println!("408 after {:?} (http_request 1s)", t.elapsed());
+
+    // A malformed request: 400 and the connection closes.
+    let r = raw(port, b"NOT A REQUEST\r\n\r\n", Duration::from_secs(3));
+    assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+
+    // Every exchange left an access-log line; the 503 and 408 carry HAProxy's flags.
+    let log = d.log();
+    assert!(
+        log.contains(" www www/<NOSRV> ") || log.contains("<NOSRV>"),
+        "{log}"
+    );
+    assert!(log.contains("SC--"), "{log}");
+    assert!(log.contains("cR--"), "{log}");
+    drop(mute);
+}
