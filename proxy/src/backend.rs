@@ -17,8 +17,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::balance::{self, Candidate, SmoothRoundRobin};
 use crate::config::{BackendConfig, Balance, ServerConfig};
+use crate::connector::Upstream;
 use crate::cookie::CookiePolicy;
-use crate::forward::Upstream;
 use crate::probe::ProbeResult;
 
 /// Servers of a backend that can take requests, published for `require_available`, the
@@ -125,7 +125,7 @@ impl Backend {
             .map(|s| Server {
                 name: s.name.as_str().into(),
                 authority: authority_of(s),
-                upstream: Upstream::new(&cfg.timeouts),
+                upstream: Upstream::new(s.addr, &cfg.timeouts),
                 cfg: s.clone(),
                 up: AtomicBool::new(true),
                 inflight: AtomicUsize::new(0),

@@ -1,107 +1,204 @@
-//! The connector of the pooled server clients: hyper-util's `HttpConnector`, with each
-//! connection stamped with the time it was made. hyper does not say whether a request went
-//! out on a reused pooled connection; the stamp does, and that decides whether a request
-//! that got no response at all may be sent again (RFC 9112 §9.3.1: a client may retry an
-//! idempotent request that failed on a reused connection, the classic race where the
-//! server closed an idle connection as we picked it; a fresh connection that dies without
-//! an answer is a real failure, and replaying it could take a second server down).
+//! Connections to one server: a pool of idle HTTP/1 connections (hyper's low-level client,
+//! one task per connection) and the TCP connect with the `connect` timeout.
+//!
+//! Knowing whether a request goes out on a reused pooled connection decides whether a
+//! request that got no response at all may be sent again (RFC 9112 §9.3.1: a client may
+//! retry an idempotent request that failed on a reused connection, the classic race where
+//! the server closed an idle connection as we picked it; a fresh connection that dies
+//! without an answer is a real failure, and replaying it could take a second server down).
+//!
+//! The pool is a stack (the most recently used connection goes out first, so the others age
+//! out). A connection goes back when its response body ended cleanly; one whose exchange
+//! ended otherwise is dropped, and hyper closes it. Idle connections older than
+//! `server_idle` are closed by a reaper task that runs only while the pool holds some
+//! (lb.md §7), and never handed out. [`Upstream::reset`] (server DOWN, or a reused
+//! connection found dead) closes the idle ones and keeps connections in use from coming back.
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
-use http::Uri;
-use hyper::rt::{Read, ReadBufCursor, Write};
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tower_service::Service;
 
-/// When a server connection was established (found in `Connected::get_extras`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Born(pub Instant);
+use crate::config::BackendTimeouts;
+use crate::forward::RequestBody;
 
-/// A server connection carrying its [`Born`] stamp.
-pub(crate) struct Stamped {
-    inner: TokioIo<TcpStream>,
-    born: Instant,
+pub(crate) type Sender = http1::SendRequest<RequestBody>;
+
+/// A connection to a server, out of the pool for one exchange.
+pub(crate) struct PooledConn {
+    pub(crate) tx: Sender,
+    /// It served an earlier exchange (it came from the pool).
+    pub(crate) reused: bool,
+    generation: u64,
 }
 
-impl Connection for Stamped {
-    fn connected(&self) -> Connected {
-        self.inner.connected().extra(Born(self.born))
-    }
+struct Idle {
+    tx: Sender,
+    since: Instant,
+    generation: u64,
 }
 
-impl Read for Stamped {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
+#[derive(Default)]
+struct PoolState {
+    /// Oldest first; the last one is handed out first.
+    idle: Vec<Idle>,
+    generation: u64,
+    reaper: bool,
 }
 
-impl Write for Stamped {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+/// Why no connection could be made.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Timeout,
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Timeout => f.write_str("connect timeout"),
+            ConnectError::Io(e) => write!(f, "{e}"),
+        }
     }
 }
 
-type ConnectError = <HttpConnector as Service<Uri>>::Error;
+/// The connections of one server.
+pub(crate) struct Upstream {
+    addr: SocketAddr,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    state: Arc<Mutex<PoolState>>,
+}
 
-/// `HttpConnector` that returns [`Stamped`] connections.
-#[derive(Clone)]
-pub(crate) struct StampingConnector(pub HttpConnector);
-
-impl Service<Uri> for StampingConnector {
-    type Response = Stamped;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Stamped, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+impl Upstream {
+    pub(crate) fn new(addr: SocketAddr, timeouts: &BackendTimeouts) -> Self {
+        Upstream {
+            addr,
+            connect_timeout: timeouts.connect,
+            idle_timeout: timeouts.server_idle,
+            state: Arc::default(),
+        }
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move {
-            let inner = connecting.await?;
-            Ok(Stamped {
-                inner,
-                born: Instant::now(),
-            })
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        lock(&self.state)
+    }
+
+    /// An idle pooled connection ready for a request, else a new one.
+    pub(crate) async fn checkout(&self) -> Result<PooledConn, ConnectError> {
+        loop {
+            let idle = {
+                let mut st = self.lock();
+                match st.idle.pop() {
+                    // The newest is expired: all are.
+                    Some(c) if c.since.elapsed() >= self.idle_timeout => {
+                        st.idle.clear();
+                        None
+                    }
+                    other => other,
+                }
+            };
+            let Some(mut c) = idle else { break };
+            if c.tx.is_closed() {
+                continue;
+            }
+            // A connection whose previous response just ended becomes ready as soon as its
+            // task has run; one the server closed fails here.
+            if c.tx.ready().await.is_ok() {
+                return Ok(PooledConn {
+                    tx: c.tx,
+                    reused: true,
+                    generation: c.generation,
+                });
+            }
+        }
+        self.connect().await
+    }
+
+    async fn connect(&self) -> Result<PooledConn, ConnectError> {
+        let generation = self.lock().generation;
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(ConnectError::Io(e)),
+                Err(_) => return Err(ConnectError::Timeout),
+            };
+        let _ = stream.set_nodelay(true);
+        let (tx, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+        let addr = self.addr;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(server = %addr, error = %e, "server connection error");
+            }
+        });
+        Ok(PooledConn {
+            tx,
+            reused: false,
+            generation,
         })
     }
+
+    /// Takes back a connection whose exchange ended cleanly.
+    pub(crate) fn put(&self, conn: PooledConn) {
+        if conn.tx.is_closed() {
+            return;
+        }
+        let mut st = self.lock();
+        if conn.generation != st.generation {
+            return;
+        }
+        st.idle.push(Idle {
+            tx: conn.tx,
+            since: Instant::now(),
+            generation: conn.generation,
+        });
+        if !st.reaper {
+            st.reaper = true;
+            drop(st);
+            tokio::spawn(reap(Arc::downgrade(&self.state), self.idle_timeout));
+        }
+    }
+
+    /// Closes the idle connections; connections in use are closed when their exchange ends.
+    pub(crate) fn reset(&self) {
+        let mut st = self.lock();
+        st.generation += 1;
+        st.idle.clear();
+    }
 }
 
-/// Whether the captured connection existed before `since` (it came from the pool).
-pub(crate) fn was_reused(connected: Option<&Connected>, since: Instant) -> bool {
-    let Some(c) = connected else { return false };
-    let mut ext = http::Extensions::new();
-    c.get_extras(&mut ext);
-    ext.get::<Born>().is_some_and(|b| b.0 < since)
+fn lock(state: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes idle connections once they are `timeout` old; ends when the pool is empty.
+async fn reap(state: Weak<Mutex<PoolState>>, timeout: Duration) {
+    loop {
+        let next = {
+            let Some(state) = state.upgrade() else { return };
+            let mut st = lock(&state);
+            let now = Instant::now();
+            let expired = st
+                .idle
+                .iter()
+                .take_while(|c| now.duration_since(c.since) >= timeout)
+                .count();
+            st.idle.drain(..expired);
+            match st.idle.first() {
+                Some(c) => c.since + timeout,
+                None => {
+                    st.reaper = false;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next.into()).await;
+    }
 }

@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 use crate::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
 use crate::backend::{Backend, Slot};
 use crate::conn::RequestGuard;
+use crate::connector::PooledConn;
 use crate::frontend::Frontend;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -111,6 +112,8 @@ pub struct ResponseBody {
     progressed: bool,
     exchange: Option<Box<Exchange>>,
     slot: Option<Slot>,
+    /// The server connection, back to the pool when the body ends cleanly.
+    conn: Option<PooledConn>,
     guard: Option<RequestGuard>,
     bytes: u64,
 }
@@ -129,6 +132,7 @@ impl ResponseBody {
             progressed: true,
             exchange: Some(exchange),
             slot: None,
+            conn: None,
             guard: Some(guard),
             bytes: head,
         }
@@ -139,6 +143,7 @@ impl ResponseBody {
         server_timeout: Duration,
         head: u64,
         slot: Slot,
+        conn: PooledConn,
         exchange: Box<Exchange>,
         guard: RequestGuard,
     ) -> Self {
@@ -149,12 +154,18 @@ impl ResponseBody {
             progressed: true,
             exchange: Some(exchange),
             slot: Some(slot),
+            conn: Some(conn),
             guard: Some(guard),
             bytes: head,
         }
     }
 
     fn end(&mut self, cause: Option<(TermCause, TermPhase)>) {
+        if let (Some(conn), Some(slot)) = (self.conn.take(), &self.slot) {
+            if cause.is_none() {
+                slot.server().upstream.put(conn);
+            }
+        }
         self.slot = None;
         if let Some(mut ex) = self.exchange.take() {
             if let Some((c, p)) = cause {

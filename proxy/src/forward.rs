@@ -1,5 +1,6 @@
-//! Sending a request to a server (lb.md §6): one pooled hyper client per server, retries on
-//! connect failures, redispatch on the last attempt, `connect`/`server` timeouts.
+//! Sending a request to a server (lb.md §6): a connection from the server's pool
+//! (connector.rs), retries on connect failures, redispatch on the last attempt,
+//! `connect`/`server` timeouts.
 //!
 //! A request body is replayable only while no byte of it has been handed to a connection:
 //! [`RequestBody`] takes the client's body out of a shared slot on its first poll, so after a
@@ -10,69 +11,21 @@ use std::error::Error as StdError;
 use std::future::Future as _;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, Uri, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::connect::{capture_connection, HttpConnector};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Sleep;
 
 use crate::backend::{Acquire, Backend, Slot};
-use crate::config::BackendTimeouts;
-use crate::connector::{was_reused, StampingConnector};
+use crate::connector::{ConnectError, PooledConn};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
-type HttpClient = Client<StampingConnector, RequestBody>;
-
-/// The pooled client of one server. Replaced (dropping its idle connections) when the server
-/// goes DOWN.
-pub(crate) struct Upstream {
-    client: RwLock<HttpClient>,
-    timeouts: BackendTimeouts,
-}
-
-impl Upstream {
-    pub(crate) fn new(timeouts: &BackendTimeouts) -> Self {
-        Upstream {
-            client: RwLock::new(build_client(timeouts)),
-            timeouts: *timeouts,
-        }
-    }
-
-    fn client(&self) -> HttpClient {
-        match self.client.read() {
-            Ok(c) => c.clone(),
-            Err(e) => e.into_inner().clone(),
-        }
-    }
-
-    pub(crate) fn reset(&self) {
-        let fresh = build_client(&self.timeouts);
-        match self.client.write() {
-            Ok(mut c) => *c = fresh,
-            Err(e) => *e.into_inner() = fresh,
-        }
-    }
-}
-
-fn build_client(t: &BackendTimeouts) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(t.connect));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(t.server_idle)
-        .pool_timer(TokioTimer::new())
-        .retry_canceled_requests(true)
-        .set_host(false)
-        .build(StampingConnector(connector))
-}
 
 /// The client's request body on its way to a server, with the `client` inactivity timeout.
 pub(crate) struct RequestBody {
@@ -244,13 +197,14 @@ pub(crate) struct Outgoing {
     pub client_ip: IpAddr,
 }
 
-fn build_request(out: &Outgoing, server: &crate::backend::Server) -> Option<Request<RequestBody>> {
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(server.authority.clone())
-        .path_and_query(out.path_and_query.clone())
-        .build()
-        .ok()?;
+fn build_request(out: &Outgoing, server: &crate::backend::Server) -> Request<RequestBody> {
+    // Origin form (`/path?query`), as a client talking to the server directly sends it;
+    // CONNECT names an authority.
+    let uri = if out.parts.method == Method::CONNECT {
+        Uri::from(server.authority.clone())
+    } else {
+        Uri::from(out.path_and_query.clone())
+    };
     let mut req = Request::new(RequestBody::new(&out.body));
     *req.method_mut() = out.parts.method.clone();
     *req.uri_mut() = uri;
@@ -259,20 +213,7 @@ fn build_request(out: &Outgoing, server: &crate::backend::Server) -> Option<Requ
         _ => Version::HTTP_11,
     };
     *req.headers_mut() = out.parts.headers.clone();
-    Some(req)
-}
-
-fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
+    req
 }
 
 fn idempotent(m: &http::Method) -> bool {
@@ -311,13 +252,14 @@ fn is_empty_response(e: &(dyn StdError + 'static)) -> bool {
 }
 
 /// Sends `out` through `slot`'s server, retrying connect failures (lb.md §6). Returns the
-/// response with the slot it occupies (kept until the response body ends).
+/// response with the slot it occupies and the connection it came on (both kept until the
+/// response body ends).
 pub(crate) async fn forward(
     backend: &Arc<Backend>,
     mut slot: Slot,
     out: &Outgoing,
     stats: &mut Attempts,
-) -> Result<(Response<Incoming>, Slot), ForwardError> {
+) -> Result<(Response<Incoming>, Slot, PooledConn), ForwardError> {
     let cfg = &backend.cfg;
     let attempts = cfg.retries.saturating_add(1);
     let started = Instant::now();
@@ -355,51 +297,58 @@ pub(crate) async fn forward(
             }
         }
         let server = slot.server();
-        let Some(mut req) = build_request(out, server) else {
-            return Err(ForwardError::BadResponse);
-        };
-        let mut capture = capture_connection(&mut req);
-        let attempt_start = Instant::now();
-        let client = server.upstream.client();
-        let mut response = client.request(req);
-        let early = tokio::select! {
-            biased;
-            r = &mut response => Some(r),
-            _ = capture.wait_for_connection_metadata() => None,
-        };
-        let result = match early {
-            Some(r) => Ok(r),
-            None => {
-                stats.connect = Some(started.elapsed());
-                let connected = Instant::now();
-                let r = tokio::time::timeout(cfg.timeouts.server, &mut response).await;
-                stats.response = Some(connected.elapsed());
-                r
-            }
-        };
-        match result {
-            Ok(Ok(resp)) => {
-                if stats.connect.is_none() {
-                    stats.connect = Some(attempt_start.duration_since(started));
+        let mut req = build_request(out, server);
+        // A request the connection never took (it was closing as we picked it) goes out on
+        // another one (hyper-util's `retry_canceled_requests`); not a retry.
+        let (result, conn) = loop {
+            let mut conn = match server.upstream.checkout().await {
+                Ok(c) => c,
+                Err(e) => break (Err(e), None),
+            };
+            stats.connect = Some(started.elapsed());
+            let connected = Instant::now();
+            let sent = conn.tx.try_send_request(req);
+            match tokio::time::timeout(cfg.timeouts.server, sent).await {
+                Ok(Err(mut e)) if conn.reused => match e.take_message() {
+                    Some(r) => {
+                        req = r;
+                        continue;
+                    }
+                    None => {
+                        stats.response = Some(connected.elapsed());
+                        break (Ok(Ok(Err(e.into_error()))), Some(conn));
+                    }
+                },
+                r => {
+                    stats.response = Some(connected.elapsed());
+                    let r = r.map(|r| r.map_err(|e| e.into_error()));
+                    break (Ok(r), Some(conn));
                 }
-                return Ok((resp, slot));
             }
-            Ok(Err(e)) => {
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
                 if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
                     return Err(ForwardError::Client(f));
                 }
-                if e.is_connect() {
-                    last_timeout = is_timeout(&e);
-                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
-                    attempt += 1;
-                    continue;
+                last_timeout = matches!(e, ConnectError::Timeout);
+                tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                attempt += 1;
+                continue;
+            }
+        };
+        let reused = conn.as_ref().is_some_and(|c| c.reused);
+        match (result, conn) {
+            (Ok(Ok(resp)), Some(conn)) => return Ok((resp, slot, conn)),
+            (Ok(Ok(_)), None) => return Err(ForwardError::BadResponse),
+            (Ok(Err(e)), _) => {
+                if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
+                    return Err(ForwardError::Client(f));
                 }
                 let empty =
                     out.body.is_none() && idempotent(&out.parts.method) && is_empty_response(&e);
-                if empty
-                    && !replayed
-                    && was_reused(capture.connection_metadata().as_ref(), attempt_start)
-                {
+                if empty && !replayed && reused {
                     replayed = true;
                     replay_now = true;
                     // The server closed this idle connection; the pool's other idle ones are
@@ -417,7 +366,7 @@ pub(crate) async fn forward(
                 tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "bad response");
                 return Err(ForwardError::BadResponse);
             }
-            Err(_) => return Err(ForwardError::ServerTimeout),
+            (Err(_), _) => return Err(ForwardError::ServerTimeout),
         }
     }
     stats.connect = Some(started.elapsed());

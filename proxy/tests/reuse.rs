@@ -19,6 +19,8 @@ struct Scripted {
     addr: std::net::SocketAddr,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// Connections the proxy closed (end of stream seen while waiting for a request).
+    closed: Arc<AtomicUsize>,
 }
 
 async fn scripted(answered: usize, reset: bool) -> Scripted {
@@ -26,18 +28,23 @@ async fn scripted(answered: usize, reset: bool) -> Scripted {
     let addr = l.local_addr().expect("addr");
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (c2, r2) = (connections.clone(), requests.clone());
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (c2, r2, x2) = (connections.clone(), requests.clone(), closed.clone());
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             c2.fetch_add(1, Ordering::SeqCst);
             let r3 = r2.clone();
+            let x3 = x2.clone();
             tokio::spawn(async move {
                 let mut served = 0;
                 let mut buf = Vec::new();
                 loop {
                     let mut chunk = [0u8; 4096];
                     let n = match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => {
+                            x3.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
                         Ok(n) => n,
                     };
                     buf.extend_from_slice(&chunk[..n]);
@@ -68,6 +75,7 @@ async fn scripted(answered: usize, reset: bool) -> Scripted {
         addr,
         connections,
         requests,
+        closed,
     }
 }
 
@@ -130,4 +138,44 @@ async fn post_on_a_reused_connection_that_died_is_not_sent_again() {
         2,
         "a POST was replayed"
     );
+}
+
+#[tokio::test]
+async fn keep_alive_requests_share_one_server_connection() {
+    let srv = scripted(usize::MAX, false).await;
+    let run = start(vec![frontend(vec![], Some("web"))], vec![backend_of(&srv)]);
+    let c = client();
+    for i in 0..5 {
+        assert_eq!(get(&c, &format!("{}/{i}", run.base)).await.status, 200);
+    }
+    assert_eq!(srv.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        srv.connections.load(Ordering::SeqCst),
+        1,
+        "one pooled server connection serves them all"
+    );
+}
+
+#[tokio::test]
+async fn idle_server_connections_are_closed_after_server_idle() {
+    // lb.md §7: pooled connections idle longer than `server_idle` are closed (before the
+    // server's own keep-alive timeout closes them under a request).
+    let srv = scripted(usize::MAX, false).await;
+    let mut b = backend_of(&srv);
+    b.timeouts.server_idle = Duration::from_millis(150);
+    let run = start(vec![frontend(vec![], Some("web"))], vec![b]);
+    let c = client();
+    assert_eq!(get(&c, &format!("{}/a", run.base)).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(srv.closed.load(Ordering::SeqCst), 0, "closed too early");
+    let closed = srv.closed.clone();
+    eventually(
+        "the idle connection is closed",
+        Duration::from_secs(2),
+        || closed.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+    // The next request gets a fresh connection.
+    assert_eq!(get(&c, &format!("{}/b", run.base)).await.status, 200);
+    assert_eq!(srv.connections.load(Ordering::SeqCst), 2);
 }
