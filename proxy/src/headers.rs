@@ -13,7 +13,8 @@
 use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 
 /// `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` (not in `http::header`).
@@ -46,29 +47,67 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
+const HAS_CONNECTION: u8 = 1;
+const HAS_UPGRADE: u8 = 2;
+const HAS_OTHER: u8 = 4;
+
+/// Which hop-by-hop fields the map holds, in one pass over its names (most messages have none
+/// but `Connection`, and a removal costs a hash lookup each).
+fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
+    let mut found = 0;
+    for name in headers.keys() {
+        found |= if *name == header::CONNECTION {
+            HAS_CONNECTION
+        } else if *name == header::UPGRADE {
+            HAS_UPGRADE
+        } else if *name == header::TE
+            || *name == header::TRANSFER_ENCODING
+            || *name == PROXY_CONNECTION
+            || *name == KEEP_ALIVE
+        {
+            HAS_OTHER
+        } else {
+            0
+        };
+    }
+    found
+}
+
 /// RFC 9110 §7.6.1: drop `Connection`, every field it names, and the fixed hop-by-hop list.
 /// With `keep_upgrade`, the `Upgrade` field survives and `Connection` becomes `upgrade`.
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = tokens(headers, &header::CONNECTION)
-        .filter_map(|t| HeaderName::from_bytes(t).ok())
-        // `Connection: host` would make the server see a different request than the one we
-        // routed (routing read Host), so Host is never removed this way.
-        .filter(|n| *n != header::HOST)
-        .collect();
-    for name in &named {
-        if keep_upgrade && *name == header::UPGRADE {
-            continue;
+    let found = hop_by_hop_present(headers);
+    if found & HAS_CONNECTION != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for t in tokens(headers, &header::CONNECTION) {
+            // `Connection: keep-alive`, the usual value, names a field of the fixed list.
+            if t.eq_ignore_ascii_case(b"keep-alive") {
+                continue;
+            }
+            match HeaderName::from_bytes(t) {
+                // `Connection: host` would make the server see a different request than the
+                // one we routed (routing read Host), so Host is never removed this way.
+                Ok(n) if n != header::HOST => named.push(n),
+                _ => {}
+            }
         }
-        headers.remove(name);
+        for name in &named {
+            if keep_upgrade && *name == header::UPGRADE {
+                continue;
+            }
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
     }
-    headers.remove(header::CONNECTION);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(KEEP_ALIVE);
-    headers.remove(header::TE);
-    headers.remove(header::TRANSFER_ENCODING);
+    if found & HAS_OTHER != 0 {
+        headers.remove(PROXY_CONNECTION);
+        headers.remove(KEEP_ALIVE);
+        headers.remove(header::TE);
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if found & HAS_UPGRADE != 0 {
         headers.remove(header::UPGRADE);
     }
 }
@@ -103,36 +142,108 @@ pub fn remove_hop_by_hop_response(
 /// An IPv4-mapped IPv6 peer (dual-stack listener) is written as plain IPv4; IPv6 is written
 /// without brackets, as applications expect a bare address in these headers.
 pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
-    let ip = client.to_canonical().to_string();
-    let mut xff: Vec<u8> = Vec::with_capacity(64);
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        let v = value.as_bytes().trim_ascii();
-        if v.is_empty() {
-            continue;
+    let mut ip = IpText::default();
+    ip.write(client.to_canonical());
+    let ip = ip.as_bytes();
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(e) => {
+            e.insert(ip_value(ip));
         }
-        if !xff.is_empty() {
-            xff.extend_from_slice(b", ");
+        Entry::Occupied(mut e) => {
+            let mut xff: Vec<u8> = Vec::with_capacity(64);
+            for value in e.iter() {
+                let v = value.as_bytes().trim_ascii();
+                if v.is_empty() {
+                    continue;
+                }
+                if !xff.is_empty() {
+                    xff.extend_from_slice(b", ");
+                }
+                xff.extend_from_slice(v);
+            }
+            if !xff.is_empty() {
+                xff.extend_from_slice(b", ");
+            }
+            xff.extend_from_slice(ip);
+            // Every piece came from a valid header value or an IP literal, so this only fails
+            // if the map held something hyper would not have parsed; fall back to our address
+            // alone.
+            let value =
+                HeaderValue::from_maybe_shared(Bytes::from(xff)).unwrap_or_else(|_| ip_value(ip));
+            e.insert(value);
         }
-        xff.extend_from_slice(v);
     }
-    if !xff.is_empty() {
-        xff.extend_from_slice(b", ");
-    }
-    xff.extend_from_slice(ip.as_bytes());
-    // Every piece came from a valid header value or an IP literal, so this only fails if the
-    // map held something hyper would not have parsed; fall back to our address alone.
-    let value = HeaderValue::from_bytes(&xff)
-        .or_else(|_| HeaderValue::from_str(&ip))
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    headers.insert(X_FORWARDED_FOR, value);
 
     let proto = if tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert(X_FORWARDED_HOST, host);
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        if let Entry::Vacant(e) = headers.entry(X_FORWARDED_HOST) {
+            e.insert(host);
         }
+    }
+}
+
+fn ip_value(ip: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// An IP address as text without going through `fmt` (IPv4 by hand, the common case).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    fn write(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b'.');
+                    }
+                    if octet >= 100 {
+                        self.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.push(b'0' + octet / 10 % 10);
+                    }
+                    self.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(self, "{v6}");
+            }
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if self.len < self.buf.len() {
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            self.push(b);
+        }
+        Ok(())
     }
 }
 
@@ -184,7 +295,12 @@ impl Variable {
     fn write(self, out: &mut String, conn: &ConnInfo) {
         // Writing to a String cannot fail.
         let _ = match self {
-            Self::Src => write!(out, "{}", conn.src.ip().to_canonical()),
+            Self::Src => {
+                let mut ip = IpText::default();
+                ip.write(conn.src.ip().to_canonical());
+                out.push_str(std::str::from_utf8(ip.as_bytes()).unwrap_or(""));
+                Ok(())
+            }
             Self::SrcPort => write!(out, "{}", conn.src.port()),
             Self::Dst => write!(out, "{}", conn.dst.ip().to_canonical()),
             Self::DstPort => write!(out, "{}", conn.dst.port()),
@@ -427,6 +543,41 @@ mod tests {
         remove_hop_by_hop_response(&mut h, StatusCode::OK, false);
         assert_eq!(h.len(), 1);
         assert!(h.get("content-type").is_some());
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.168.1.20",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let mut t = IpText::default();
+            t.write(ip);
+            assert_eq!(t.as_bytes(), ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn connection_naming_only_keep_alive_or_nothing_hop_by_hop() {
+        let mut h = map(&[
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("a", "1"),
+        ]);
+        remove_hop_by_hop_request(&mut h);
+        assert_eq!(h.len(), 1);
+        let mut h = map(&[("host", "x"), ("accept", "*/*")]);
+        remove_hop_by_hop_request(&mut h);
+        assert_eq!(h.len(), 2);
+        let mut h = map(&[("upgrade", "h2c"), ("te", "trailers"), ("b", "2")]);
+        remove_hop_by_hop_request(&mut h);
+        assert_eq!(all(&h, "b"), ["2"]);
+        assert_eq!(h.len(), 1);
     }
 
     #[test]
