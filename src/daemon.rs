@@ -85,7 +85,10 @@ pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
         }
         return ExitCode::from(1);
     }
-    let runtime = match runtime_builder(cfg.file.global.threads).enable_all().build() {
+    let runtime = match runtime_builder(cfg.file.global.threads)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             error!("cannot start the async runtime: {e}");
