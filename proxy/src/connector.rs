@@ -1,5 +1,5 @@
-//! Connections to one server: a pool of idle HTTP/1 connections (hyper's low-level client,
-//! one task per connection) and the TCP connect with the `connect` timeout.
+//! Connections to one server: the TCP connect with the `connect` timeout and a pool of idle
+//! HTTP/1.1 connections.
 //!
 //! Knowing whether a request goes out on a reused pooled connection decides whether a
 //! request that got no response at all may be sent again (RFC 9112 §9.3.1: a client may
@@ -8,14 +8,18 @@
 //! without an answer is a real failure, and replaying it could take a second server down).
 //!
 //! The pool is a stack (the most recently used connection goes out first, so the others age
-//! out). A connection goes back when its response body ended cleanly; one whose exchange
-//! ended otherwise is dropped, and hyper closes it. Idle connections older than
-//! `server_idle` are closed by a reaper task that runs only while the pool holds some
-//! (lb.md §7), and never handed out. [`Upstream::reset`] (server DOWN, or a reused
-//! connection found dead) closes the idle ones and keeps connections in use from coming back.
+//! out) of plain sockets ([`RawConn`]). Requests without a body are exchanged on them
+//! directly (h1.rs); a request with a body lends the socket to hyper's client for one
+//! exchange ([`Upstream::lend`]), which gives it back when that exchange ended cleanly. A
+//! connection goes back to the pool only after a complete keep-alive response; any other
+//! end closes it. Idle connections older than `server_idle` are closed by a reaper task that
+//! runs only while the pool holds some (lb.md §7), and never handed out. [`Upstream::reset`]
+//! (server DOWN, or a reused connection found dead) closes the idle ones and keeps
+//! connections in use from coming back.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,29 +29,62 @@ use tokio::net::TcpStream;
 
 use crate::config::BackendTimeouts;
 use crate::forward::RequestBody;
+use crate::h1::RawConn;
 
-pub(crate) type Sender = http1::SendRequest<RequestBody>;
-
-/// A connection to a server, out of the pool for one exchange.
-pub(crate) struct PooledConn {
-    pub(crate) tx: Sender,
-    /// It served an earlier exchange (it came from the pool).
+/// A pooled connection lent to hyper's client for one request with a body.
+pub(crate) struct HyperConn {
+    pub(crate) tx: http1::SendRequest<RequestBody>,
     pub(crate) reused: bool,
-    generation: u64,
+    /// Set when the exchange ended cleanly on a keep-alive response: the connection task
+    /// then puts the socket back into the pool (once `tx` is dropped).
+    give_back: Arc<AtomicBool>,
 }
 
-struct Idle {
-    tx: Sender,
+impl HyperConn {
+    /// The response ended cleanly and allows another request on this connection.
+    pub(crate) fn release(self) {
+        self.give_back.store(true, Ordering::Release);
+    }
+}
+
+struct IdleRaw {
+    conn: RawConn,
     since: Instant,
-    generation: u64,
 }
 
 #[derive(Default)]
 struct PoolState {
     /// Oldest first; the last one is handed out first.
-    idle: Vec<Idle>,
+    idle: Vec<IdleRaw>,
     generation: u64,
     reaper: bool,
+}
+
+struct Pool {
+    idle_timeout: Duration,
+    state: Mutex<PoolState>,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn put(self: &Arc<Self>, conn: RawConn) {
+        let mut st = self.lock();
+        if conn.generation != st.generation {
+            return;
+        }
+        st.idle.push(IdleRaw {
+            conn,
+            since: Instant::now(),
+        });
+        if !st.reaper {
+            st.reaper = true;
+            drop(st);
+            tokio::spawn(reap(Arc::downgrade(self)));
+        }
+    }
 }
 
 /// Why no connection could be made.
@@ -70,8 +107,7 @@ impl std::fmt::Display for ConnectError {
 pub(crate) struct Upstream {
     addr: SocketAddr,
     connect_timeout: Duration,
-    idle_timeout: Duration,
-    state: Arc<Mutex<PoolState>>,
+    pool: Arc<Pool>,
 }
 
 impl Upstream {
@@ -79,48 +115,29 @@ impl Upstream {
         Upstream {
             addr,
             connect_timeout: timeouts.connect,
-            idle_timeout: timeouts.server_idle,
-            state: Arc::default(),
+            pool: Arc::new(Pool {
+                idle_timeout: timeouts.server_idle,
+                state: Mutex::default(),
+            }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        lock(&self.state)
-    }
-
-    /// An idle pooled connection ready for a request, else a new one.
-    pub(crate) async fn checkout(&self) -> Result<PooledConn, ConnectError> {
-        loop {
-            let idle = {
-                let mut st = self.lock();
-                match st.idle.pop() {
+    /// An idle pooled connection still open, else a new one.
+    pub(crate) async fn checkout(&self) -> Result<RawConn, ConnectError> {
+        let generation = {
+            let mut st = self.pool.lock();
+            while let Some(c) = st.idle.pop() {
+                if c.since.elapsed() >= self.pool.idle_timeout {
                     // The newest is expired: all are.
-                    Some(c) if c.since.elapsed() >= self.idle_timeout => {
-                        st.idle.clear();
-                        None
-                    }
-                    other => other,
+                    st.idle.clear();
+                    break;
                 }
-            };
-            let Some(mut c) = idle else { break };
-            if c.tx.is_closed() {
-                continue;
+                if c.conn.still_open() {
+                    return Ok(c.conn);
+                }
             }
-            // A connection whose previous response just ended becomes ready as soon as its
-            // task has run; one the server closed fails here.
-            if c.tx.ready().await.is_ok() {
-                return Ok(PooledConn {
-                    tx: c.tx,
-                    reused: true,
-                    generation: c.generation,
-                });
-            }
-        }
-        self.connect().await
-    }
-
-    async fn connect(&self) -> Result<PooledConn, ConnectError> {
-        let generation = self.lock().generation;
+            st.generation
+        };
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
                 Ok(Ok(s)) => s,
@@ -128,63 +145,60 @@ impl Upstream {
                 Err(_) => return Err(ConnectError::Timeout),
             };
         let _ = stream.set_nodelay(true);
-        let (tx, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
-        let addr = self.addr;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(server = %addr, error = %e, "server connection error");
-            }
-        });
-        Ok(PooledConn {
-            tx,
-            reused: false,
-            generation,
-        })
+        Ok(RawConn::new(stream, generation))
     }
 
-    /// Takes back a connection whose exchange ended cleanly.
-    pub(crate) fn put(&self, conn: PooledConn) {
-        if conn.tx.is_closed() {
-            return;
-        }
-        let mut st = self.lock();
-        if conn.generation != st.generation {
-            return;
-        }
-        st.idle.push(Idle {
-            tx: conn.tx,
-            since: Instant::now(),
-            generation: conn.generation,
+    /// Takes back a connection after a complete keep-alive response.
+    pub(crate) fn put(&self, conn: RawConn) {
+        self.pool.put(conn);
+    }
+
+    /// Hands a connection to hyper's client for one exchange; the socket comes back to the
+    /// pool when [`HyperConn::release`] was called and hyper finished cleanly with it.
+    pub(crate) async fn lend(&self, conn: RawConn) -> Result<HyperConn, ConnectError> {
+        let (io, reused, generation) = conn.into_parts();
+        let (tx, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| ConnectError::Io(io::Error::other(e)))?;
+        let give_back = Arc::new(AtomicBool::new(false));
+        let flag = give_back.clone();
+        let pool = self.pool.clone();
+        let addr = self.addr;
+        tokio::spawn(async move {
+            match connection.without_shutdown().await {
+                Ok(parts) if parts.read_buf.is_empty() && flag.load(Ordering::Acquire) => {
+                    let mut conn = RawConn::new(parts.io.into_inner(), generation);
+                    conn.reused = true;
+                    pool.put(conn);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(server = %addr, error = %e, "server connection error"),
+            }
         });
-        if !st.reaper {
-            st.reaper = true;
-            drop(st);
-            tokio::spawn(reap(Arc::downgrade(&self.state), self.idle_timeout));
-        }
+        Ok(HyperConn {
+            tx,
+            reused,
+            give_back,
+        })
     }
 
     /// Closes the idle connections; connections in use are closed when their exchange ends.
     pub(crate) fn reset(&self) {
-        let mut st = self.lock();
+        let mut st = self.pool.lock();
         st.generation += 1;
         st.idle.clear();
     }
 }
 
-fn lock(state: &Mutex<PoolState>) -> MutexGuard<'_, PoolState> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Closes idle connections once they are `timeout` old; ends when the pool is empty.
-async fn reap(state: Weak<Mutex<PoolState>>, timeout: Duration) {
+/// Closes idle connections once they are `idle_timeout` old; ends when the pool is empty.
+async fn reap(pool: Weak<Pool>) {
     loop {
         let next = {
-            let Some(state) = state.upgrade() else { return };
-            let mut st = lock(&state);
+            let Some(pool) = pool.upgrade() else { return };
+            let mut st = pool.lock();
             let now = Instant::now();
+            let timeout = pool.idle_timeout;
             let expired = st
                 .idle
                 .iter()

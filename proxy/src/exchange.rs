@@ -18,8 +18,10 @@ use tokio::time::Sleep;
 use crate::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
 use crate::backend::{Backend, Slot};
 use crate::conn::RequestGuard;
-use crate::connector::PooledConn;
+use crate::connector::HyperConn;
+use crate::forward::ServerBody;
 use crate::frontend::Frontend;
+use crate::h1::RawBody;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -101,6 +103,7 @@ pub(crate) fn head_size(status_line: usize, headers: &HeaderMap) -> u64 {
 enum Inner {
     Local(Full<Bytes>),
     Upstream(Incoming),
+    Raw(RawBody),
 }
 
 /// The body hyper sends to the client: a local page, or the server's body with the `server`
@@ -112,8 +115,9 @@ pub struct ResponseBody {
     progressed: bool,
     exchange: Option<Box<Exchange>>,
     slot: Option<Slot>,
-    /// The server connection, back to the pool when the body ends cleanly.
-    conn: Option<PooledConn>,
+    /// The server connection of a hyper exchange and whether it may serve again; it goes
+    /// back to the pool when the body ends cleanly.
+    conn: Option<(HyperConn, bool)>,
     guard: Option<RequestGuard>,
     bytes: u64,
 }
@@ -139,33 +143,43 @@ impl ResponseBody {
     }
 
     pub(crate) fn upstream(
-        body: Incoming,
+        body: ServerBody,
         server_timeout: Duration,
         head: u64,
         slot: Slot,
-        conn: PooledConn,
         exchange: Box<Exchange>,
         guard: RequestGuard,
     ) -> Self {
+        let (inner, conn) = match body {
+            ServerBody::Hyper(b, conn, keep_alive) => {
+                (Inner::Upstream(b), Some((conn, keep_alive)))
+            }
+            ServerBody::Raw(b) => (Inner::Raw(b), None),
+        };
         ResponseBody {
-            inner: Inner::Upstream(body),
+            inner,
             server_timeout,
             idle: None,
             progressed: true,
             exchange: Some(exchange),
             slot: Some(slot),
-            conn: Some(conn),
+            conn,
             guard: Some(guard),
             bytes: head,
         }
     }
 
     fn end(&mut self, cause: Option<(TermCause, TermPhase)>) {
-        if let (Some(conn), Some(slot)) = (self.conn.take(), &self.slot) {
-            if cause.is_none() {
-                slot.server().upstream.put(conn);
+        if let (None, Some(slot)) = (cause, &self.slot) {
+            if let Some((conn, true)) = self.conn.take() {
+                conn.release();
+            } else if let Inner::Raw(body) = &mut self.inner {
+                if let Some(conn) = body.reusable() {
+                    slot.server().upstream.put(conn);
+                }
             }
         }
+        self.conn = None;
         self.slot = None;
         if let Some(mut ex) = self.exchange.take() {
             if let Some((c, p)) = cause {
@@ -195,33 +209,44 @@ impl Body for ResponseBody {
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
-            Inner::Upstream(body) => match Pin::new(body).poll_frame(cx) {
-                Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
-                Poll::Ready(Some(Err(e))) => {
-                    this.end(Some((TermCause::ServerAbort, TermPhase::Data)));
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => {
-                    let deadline = tokio::time::Instant::now() + this.server_timeout;
-                    if this.progressed {
-                        this.progressed = false;
-                        match &mut this.idle {
-                            Some(s) => s.as_mut().reset(deadline),
-                            None => this.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                        }
+            inner => {
+                let polled = match inner {
+                    Inner::Upstream(body) => Pin::new(body)
+                        .poll_frame(cx)
+                        .map(|f| f.map(|r| r.map_err(BoxError::from))),
+                    Inner::Raw(body) => Pin::new(body).poll_frame(cx),
+                    Inner::Local(_) => Poll::Ready(None),
+                };
+                match polled {
+                    Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+                    Poll::Ready(Some(Err(e))) => {
+                        this.end(Some((TermCause::ServerAbort, TermPhase::Data)));
+                        return Poll::Ready(Some(Err(e)));
                     }
-                    if let Some(s) = &mut this.idle {
-                        if s.as_mut().poll(cx).is_ready() {
-                            this.end(Some((TermCause::ServerTimeout, TermPhase::Data)));
-                            return Poll::Ready(Some(Err(
-                                "server timeout during the response body".into(),
-                            )));
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => {
+                        let deadline = tokio::time::Instant::now() + this.server_timeout;
+                        if this.progressed {
+                            this.progressed = false;
+                            match &mut this.idle {
+                                Some(s) => s.as_mut().reset(deadline),
+                                None => {
+                                    this.idle = Some(Box::pin(tokio::time::sleep_until(deadline)))
+                                }
+                            }
                         }
+                        if let Some(s) = &mut this.idle {
+                            if s.as_mut().poll(cx).is_ready() {
+                                this.end(Some((TermCause::ServerTimeout, TermPhase::Data)));
+                                return Poll::Ready(Some(Err(
+                                    "server timeout during the response body".into(),
+                                )));
+                            }
+                        }
+                        Poll::Pending
                     }
-                    Poll::Pending
                 }
-            },
+            }
         };
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -243,6 +268,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Local(f) => f.is_end_stream(),
             Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Raw(b) => b.is_end_stream(),
         }
     }
 
@@ -250,6 +276,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Local(f) => f.size_hint(),
             Inner::Upstream(b) => b.size_hint(),
+            Inner::Raw(b) => b.size_hint(),
         }
     }
 }

@@ -23,7 +23,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
 use crate::backend::{Acquire, Backend, Slot};
-use crate::connector::{ConnectError, PooledConn};
+use crate::connector::{ConnectError, HyperConn};
+use crate::h1::{self, RawBody, SendError};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -251,15 +252,148 @@ fn is_empty_response(e: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// A server's response body and what it came on.
+pub(crate) enum ServerBody {
+    /// Through hyper's client (requests with a body), with whether the response allows
+    /// another request on the connection.
+    Hyper(Incoming, HyperConn, bool),
+    /// A direct exchange (h1.rs).
+    Raw(RawBody),
+}
+
+/// How one attempt ended.
+// Returned once per attempt and matched at once: boxing the response would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Response(Response<ServerBody>),
+    ConnectFailed(ConnectError),
+    /// The server closed or reset the connection without a response.
+    Empty(String),
+    /// Anything else that gave no usable response (502).
+    Bad(String),
+    Timeout,
+}
+
+/// Requests sent directly (h1.rs): no body, HTTP/1.1 (or HTTP/2 from the client, sent as
+/// 1.1), not CONNECT.
+fn direct(out: &Outgoing) -> bool {
+    out.body.is_none()
+        && out.parts.version != Version::HTTP_10
+        && out.parts.method != Method::CONNECT
+}
+
+/// One attempt through a direct exchange.
+async fn attempt_direct(
+    server: &crate::backend::Server,
+    out: &Outgoing,
+    server_timeout: Duration,
+    started: Instant,
+    stats: &mut Attempts,
+    reused: &mut bool,
+) -> Outcome {
+    let conn = match server.upstream.checkout().await {
+        Ok(c) => c,
+        Err(e) => return Outcome::ConnectFailed(e),
+    };
+    *reused = conn.reused;
+    stats.connect = Some(started.elapsed());
+    let connected = Instant::now();
+    let r = h1::send(
+        conn,
+        &out.parts.method,
+        out.path_and_query.as_str(),
+        &out.parts.headers,
+        server_timeout,
+    )
+    .await;
+    stats.response = Some(connected.elapsed());
+    match r {
+        Ok(resp) => Outcome::Response(resp.map(ServerBody::Raw)),
+        Err(SendError::Timeout) => Outcome::Timeout,
+        Err(e @ SendError::Empty(_)) => Outcome::Empty(e.to_string()),
+        Err(e @ SendError::Bad(_)) => Outcome::Bad(e.to_string()),
+    }
+}
+
+/// One attempt through hyper's client.
+async fn attempt_hyper(
+    server: &crate::backend::Server,
+    out: &Outgoing,
+    server_timeout: Duration,
+    started: Instant,
+    stats: &mut Attempts,
+    reused: &mut bool,
+) -> Outcome {
+    let mut req = build_request(out, server);
+    // A request the connection never took (it was closing as we picked it) goes out on
+    // another one (hyper-util's `retry_canceled_requests`); not a retry.
+    loop {
+        let conn = match server.upstream.checkout().await {
+            Ok(c) => c,
+            Err(e) => return Outcome::ConnectFailed(e),
+        };
+        *reused = conn.reused;
+        stats.connect = Some(started.elapsed());
+        let mut conn = match server.upstream.lend(conn).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::ConnectFailed(e),
+        };
+        let connected = Instant::now();
+        let sent = conn.tx.try_send_request(req);
+        let r = tokio::time::timeout(server_timeout, sent).await;
+        stats.response = Some(connected.elapsed());
+        return match r {
+            Ok(Ok(resp)) => {
+                let keep_alive = keep_alive(&resp);
+                Outcome::Response(resp.map(|b| ServerBody::Hyper(b, conn, keep_alive)))
+            }
+            Ok(Err(mut e)) => {
+                if conn.reused {
+                    if let Some(r) = e.take_message() {
+                        req = r;
+                        continue;
+                    }
+                }
+                let e = e.into_error();
+                if is_empty_response(&e) {
+                    Outcome::Empty(format!("{e:?}"))
+                } else {
+                    Outcome::Bad(format!("{e:?}"))
+                }
+            }
+            Err(_) => Outcome::Timeout,
+        };
+    }
+}
+
+/// Whether a response lets its connection serve another request (as hyper decides).
+fn keep_alive<B>(resp: &Response<B>) -> bool {
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        return false;
+    }
+    let mut keep = resp.version() == Version::HTTP_11;
+    for v in resp.headers().get_all(http::header::CONNECTION) {
+        for t in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if t.eq_ignore_ascii_case(b"close") {
+                return false;
+            }
+            if t.eq_ignore_ascii_case(b"keep-alive") {
+                keep = true;
+            }
+        }
+    }
+    keep
+}
+
 /// Sends `out` through `slot`'s server, retrying connect failures (lb.md §6). Returns the
-/// response with the slot it occupies and the connection it came on (both kept until the
-/// response body ends).
+/// response with the slot it occupies (kept until the response body ends).
 pub(crate) async fn forward(
     backend: &Arc<Backend>,
     mut slot: Slot,
     out: &Outgoing,
     stats: &mut Attempts,
-) -> Result<(Response<Incoming>, Slot, PooledConn), ForwardError> {
+) -> Result<(Response<ServerBody>, Slot), ForwardError> {
     let cfg = &backend.cfg;
     let attempts = cfg.retries.saturating_add(1);
     let started = Instant::now();
@@ -269,6 +403,7 @@ pub(crate) async fn forward(
     let mut replayed = false;
     let mut replay_now = false;
     let mut attempt = 0;
+    let direct = direct(out);
     while attempt < attempts {
         let replaying = std::mem::take(&mut replay_now);
         if attempt > 0 && !replaying {
@@ -297,38 +432,32 @@ pub(crate) async fn forward(
             }
         }
         let server = slot.server();
-        let mut req = build_request(out, server);
-        // A request the connection never took (it was closing as we picked it) goes out on
-        // another one (hyper-util's `retry_canceled_requests`); not a retry.
-        let (result, conn) = loop {
-            let mut conn = match server.upstream.checkout().await {
-                Ok(c) => c,
-                Err(e) => break (Err(e), None),
-            };
-            stats.connect = Some(started.elapsed());
-            let connected = Instant::now();
-            let sent = conn.tx.try_send_request(req);
-            match tokio::time::timeout(cfg.timeouts.server, sent).await {
-                Ok(Err(mut e)) if conn.reused => match e.take_message() {
-                    Some(r) => {
-                        req = r;
-                        continue;
-                    }
-                    None => {
-                        stats.response = Some(connected.elapsed());
-                        break (Ok(Ok(Err(e.into_error()))), Some(conn));
-                    }
-                },
-                r => {
-                    stats.response = Some(connected.elapsed());
-                    let r = r.map(|r| r.map_err(|e| e.into_error()));
-                    break (Ok(r), Some(conn));
-                }
-            }
+        let mut reused = false;
+        let outcome = if direct {
+            attempt_direct(
+                server,
+                out,
+                cfg.timeouts.server,
+                started,
+                stats,
+                &mut reused,
+            )
+            .await
+        } else {
+            attempt_hyper(
+                server,
+                out,
+                cfg.timeouts.server,
+                started,
+                stats,
+                &mut reused,
+            )
+            .await
         };
-        let result = match result {
-            Ok(r) => r,
-            Err(e) => {
+        let why = match outcome {
+            Outcome::Response(resp) => return Ok((resp, slot)),
+            Outcome::Timeout => return Err(ForwardError::ServerTimeout),
+            Outcome::ConnectFailed(e) => {
                 if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
                     return Err(ForwardError::Client(f));
                 }
@@ -337,37 +466,36 @@ pub(crate) async fn forward(
                 attempt += 1;
                 continue;
             }
-        };
-        let reused = conn.as_ref().is_some_and(|c| c.reused);
-        match (result, conn) {
-            (Ok(Ok(resp)), Some(conn)) => return Ok((resp, slot, conn)),
-            (Ok(Ok(_)), None) => return Err(ForwardError::BadResponse),
-            (Ok(Err(e)), _) => {
+            Outcome::Empty(why) => why,
+            Outcome::Bad(why) => {
                 if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
                     return Err(ForwardError::Client(f));
                 }
-                let empty =
-                    out.body.is_none() && idempotent(&out.parts.method) && is_empty_response(&e);
-                if empty && !replayed && reused {
-                    replayed = true;
-                    replay_now = true;
-                    // The server closed this idle connection; the pool's other idle ones are
-                    // likely gone too (a restart, a crash): start afresh.
-                    server.upstream.reset();
-                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "reused connection closed without a response, sending again");
-                    continue;
-                }
-                if cfg.retry_on_empty_response && empty {
-                    last_timeout = false;
-                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "empty response, retrying");
-                    attempt += 1;
-                    continue;
-                }
-                tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = ?e, "bad response");
+                tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
                 return Err(ForwardError::BadResponse);
             }
-            (Err(_), _) => return Err(ForwardError::ServerTimeout),
+        };
+        if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
+            return Err(ForwardError::Client(f));
         }
+        let empty = out.body.is_none() && idempotent(&out.parts.method);
+        if empty && !replayed && reused {
+            replayed = true;
+            replay_now = true;
+            // The server closed this idle connection; the pool's other idle ones are likely
+            // gone too (a restart, a crash): start afresh.
+            server.upstream.reset();
+            tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "reused connection closed without a response, sending again");
+            continue;
+        }
+        if cfg.retry_on_empty_response && empty {
+            last_timeout = false;
+            tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "empty response, retrying");
+            attempt += 1;
+            continue;
+        }
+        tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
+        return Err(ForwardError::BadResponse);
     }
     stats.connect = Some(started.elapsed());
     Err(ForwardError::ConnectFailed {

@@ -357,7 +357,7 @@ pub(crate) async fn handle(
     ex.entry.redispatched = attempts.redispatched;
     ex.entry.tc = attempts.connect;
     ex.entry.tr_server = attempts.response;
-    let (resp, slot, server_conn) = match result {
+    let (resp, slot) = match result {
         Ok(r) => r,
         Err(e) => {
             let (status, cause, phase) = match e {
@@ -425,15 +425,7 @@ pub(crate) async fn handle(
     }
     ex.entry.status = rparts.status.as_u16();
     let head = head_size(17, &rparts.headers);
-    let body = ResponseBody::upstream(
-        rbody,
-        be.cfg.timeouts.server,
-        head,
-        slot,
-        server_conn,
-        ex,
-        guard,
-    );
+    let body = ResponseBody::upstream(rbody, be.cfg.timeouts.server, head, slot, ex, guard);
     Ok(Response::from_parts(rparts, body))
 }
 

@@ -26,6 +26,7 @@ mod exchange;
 mod forward;
 mod frontend;
 mod gate;
+mod h1;
 mod listener;
 
 use std::net::SocketAddr;

@@ -1,0 +1,773 @@
+//! A direct HTTP/1.1 exchange with a server for requests without a body (GET, HEAD, …: the
+//! bulk of the traffic): the request head is written straight from the forwarded header map,
+//! the response head parsed with httparse, and the response body read from the socket by the
+//! body hyper sends to the client ([`RawBody`]). No connection task, no channels, no copy of
+//! the request headers: a pooled connection is a plain socket with its read buffer.
+//!
+//! Response framing follows RFC 9112 §6.3 as hyper's client does: 1xx interim responses are
+//! skipped (101 ends the connection's use); HEAD, 204 and 304 have no body; a
+//! `Transfer-Encoding` ending in `chunked` is decoded (trailers become a trailers frame); an
+//! invalid `Content-Length` is an error; otherwise the body runs to the end of the stream.
+//! A connection goes back to the pool only after a complete, keep-alive response with
+//! nothing left over in its buffer.
+//!
+//! Requests with a body go through hyper's client on a connection lent by the pool
+//! (connector.rs), which handles a body streaming while the response arrives.
+
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Sleep;
+
+/// Largest response head accepted (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields in a response head or a trailer section (as hyper).
+const MAX_HEADERS: usize = 100;
+/// Largest chunk-size line (with extensions) and trailer section.
+const MAX_CHUNK_LINE: usize = 16 * 1024;
+const MAX_TRAILERS: usize = 16 * 1024;
+/// Read size while reading a head.
+const HEAD_READ: usize = 8 * 1024;
+
+/// A connection to a server for direct exchanges.
+pub(crate) struct RawConn {
+    io: TcpStream,
+    buf: BytesMut,
+    out: Vec<u8>,
+    /// The `server` timeout of the exchange in progress; one timer per connection, pushed
+    /// forward per request (cheap: the timer wheel is only touched when it fires).
+    deadline: Pin<Box<Sleep>>,
+    pub(crate) reused: bool,
+    pub(crate) generation: u64,
+}
+
+impl RawConn {
+    pub(crate) fn new(io: TcpStream, generation: u64) -> Self {
+        RawConn {
+            io,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            reused: false,
+            generation,
+        }
+    }
+
+    /// The socket, whether it served before, and its pool generation.
+    pub(crate) fn into_parts(self) -> (TcpStream, bool, u64) {
+        (self.io, self.reused, self.generation)
+    }
+
+    /// An idle pooled connection is usable when nothing arrived on it since its last
+    /// response (no end of stream, no stray bytes). Costs no system call when the socket
+    /// has not become readable.
+    pub(crate) fn still_open(&self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut b = [0u8; 1];
+                matches!(self.io.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
+
+/// Why a direct exchange gave no response.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The server closed or reset the connection before sending a single response byte
+    /// (`None`: a clean end of stream).
+    Empty(Option<io::Error>),
+    /// Garbage, an oversized head, or the connection ended within the head.
+    Bad(String),
+    /// No complete response head within the `server` timeout.
+    Timeout,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Empty(None) => f.write_str("connection closed before any response byte"),
+            SendError::Empty(Some(e)) => write!(f, "no response: {e}"),
+            SendError::Bad(why) => f.write_str(why),
+            SendError::Timeout => f.write_str("server timeout"),
+        }
+    }
+}
+
+/// Writes `method target HTTP/1.1` and `headers` to `conn`, reads the response head within
+/// `timeout` and returns the response with its body still on the connection.
+pub(crate) async fn send(
+    mut conn: RawConn,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    timeout: Duration,
+) -> Result<Response<RawBody>, SendError> {
+    encode_head(&mut conn.out, method, target, headers);
+    conn.deadline
+        .as_mut()
+        .reset(tokio::time::Instant::now() + timeout);
+    let head = {
+        let RawConn {
+            io,
+            buf,
+            out,
+            deadline,
+            ..
+        } = &mut conn;
+        let mut exchange = pin!(write_and_read_head(io, buf, out, method == Method::HEAD));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            ready!(deadline.as_mut().poll(cx));
+            Poll::Ready(Err(SendError::Timeout))
+        })
+        .await?
+    };
+    let (resp, framing, keep_alive) = head;
+    let body = RawBody {
+        framing,
+        conn: Some(conn),
+        keep_alive,
+    };
+    Ok(resp.map(|()| body))
+}
+
+fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &HeaderMap) {
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+type Head = (Response<()>, Framing, bool);
+
+async fn write_and_read_head(
+    io: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &[u8],
+    head_request: bool,
+) -> Result<Head, SendError> {
+    if let Err(e) = io.write_all(out).await {
+        return Err(SendError::Empty(Some(e)));
+    }
+    let mut received = false;
+    loop {
+        if !buf.is_empty() {
+            received = true;
+            if let Some(head) = parse_head(buf, head_request)? {
+                return Ok(head);
+            }
+            if buf.len() >= MAX_HEAD {
+                return Err(SendError::Bad("response head too large".into()));
+            }
+        }
+        buf.reserve(HEAD_READ);
+        match io.read_buf(buf).await {
+            Ok(0) if received => {
+                return Err(SendError::Bad(
+                    "connection closed within the response head".into(),
+                ))
+            }
+            Ok(0) => return Err(SendError::Empty(None)),
+            Ok(_) => {}
+            Err(e) if received => return Err(SendError::Bad(format!("reading the head: {e}"))),
+            Err(e) => return Err(SendError::Empty(Some(e))),
+        }
+    }
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the server closes.
+    Close,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk: bytes left.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// After the last (zero) chunk: trailer fields until an empty line.
+    Trailers,
+}
+
+/// Parses one complete response head at the start of `buf` (consuming it), skipping 1xx
+/// interim responses. `None`: more bytes are needed.
+fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
+    loop {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut slots);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(SendError::Bad(format!("invalid response head: {e}"))),
+        };
+        let code = parsed.code.unwrap_or(0);
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| SendError::Bad(format!("invalid status {code}")))?;
+        if status.is_informational() && code != 101 {
+            buf.advance(len);
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            continue;
+        }
+        let version = if parsed.version == Some(1) {
+            Version::HTTP_11
+        } else {
+            Version::HTTP_10
+        };
+        let reason = parsed
+            .reason
+            .filter(|r| Some(*r) != status.canonical_reason())
+            .map(|r| Bytes::copy_from_slice(r.as_bytes()));
+        let base = buf.as_ptr() as usize;
+        let mut ranges = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let n = parsed.headers.len();
+        for (slot, h) in ranges.iter_mut().zip(parsed.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *slot = (name, name + h.name.len(), value, value + h.value.len());
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(n);
+        let mut keep_alive = version == Version::HTTP_11;
+        let mut close = false;
+        for &(ns, ne, vs, ve) in &ranges[..n] {
+            let name = HeaderName::from_bytes(&head[ns..ne])
+                .map_err(|_| SendError::Bad("invalid header name".into()))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+                .map_err(|_| SendError::Bad("invalid header value".into()))?;
+            if name == header::CONNECTION {
+                for token in value.as_bytes().split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        keep_alive = true;
+                    }
+                }
+            }
+            headers.append(name, value);
+        }
+        let framing = framing(code, version, head_request, &mut headers)?;
+        let mut resp = Response::new(());
+        *resp.status_mut() = status;
+        *resp.version_mut() = version;
+        *resp.headers_mut() = headers;
+        if let Some(r) = reason {
+            if let Ok(r) = hyper::ext::ReasonPhrase::try_from(r) {
+                resp.extensions_mut().insert(r);
+            }
+        }
+        let keep_alive = keep_alive && !close && code != 101 && framing != Framing::Close;
+        return Ok(Some((resp, framing, keep_alive)));
+    }
+}
+
+fn framing(
+    code: u16,
+    version: Version,
+    head_request: bool,
+    headers: &mut HeaderMap,
+) -> Result<Framing, SendError> {
+    if code == 101 || code == 204 || code == 304 || head_request {
+        return Ok(Framing::Done);
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if version == Version::HTTP_10 {
+            return Err(SendError::Bad(
+                "Transfer-Encoding in an HTTP/1.0 response".into(),
+            ));
+        }
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must go.
+        headers.remove(header::CONTENT_LENGTH);
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .rfind(|t| !t.is_empty());
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case(b"chunked") => Framing::Chunked(Chunk::Size),
+            _ => Framing::Close,
+        });
+    }
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        return Ok(Framing::Close);
+    }
+    let mut length: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let n = digits(part.trim_ascii())
+                .ok_or_else(|| SendError::Bad("invalid Content-Length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(SendError::Bad("conflicting Content-Length".into()));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) | None => Framing::Done,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+fn digits(b: &[u8]) -> Option<u64> {
+    if b.is_empty() {
+        return None;
+    }
+    b.iter().try_fold(0u64, |acc, &d| {
+        if d.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body read straight from the server connection.
+pub(crate) struct RawBody {
+    framing: Framing,
+    conn: Option<RawConn>,
+    keep_alive: bool,
+}
+
+impl RawBody {
+    /// The connection, when the body ended and it may serve another request.
+    pub(crate) fn reusable(&mut self) -> Option<RawConn> {
+        if self.framing != Framing::Done || !self.keep_alive {
+            return None;
+        }
+        let mut conn = self.conn.take()?;
+        conn.reused = true;
+        Some(conn)
+    }
+
+    /// Reads more from the server into the buffer; `Ok(0)` at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        conn.buf.reserve(want);
+        let RawConn { io, buf, .. } = conn;
+        pin!(io.read_buf(buf)).poll(cx)
+    }
+
+    fn buffered(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.buf.len())
+    }
+}
+
+fn truncated() -> BoxError {
+    "server closed the connection within the response body".into()
+}
+
+impl Body for RawBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            match this.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(rem) => {
+                    if this.buffered() == 0 {
+                        let want = rem.clamp(4096, 64 * 1024) as usize;
+                        match ready!(this.poll_fill(cx, want)) {
+                            Ok(0) => {
+                                this.conn = None;
+                                return Poll::Ready(Some(Err(truncated())));
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                this.conn = None;
+                                return Poll::Ready(Some(Err(e.into())));
+                            }
+                        }
+                    }
+                    let Some(conn) = this.conn.as_mut() else {
+                        return Poll::Ready(Some(Err(truncated())));
+                    };
+                    let buf = &mut conn.buf;
+                    let n = (buf.len() as u64).min(rem) as usize;
+                    let data = buf.split_to(n).freeze();
+                    let rem = rem - n as u64;
+                    this.framing = if rem == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Length(rem)
+                    };
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Close => {
+                    if let Some(conn) = this.conn.as_mut().filter(|c| !c.buf.is_empty()) {
+                        let data = conn.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    match ready!(this.poll_fill(cx, 16 * 1024)) {
+                        Ok(0) => {
+                            this.framing = Framing::Done;
+                            this.conn = None;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
+                    }
+                }
+                Framing::Chunked(state) => match this
+                    .conn
+                    .as_mut()
+                    .map_or(Err(truncated()), |c| chunk_step(&mut c.buf, state))
+                {
+                    Ok(Step::Data(data, next)) => {
+                        this.framing = Framing::Chunked(next);
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    Ok(Step::Next(next)) => this.framing = Framing::Chunked(next),
+                    Ok(Step::Trailers(trailers)) => {
+                        this.framing = Framing::Done;
+                        if trailers.is_empty() {
+                            return Poll::Ready(None);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Ok(Step::More) => match ready!(this.poll_fill(cx, 16 * 1024)) {
+                        Ok(0) => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err(truncated())));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            this.conn = None;
+                            return Poll::Ready(Some(Err(e.into())));
+                        }
+                    },
+                    Err(e) => {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+enum Step {
+    Data(Bytes, Chunk),
+    Next(Chunk),
+    Trailers(HeaderMap),
+    /// Needs more bytes.
+    More,
+}
+
+/// One step of the chunked decoder over the bytes buffered so far.
+fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, BoxError> {
+    match state {
+        Chunk::Size => {
+            let Some(end) = buf.windows(2).position(|w| w == b"\r\n") else {
+                if buf.len() > MAX_CHUNK_LINE {
+                    return Err("chunk-size line too long".into());
+                }
+                return Ok(Step::More);
+            };
+            let line = &buf[..end];
+            let size = line
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
+            if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
+                return Err("invalid chunk size".into());
+            }
+            let n = size
+                .iter()
+                .fold(0u64, |acc, &d| acc * 16 + u64::from(hex(d)));
+            buf.advance(end + 2);
+            Ok(Step::Next(if n == 0 {
+                Chunk::Trailers
+            } else {
+                Chunk::Data(n)
+            }))
+        }
+        Chunk::Data(rem) => {
+            if buf.is_empty() {
+                return Ok(Step::More);
+            }
+            let n = (buf.len() as u64).min(rem) as usize;
+            let data = buf.split_to(n).freeze();
+            let rem = rem - n as u64;
+            Ok(Step::Data(
+                data,
+                if rem == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(rem)
+                },
+            ))
+        }
+        Chunk::DataEnd => {
+            if buf.len() < 2 {
+                return Ok(Step::More);
+            }
+            if &buf[..2] != b"\r\n" {
+                return Err("missing CRLF after chunk data".into());
+            }
+            buf.advance(2);
+            Ok(Step::Next(Chunk::Size))
+        }
+        Chunk::Trailers => {
+            if buf.starts_with(b"\r\n") {
+                buf.advance(2);
+                return Ok(Step::Trailers(HeaderMap::new()));
+            }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                if buf.len() > MAX_TRAILERS {
+                    return Err("trailer section too large".into());
+                }
+                return Ok(Step::More);
+            };
+            let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let trailers = match httparse::parse_headers(&buf[..end + 4], &mut slots) {
+                Ok(httparse::Status::Complete((_, fields))) => {
+                    let mut map = HeaderMap::with_capacity(fields.len());
+                    for f in fields {
+                        if let (Ok(n), Ok(v)) = (
+                            HeaderName::from_bytes(f.name.as_bytes()),
+                            HeaderValue::from_bytes(f.value),
+                        ) {
+                            map.append(n, v);
+                        }
+                    }
+                    map
+                }
+                _ => return Err("invalid trailer section".into()),
+            };
+            buf.advance(end + 4);
+            Ok(Step::Trailers(trailers))
+        }
+    }
+}
+
+fn hex(d: u8) -> u8 {
+    match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        _ => d - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str, head_request: bool) -> Result<Option<Head>, SendError> {
+        let mut buf = BytesMut::from(text);
+        parse_head(&mut buf, head_request)
+    }
+
+    fn framing_of(text: &str) -> Framing {
+        head(text, false).expect("valid").expect("complete").1
+    }
+
+    #[test]
+    fn framing_rules() {
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            Framing::Done
+        );
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n"),
+            Framing::Length(7)
+        );
+        assert_eq!(
+            framing_of(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n"
+            ),
+            Framing::Chunked(Chunk::Size)
+        );
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Framing::Close
+        );
+        assert_eq!(framing_of("HTTP/1.1 200 OK\r\n\r\n"), Framing::Close);
+        assert_eq!(
+            framing_of("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
+            Framing::Done
+        );
+        let (_, f, _) = head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f, Framing::Done, "HEAD has no body");
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -3\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
+            assert!(matches!(head(bad, false), Err(SendError::Bad(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_keep_alive_follows_the_response() {
+        let (resp, f, keep) = head(
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(f, Framing::Length(2));
+        assert!(keep);
+        assert!(head("HTTP/1.1 100 Continue\r\n\r\n", false)
+            .unwrap()
+            .is_none());
+        let (.., keep) = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!keep);
+        let (.., keep) = head("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(!keep);
+        let (.., keep) = head(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(keep);
+        assert!(head("HTTP/1.1 200 OK\r\nContent-Le", false)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn head_keeps_headers_and_a_custom_reason() {
+        let (resp, ..) = head(
+            "HTTP/1.1 200 Fine\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        let all: Vec<_> = resp.headers().get_all("x-a").iter().collect();
+        assert_eq!(all, ["1", "2"]);
+        assert_eq!(
+            resp.extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .map(|r| r.as_bytes()),
+            Some(&b"Fine"[..])
+        );
+    }
+
+    #[test]
+    fn chunked_decoding_with_extensions_and_trailers() {
+        let mut buf = BytesMut::from("5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n");
+        let mut state = Chunk::Size;
+        let mut body = Vec::new();
+        let trailers = loop {
+            match chunk_step(&mut buf, state).expect("valid") {
+                Step::Data(d, next) => {
+                    body.extend_from_slice(&d);
+                    state = next;
+                }
+                Step::Next(next) => state = next,
+                Step::Trailers(t) => break t,
+                Step::More => panic!("all bytes are there"),
+            }
+        };
+        assert_eq!(body, b"hello world");
+        assert_eq!(trailers.get("x-t").map(|v| v.as_bytes()), Some(&b"1"[..]));
+        assert!(buf.is_empty());
+        let mut partial = BytesMut::from("a");
+        assert!(matches!(
+            chunk_step(&mut partial, Chunk::Size),
+            Ok(Step::More)
+        ));
+        let mut bad = BytesMut::from("zz\r\n");
+        assert!(chunk_step(&mut bad, Chunk::Size).is_err());
+        let mut end = BytesMut::from("0\r\n\r\n");
+        assert!(matches!(
+            chunk_step(&mut end, Chunk::Size),
+            Ok(Step::Next(Chunk::Trailers))
+        ));
+        assert!(
+            matches!(chunk_step(&mut end, Chunk::Trailers), Ok(Step::Trailers(t)) if t.is_empty())
+        );
+    }
+
+    #[test]
+    fn request_head_is_written_as_given() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("a.test"));
+        h.append("x-b", HeaderValue::from_static("1"));
+        h.append("x-b", HeaderValue::from_static("2"));
+        let mut out = Vec::new();
+        encode_head(&mut out, &Method::GET, "/p?q=1", &h);
+        assert_eq!(
+            out,
+            b"GET /p?q=1 HTTP/1.1\r\nhost: a.test\r\nx-b: 1\r\nx-b: 2\r\n\r\n"
+        );
+    }
+}
