@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -227,18 +228,27 @@ enum Chunk {
 /// interim responses. `None`: more bytes are needed.
 fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let len = match parsed.parse(buf) {
+        // The buffered bytes become shared so that header values can point into them.
+        let bytes = buf.split().freeze();
+        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut parsed,
+            &bytes,
+            &mut slots,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(httparse::Status::Partial) => {
+                restore(buf, bytes);
+                return Ok(None);
+            }
             Err(e) => return Err(SendError::Bad(format!("invalid response head: {e}"))),
         };
         let code = parsed.code.unwrap_or(0);
         let status = StatusCode::from_u16(code)
             .map_err(|_| SendError::Bad(format!("invalid status {code}")))?;
         if status.is_informational() && code != 101 {
-            buf.advance(len);
+            restore(buf, bytes.slice(len..));
             if buf.is_empty() {
                 return Ok(None);
             }
@@ -253,22 +263,13 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             .reason
             .filter(|r| Some(*r) != status.canonical_reason())
             .map(|r| Bytes::copy_from_slice(r.as_bytes()));
-        let base = buf.as_ptr() as usize;
-        let mut ranges = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-        let n = parsed.headers.len();
-        for (slot, h) in ranges.iter_mut().zip(parsed.headers.iter()) {
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            *slot = (name, name + h.name.len(), value, value + h.value.len());
-        }
-        let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(n);
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
         let mut keep_alive = version == Version::HTTP_11;
         let mut close = false;
-        for &(ns, ne, vs, ve) in &ranges[..n] {
-            let name = HeaderName::from_bytes(&head[ns..ne])
+        for h in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| SendError::Bad("invalid header name".into()))?;
-            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
                 .map_err(|_| SendError::Bad("invalid header value".into()))?;
             if name == header::CONNECTION {
                 for token in value.as_bytes().split(|&b| b == b',') {
@@ -282,6 +283,8 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             }
             headers.append(name, value);
         }
+        // What follows the head (the start of the body) goes back to the read buffer.
+        buf.extend_from_slice(&bytes[len..]);
         let framing = framing(code, version, head_request, &mut headers)?;
         let mut resp = Response::new(());
         *resp.status_mut() = status;
@@ -295,6 +298,13 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
         let keep_alive = keep_alive && !close && code != 101 && framing != Framing::Close;
         return Ok(Some((resp, framing, keep_alive)));
     }
+}
+
+/// Puts unparsed bytes back as the read buffer (without a copy when nothing else holds them).
+fn restore(buf: &mut BytesMut, bytes: Bytes) {
+    *buf = bytes
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
 }
 
 fn framing(
