@@ -47,6 +47,8 @@ pub(crate) struct RawConn {
     /// The `server` timeout of the exchange in progress; one timer per connection, pushed
     /// forward per request (cheap: the timer wheel is only touched when it fires).
     deadline: Pin<Box<Sleep>>,
+    /// The header names of the previous response, reused for the next one.
+    names: NameCache,
     pub(crate) reused: bool,
     pub(crate) generation: u64,
 }
@@ -58,6 +60,7 @@ impl RawConn {
             buf: BytesMut::new(),
             out: Vec::new(),
             deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            names: NameCache::default(),
             reused: false,
             generation,
         }
@@ -129,9 +132,16 @@ pub(crate) async fn send(
             buf,
             out,
             deadline,
+            names,
             ..
         } = &mut conn;
-        let mut exchange = pin!(write_and_read_head(io, buf, out, method == Method::HEAD));
+        let mut exchange = pin!(write_and_read_head(
+            io,
+            buf,
+            out,
+            names,
+            method == Method::HEAD
+        ));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(r);
@@ -171,6 +181,7 @@ async fn write_and_read_head(
     io: &mut TcpStream,
     buf: &mut BytesMut,
     out: &[u8],
+    names: &mut NameCache,
     head_request: bool,
 ) -> Result<Head, SendError> {
     if let Err(e) = io.write_all(out).await {
@@ -180,7 +191,7 @@ async fn write_and_read_head(
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some(head) = parse_head(buf, head_request)? {
+            if let Some(head) = parse_head(buf, head_request, names)? {
                 return Ok(head);
             }
             if buf.len() >= MAX_HEAD {
@@ -224,9 +235,101 @@ enum Chunk {
     Trailers,
 }
 
+/// What the exchange needs to know about a response field, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Connection,
+    ContentLength,
+    TransferEncoding,
+    /// `TE`, `Upgrade`, `Proxy-Connection`, `Keep-Alive`: hop-by-hop (RFC 9110 §7.6.1).
+    HopByHop,
+    Other,
+}
+
+impl Kind {
+    fn of(name: &HeaderName) -> Kind {
+        if *name == header::CONNECTION {
+            Kind::Connection
+        } else if *name == header::CONTENT_LENGTH {
+            Kind::ContentLength
+        } else if *name == header::TRANSFER_ENCODING {
+            Kind::TransferEncoding
+        } else if *name == header::TE
+            || *name == header::UPGRADE
+            || *name == PROXY_CONNECTION
+            || *name == KEEP_ALIVE
+        {
+            Kind::HopByHop
+        } else {
+            Kind::Other
+        }
+    }
+
+    /// Fields a proxy never forwards (headers.rs `remove_hop_by_hop`).
+    fn hop_by_hop(self) -> bool {
+        !matches!(self, Kind::ContentLength | Kind::Other)
+    }
+}
+
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// The header names of the last response on a connection, in order, with their bytes as
+/// received: a server sends the same names in the same order in every response, so a name
+/// that matches the one at the same position is reused instead of parsed again. Bounded by
+/// [`MAX_HEAD`] and [`MAX_HEADERS`] like the head itself.
+#[derive(Default)]
+pub(crate) struct NameCache {
+    /// The received names, one after the other.
+    raw: Vec<u8>,
+    entries: Vec<CachedName>,
+}
+
+struct CachedName {
+    /// End of the name in `raw` (it starts where the previous one ends).
+    end: usize,
+    name: HeaderName,
+    kind: Kind,
+}
+
+impl NameCache {
+    /// Makes entry `i` the name `raw` (called for i = 0, 1, 2, … in order).
+    fn resolve(&mut self, i: usize, raw: &[u8]) -> Result<Kind, SendError> {
+        let start = match i.checked_sub(1) {
+            Some(prev) => self.entries.get(prev).map_or(self.raw.len(), |e| e.end),
+            None => 0,
+        };
+        if let Some(e) = self.entries.get(i) {
+            if self.raw.get(start..e.end) == Some(raw) {
+                return Ok(e.kind);
+            }
+        }
+        self.entries.truncate(i);
+        self.raw.truncate(start);
+        let name = HeaderName::from_bytes(raw)
+            .map_err(|_| SendError::Bad("invalid header name".into()))?;
+        let kind = Kind::of(&name);
+        self.raw.extend_from_slice(raw);
+        self.entries.push(CachedName {
+            end: self.raw.len(),
+            name,
+            kind,
+        });
+        Ok(kind)
+    }
+}
+
 /// Parses one complete response head at the start of `buf` (consuming it), skipping 1xx
 /// interim responses. `None`: more bytes are needed.
-fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, SendError> {
+///
+/// When `Connection` names no field (absent, or only `keep-alive`, the usual case), the
+/// hop-by-hop fields are left out of the header map here, as `remove_hop_by_hop_response`
+/// would remove them anyway; otherwise they stay for it to handle the named fields.
+fn parse_head(
+    buf: &mut BytesMut,
+    head_request: bool,
+    names: &mut NameCache,
+) -> Result<Option<Head>, SendError> {
     loop {
         // The buffered bytes become shared so that header values can point into them.
         let bytes = buf.split().freeze();
@@ -263,29 +366,49 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Se
             .reason
             .filter(|r| Some(*r) != status.canonical_reason())
             .map(|r| Bytes::copy_from_slice(r.as_bytes()));
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let fields = &*parsed.headers;
         let mut keep_alive = version == Version::HTTP_11;
         let mut close = false;
-        for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| SendError::Bad("invalid header name".into()))?;
-            let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
-                .map_err(|_| SendError::Bad("invalid header value".into()))?;
-            if name == header::CONNECTION {
-                for token in value.as_bytes().split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive = true;
+        // No field named by `Connection` other than `keep-alive` (which is hop-by-hop anyway).
+        let mut nothing_named = true;
+        let mut has_te = false;
+        let mut has_cl = false;
+        for (i, h) in fields.iter().enumerate() {
+            match names.resolve(i, h.name.as_bytes())? {
+                Kind::Connection => {
+                    for token in h.value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        if token.eq_ignore_ascii_case(b"keep-alive") {
+                            keep_alive = true;
+                        } else if !token.is_empty() {
+                            nothing_named = false;
+                            if token.eq_ignore_ascii_case(b"close") {
+                                close = true;
+                            }
+                        }
                     }
                 }
+                Kind::TransferEncoding => has_te = true,
+                Kind::ContentLength => has_cl = true,
+                Kind::HopByHop | Kind::Other => {}
             }
-            headers.append(name, value);
+        }
+        let cached = names.entries.get(..fields.len()).unwrap_or(&[]);
+        let (framing, drop_length) =
+            framing(code, version, head_request, fields, cached, has_te, has_cl)?;
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        for (h, e) in fields.iter().zip(cached) {
+            if (nothing_named && e.kind.hop_by_hop())
+                || (drop_length && e.kind == Kind::ContentLength)
+            {
+                continue;
+            }
+            let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value))
+                .map_err(|_| SendError::Bad("invalid header value".into()))?;
+            headers.append(e.name.clone(), value);
         }
         // What follows the head (the start of the body) goes back to the read buffer.
         buf.extend_from_slice(&bytes[len..]);
-        let framing = framing(code, version, head_request, &mut headers)?;
         let mut resp = Response::new(());
         *resp.status_mut() = status;
         *resp.version_mut() = version;
@@ -307,40 +430,51 @@ fn restore(buf: &mut BytesMut, bytes: Bytes) {
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
 }
 
+/// The body's framing, and whether `Content-Length` must go (RFC 9112 §6.3: it is overridden
+/// by `Transfer-Encoding`).
 fn framing(
     code: u16,
     version: Version,
     head_request: bool,
-    headers: &mut HeaderMap,
-) -> Result<Framing, SendError> {
+    fields: &[httparse::Header<'_>],
+    names: &[CachedName],
+    has_te: bool,
+    has_cl: bool,
+) -> Result<(Framing, bool), SendError> {
     if code == 101 || code == 204 || code == 304 || head_request {
-        return Ok(Framing::Done);
+        return Ok((Framing::Done, false));
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let values = |kind: Kind| {
+        fields
+            .iter()
+            .zip(names)
+            .filter(move |(_, e)| e.kind == kind)
+            .map(|(h, _)| h.value)
+    };
+    if has_te {
         if version == Version::HTTP_10 {
             return Err(SendError::Bad(
                 "Transfer-Encoding in an HTTP/1.0 response".into(),
             ));
         }
-        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, which must go.
-        headers.remove(header::CONTENT_LENGTH);
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        let last = values(Kind::TransferEncoding)
+            .flat_map(|v| v.split(|&b| b == b','))
             .map(<[u8]>::trim_ascii)
             .rfind(|t| !t.is_empty());
-        return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case(b"chunked") => Framing::Chunked(Chunk::Size),
-            _ => Framing::Close,
-        });
+        return Ok((
+            match last {
+                Some(t) if t.eq_ignore_ascii_case(b"chunked") => Framing::Chunked(Chunk::Size),
+                _ => Framing::Close,
+            },
+            true,
+        ));
     }
-    if !headers.contains_key(header::CONTENT_LENGTH) {
-        return Ok(Framing::Close);
+    if !has_cl {
+        return Ok((Framing::Close, false));
     }
     let mut length: Option<u64> = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
+    for v in values(Kind::ContentLength) {
+        for part in v.split(|&b| b == b',') {
             let n = digits(part.trim_ascii())
                 .ok_or_else(|| SendError::Bad("invalid Content-Length".into()))?;
             if length.is_some_and(|l| l != n) {
@@ -349,10 +483,13 @@ fn framing(
             length = Some(n);
         }
     }
-    Ok(match length {
-        Some(0) | None => Framing::Done,
-        Some(n) => Framing::Length(n),
-    })
+    Ok((
+        match length {
+            Some(0) | None => Framing::Done,
+            Some(n) => Framing::Length(n),
+        },
+        false,
+    ))
 }
 
 fn digits(b: &[u8]) -> Option<u64> {
@@ -625,7 +762,7 @@ mod tests {
 
     fn head(text: &str, head_request: bool) -> Result<Option<Head>, SendError> {
         let mut buf = BytesMut::from(text);
-        parse_head(&mut buf, head_request)
+        parse_head(&mut buf, head_request, &mut NameCache::default())
     }
 
     fn framing_of(text: &str) -> Framing {
@@ -729,6 +866,115 @@ mod tests {
                 .map(|r| r.as_bytes()),
             Some(&b"Fine"[..])
         );
+    }
+
+    fn names_of(resp: &Response<()>) -> Vec<(String, String)> {
+        resp.headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn header_names_are_reused_across_responses_and_refreshed_when_they_change() {
+        let mut names = NameCache::default();
+        let mut parse = |text: &str| {
+            let mut buf = BytesMut::from(text);
+            parse_head(&mut buf, false, &mut names)
+                .expect("valid")
+                .expect("complete")
+        };
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let first = "HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 1\r\nContent-Length: 2\r\n\r\n";
+        let (resp, f, _) = parse(first);
+        assert_eq!(f, Framing::Length(2));
+        let expected = pairs(&[("server", "a"), ("x-id", "1"), ("content-length", "2")]);
+        assert_eq!(names_of(&resp), expected);
+        // Same names: every one comes from the cache.
+        let (resp, ..) = parse(first);
+        assert_eq!(names_of(&resp), expected);
+        // A different name in the middle, a different case, one more at the end.
+        let (resp, f, _) = parse(
+            "HTTP/1.1 200 OK\r\nServer: b\r\nX-Other: 2\r\ncontent-length: 3\r\nETag: \"e\"\r\n\r\n",
+        );
+        assert_eq!(f, Framing::Length(3));
+        assert_eq!(
+            names_of(&resp),
+            pairs(&[
+                ("server", "b"),
+                ("x-other", "2"),
+                ("content-length", "3"),
+                ("etag", "\"e\"")
+            ])
+        );
+        // Fewer names than the cache holds; a framing field where another name was.
+        let (resp, f, _) =
+            parse("HTTP/1.1 200 OK\r\nServer: c\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(f, Framing::Chunked(Chunk::Size));
+        assert_eq!(names_of(&resp), pairs(&[("server", "c")]));
+        let (resp, f, _) = parse(first);
+        assert_eq!(f, Framing::Length(2));
+        assert_eq!(names_of(&resp), expected);
+        // An invalid name fails without spoiling the cache for the next response.
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nServer: a\r\nX{: 1\r\n\r\n");
+        assert!(parse_head(&mut buf, false, &mut names).is_err());
+        let mut buf = BytesMut::from(first);
+        let (resp, ..) = parse_head(&mut buf, false, &mut names)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(names_of(&resp), expected);
+    }
+
+    #[test]
+    fn hop_by_hop_fields_are_left_out_unless_connection_names_a_field() {
+        let (resp, _, keep) = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\
+             Upgrade: h2c\r\nTE: trailers\r\nProxy-Connection: x\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(keep);
+        let names: Vec<_> = resp.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-a", "content-length"]);
+        // Named fields: everything stays for remove_hop_by_hop_response, which then gives
+        // the same result as above.
+        let (mut resp, _, keep) = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, x-a\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\
+             X-B: 2\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(keep);
+        assert_eq!(resp.headers().len(), 6);
+        crate::headers::remove_hop_by_hop_response(resp.headers_mut(), StatusCode::OK, false);
+        let names: Vec<_> = resp.headers().keys().map(|n| n.as_str()).collect();
+        let mut names = names;
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-b"]);
+        // `Connection: close` names a field `close` too.
+        let (resp, _, keep) = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!keep);
+        assert!(resp.headers().contains_key(header::CONNECTION));
+        // Transfer-Encoding drops Content-Length in both cases.
+        let (resp, ..) = head(
+            "HTTP/1.1 200 OK\r\nConnection: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!resp.headers().contains_key(header::CONTENT_LENGTH));
+        assert!(resp.headers().contains_key(header::TRANSFER_ENCODING));
     }
 
     #[test]
