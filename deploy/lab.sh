@@ -433,7 +433,10 @@ to_ms() {
 # first_syslog BOX FROM_LINE PATTERN: the ms time of the first line after FROM_LINE matching
 first_syslog() {
     local line
-    line=$(tail -n "+$(($2 + 1))" "$DIR/$1/syslog.log" | grep -F -m 1 -- "$3") || return 0
+    # grep -m 1 may end before tail has written everything: tail's SIGPIPE fails the
+    # pipeline (pipefail), so the status is ignored and the captured line decides.
+    line=$(tail -n "+$(($2 + 1))" "$DIR/$1/syslog.log" | grep -F -m 1 -- "$3") || true
+    [ -n "$line" ] || return 0
     to_ms "${line%% *}"
 }
 
@@ -566,6 +569,9 @@ cmd_drill() {
     [ "$nfail" -le 10 ] || say "     ... ($nfail FAIL lines in $d/poll-failover.txt)"
     say "   outage seen by the client : $(result_field "$r1" outage_ms) ms, $(result_field "$r1" failed) failed request(s) of $(result_field "$r1" requests) (bound $bound_ms ms)"
     say "   answered before / after   : $(sed -n 's/.* before="\([^"]*\)" after="\([^"]*\)".*/\1  \/  \2/p' <<<"$r1")"
+    local t_switch
+    t_switch=$(sed -n '/^SWITCH at=/{s/^SWITCH at=\([0-9]*\) .*/\1/p;q}' "$d/poll-failover.txt" 2>/dev/null || true)
+    say "   first answer via $new      : +$(rel "$t_switch" "$t_kill") ms"
     say "   $new entered MASTER        : +$(rel "$t_master" "$t_kill") ms after the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM)"
     say "   VIP added on $new          : +$(rel "$t_vip" "$t_kill") ms"
     say "   first GARP from $new       : +$(rel "$t_garp" "$t_kill") ms (tcpdump on the bridge)"
@@ -638,7 +644,7 @@ cmd_drill() {
     say "   files: $d"
     local nm
     nm=$(wc -w <<<"$m_after")
-    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms"
+    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms"
     say "RESULT phase=failback mode=$mode master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms"
 }
 

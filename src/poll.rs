@@ -10,8 +10,10 @@
 //! ```
 //!
 //! Bounded in time (`--for`, at most one hour) and in count (`--max-requests`); it stops
-//! early, with `--settle`, once the service has answered for that long after an outage, and
-//! on SIGTERM or SIGINT (still printing the summary).
+//! early, with `--settle`, once the service has answered for that long after an outage (or,
+//! when no request failed, after the balancer changed: an answer ending in ` via NAME`
+//! naming another balancer than the first answer, as the lab's backends write), and on
+//! SIGTERM or SIGINT (still printing the summary).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -258,6 +260,13 @@ struct Tally {
     before: Option<String>,
     first_body: Option<String>,
     last_body: Option<String>,
+    /// The first answer from another balancer than the first answer's (` via NAME`).
+    switched: Option<(u128, u128)>,
+}
+
+/// The balancer an answer names (`web1 via lb2` -> `lb2`), if any.
+fn via(body: &str) -> Option<&str> {
+    body.rsplit_once(" via ").map(|(_, v)| v.trim())
 }
 
 pub fn run(args: &PollArgs) -> ExitCode {
@@ -325,6 +334,13 @@ pub fn run(args: &PollArgs) -> ExitCode {
                 if t.first_body.is_none() {
                     t.first_body = Some(body.clone());
                 }
+                if t.switched.is_none()
+                    && via(&body).is_some()
+                    && via(&body) != t.first_body.as_deref().and_then(via)
+                {
+                    t.switched = Some((at, rel));
+                    let _ = writeln!(stdout, "SWITCH at={at} t=+{rel}ms seq={seq} \"{body}\"");
+                }
                 t.last_body = Some(body);
             }
             Err(why) => {
@@ -352,7 +368,9 @@ pub fn run(args: &PollArgs) -> ExitCode {
             }
         }
         let _ = stdout.flush();
-        if let (Some(settle), false, Some((_, final_rel))) = (args.settle, t.in_outage, t.final_ok)
+        let settled_since = t.final_ok.or(if t.failed == 0 { t.switched } else { None });
+        if let (Some(settle), false, Some((_, final_rel))) =
+            (args.settle, t.in_outage, settled_since)
         {
             if start.elapsed().as_millis() >= final_rel + settle.as_millis() {
                 break;
@@ -389,7 +407,7 @@ fn summary(t: &Tally) -> String {
     format!(
         "RESULT requests={} ok={} failed={} runs={} outage_ms={} recovered={} \
          failed_after_recovery={} first_fail_at={} last_fail_at={} recovered_at={} \
-         first_fail_t={} recovered_t={} before=\"{}\" after=\"{}\"",
+         first_fail_t={} recovered_t={} switch_t={} before=\"{}\" after=\"{}\"",
         t.requests,
         t.ok,
         t.failed,
@@ -406,6 +424,7 @@ fn summary(t: &Tally) -> String {
         opt(t.recovered.as_ref().map(|r| r.0)),
         opt(t.first_fail.map(|f| f.1)),
         opt(t.recovered.as_ref().map(|r| r.1)),
+        opt(t.switched.map(|s| s.1)),
         before.unwrap_or_default(),
         after.unwrap_or_default(),
     )
@@ -506,8 +525,15 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.ends_with("before=\"web1 via lb2\" after=\"web2 via lb1\""),
+            s.ends_with("switch_t=- before=\"web1 via lb2\" after=\"web2 via lb1\""),
             "{s}"
         );
+    }
+
+    #[test]
+    fn via_names_the_balancer() {
+        assert_eq!(via("web1 via lb2"), Some("lb2"));
+        assert_eq!(via("web1 via lb2\n"), Some("lb2"));
+        assert_eq!(via("web1"), None);
     }
 }

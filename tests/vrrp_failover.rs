@@ -197,18 +197,33 @@ fn graceful_stop_hands_over_after_skew_time_and_exits_zero() {
         &pair_config("lb2", 100, "", ""),
     );
 
+    // One loop watches both boxes: when lb2 gains the VIP, until when lb1 still holds it
+    // (the stopping MASTER keeps it until lb2's first advert), and when lb1 exits.
     let t0 = Instant::now();
     lab.host("lb1").signal(n1.pid, libc::SIGTERM);
-    let status = lab.host("lb1").wait_exit(n1.pid, Duration::from_secs(1));
-    let exited = t0.elapsed();
+    let (mut took, mut lb1_held_until, mut status, mut exited) = (None, None, None, None);
+    while t0.elapsed() < Duration::from_secs(4) && (took.is_none() || status.is_none()) {
+        if took.is_none() && lab.host("lb2").has_address(VIP) {
+            took = Some(t0.elapsed());
+        }
+        if status.is_none() {
+            if lab.host("lb1").has_address(VIP) {
+                lb1_held_until = Some(t0.elapsed());
+            }
+            status = lab.host("lb1").wait_exit(n1.pid, Duration::ZERO);
+            if status.is_some() {
+                exited = Some(t0.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let bound = skew(100) + Duration::from_millis(500);
-    let took = wait_vip(lab.host("lb2"), t0, bound + Duration::from_secs(3));
     println!(
-        "graceful stop: lb1 exited with {status:?} after {exited:?}; lb2 holds the VIP {took:?} after SIGTERM (bound {bound:?})"
+        "graceful stop: lb2 holds the VIP {took:?} after SIGTERM (bound {bound:?}); lb1 held it until {lb1_held_until:?} and exited with {status:?} after {exited:?}"
     );
     assert!(
         status.is_some_and(|s| s.code() == Some(0)),
-        "lb1 did not exit 0 within 1 s of SIGTERM: {status:?}\n{}",
+        "lb1 did not exit 0 within 4 s of SIGTERM: {status:?}\n{}",
         n1.log_text()
     );
     // The priority-0 advert makes lb2 wait Skew_Time, not zero and not Master_Down_Interval.
@@ -217,6 +232,24 @@ fn graceful_stop_hands_over_after_skew_time_and_exits_zero() {
         took.is_some_and(|t| t >= not_before && t <= bound),
         "lb2 did not take the VIP within {not_before:?}..Skew_Time + 0.5 s = {bound:?}: {took:?}\n{}",
         logs(&[&n1, &n2])
+    );
+    // Hand-over: lb1 served until lb2 announced itself (no gap for the clients), then left
+    // quickly (well within the 1.5 s limit it would wait for a successor that never comes).
+    assert!(
+        lb1_held_until.is_some_and(|h| h + Duration::from_millis(100) >= not_before),
+        "lb1 dropped the VIP before lb2 took over: held until {lb1_held_until:?}, lb2 at {took:?}\n{}",
+        logs(&[&n1, &n2])
+    );
+    assert!(
+        exited.is_some_and(|e| e <= bound + Duration::from_millis(300)),
+        "lb1 exited {exited:?} after SIGTERM, not soon after lb2 took over\n{}",
+        n1.log_text()
+    );
+    assert!(
+        n1.log_text()
+            .contains("(VI_1) 198.51.100.12 is MASTER now (priority 100"),
+        "no hand-over line\n{}",
+        n1.log_text()
     );
     assert!(
         !lab.host("lb1").has_address(VIP),

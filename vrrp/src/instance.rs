@@ -26,6 +26,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+/// How much longer than one advert interval a stopping MASTER waits for its successor.
+const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
+
 /// What other parts of the program may read about an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceStatus {
@@ -310,8 +313,20 @@ impl Driver {
             };
             tokio::select! {
                 done = &mut stop => {
-                    let actions = self.machine.handle(Event::Shutdown, Instant::now());
+                    let was_master = self.machine.state() == State::Master;
+                    let mut actions = self.machine.handle(Event::Shutdown, Instant::now());
+                    // A stopping MASTER keeps its VIPs (and the balancer its listeners) after
+                    // the priority-0 advert until the new MASTER announces itself, so clients
+                    // are served until the new MASTER's gratuitous ARPs move them.
+                    let rest = match actions.iter().position(|a| matches!(a, Action::RemoveVips)) {
+                        Some(i) if was_master => actions.split_off(i),
+                        _ => Vec::new(),
+                    };
                     self.execute(actions).await;
+                    if !rest.is_empty() {
+                        self.hand_over(&mut buf).await;
+                    }
+                    self.execute(rest).await;
                     info!("({name}) Stopped");
                     if let Ok(done) = done {
                         let _ = done.send(());
@@ -357,6 +372,60 @@ impl Driver {
                     // from; addresses are rarely missing, so a slow poll is enough.
                     if self.refresh_primary().await {
                         self.tracker_event(0, true).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The longest a stopping MASTER waits for the new MASTER: a backup takes over Skew_Time
+    /// (under one advert interval) after our priority-0 advert, plus a margin.
+    fn handover_limit(&self) -> Duration {
+        Duration::from_secs(u64::from(self.cfg.advert_int)) + HANDOVER_MARGIN
+    }
+
+    /// After our priority-0 advert: waits until a valid advert with a non-zero priority from
+    /// another router says a new MASTER took over, or [`Driver::handover_limit`] passed.
+    /// Nothing else is handled meanwhile (the instance is stopping).
+    async fn hand_over(&mut self, buf: &mut [u8]) {
+        let name = self.cfg.name.clone();
+        let limit = self.handover_limit();
+        info!(
+            "({name}) keeping the VIPs until the new MASTER's first advert (at most {} ms)",
+            limit.as_millis()
+        );
+        let t0 = Instant::now();
+        let timer = tokio::time::sleep(limit);
+        tokio::pin!(timer);
+        let ours = [self.primary, self.cfg.unicast_src_ip];
+        loop {
+            tokio::select! {
+                _ = &mut timer => {
+                    info!("({name}) no new MASTER within {} ms; removing the VIPs", limit.as_millis());
+                    return;
+                }
+                got = self.socket.recv(buf) => {
+                    let n = match got {
+                        Ok(n) => n.min(buf.len()),
+                        Err(e) => {
+                            warn!("({name}) receive error on {} while handing over: {e}; removing the VIPs", self.cfg.interface);
+                            return;
+                        }
+                    };
+                    let packet = &buf[..n];
+                    let result = packet::parse_ip(packet).and_then(|(meta, vrrp)| {
+                        packet::validate(&meta, vrrp, &self.rules).map(|a| (meta.src, a.priority))
+                    });
+                    match result {
+                        Ok((src, priority)) if priority > 0 && !ours.contains(&Some(src)) => {
+                            info!(
+                                "({name}) {src} is MASTER now (priority {priority}, {} ms after our priority-0 advert); removing the VIPs",
+                                t0.elapsed().as_millis()
+                            );
+                            return;
+                        }
+                        Ok(_) => {}
+                        Err(reason) => self.counters.record(&reason),
                     }
                 }
             }
