@@ -41,6 +41,14 @@ const HEAD_READ: usize = 8 * 1024;
 
 /// A connection to a server for direct exchanges.
 pub(crate) struct RawConn {
+    /// Boxed: a connection moves from the pool through the exchange into the response body
+    /// and back, and moving a pointer is cheaper than moving the whole state each time.
+    state: Box<ConnState>,
+    pub(crate) reused: bool,
+    pub(crate) generation: u64,
+}
+
+struct ConnState {
     io: TcpStream,
     buf: BytesMut,
     out: Vec<u8>,
@@ -49,18 +57,18 @@ pub(crate) struct RawConn {
     deadline: Pin<Box<Sleep>>,
     /// The header names of the previous response, reused for the next one.
     names: NameCache,
-    pub(crate) reused: bool,
-    pub(crate) generation: u64,
 }
 
 impl RawConn {
     pub(crate) fn new(io: TcpStream, generation: u64) -> Self {
         RawConn {
-            io,
-            buf: BytesMut::new(),
-            out: Vec::new(),
-            deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
-            names: NameCache::default(),
+            state: Box::new(ConnState {
+                io,
+                buf: BytesMut::new(),
+                out: Vec::new(),
+                deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+                names: NameCache::default(),
+            }),
             reused: false,
             generation,
         }
@@ -68,23 +76,23 @@ impl RawConn {
 
     /// The socket, whether it served before, and its pool generation.
     pub(crate) fn into_parts(self) -> (TcpStream, bool, u64) {
-        (self.io, self.reused, self.generation)
+        (self.state.io, self.reused, self.generation)
     }
 
     /// An idle pooled connection is usable when nothing arrived on it since its last
     /// response (no end of stream, no stray bytes). Costs no system call when the socket
     /// has not become readable.
     pub(crate) fn still_open(&self) -> bool {
-        if !self.buf.is_empty() {
+        if !self.state.buf.is_empty() {
             return false;
         }
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        match self.io.poll_read_ready(&mut cx) {
+        match self.state.io.poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
             Poll::Ready(Ok(())) => {
                 let mut b = [0u8; 1];
-                matches!(self.io.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                matches!(self.state.io.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
         }
     }
@@ -122,19 +130,19 @@ pub(crate) async fn send(
     headers: &HeaderMap,
     timeout: Duration,
 ) -> Result<Response<RawBody>, SendError> {
-    encode_head(&mut conn.out, method, target, headers);
-    conn.deadline
+    encode_head(&mut conn.state.out, method, target, headers);
+    conn.state
+        .deadline
         .as_mut()
         .reset(tokio::time::Instant::now() + timeout);
     let head = {
-        let RawConn {
+        let ConnState {
             io,
             buf,
             out,
             deadline,
             names,
-            ..
-        } = &mut conn;
+        } = &mut *conn.state;
         let mut exchange = pin!(write_and_read_head(
             io,
             buf,
@@ -530,13 +538,13 @@ impl RawBody {
         let Some(conn) = self.conn.as_mut() else {
             return Poll::Ready(Ok(0));
         };
-        conn.buf.reserve(want);
-        let RawConn { io, buf, .. } = conn;
+        let ConnState { io, buf, .. } = &mut *conn.state;
+        buf.reserve(want);
         pin!(io.read_buf(buf)).poll(cx)
     }
 
     fn buffered(&self) -> usize {
-        self.conn.as_ref().map_or(0, |c| c.buf.len())
+        self.conn.as_ref().map_or(0, |c| c.state.buf.len())
     }
 }
 
@@ -574,7 +582,7 @@ impl Body for RawBody {
                     let Some(conn) = this.conn.as_mut() else {
                         return Poll::Ready(Some(Err(truncated())));
                     };
-                    let buf = &mut conn.buf;
+                    let buf = &mut conn.state.buf;
                     let n = (buf.len() as u64).min(rem) as usize;
                     let data = buf.split_to(n).freeze();
                     let rem = rem - n as u64;
@@ -586,8 +594,8 @@ impl Body for RawBody {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Framing::Close => {
-                    if let Some(conn) = this.conn.as_mut().filter(|c| !c.buf.is_empty()) {
-                        let data = conn.buf.split().freeze();
+                    if let Some(conn) = this.conn.as_mut().filter(|c| !c.state.buf.is_empty()) {
+                        let data = conn.state.buf.split().freeze();
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     match ready!(this.poll_fill(cx, 16 * 1024)) {
@@ -605,7 +613,7 @@ impl Body for RawBody {
                 Framing::Chunked(state) => match this
                     .conn
                     .as_mut()
-                    .map_or(Err(truncated()), |c| chunk_step(&mut c.buf, state))
+                    .map_or(Err(truncated()), |c| chunk_step(&mut c.state.buf, state))
                 {
                     Ok(Step::Data(data, next)) => {
                         this.framing = Framing::Chunked(next);
