@@ -59,11 +59,11 @@ impl ConnShared {
         }
     }
 
-    /// When the current request's first byte arrived (now, for HTTP/2 streams).
-    pub(crate) fn request_start(&self) -> Instant {
+    /// When the current request's first byte arrived, given the time `now`.
+    pub(crate) fn request_start(&self, now: Instant) -> Instant {
         let us = self.first_byte.load(Ordering::Acquire);
         let at = self.accepted + Duration::from_micros(us);
-        at.min(Instant::now())
+        at.min(now)
     }
 }
 
@@ -178,10 +178,12 @@ impl ClientIo {
         }
         if self.phase == Phase::Idle && self.protocol != Protocol::Http2 {
             self.phase = Phase::Headers;
-            let us = u64::try_from(self.shared.accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let now = Instant::now();
+            let since = now.saturating_duration_since(self.shared.accepted);
+            let us = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
             self.shared.first_byte.store(us, Ordering::Release);
-            let t = self.timeouts.http_request;
-            self.arm(t);
+            let deadline = tokio::time::Instant::from_std(now) + self.timeouts.http_request;
+            self.read_deadline.as_mut().reset(deadline);
         }
     }
 
@@ -366,8 +368,9 @@ fn log_unparsed(
     if !fe.access_log {
         return;
     }
-    let start = shared.request_start();
-    let age = start.elapsed();
+    let now = Instant::now();
+    let start = shared.request_start(now);
+    let age = now.saturating_duration_since(start);
     let entry = AccessLogEntry {
         client: peer,
         accept_date: SystemTime::now() - age,

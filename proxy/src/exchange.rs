@@ -56,11 +56,12 @@ impl Exchange {
             return;
         }
         self.logged = true;
-        self.entry.ta = Some(self.start.elapsed());
-        self.entry.bytes = bytes;
+        // Only the log line shows the entry.
         if !self.frontend.access_log {
             return;
         }
+        self.entry.ta = Some(self.start.elapsed());
+        self.entry.bytes = bytes;
         let e = &mut self.entry;
         e.ac = clamp(self.frontend.counters.connections.load(Ordering::Relaxed));
         e.fc = clamp(self.frontend.connections.load(Ordering::Relaxed));

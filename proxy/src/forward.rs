@@ -297,14 +297,14 @@ async fn attempt_direct(
         Err(e) => return Outcome::ConnectFailed(e),
     };
     *reused = conn.reused;
-    stats.connect = Some(started.elapsed());
     let connected = Instant::now();
+    stats.connect = Some(connected.saturating_duration_since(started));
     let r = h1::send(
         conn,
         &out.parts.method,
         out.path_and_query.as_str(),
         &out.parts.headers,
-        server_timeout,
+        tokio::time::Instant::from_std(connected) + server_timeout,
     )
     .await;
     stats.response = Some(connected.elapsed());

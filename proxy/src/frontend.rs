@@ -174,16 +174,22 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, CloseSilently> {
     let guard = RequestGuard::new(&shared);
+    let now = Instant::now();
     let start = if req.version() == Version::HTTP_2 {
-        Instant::now()
+        now
     } else {
-        shared.request_start()
+        shared.request_start(now)
     };
-    let tr = start.elapsed();
+    let tr = now.saturating_duration_since(start);
     let mut ex = Box::new(Exchange {
         entry: AccessLogEntry {
             client: conn.src,
-            accept_date: SystemTime::now() - tr,
+            // Only the log line shows it.
+            accept_date: if fe.access_log {
+                SystemTime::now() - tr
+            } else {
+                SystemTime::UNIX_EPOCH
+            },
             frontend: fe.name.clone(),
             tls: conn.tls,
             backend: fe.name.clone(),

@@ -121,20 +121,17 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Writes `method target HTTP/1.1` and `headers` to `conn`, reads the response head within
-/// `timeout` and returns the response with its body still on the connection.
+/// Writes `method target HTTP/1.1` and `headers` to `conn`, reads the response head by
+/// `deadline` and returns the response with its body still on the connection.
 pub(crate) async fn send(
     mut conn: RawConn,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Response<RawBody>, SendError> {
     encode_head(&mut conn.state.out, method, target, headers);
-    conn.state
-        .deadline
-        .as_mut()
-        .reset(tokio::time::Instant::now() + timeout);
+    conn.state.deadline.as_mut().reset(deadline);
     let head = {
         let ConnState {
             io,
