@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -212,7 +212,12 @@ pub(crate) async fn handle(
             bq: 0,
             request: Some(RequestLine {
                 method: req.method().clone(),
-                uri: req.uri().clone(),
+                // Only the log line shows the target.
+                uri: if fe.access_log {
+                    req.uri().clone()
+                } else {
+                    Uri::default()
+                },
                 version: req.version(),
             }),
         },
@@ -293,13 +298,9 @@ pub(crate) async fn handle(
     if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {
         cookie::remove_cookie(&mut parts.headers, &policy.name);
     }
-    if !parts.headers.contains_key(header::HOST) {
-        // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs it as Host.
-        if let Some(a) = parts
-            .uri
-            .authority()
-            .filter(|_| parts.version == Version::HTTP_2)
-        {
+    // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs it as Host.
+    if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
+        if let Some(a) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(a.as_str()) {
                 parts.headers.insert(header::HOST, v);
             }
@@ -406,7 +407,10 @@ pub(crate) async fn handle(
             return fe.local(ex, guard, status, cause, phase);
         }
     };
-    ex.set_server(&be, slot.server_index());
+    if ex.server != Some(slot.server_index()) {
+        // Redispatched to another server.
+        ex.set_server(&be, slot.server_index());
+    }
 
     // Response operations.
     let (mut rparts, rbody) = resp.into_parts();
@@ -430,7 +434,12 @@ pub(crate) async fn handle(
         }
     }
     ex.entry.status = rparts.status.as_u16();
-    let head = head_size(17, &rparts.headers);
+    // The byte count is only logged.
+    let head = if fe.access_log {
+        head_size(17, &rparts.headers)
+    } else {
+        0
+    };
     let body = ResponseBody::upstream(rbody, be.cfg.timeouts.server, head, slot, ex, guard);
     Ok(Response::from_parts(rparts, body))
 }

@@ -77,6 +77,11 @@ fn hop_by_hop_present(headers: &HeaderMap) -> u8 {
 /// With `keep_upgrade`, the `Upgrade` field survives and `Connection` becomes `upgrade`.
 fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let found = hop_by_hop_present(headers);
+    remove_found(headers, keep_upgrade, found);
+}
+
+/// [`remove_hop_by_hop`] with the fields present already known.
+fn remove_found(headers: &mut HeaderMap, keep_upgrade: bool, found: u8) {
     if found & HAS_CONNECTION != 0 {
         let mut named: Vec<HeaderName> = Vec::new();
         for t in tokens(headers, &header::CONNECTION) {
@@ -116,8 +121,11 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// `Upgrade` and `Connection: upgrade`; the return value says whether that happened, to be
 /// passed to [`remove_hop_by_hop_response`].
 pub fn remove_hop_by_hop_request(headers: &mut HeaderMap) -> bool {
-    let websocket = is_websocket_upgrade(headers);
-    remove_hop_by_hop(headers, websocket);
+    let found = hop_by_hop_present(headers);
+    // An upgrade needs both fields (most requests have neither).
+    let both = HAS_CONNECTION | HAS_UPGRADE;
+    let websocket = found & both == both && is_websocket_upgrade(headers);
+    remove_found(headers, websocket, found);
     websocket
 }
 
