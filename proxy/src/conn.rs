@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -46,11 +47,14 @@ pub(crate) struct ConnShared {
     first_byte: AtomicU64,
     /// The `http_request` timeout fired and the 408 was sent.
     timed_out: AtomicBool,
+    /// The client address as `forwarded_for` appends it.
+    pub(crate) client_ip: HeaderValue,
 }
 
 impl ConnShared {
-    fn new() -> Self {
+    fn new(client_ip: HeaderValue) -> Self {
         ConnShared {
+            client_ip,
             accepted: Instant::now(),
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -311,7 +315,7 @@ pub(crate) async fn serve(
     mut drain: watch::Receiver<Option<Duration>>,
 ) {
     let _ = stream.set_nodelay(true);
-    let shared = Arc::new(ConnShared::new());
+    let shared = Arc::new(ConnShared::new(crate::headers::client_ip_value(peer.ip())));
     let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
     let info = ConnInfo {
         src: peer,

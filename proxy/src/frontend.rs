@@ -157,15 +157,6 @@ fn into_local(
     Response::from_parts(parts, ResponseBody::local(body, head, ex, guard))
 }
 
-/// The Host a request names: its Host header, else the authority of an absolute-form or
-/// HTTP/2 target.
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    match req.headers().get(header::HOST) {
-        Some(h) => h.to_str().ok(),
-        None => req.uri().authority().map(|a| a.as_str()),
-    }
-}
-
 /// Handles one request (the hyper service).
 pub(crate) async fn handle(
     fe: Arc<Frontend>,
@@ -229,12 +220,20 @@ pub(crate) async fn handle(
         logged: false,
     });
 
-    let decision = fe.router.decide(
-        request_host(&req),
-        req.uri().path(),
-        req.uri().query(),
-        |b| fe.backends.get(b).is_some_and(|b| b.has_usable_server()),
-    );
+    let host_header = req.headers().get(header::HOST);
+    // X-Forwarded-Host copies Host, which the header operations before it never remove.
+    let forwarded_host = host_header.filter(|_| fe.cfg.forwarded_for).cloned();
+    // The Host a request names: its Host header, else the authority of an absolute-form or
+    // HTTP/2 target.
+    let routed_host = match host_header {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    };
+    let decision = fe
+        .router
+        .decide(routed_host, req.uri().path(), req.uri().query(), |b| {
+            fe.backends.get(b).is_some_and(|b| b.has_usable_server())
+        });
     let (backend_index, strip) = match decision {
         RouteDecision::NoMatch => {
             return fe.local(
@@ -292,7 +291,12 @@ pub(crate) async fn handle(
         parts.headers.remove(header::CONNECTION);
     }
     if fe.cfg.forwarded_for {
-        headers::forwarded_for(&mut parts.headers, conn.src.ip(), conn.tls);
+        headers::forwarded_for_value(
+            &mut parts.headers,
+            &shared.client_ip,
+            conn.tls,
+            forwarded_host,
+        );
     }
     headers::apply_set_headers(&mut parts.headers, &fe.set_headers, &conn);
     if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {

@@ -150,12 +150,29 @@ pub fn remove_hop_by_hop_response(
 /// An IPv4-mapped IPv6 peer (dual-stack listener) is written as plain IPv4; IPv6 is written
 /// without brackets, as applications expect a bare address in these headers.
 pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
+    let host = headers.get(header::HOST).cloned();
+    forwarded_for_value(headers, &client_ip_value(client), tls, host);
+}
+
+/// The client address as [`forwarded_for`] writes it (computed once per connection).
+pub fn client_ip_value(client: IpAddr) -> HeaderValue {
     let mut ip = IpText::default();
     ip.write(client.to_canonical());
-    let ip = ip.as_bytes();
+    ip_value(ip.as_bytes())
+}
+
+/// [`forwarded_for`] with the client address from [`client_ip_value`] and the request's
+/// `Host` (its first value) already at hand.
+pub(crate) fn forwarded_for_value(
+    headers: &mut HeaderMap,
+    client: &HeaderValue,
+    tls: bool,
+    host: Option<HeaderValue>,
+) {
+    let ip = client.as_bytes();
     match headers.entry(X_FORWARDED_FOR) {
         Entry::Vacant(e) => {
-            e.insert(ip_value(ip));
+            e.insert(client.clone());
         }
         Entry::Occupied(mut e) => {
             let mut xff: Vec<u8> = Vec::with_capacity(64);
@@ -177,7 +194,7 @@ pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
             // if the map held something hyper would not have parsed; fall back to our address
             // alone.
             let value =
-                HeaderValue::from_maybe_shared(Bytes::from(xff)).unwrap_or_else(|_| ip_value(ip));
+                HeaderValue::from_maybe_shared(Bytes::from(xff)).unwrap_or_else(|_| client.clone());
             e.insert(value);
         }
     }
@@ -185,7 +202,7 @@ pub fn forwarded_for(headers: &mut HeaderMap, client: IpAddr, tls: bool) {
     let proto = if tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
 
-    if let Some(host) = headers.get(header::HOST).cloned() {
+    if let Some(host) = host {
         if let Entry::Vacant(e) = headers.entry(X_FORWARDED_HOST) {
             e.insert(host);
         }
@@ -586,6 +603,27 @@ mod tests {
         remove_hop_by_hop_request(&mut h);
         assert_eq!(all(&h, "b"), ["2"]);
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_for_with_a_precomputed_address_and_host() {
+        let ip = client_ip_value("::ffff:198.51.100.7".parse().expect("ip"));
+        assert_eq!(ip, "198.51.100.7");
+        let mut h = map(&[("host", "a.test"), ("x-forwarded-proto", "https")]);
+        let host = h.get(header::HOST).cloned();
+        forwarded_for_value(&mut h, &ip, false, host);
+        assert_eq!(all(&h, "x-forwarded-for"), ["198.51.100.7"]);
+        assert_eq!(all(&h, "x-forwarded-proto"), ["http"]);
+        assert_eq!(all(&h, "x-forwarded-host"), ["a.test"]);
+        // An existing X-Forwarded-Host stays; no Host, no X-Forwarded-Host.
+        let mut h = map(&[("host", "a.test"), ("x-forwarded-host", "b.test")]);
+        forwarded_for_value(&mut h, &ip, true, Some(HeaderValue::from_static("a.test")));
+        assert_eq!(all(&h, "x-forwarded-host"), ["b.test"]);
+        assert_eq!(all(&h, "x-forwarded-proto"), ["https"]);
+        let mut h = HeaderMap::new();
+        forwarded_for_value(&mut h, &ip, false, None);
+        assert!(!h.contains_key(X_FORWARDED_HOST));
+        assert_eq!(h.len(), 2);
     }
 
     #[test]
