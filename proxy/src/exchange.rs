@@ -47,7 +47,7 @@ impl Exchange {
     }
 
     /// Writes the log line (when access logging is on).
-    pub(crate) fn finish(mut self, bytes: u64) {
+    pub(crate) fn finish(mut self: Box<Self>, bytes: u64) {
         self.log(bytes);
     }
 

@@ -23,7 +23,9 @@ use crate::config::FrontendConfig;
 use crate::conn::{CloseSilently, ConnShared, RequestGuard};
 use crate::errorpage::{ErrorPageError, ErrorPages, Reply};
 use crate::exchange::{head_size, Exchange, ResponseBody};
-use crate::forward::{self, Attempts, BodySource, ClientFailure, ForwardError, Outgoing};
+use crate::forward::{
+    self, Attempts, BodySource, ClientFailure, ForwardError, Outgoing, ServerBody,
+};
 use crate::headers::{self, ConnInfo, HeaderTemplate, TemplateError};
 use crate::route::{RouteDecision, Router};
 use crate::{cookie, rewrite};
@@ -355,7 +357,7 @@ pub(crate) async fn handle(
     };
     ex.set_server(&be, slot.server_index());
 
-    let out = Outgoing {
+    let mut out = Outgoing {
         parts,
         path_and_query,
         body: BodySource::new(body, fe.cfg.timeouts.client),
@@ -417,7 +419,12 @@ pub(crate) async fn handle(
     }
 
     // Response operations.
-    let (mut rparts, rbody) = resp.into_parts();
+    let (mut rparts, mut rbody) = resp.into_parts();
+    if let ServerBody::Raw(raw) = &mut rbody {
+        // The request's header map is done with: the connection parses its next response
+        // into it.
+        raw.recycle(&mut out.parts.headers);
+    }
     headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, false);
     if let Some(prefix) = strip {
         let rw = rewrite::ReverseRewrite {

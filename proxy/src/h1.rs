@@ -38,6 +38,8 @@ const MAX_CHUNK_LINE: usize = 16 * 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
 /// Read size while reading a head.
 const HEAD_READ: usize = 8 * 1024;
+/// Largest header map kept for the next response (fields).
+const RECYCLE_MAX: usize = 64;
 
 /// A connection to a server for direct exchanges.
 pub(crate) struct RawConn {
@@ -288,6 +290,9 @@ pub(crate) struct NameCache {
     /// The received names, one after the other.
     raw: Vec<u8>,
     entries: Vec<CachedName>,
+    /// An empty header map to parse the next response into (a used request's, see
+    /// [`RawBody::recycle`]), saving its allocation.
+    spare: HeaderMap,
 }
 
 struct CachedName {
@@ -401,7 +406,8 @@ fn parse_head(
         let cached = names.entries.get(..fields.len()).unwrap_or(&[]);
         let (framing, drop_length) =
             framing(code, version, head_request, fields, cached, has_te, has_cl)?;
-        let mut headers = HeaderMap::with_capacity(fields.len());
+        let mut headers = std::mem::take(&mut names.spare);
+        headers.reserve(fields.len());
         for (h, e) in fields.iter().zip(cached) {
             if (nothing_named && e.kind.hop_by_hop())
                 || (drop_length && e.kind == Kind::ContentLength)
@@ -528,6 +534,19 @@ impl RawBody {
         let mut conn = self.conn.take()?;
         conn.reused = true;
         Some(conn)
+    }
+
+    /// Keeps `headers` (cleared) for parsing the connection's next response, unless it is
+    /// unusually large.
+    pub(crate) fn recycle(&mut self, headers: &mut HeaderMap) {
+        if let Some(conn) = self
+            .conn
+            .as_mut()
+            .filter(|_| headers.capacity() <= RECYCLE_MAX)
+        {
+            headers.clear();
+            conn.state.names.spare = std::mem::take(headers);
+        }
     }
 
     /// Reads more from the server into the buffer; `Ok(0)` at the end of the stream.
@@ -924,6 +943,20 @@ mod tests {
         let (resp, f, _) = parse(first);
         assert_eq!(f, Framing::Length(2));
         assert_eq!(names_of(&resp), expected);
+        // A recycled (cleared) request map is parsed into.
+        let mut used = HeaderMap::with_capacity(8);
+        used.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        used.append("host", HeaderValue::from_static("a.test"));
+        used.clear();
+        let capacity = used.capacity();
+        names.spare = used;
+        let mut buf = BytesMut::from(first);
+        let (resp, ..) = parse_head(&mut buf, false, &mut names)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(names_of(&resp), expected);
+        assert_eq!(resp.headers().capacity(), capacity);
+        assert_eq!(names.spare.capacity(), 0, "taken");
         // An invalid name fails without spoiling the cache for the next response.
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nServer: a\r\nX{: 1\r\n\r\n");
         assert!(parse_head(&mut buf, false, &mut names).is_err());
