@@ -111,6 +111,9 @@ pub(crate) struct ClientIo {
     protocol: Protocol,
     seen_started: u64,
     read_deadline: Pin<Box<Sleep>>,
+    /// A new deadline for `read_deadline`, set on it only when it is next polled (most
+    /// requests arrive whole, and the timer is then never polled in the headers phase).
+    pending_deadline: Option<tokio::time::Instant>,
     write_deadline: Option<Pin<Box<Sleep>>>,
 }
 
@@ -128,6 +131,7 @@ impl ClientIo {
             protocol: Protocol::Sniffing(0),
             seen_started: 0,
             read_deadline: Box::pin(tokio::time::sleep(timeouts.http_request)),
+            pending_deadline: None,
             write_deadline: None,
             timeouts,
             shared,
@@ -135,6 +139,7 @@ impl ClientIo {
     }
 
     fn arm(&mut self, after: Duration) {
+        self.pending_deadline = None;
         self.read_deadline
             .as_mut()
             .reset(tokio::time::Instant::now() + after);
@@ -187,12 +192,18 @@ impl ClientIo {
             let us = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
             self.shared.first_byte.store(us, Ordering::Release);
             let deadline = tokio::time::Instant::from_std(now) + self.timeouts.http_request;
-            self.read_deadline.as_mut().reset(deadline);
+            self.pending_deadline = Some(deadline);
         }
     }
 
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.phase == Phase::InRequest || self.read_deadline.as_mut().poll(cx).is_pending() {
+        if self.phase == Phase::InRequest {
+            return Poll::Pending;
+        }
+        if let Some(deadline) = self.pending_deadline.take() {
+            self.read_deadline.as_mut().reset(deadline);
+        }
+        if self.read_deadline.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
         if self.phase == Phase::Headers {
@@ -324,8 +335,12 @@ pub(crate) async fn serve(
     };
     let svc_fe = fe.clone();
     let svc_shared = shared.clone();
-    let service =
-        service_fn(move |req| frontend::handle(svc_fe.clone(), info, svc_shared.clone(), req));
+    let service = service_fn(move |req| {
+        // The request counts as started as soon as hyper has its head, before the service
+        // future first runs (hyper reads the socket again in between).
+        let guard = RequestGuard::new(&svc_shared);
+        frontend::handle(svc_fe.clone(), info, svc_shared.clone(), guard, req)
+    });
     let conn = fe.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {

@@ -164,9 +164,9 @@ pub(crate) async fn handle(
     fe: Arc<Frontend>,
     conn: ConnInfo,
     shared: Arc<ConnShared>,
+    guard: RequestGuard,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, CloseSilently> {
-    let guard = RequestGuard::new(&shared);
     let now = Instant::now();
     let start = if req.version() == Version::HTTP_2 {
         now
@@ -425,7 +425,9 @@ pub(crate) async fn handle(
         // into it.
         raw.recycle(&mut out.parts.headers);
     }
-    headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, false);
+    if !matches!(&rbody, ServerBody::Raw(raw) if raw.hop_by_hop_removed()) {
+        headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, false);
+    }
     if let Some(prefix) = strip {
         let rw = rewrite::ReverseRewrite {
             prefix,

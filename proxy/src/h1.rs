@@ -158,11 +158,12 @@ pub(crate) async fn send(
         })
         .await?
     };
-    let (resp, framing, keep_alive) = head;
+    let (resp, framing, keep_alive, hop_by_hop_removed) = head;
     let body = RawBody {
         framing,
         conn: Some(conn),
         keep_alive,
+        hop_by_hop_removed,
     };
     Ok(resp.map(|()| body))
 }
@@ -182,7 +183,9 @@ fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &Heade
     out.extend_from_slice(b"\r\n");
 }
 
-type Head = (Response<()>, Framing, bool);
+/// The response, its framing, whether the connection may serve again, and whether the
+/// hop-by-hop fields were left out already.
+type Head = (Response<()>, Framing, bool, bool);
 
 async fn write_and_read_head(
     io: &mut TcpStream,
@@ -430,7 +433,7 @@ fn parse_head(
             }
         }
         let keep_alive = keep_alive && !close && code != 101 && framing != Framing::Close;
-        return Ok(Some((resp, framing, keep_alive)));
+        return Ok(Some((resp, framing, keep_alive, nothing_named)));
     }
 }
 
@@ -523,9 +526,16 @@ pub(crate) struct RawBody {
     framing: Framing,
     conn: Option<RawConn>,
     keep_alive: bool,
+    hop_by_hop_removed: bool,
 }
 
 impl RawBody {
+    /// The response's header map holds no hop-by-hop field (none was named by `Connection`,
+    /// so the fixed list was left out while parsing).
+    pub(crate) fn hop_by_hop_removed(&self) -> bool {
+        self.hop_by_hop_removed
+    }
+
     /// The connection, when the body ended and it may serve another request.
     pub(crate) fn reusable(&mut self) -> Option<RawConn> {
         if self.framing != Framing::Done || !self.keep_alive {
@@ -822,7 +832,7 @@ mod tests {
             framing_of("HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"),
             Framing::Done
         );
-        let (_, f, _) = head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+        let (_, f, ..) = head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
             .unwrap()
             .unwrap();
         assert_eq!(f, Framing::Done, "HEAD has no body");
@@ -839,7 +849,7 @@ mod tests {
 
     #[test]
     fn interim_responses_are_skipped_and_keep_alive_follows_the_response() {
-        let (resp, f, keep) = head(
+        let (resp, f, keep, _) = head(
             "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
             false,
         )
@@ -851,18 +861,18 @@ mod tests {
         assert!(head("HTTP/1.1 100 Continue\r\n\r\n", false)
             .unwrap()
             .is_none());
-        let (.., keep) = head(
+        let (.., keep, _) = head(
             "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n",
             false,
         )
         .unwrap()
         .unwrap();
         assert!(!keep);
-        let (.., keep) = head("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false)
+        let (.., keep, _) = head("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", false)
             .unwrap()
             .unwrap();
         assert!(!keep);
-        let (.., keep) = head(
+        let (.., keep, _) = head(
             "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n",
             false,
         )
@@ -914,7 +924,7 @@ mod tests {
                 .collect()
         };
         let first = "HTTP/1.1 200 OK\r\nServer: a\r\nX-Id: 1\r\nContent-Length: 2\r\n\r\n";
-        let (resp, f, _) = parse(first);
+        let (resp, f, ..) = parse(first);
         assert_eq!(f, Framing::Length(2));
         let expected = pairs(&[("server", "a"), ("x-id", "1"), ("content-length", "2")]);
         assert_eq!(names_of(&resp), expected);
@@ -922,7 +932,7 @@ mod tests {
         let (resp, ..) = parse(first);
         assert_eq!(names_of(&resp), expected);
         // A different name in the middle, a different case, one more at the end.
-        let (resp, f, _) = parse(
+        let (resp, f, ..) = parse(
             "HTTP/1.1 200 OK\r\nServer: b\r\nX-Other: 2\r\ncontent-length: 3\r\nETag: \"e\"\r\n\r\n",
         );
         assert_eq!(f, Framing::Length(3));
@@ -936,11 +946,11 @@ mod tests {
             ])
         );
         // Fewer names than the cache holds; a framing field where another name was.
-        let (resp, f, _) =
+        let (resp, f, ..) =
             parse("HTTP/1.1 200 OK\r\nServer: c\r\nTransfer-Encoding: chunked\r\n\r\n");
         assert_eq!(f, Framing::Chunked(Chunk::Size));
         assert_eq!(names_of(&resp), pairs(&[("server", "c")]));
-        let (resp, f, _) = parse(first);
+        let (resp, f, ..) = parse(first);
         assert_eq!(f, Framing::Length(2));
         assert_eq!(names_of(&resp), expected);
         // A recycled (cleared) request map is parsed into.
@@ -969,7 +979,7 @@ mod tests {
 
     #[test]
     fn hop_by_hop_fields_are_left_out_unless_connection_names_a_field() {
-        let (resp, _, keep) = head(
+        let (resp, _, keep, removed) = head(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\
              Upgrade: h2c\r\nTE: trailers\r\nProxy-Connection: x\r\nContent-Length: 0\r\n\r\n",
             false,
@@ -977,11 +987,12 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(keep);
+        assert!(removed);
         let names: Vec<_> = resp.headers().keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["x-a", "content-length"]);
         // Named fields: everything stays for remove_hop_by_hop_response, which then gives
         // the same result as above.
-        let (mut resp, _, keep) = head(
+        let (mut resp, _, keep, removed) = head(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, x-a\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\n\
              X-B: 2\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n",
             false,
@@ -989,6 +1000,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(keep);
+        assert!(!removed);
         assert_eq!(resp.headers().len(), 6);
         crate::headers::remove_hop_by_hop_response(resp.headers_mut(), StatusCode::OK, false);
         let names: Vec<_> = resp.headers().keys().map(|n| n.as_str()).collect();
@@ -996,13 +1008,14 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, ["content-length", "x-b"]);
         // `Connection: close` names a field `close` too.
-        let (resp, _, keep) = head(
+        let (resp, _, keep, removed) = head(
             "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
             false,
         )
         .unwrap()
         .unwrap();
         assert!(!keep);
+        assert!(!removed);
         assert!(resp.headers().contains_key(header::CONNECTION));
         // Transfer-Encoding drops Content-Length in both cases.
         let (resp, ..) = head(

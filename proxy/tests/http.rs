@@ -235,6 +235,36 @@ async fn slowloris_gets_408_and_silent_client_gets_closed() {
 }
 
 #[tokio::test]
+async fn a_slow_second_request_gets_408_after_http_request_not_keep_alive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.timeouts = FrontendTimeouts {
+        keep_alive: Some(Duration::from_secs(5)),
+        ..short_timeouts()
+    };
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let mut c = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let mut resp = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(4), c.read_to_end(&mut resp)).await;
+    assert!(read.is_ok(), "not closed within 4 s");
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("HTTP/1.1 408"), "{resp}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
 async fn oversize_and_malformed_requests_are_rejected() {
     let s = TestServer::start("s").await;
     let p = start(
