@@ -133,7 +133,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     );
     // The balancer first: its health checks start at once on every box, so a new MASTER
     // already knows which servers are UP; gated listeners stay closed until MASTER.
-    let balancer = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
+    let mut balancer = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
         None
     } else {
         match proxy::Proxy::start(config::proxy_config(&cfg)) {
@@ -144,24 +144,28 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     };
-    let gated = balancer
-        .as_ref()
-        .map(|p| wiring::gated_frontends(p, &cfg.file.frontends));
+    let gate_table: wiring::GateTable = Arc::new(tokio::sync::Mutex::new(
+        balancer
+            .as_ref()
+            .map(|p| wiring::gated_frontends(p, &cfg.file.frontends))
+            .unwrap_or_default(),
+    ));
     let masters = Arc::new(Mutex::new(HashSet::new()));
-    let backend_names: Vec<String> = cfg.file.backends.iter().map(|b| b.name.clone()).collect();
+    let mut feeds = balancer
+        .as_ref()
+        .map(|p| wiring::BackendFeeds::new(p, &backend_names(&cfg)));
     let mut instances = Vec::new();
     for inst_cfg in cfg.instances.clone() {
         let mut opts = vrrp::instance::InstanceOptions::default();
-        if let Some(p) = &balancer {
-            opts.backend_up = wiring::backend_up_feeds(p, &backend_names);
-            if let Some(g) = &gated {
-                opts.hook = Some(Arc::new(wiring::GateHook::new(
-                    &inst_cfg.name,
-                    g.clone(),
-                    masters.clone(),
-                )));
-            }
+        if let Some(f) = &feeds {
+            opts.backend_up = f.receivers();
         }
+        // Always installed: a reload may bring gated frontends in.
+        opts.hook = Some(Arc::new(wiring::GateHook::new(
+            &inst_cfg.name,
+            gate_table.clone(),
+            masters.clone(),
+        )));
         match vrrp::instance::Instance::start(inst_cfg, opts).await {
             Ok(i) => instances.push(i),
             Err(e) => {
@@ -172,7 +176,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         }
     }
     let (view_tx, view_rx) =
-        watch::channel(Arc::new(status_view(&cfg, &instances, balancer.as_ref())));
+        watch::channel(Arc::new(status_view(&cfg, &instances, feeds.as_ref())));
     let socket_path = control::socket_path(cfg.file.global.control_socket.as_deref());
     let control_task = match control::serve(&socket_path, view_rx) {
         Ok(t) => Some(t),
@@ -194,16 +198,19 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                 match config::load(path) {
                     Ok(l) if l.config.unsupported.is_empty() => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
-                        // Running instances and listeners are not rebuilt yet: say so rather
-                        // than claim a reload that did not happen.
+                        // Running instances are not rebuilt yet: say so rather than claim a
+                        // reload that did not happen. The balancer is (below).
                         if l.config.instances != current.instances {
                             warn!("vrrp_instances changed: the new settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
                         }
                         if format!("{:?}", config::proxy_config(&l.config)) != format!("{:?}", config::proxy_config(&current)) {
-                            warn!("frontends/backends changed: the new settings take effect on restart (systemctl restart vrrplb); the balancer keeps the old ones");
+                            if let Err(e) = reload_balancer(&mut balancer, &l.config, &gate_table, &masters, &mut feeds).await {
+                                error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
+                                continue;
+                            }
                         }
                         current = l.config;
-                        view_tx.send_replace(Arc::new(status_view(&current, &instances, balancer.as_ref())));
+                        view_tx.send_replace(Arc::new(status_view(&current, &instances, feeds.as_ref())));
                         info!("Configuration reloaded (node {})", current.node);
                     }
                     Ok(l) => {
@@ -234,11 +241,67 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn backend_names(cfg: &Validated) -> Vec<String> {
+    cfg.file.backends.iter().map(|b| b.name.clone()).collect()
+}
+
+/// How long the balancer replaced by a reload may finish what it serves (idle keep-alive
+/// connections close at once; requests in flight get this long).
+const RELOAD_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// SIGHUP with changed frontends/backends: a new balancer starts next to the running one
+/// (taking over its listening sockets for the same addresses; servers keep their health
+/// state), the gated frontends of instances that are MASTER open on it, then the old one
+/// stops accepting and drains in the background. On error nothing changes.
+async fn reload_balancer(
+    balancer: &mut Option<proxy::Proxy>,
+    cfg: &Validated,
+    table: &wiring::GateTable,
+    masters: &Mutex<HashSet<String>>,
+    feeds: &mut Option<wiring::BackendFeeds>,
+) -> Result<(), String> {
+    let new = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
+        None
+    } else {
+        let pc = config::proxy_config(cfg);
+        let started = match balancer.as_ref() {
+            Some(old) => proxy::Proxy::start_after(pc, old),
+            None => proxy::Proxy::start(pc),
+        };
+        Some(started.map_err(|e| e.to_string())?)
+    };
+    let gated = new
+        .as_ref()
+        .map(|p| wiring::gated_frontends(p, &cfg.file.frontends))
+        .unwrap_or_default();
+    // Dropping the new balancer on error closes whatever it opened.
+    wiring::swap_gates(table, masters, gated).await?;
+    if let Some(p) = &new {
+        p.reload_done();
+    }
+    if let Some(p) = &new {
+        match feeds {
+            Some(f) => f.attach(p, &backend_names(cfg)),
+            None => *feeds = Some(wiring::BackendFeeds::new(p, &backend_names(cfg))),
+        }
+    }
+    if let Some(old) = std::mem::replace(balancer, new) {
+        tokio::spawn(async move { old.shutdown(RELOAD_DRAIN).await });
+    }
+    info!(
+        "balancer reloaded: {} frontend(s), {} backend(s)",
+        cfg.file.frontends.len(),
+        cfg.file.backends.len()
+    );
+    Ok(())
+}
+
 fn status_view(
     cfg: &Validated,
     instances: &[vrrp::instance::Instance],
-    balancer: Option<&proxy::Proxy>,
+    feeds: Option<&wiring::BackendFeeds>,
 ) -> StatusView {
+    let up = feeds.map(|f| f.receivers()).unwrap_or_default();
     StatusView {
         node: cfg.node.clone(),
         instances: instances
@@ -260,23 +323,18 @@ fn status_view(
                 drops: i.drop_counters(),
             })
             .collect(),
-        backends: balancer
-            .map(|p| {
-                let names: Vec<String> = cfg.file.backends.iter().map(|b| b.name.clone()).collect();
-                let feeds = wiring::backend_up_feeds(p, &names);
-                cfg.file
-                    .backends
-                    .iter()
-                    .filter_map(|b| {
-                        Some(BackendView {
-                            name: b.name.clone(),
-                            up: feeds.get(&b.name)?.clone(),
-                            total: b.servers.len(),
-                        })
-                    })
-                    .collect()
+        backends: cfg
+            .file
+            .backends
+            .iter()
+            .filter_map(|b| {
+                Some(BackendView {
+                    name: b.name.clone(),
+                    up: up.get(&b.name)?.clone(),
+                    total: b.servers.len(),
+                })
             })
-            .unwrap_or_default(),
+            .collect(),
     }
 }
 

@@ -35,10 +35,14 @@ pub fn gated_frontends(
     )
 }
 
+/// The gated frontends the hooks act on; a reload swaps in the new balancer's. The lock is
+/// held while a hook or a reload opens or closes listeners, so the two never interleave.
+pub type GateTable = Arc<tokio::sync::Mutex<Arc<Vec<GatedFrontend>>>>;
+
 /// The MASTER-edge hook of one instance.
 pub struct GateHook {
     instance: String,
-    frontends: Arc<Vec<GatedFrontend>>,
+    frontends: GateTable,
     /// Instances currently MASTER (shared by every instance's hook).
     masters: Arc<Mutex<HashSet<String>>>,
 }
@@ -46,7 +50,7 @@ pub struct GateHook {
 impl GateHook {
     pub fn new(
         instance: &str,
-        frontends: Arc<Vec<GatedFrontend>>,
+        frontends: GateTable,
         masters: Arc<Mutex<HashSet<String>>>,
     ) -> GateHook {
         GateHook {
@@ -57,16 +61,20 @@ impl GateHook {
     }
 
     fn masters(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.masters.lock().unwrap_or_else(|e| e.into_inner())
+        lock_masters(&self.masters)
     }
+}
+
+fn lock_masters(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl MasterHook for GateHook {
     fn becoming_master(&self) -> HookFuture<'_> {
         Box::pin(async move {
+            let table = self.frontends.lock().await;
             self.masters().insert(self.instance.clone());
-            for f in self
-                .frontends
+            for f in table
                 .iter()
                 .filter(|f| f.instances.contains(&self.instance))
             {
@@ -82,9 +90,9 @@ impl MasterHook for GateHook {
 
     fn leaving_master(&self) -> HookFuture<'_> {
         Box::pin(async move {
+            let table = self.frontends.lock().await;
             self.masters().remove(&self.instance);
-            for f in self
-                .frontends
+            for f in table
                 .iter()
                 .filter(|f| f.instances.contains(&self.instance))
             {
@@ -100,24 +108,93 @@ impl MasterHook for GateHook {
     }
 }
 
-/// The number of UP servers of each backend, as the VRRP trackers want it.
-pub fn backend_up_feeds(
-    p: &proxy::Proxy,
-    names: &[String],
-) -> HashMap<String, watch::Receiver<usize>> {
-    let mut out = HashMap::new();
-    for name in names {
-        let Some(mut health) = p.backend_health(name) else {
-            continue;
-        };
-        let (tx, rx) = watch::channel(health.borrow().up);
-        tokio::spawn(async move {
-            while health.changed().await.is_ok() {
-                let up = health.borrow_and_update().up;
-                tx.send_if_modified(|v| std::mem::replace(v, up) != up);
+/// A reload of the balancer: opens the new balancer's gated frontends whose instances are
+/// MASTER now and makes the hooks act on them from then on. When one cannot listen, the ones
+/// opened are closed again, nothing is swapped, and the error is returned. The old
+/// balancer's listeners are left to its shutdown.
+pub async fn swap_gates(
+    table: &GateTable,
+    masters: &Mutex<HashSet<String>>,
+    new: Arc<Vec<GatedFrontend>>,
+) -> Result<(), String> {
+    let mut current = table.lock().await;
+    let now: HashSet<String> = lock_masters(masters).clone();
+    let wanted = new
+        .iter()
+        .filter(|f| f.instances.iter().any(|i| now.contains(i)));
+    let mut opened: Vec<&GatedFrontend> = Vec::new();
+    for f in wanted {
+        if let Err(e) = f.gate.set_serving(true).await {
+            for g in opened {
+                let _ = g.gate.set_serving(false).await;
             }
-        });
-        out.insert(name.clone(), rx);
+            return Err(e.to_string());
+        }
+        opened.push(f);
     }
-    out
+    *current = new.clone();
+    Ok(())
+}
+
+/// The number of UP servers of each backend, as the VRRP trackers want it: one channel per
+/// backend name for the life of the daemon, fed from the running balancer (re-attached to the
+/// new one on a reload).
+pub struct BackendFeeds {
+    senders: HashMap<String, watch::Sender<usize>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BackendFeeds {
+    pub fn new(p: &proxy::Proxy, names: &[String]) -> BackendFeeds {
+        let mut feeds = BackendFeeds {
+            senders: HashMap::new(),
+            tasks: Vec::new(),
+        };
+        feeds.attach(p, names);
+        feeds
+    }
+
+    /// Receivers for the instances and the status view.
+    pub fn receivers(&self) -> HashMap<String, watch::Receiver<usize>> {
+        self.senders
+            .iter()
+            .map(|(k, tx)| (k.clone(), tx.subscribe()))
+            .collect()
+    }
+
+    /// Feeds every channel from `p`'s backend of the same name, adding channels for `names`
+    /// not seen before (a backend gone from the new config keeps its last figure).
+    pub fn attach(&mut self, p: &proxy::Proxy, names: &[String]) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for name in names {
+            if let (false, Some(h)) = (self.senders.contains_key(name), p.backend_health(name)) {
+                let up = h.borrow().up;
+                self.senders.insert(name.clone(), watch::channel(up).0);
+            }
+        }
+        for (name, tx) in &self.senders {
+            let Some(mut health) = p.backend_health(name) else {
+                continue;
+            };
+            let tx = tx.clone();
+            let up = health.borrow_and_update().up;
+            tx.send_if_modified(|v| std::mem::replace(v, up) != up);
+            self.tasks.push(tokio::spawn(async move {
+                while health.changed().await.is_ok() {
+                    let up = health.borrow_and_update().up;
+                    tx.send_if_modified(|v| std::mem::replace(v, up) != up);
+                }
+            }));
+        }
+    }
+}
+
+impl Drop for BackendFeeds {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }

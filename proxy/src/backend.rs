@@ -389,6 +389,26 @@ impl Backend {
         }
     }
 
+    /// On a reload: servers that were checked in `old` under the same name and address keep
+    /// their UP/DOWN state instead of starting over (HAProxy's server-state file does this
+    /// across a reload), so a reload does not flap `track_backends`. Before the checks start.
+    pub(crate) fn seed_from(self: &Arc<Self>, old: &Backend) {
+        let checked = self.cfg.health_check.is_some();
+        for (i, s) in self.servers.iter().enumerate() {
+            let prev = old
+                .servers
+                .iter()
+                .find(|o| o.name == s.name && o.cfg.addr == s.cfg.addr && o.cfg.check);
+            if let (true, true, Some(prev)) = (checked, s.cfg.check, prev) {
+                if prev.is_up() != s.is_up() {
+                    self.set_server_up(i, prev.is_up());
+                }
+                let (status, last) = prev.check_status();
+                s.set_check_status(status, last);
+            }
+        }
+    }
+
     /// A health check flipped server `s`. DOWN: its queue moves to the backend queue and its
     /// idle pooled connections are closed. Either way waiting requests are re-dispatched.
     pub(crate) fn set_server_up(self: &Arc<Self>, s: usize, up: bool) -> Transition {

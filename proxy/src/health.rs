@@ -210,8 +210,11 @@ async fn run_checker(
         CheckKind::Http => Some(probe::http_request_bytes(&cfg, target)),
         CheckKind::Tcp => None,
     };
-    let mut counter = HealthCounter::new(cfg.rise, cfg.fall, cfg.initial_up);
-    server.set_check_status(counter.to_string(), None);
+    // From the server's state: `initial_state`, or what a reload carried over.
+    let mut counter = HealthCounter::new(cfg.rise, cfg.fall, server.is_up());
+    if server.check_status().1.is_none() {
+        server.set_check_status(counter.to_string(), None);
+    }
     tokio::time::sleep(delay).await;
     loop {
         let result = match &request {

@@ -63,6 +63,7 @@ pub enum ProxyError {
 
 /// A running load balancer.
 pub struct Proxy {
+    inherited: listener::Inherited,
     sets: Vec<Arc<ListenerSet>>,
     backends: Arc<[Arc<Backend>]>,
     gate: Gate,
@@ -116,12 +117,38 @@ impl Proxy {
     /// backend (gated or not, so a box becoming MASTER already knows its servers). Must be
     /// called inside a tokio runtime.
     pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
+        Proxy::start_seeded(config, None)
+    }
+
+    /// A reload: starts a balancer for `config` next to `previous`, which keeps serving until
+    /// it is shut down. Listening sockets of `previous` open for an address the new config
+    /// binds are taken over (for gated frontends: when opened before [`Proxy::reload_done`]);
+    /// servers found in `previous` (same backend, name and address) keep their health state.
+    pub fn start_after(config: ProxyConfig, previous: &Proxy) -> Result<Proxy, ProxyError> {
+        Proxy::start_seeded(config, Some(previous))
+    }
+
+    fn start_seeded(config: ProxyConfig, previous: Option<&Proxy>) -> Result<Proxy, ProxyError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProxyError::NoRuntime);
         }
         let backends: Arc<[Arc<Backend>]> =
             config.backends.iter().cloned().map(Backend::new).collect();
+        if let Some(prev) = previous {
+            for b in backends.iter() {
+                if let Some(old) = prev.backends.iter().find(|o| o.name == b.name) {
+                    b.seed_from(old);
+                }
+            }
+        }
         let counters = Arc::new(ProxyCounters::default());
+        let inherited: listener::Inherited = Arc::default();
+        if let Some(prev) = previous {
+            let mut pool = inherited.lock().unwrap_or_else(|e| e.into_inner());
+            for set in &prev.sets {
+                pool.extend(set.sockets());
+            }
+        }
         let global = Arc::new(Semaphore::new(
             config.maxconn.clamp(1, Semaphore::MAX_PERMITS),
         ));
@@ -141,9 +168,10 @@ impl Proxy {
                 global: global.clone(),
                 frontend: Arc::new(Semaphore::new(maxconn)),
             };
-            sets.push(ListenerSet::new(Arc::new(fe), limits));
+            sets.push(ListenerSet::new(Arc::new(fe), limits, inherited.clone()));
         }
         let mut proxy = Proxy {
+            inherited,
             gate: Gate::new(
                 sets.iter().filter(|s| s.fe.cfg.gated).cloned().collect(),
                 config.gate_drain,
@@ -172,6 +200,15 @@ impl Proxy {
     }
 
     /// The gate of every gated frontend at once.
+    /// Ends a reload: listening sockets of the previous balancer not taken over are let go
+    /// (they close with it).
+    pub fn reload_done(&self) {
+        self.inherited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     pub fn gate(&self) -> Gate {
         self.gate.clone()
     }

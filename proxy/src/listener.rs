@@ -1,6 +1,8 @@
 //! Listening sockets of a frontend: bind (IP_FREEBIND, so a VIP can be bound before VRRP
-//! adds it), accept within `maxconn`, and close with a drain of the open connections.
+//! adds it; on a reload the new balancer takes over the old one's listening sockets for the
+//! same addresses, so no connection waiting in a backlog is lost), accept within `maxconn`, and close with a drain of the open connections.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -51,7 +53,13 @@ struct Running {
     drain: watch::Sender<Option<Duration>>,
     accepts: Vec<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
+    /// By configured address, for a reload to take over.
+    sockets: Vec<(SocketAddr, Arc<TcpListener>)>,
 }
+
+/// Listening sockets a reload hands from the old balancer to the new one, by configured
+/// address; shared by the new balancer's frontends and emptied once the reload is done.
+pub(crate) type Inherited = Arc<Mutex<HashMap<SocketAddr, Arc<TcpListener>>>>;
 
 /// The listeners of one frontend, opened and closed as a whole.
 pub(crate) struct ListenerSet {
@@ -60,6 +68,7 @@ pub(crate) struct ListenerSet {
     running: Mutex<Option<Running>>,
     /// Open connections of this frontend, across open/close cycles.
     live: watch::Sender<usize>,
+    inherited: Inherited,
 }
 
 #[derive(Debug)]
@@ -69,13 +78,22 @@ pub(crate) struct BindError {
 }
 
 impl ListenerSet {
-    pub(crate) fn new(fe: Arc<Frontend>, limits: Limits) -> Arc<Self> {
+    pub(crate) fn new(fe: Arc<Frontend>, limits: Limits, inherited: Inherited) -> Arc<Self> {
         Arc::new(ListenerSet {
             fe,
             limits,
             running: Mutex::new(None),
             live: watch::channel(0).0,
+            inherited,
         })
+    }
+
+    /// The open listening sockets, by configured address.
+    pub(crate) fn sockets(&self) -> Vec<(SocketAddr, Arc<TcpListener>)> {
+        self.lock()
+            .as_ref()
+            .map(|r| r.sockets.clone())
+            .unwrap_or_default()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
@@ -102,15 +120,25 @@ impl ListenerSet {
         }
         let mut listeners = Vec::with_capacity(self.fe.cfg.bind.len());
         for &addr in &self.fe.cfg.bind {
-            let l = bind(addr)
-                .and_then(TcpListener::from_std)
-                .map_err(|source| BindError { addr, source })?;
-            listeners.push(l);
+            let taken = self
+                .inherited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&addr);
+            let l = match taken {
+                Some(l) => l,
+                None => bind(addr)
+                    .and_then(TcpListener::from_std)
+                    .map(Arc::new)
+                    .map_err(|source| BindError { addr, source })?,
+            };
+            listeners.push((addr, l));
         }
         let (drain, _) = watch::channel(None);
         let mut addrs = Vec::with_capacity(listeners.len());
         let mut accepts = Vec::with_capacity(listeners.len());
-        for l in listeners {
+        let sockets = listeners.clone();
+        for (_, l) in listeners {
             let addr = l
                 .local_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -127,6 +155,7 @@ impl ListenerSet {
             drain,
             accepts,
             addrs,
+            sockets,
         });
         Ok(())
     }
@@ -192,7 +221,7 @@ impl Drop for Open {
 
 async fn accept_loop(
     set: Arc<ListenerSet>,
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     addr: SocketAddr,
     drain: watch::Receiver<Option<Duration>>,
 ) {
