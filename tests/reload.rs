@@ -191,18 +191,9 @@ fn sighup_rebuilds_the_balancer_without_dropping_clients_and_keeps_server_states
     assert!(ask().is_some_and(|(s, b)| s == 200 && b.starts_with("web2")));
     assert!(listening(lab.host("lb1"), 80), "MASTER stopped listening");
     assert_eq!(
-        last_state(&n1).as_deref(),
+        n1.last_state().as_deref(),
         Some("MASTER"),
         "{}",
         n2.log_text()
     );
-}
-
-fn last_state(n: &Node) -> Option<String> {
-    n.log_text()
-        .lines()
-        .filter_map(|l| l.split("Entering ").nth(1))
-        .filter_map(|r| r.split(' ').next())
-        .next_back()
-        .map(str::to_owned)
 }

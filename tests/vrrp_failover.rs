@@ -12,14 +12,6 @@ use testkit::{require_root, require_tool, wait_until, Host, Lab, TempDir};
 const LB1: &str = "198.51.100.11/24";
 const LB2: &str = "198.51.100.12/24";
 
-/// The state named by the last `Entering ... STATE` line of a node's log.
-fn last_state(node: &Node) -> Option<String> {
-    let text = node.log_text();
-    let i = text.rfind("Entering ")?;
-    let rest = &text[i + "Entering ".len()..];
-    rest.split_whitespace().next().map(str::to_owned)
-}
-
 /// Every state a node entered, in order (from its `Entering ... STATE` lines).
 fn states(node: &Node) -> Vec<String> {
     node.log_text()
@@ -262,7 +254,7 @@ fn graceful_stop_hands_over_after_skew_time_and_exits_zero() {
         n1.log_text()
     );
     assert_eq!(
-        last_state(&n2).as_deref(),
+        n2.last_state().as_deref(),
         Some("MASTER"),
         "{}",
         n2.log_text()
@@ -326,13 +318,13 @@ fn restarted_higher_priority_node_preempts() {
     );
     assert_holders_stay(&lab, &["lb1"], Duration::from_secs(3), &[&n1, &n2]);
     assert_eq!(
-        last_state(&n1).as_deref(),
+        n1.last_state().as_deref(),
         Some("MASTER"),
         "{}",
         n1.log_text()
     );
     assert_eq!(
-        last_state(&n2).as_deref(),
+        n2.last_state().as_deref(),
         Some("BACKUP"),
         "{}",
         n2.log_text()
@@ -357,13 +349,13 @@ fn with_nopreempt_the_restarted_node_stays_backup() {
         t1.elapsed()
     );
     assert_eq!(
-        last_state(&n1).as_deref(),
+        n1.last_state().as_deref(),
         Some("BACKUP"),
         "{}",
         n1.log_text()
     );
     assert_eq!(
-        last_state(&n2).as_deref(),
+        n2.last_state().as_deref(),
         Some("MASTER"),
         "{}",
         n2.log_text()
@@ -496,8 +488,8 @@ fn split_brain_heals(tag: &str, p1: u8, p2: u8, winner: &str) {
     );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(holders(&lab), ["lb1", "lb2"], "{}", logs(&[&n1, &n2]));
-    assert_eq!(last_state(&n1).as_deref(), Some("MASTER"));
-    assert_eq!(last_state(&n2).as_deref(), Some("MASTER"));
+    assert_eq!(n1.last_state().as_deref(), Some("MASTER"));
+    assert_eq!(n2.last_state().as_deref(), Some("MASTER"));
 
     // Heal: within two advert intervals one MASTER and one holder.
     let t1 = Instant::now();
@@ -516,13 +508,13 @@ fn split_brain_heals(tag: &str, p1: u8, p2: u8, winner: &str) {
     );
     assert!(
         wait_until(Duration::from_millis(500), || {
-            last_state(nl).as_deref() == Some("BACKUP")
+            nl.last_state().as_deref() == Some("BACKUP")
         }),
         "{}",
         logs(&[&n1, &n2])
     );
     assert_eq!(
-        last_state(nw).as_deref(),
+        nw.last_state().as_deref(),
         Some("MASTER"),
         "{}",
         logs(&[&n1, &n2])
@@ -578,7 +570,7 @@ fn stopping_the_backup_leaves_the_master_alone() {
     // lb1 logs at debug level, so a priority-0 advert from lb2 would show.
     let log = n1.log_text();
     assert!(!log.contains("priority 0"), "{log}");
-    assert_eq!(last_state(&n1).as_deref(), Some("MASTER"), "{log}");
+    assert_eq!(n1.last_state().as_deref(), Some("MASTER"), "{log}");
     assert_eq!(
         log.matches("Entering ").count(),
         2,

@@ -39,6 +39,14 @@ impl Node {
             .unwrap_or_default()
     }
     /// Number of times `needle` occurs in the log.
+    /// The state named by the last `Entering ... STATE` line of the log.
+    pub fn last_state(&self) -> Option<String> {
+        let text = self.log_text();
+        let i = text.rfind("Entering ")?;
+        let rest = &text[i + "Entering ".len()..];
+        rest.split_whitespace().next().map(str::to_owned)
+    }
+
     pub fn count_log(&self, needle: &str) -> usize {
         self.log_text().matches(needle).count()
     }
