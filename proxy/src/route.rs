@@ -69,10 +69,11 @@ impl Router {
         query: Option<&str>,
         available: impl Fn(usize) -> bool,
     ) -> RouteDecision<'_> {
-        let host = host.map(host_without_port);
+        // The host without its port, worked out for the first route that looks at it.
+        let mut bare_host: Option<Option<&str>> = None;
         for route in &self.routes {
             if let Some(pattern) = &route.host {
-                match host {
+                match *bare_host.get_or_insert_with(|| host.map(host_without_port)) {
                     Some(h) if host_matches(pattern, h) => {}
                     _ => continue,
                 }
