@@ -25,6 +25,7 @@ use tokio::time::Sleep;
 use crate::backend::{Acquire, Backend, Slot};
 use crate::connector::{ConnectError, HyperConn};
 use crate::h1::{self, RawBody, SendError};
+use crate::headers::ForwardedFields;
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -196,9 +197,15 @@ pub(crate) struct Outgoing {
     pub path_and_query: PathAndQuery,
     pub body: Option<Arc<BodySource>>,
     pub client_ip: IpAddr,
+    /// `forwarded_for` fields still to be written after `parts.headers` (direct exchanges).
+    pub forwarded: Option<ForwardedFields>,
 }
 
 fn build_request(out: &Outgoing, server: &crate::backend::Server) -> Request<RequestBody> {
+    debug_assert!(
+        out.forwarded.is_none(),
+        "only direct exchanges defer fields"
+    );
     // Origin form (`/path?query`), as a client talking to the server directly sends it;
     // CONNECT names an authority.
     let uri = if out.parts.method == Method::CONNECT {
@@ -304,6 +311,7 @@ async fn attempt_direct(
         &out.parts.method,
         out.path_and_query.as_str(),
         &out.parts.headers,
+        out.forwarded.as_ref(),
         tokio::time::Instant::from_std(connected) + server_timeout,
     )
     .await;

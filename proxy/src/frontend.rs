@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -292,13 +292,31 @@ pub(crate) async fn handle(
         parts.headers.remove(header::UPGRADE);
         parts.headers.remove(header::CONNECTION);
     }
+    let mut forwarded = None;
     if fe.cfg.forwarded_for {
-        headers::forwarded_for_value(
-            &mut parts.headers,
-            &shared.client_ip,
-            conn.tls,
-            forwarded_host,
-        );
+        // A request for a direct exchange (HTTP/1.1, no body, not CONNECT) that has none of
+        // the fields gets them written after its own when its head is encoded, unless a
+        // later operation could see or move them.
+        let deferred = parts.version == Version::HTTP_11
+            && body.is_end_stream()
+            && parts.method != Method::CONNECT
+            && fe.set_headers.is_empty()
+            && !be.cookie.as_ref().is_some_and(|p| p.indirect)
+            && headers::ForwardedFields::can_append_to(&parts.headers);
+        if deferred {
+            forwarded = Some(headers::ForwardedFields {
+                client: shared.client_ip.clone(),
+                tls: conn.tls,
+                host: forwarded_host,
+            });
+        } else {
+            headers::forwarded_for_value(
+                &mut parts.headers,
+                &shared.client_ip,
+                conn.tls,
+                forwarded_host,
+            );
+        }
     }
     headers::apply_set_headers(&mut parts.headers, &fe.set_headers, &conn);
     if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {
@@ -362,6 +380,7 @@ pub(crate) async fn handle(
         path_and_query,
         body: BodySource::new(body, fe.cfg.timeouts.client),
         client_ip: conn.src.ip(),
+        forwarded,
     };
     ex.phase = TermPhase::Connect;
     let mut attempts = Attempts::default();

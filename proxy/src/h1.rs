@@ -29,6 +29,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
+use crate::headers::ForwardedFields;
+
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields in a response head or a trailer section (as hyper).
@@ -130,9 +132,10 @@ pub(crate) async fn send(
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    forwarded: Option<&ForwardedFields>,
     deadline: tokio::time::Instant,
 ) -> Result<Response<RawBody>, SendError> {
-    encode_head(&mut conn.state.out, method, target, headers);
+    encode_head(&mut conn.state.out, method, target, headers, forwarded);
     conn.state.deadline.as_mut().reset(deadline);
     let head = {
         let ConnState {
@@ -168,7 +171,13 @@ pub(crate) async fn send(
     Ok(resp.map(|()| body))
 }
 
-fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &HeaderMap) {
+fn encode_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    forwarded: Option<&ForwardedFields>,
+) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -179,6 +188,9 @@ fn encode_head(out: &mut Vec<u8>, method: &Method, target: &str, headers: &Heade
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(f) = forwarded {
+        f.encode(out);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -1065,13 +1077,47 @@ mod tests {
     }
 
     #[test]
+    fn deferred_forwarded_fields_give_the_same_head_as_forwarded_for() {
+        let client = crate::headers::client_ip_value("192.0.2.7".parse().expect("ip"));
+        for (host, tls) in [(Some("a.test:8080"), false), (None, true)] {
+            let mut h = HeaderMap::new();
+            if let Some(host) = host {
+                h.insert(header::HOST, HeaderValue::from_static(host));
+            }
+            h.append(header::ACCEPT, HeaderValue::from_static("*/*"));
+            h.append(header::ACCEPT, HeaderValue::from_static("text/html"));
+            assert!(ForwardedFields::can_append_to(&h));
+            let host = h.get(header::HOST).cloned();
+            let mut applied = h.clone();
+            crate::headers::forwarded_for_value(&mut applied, &client, tls, host.clone());
+            let mut expected = Vec::new();
+            encode_head(&mut expected, &Method::GET, "/", &applied, None);
+            let mut deferred = Vec::new();
+            let fields = ForwardedFields {
+                client: client.clone(),
+                tls,
+                host,
+            };
+            encode_head(&mut deferred, &Method::GET, "/", &h, Some(&fields));
+            assert_eq!(
+                String::from_utf8_lossy(&deferred),
+                String::from_utf8_lossy(&expected)
+            );
+            assert!(!ForwardedFields::can_append_to(&applied));
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-host", HeaderValue::from_static("b.test"));
+        assert!(!ForwardedFields::can_append_to(&h));
+    }
+
+    #[test]
     fn request_head_is_written_as_given() {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("a.test"));
         h.append("x-b", HeaderValue::from_static("1"));
         h.append("x-b", HeaderValue::from_static("2"));
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, "/p?q=1", &h);
+        encode_head(&mut out, &Method::GET, "/p?q=1", &h, None);
         assert_eq!(
             out,
             b"GET /p?q=1 HTTP/1.1\r\nhost: a.test\r\nx-b: 1\r\nx-b: 2\r\n\r\n"

@@ -209,6 +209,43 @@ pub(crate) fn forwarded_for_value(
     }
 }
 
+/// The fields [`forwarded_for_value`] appends to a request that has none of them, kept
+/// aside and written after the request's own fields when its head is encoded: the same
+/// bytes, without three header-map insertions.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardedFields {
+    pub(crate) client: HeaderValue,
+    pub(crate) tls: bool,
+    pub(crate) host: Option<HeaderValue>,
+}
+
+impl ForwardedFields {
+    /// Whether `headers` has none of the fields, so that [`forwarded_for_value`] would only
+    /// append them.
+    pub(crate) fn can_append_to(headers: &HeaderMap) -> bool {
+        !headers
+            .keys()
+            .any(|n| *n == X_FORWARDED_FOR || *n == X_FORWARDED_PROTO || *n == X_FORWARDED_HOST)
+    }
+
+    /// The fields as `name: value` lines, in the order [`forwarded_for_value`] appends them
+    /// (names as `HeaderName::as_str` spells them).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"x-forwarded-for: ");
+        out.extend_from_slice(self.client.as_bytes());
+        out.extend_from_slice(if self.tls {
+            b"\r\nx-forwarded-proto: https\r\n"
+        } else {
+            b"\r\nx-forwarded-proto: http\r\n"
+        });
+        if let Some(host) = &self.host {
+            out.extend_from_slice(b"x-forwarded-host: ");
+            out.extend_from_slice(host.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 fn ip_value(ip: &[u8]) -> HeaderValue {
     HeaderValue::from_bytes(ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

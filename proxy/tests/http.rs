@@ -131,6 +131,28 @@ async fn forwarded_for_appends_and_set_headers_apply() {
 }
 
 #[tokio::test]
+async fn forwarded_for_fields_are_added_to_a_plain_request() {
+    let s = TestServer::start("s").await;
+    let mut f = frontend(vec![], Some("be"));
+    f.forwarded_for = true;
+    let p = start(vec![f], vec![backend("be", &[&s])]);
+    let r = get(&client(), &format!("{}/", p.base)).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("x-forwarded-for: 127.0.0.1\n"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("x-forwarded-proto: http\n"), "{}", r.body);
+    let host = p.base.trim_start_matches("http://");
+    assert!(
+        r.body.contains(&format!("x-forwarded-host: {host}\n")),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
 async fn hop_by_hop_headers_are_removed_both_ways() {
     let s = TestServer::start("s").await;
     let p = start(
