@@ -198,16 +198,16 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                 match config::load(path) {
                     Ok(l) if l.config.unsupported.is_empty() => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
-                        // Running instances are not rebuilt yet: say so rather than claim a
-                        // reload that did not happen. The balancer is (below).
-                        if l.config.instances != current.instances {
-                            warn!("vrrp_instances changed: the new settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
-                        }
+                        // The balancer is rebuilt; instances take a new priority in place,
+                        // other instance changes wait for a restart (said, not claimed).
                         if format!("{:?}", config::proxy_config(&l.config)) != format!("{:?}", config::proxy_config(&current)) {
                             if let Err(e) = reload_balancer(&mut balancer, &l.config, &gate_table, &masters, &mut feeds).await {
                                 error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
                                 continue;
                             }
+                        }
+                        if !apply_instance_changes(&current, &l.config, &instances) {
+                            warn!("vrrp_instances changed beyond priorities: those settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
                         }
                         current = l.config;
                         view_tx.send_replace(Arc::new(status_view(&current, &instances, feeds.as_ref())));
@@ -239,6 +239,45 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     }
     info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
     ExitCode::SUCCESS
+}
+
+/// SIGHUP: a changed `priority` (not to or from 255) is applied to the running instance in
+/// place, as keepalived does on a reload. False when any other instance change (added,
+/// removed, other keys) is left for a restart.
+fn apply_instance_changes(
+    old: &Validated,
+    new: &Validated,
+    running: &[vrrp::instance::Instance],
+) -> bool {
+    let mut applied_all = old.instances.len() == new.instances.len();
+    for n in &new.instances {
+        let Some(o) = old.instances.iter().find(|o| o.name == n.name) else {
+            applied_all = false;
+            continue;
+        };
+        if o == n {
+            continue;
+        }
+        let mut same_but_priority = o.clone();
+        same_but_priority.priority = n.priority;
+        if same_but_priority != *n {
+            applied_all = false;
+        }
+        let owner = o.priority == 255 || n.priority == 255;
+        if o.priority != n.priority {
+            match running.iter().find(|r| r.name() == n.name) {
+                Some(r) if !owner => {
+                    info!(
+                        "({}) priority {} -> {} (reload)",
+                        n.name, o.priority, n.priority
+                    );
+                    r.set_priority(n.priority);
+                }
+                _ => applied_all = false,
+            }
+        }
+    }
+    applied_all
 }
 
 fn backend_names(cfg: &Validated) -> Vec<String> {

@@ -197,3 +197,68 @@ fn sighup_rebuilds_the_balancer_without_dropping_clients_and_keeps_server_states
         n2.log_text()
     );
 }
+
+/// keepalived's way to move a VIP for maintenance: change a priority and reload. The running
+/// instance takes the new priority in place (no restart, no VIP flap on the other box).
+#[test]
+fn sighup_applies_a_new_priority_in_place() {
+    if !require_root("reload_priority") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")]);
+    let dir = TempDir::new("reload-prio");
+    let t0 = Instant::now();
+    let n1 = start(&lab, "lb1", &dir, &pair_config("lb1", 101, "", ""));
+    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
+    assert!(
+        wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
+        "{}",
+        n1.log_text()
+    );
+    assert!(n2.wait_log("Entering BACKUP STATE", Duration::from_secs(3)));
+
+    // lb2 100 -> 150: it preempts lb1 (it discards lb1's lower adverts, so Master_Down_Interval).
+    let text = std::fs::read_to_string(&n2.config).expect("lb2 config");
+    std::fs::write(&n2.config, text.replace("priority: 100", "priority: 150")).expect("write");
+    let hup = Instant::now();
+    lab.host("lb2").signal(n2.pid, libc::SIGHUP);
+    let bound = master_down(150) + Duration::from_millis(500);
+    let took = wait_vip(lab.host("lb2"), hup, bound + Duration::from_secs(2));
+    println!("reload priority 100 -> 150: lb2 MASTER {took:?} after SIGHUP (bound {bound:?})");
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "{}\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(wait_no_vip(lab.host("lb1"), Duration::from_secs(2)));
+    let log2 = n2.log_text();
+    assert!(
+        log2.contains("(VI_1) priority 100 -> 150 (reload)"),
+        "{log2}"
+    );
+    assert!(
+        log2.contains("(VI_1) Changing effective priority from 100 to 150"),
+        "{log2}"
+    );
+    assert!(!log2.contains("take effect on restart"), "{log2}");
+    assert_eq!(n2.count_log("Starting vrrplb"), 1, "{log2}");
+
+    // Back down to 50: lb2 announces it at once and lb1 (101) preempts.
+    let text = std::fs::read_to_string(&n2.config).expect("lb2 config");
+    std::fs::write(&n2.config, text.replace("priority: 150", "priority: 50")).expect("write");
+    let hup = Instant::now();
+    lab.host("lb2").signal(n2.pid, libc::SIGHUP);
+    let bound = master_down(101) + Duration::from_millis(500);
+    let back = wait_vip(lab.host("lb1"), hup, bound + Duration::from_secs(2));
+    println!("reload priority 150 -> 50: lb1 MASTER again {back:?} after SIGHUP (bound {bound:?})");
+    assert!(
+        back.is_some_and(|t| t <= bound),
+        "{}\n{}",
+        n1.log_text(),
+        n2.log_text()
+    );
+    assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(2)));
+    assert_eq!(n1.last_state().as_deref(), Some("MASTER"));
+    assert_eq!(n2.last_state().as_deref(), Some("BACKUP"));
+}

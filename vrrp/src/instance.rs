@@ -85,6 +85,7 @@ pub struct Instance {
     status: watch::Receiver<InstanceStatus>,
     counters: Arc<DropCounters>,
     stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    priority: mpsc::UnboundedSender<u8>,
     task: JoinHandle<()>,
 }
 
@@ -176,12 +177,14 @@ impl Instance {
             hook: opts.hook,
             _scripts: scripts,
         };
-        let task = tokio::spawn(driver.run(links, tracker_rx, stop_rx));
+        let (priority_tx, priority_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(driver.run(links, tracker_rx, priority_rx, stop_rx));
         Ok(Instance {
             name,
             status,
             counters,
             stop: Some(stop_tx),
+            priority: priority_tx,
             task,
         })
     }
@@ -196,6 +199,12 @@ impl Instance {
 
     pub fn drop_counters(&self) -> Arc<DropCounters> {
         self.counters.clone()
+    }
+
+    /// A reload changed the configured priority: applied in place (a MASTER announces it at
+    /// once). To or from 255 (the owner) needs a restart and is ignored here.
+    pub fn set_priority(&self, priority: u8) {
+        let _ = self.priority.send(priority);
     }
 
     /// Orderly stop: a MASTER sends a priority-0 advert and removes its VIPs, the STOP notify
@@ -286,6 +295,7 @@ impl Driver {
         mut self,
         mut links: LinkWatcher,
         mut trackers: mpsc::UnboundedReceiver<(usize, bool)>,
+        mut priority: mpsc::UnboundedReceiver<u8>,
         mut stop: oneshot::Receiver<oneshot::Sender<()>>,
     ) {
         let name = self.cfg.name.clone();
@@ -366,6 +376,10 @@ impl Driver {
                 }
                 Some((index, ok)) = trackers.recv() => {
                     self.tracker_event(index, ok).await;
+                }
+                Some(p) = priority.recv() => {
+                    let actions = self.machine.handle(Event::SetPriority(p), Instant::now());
+                    self.execute(actions).await;
                 }
                 _ = address_poll.tick(), if self.primary.is_none() => {
                     // keepalived holds FAULT while the interface has no IPv4 address to send

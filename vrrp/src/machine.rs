@@ -182,6 +182,8 @@ pub enum Event {
         ok: bool,
     },
     Shutdown,
+    /// A reload changed the configured priority (not to or from 255, the owner's).
+    SetPriority(u8),
 }
 
 /// Why a transition happened; `Display` is the structured `reason` field.
@@ -430,6 +432,7 @@ impl Machine {
             },
             Event::Tracker { index, ok } => self.tracker_changed(index, ok, now),
             Event::Shutdown => self.shutdown(),
+            Event::SetPriority(p) => self.set_priority(p, now),
         }
     }
 
@@ -573,6 +576,33 @@ impl Machine {
             Some(slot) if *slot != status => *slot = status,
             _ => return Vec::new(),
         }
+        let mut actions = self.reprioritize();
+        if self.state == State::Initialize {
+            return actions;
+        }
+        let Some(spec) = self.cfg.trackers.get(index) else {
+            return actions;
+        };
+        let (name, kind) = (spec.name.clone(), spec.kind);
+        match (self.state, self.fault_cause()) {
+            (State::Backup | State::Master, Some(reason)) => {
+                actions.extend(self.enter_fault(reason));
+            }
+            (State::Fault, None) => {
+                let reason = Reason::TrackerRecovered { name, kind };
+                actions.extend(if self.is_owner() {
+                    self.become_master(State::Fault, reason, now)
+                } else {
+                    self.enter_backup(reason, now)
+                });
+            }
+            _ => {}
+        }
+        actions
+    }
+
+    /// Recomputes the effective priority after a tracker or the configured priority changed.
+    fn reprioritize(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         let old = self.effective;
         let new = self.compute_priority();
@@ -595,23 +625,23 @@ impl Machine {
                 });
             }
         }
-        let Some(spec) = self.cfg.trackers.get(index) else {
-            return actions;
-        };
-        let (name, kind) = (spec.name.clone(), spec.kind);
-        match (self.state, self.fault_cause()) {
-            (State::Backup | State::Master, Some(reason)) => {
-                actions.extend(self.enter_fault(reason));
-            }
-            (State::Fault, None) => {
-                let reason = Reason::TrackerRecovered { name, kind };
-                actions.extend(if self.is_owner() {
-                    self.become_master(State::Fault, reason, now)
-                } else {
-                    self.enter_backup(reason, now)
-                });
-            }
-            _ => {}
+        actions
+    }
+
+    /// A reload changed the configured priority: the effective one follows, and a MASTER
+    /// announces it at once (a BACKUP with a higher priority then preempts as usual).
+    fn set_priority(&mut self, priority: u8, now: Instant) -> Vec<Action> {
+        if priority == self.cfg.priority
+            || priority == OWNER_PRIORITY
+            || self.cfg.priority == OWNER_PRIORITY
+        {
+            return Vec::new();
+        }
+        self.cfg.priority = priority;
+        let mut actions = self.reprioritize();
+        if self.state == State::Master && !actions.is_empty() {
+            actions.push(self.advert());
+            self.adver = Some(now + self.cfg.advert_int);
         }
         actions
     }
@@ -1253,6 +1283,34 @@ mod tests {
         );
         assert_eq!(acts, vec![Action::PriorityChanged { from: 150, to: 100 }]);
         assert_eq!(b.deadline(), Some(Duration::from_nanos(3_609_375_000)));
+    }
+
+    #[test]
+    fn reload_priority_change_applies_in_place() {
+        // BACKUP: the effective priority follows, trackers still count on top of it.
+        let c = with_tracker(cfg(100), "chk_web", TrackerKind::Script, 20);
+        let mut b = Bench::new(c);
+        b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: true });
+        b.ev(Duration::ZERO, Event::Tracker { index: 1, ok: true });
+        b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(b.m.effective_priority(), 120);
+        let acts = b.ev(secs(1), Event::SetPriority(150));
+        assert_eq!(acts, vec![Action::PriorityChanged { from: 120, to: 170 }]);
+        assert!(b.ev(secs(1), Event::SetPriority(150)).is_empty());
+        // MASTER: announced at once.
+        let mut m = Bench::master(cfg(100));
+        let mdi = Duration::from_nanos(3_609_375_000);
+        let acts = m.ev(mdi + ms(100), Event::SetPriority(50));
+        assert_eq!(
+            acts,
+            vec![
+                Action::PriorityChanged { from: 100, to: 50 },
+                Action::SendAdvert { priority: 50 }
+            ]
+        );
+        // To or from the owner's 255: not in place (a restart changes owner semantics).
+        assert!(m.ev(mdi + ms(200), Event::SetPriority(255)).is_empty());
+        assert_eq!(m.m.effective_priority(), 50);
     }
 
     #[test]
