@@ -372,14 +372,25 @@ HC_VRRPLB='{ kind: http, path: /, interval: 2s, timeout: 1s, rise: 2, fall: 3 }'
 
 # vrrplb_proxy_conf FILE: the balancer alone, on lb1's own address
 vrrplb_proxy_conf() {
-    cat >"$1" <<EOF
+    {
+        cat <<EOF
 global:
   node: bench
   control_socket: $WORK/vrrplb-proxy.sock
   log: { target: stderr, level: warn, access_log: false }
+EOF
+        vrrplb_balancer "${ADDR[lb1]}:80" ""
+    } >"$1"
+}
+
+# vrrplb_balancer BIND GATE: the frontend and backend both vrrplb configs share, on stdout
+# (GATE: the frontend's gate list; empty for an ungated frontend)
+vrrplb_balancer() {
+    cat <<EOF
 frontends:
   - name: www
-    bind: ["${ADDR[lb1]}:80"]
+    bind: ["$1"]${2:+
+    gate: [$2]}
     forwarded_for: true
     timeouts: { client: 50s, http_request: 10s }
     default_backend: web
@@ -431,7 +442,8 @@ EOF
 
 # vrrplb_pair_conf FILE BOX PRIORITY
 vrrplb_pair_conf() {
-    cat >"$1" <<EOF
+    {
+        cat <<EOF
 global:
   node: $2
   control_socket: $WORK/$2.sock
@@ -445,24 +457,9 @@ vrrp_instances:
     state: BACKUP
     authentication: { auth_type: PASS, auth_pass: "bench51" }
     virtual_ipaddress: [$VIP/24]
-frontends:
-  - name: www
-    bind: ["$VIP:80"]
-    gate: [VI_1]
-    forwarded_for: true
-    timeouts: { client: 50s, http_request: 10s }
-    default_backend: web
-backends:
-  - name: web
-    balance: roundrobin
-    servers:
-      - { name: web1, address: "${ADDR[web1]}:80" }
-      - { name: web2, address: "${ADDR[web2]}:80" }
-    health_check: $HC_VRRPLB
-    retries: 3
-    redispatch: true
-    timeouts: { connect: 5s, server: 50s, queue: 5s }
 EOF
+        vrrplb_balancer "$VIP:80" VI_1
+    } >"$1"
 }
 
 # keepalived_conf FILE BOX PRIORITY: the same VRRP instance for keepalived

@@ -317,8 +317,6 @@ async fn reload_balancer(
     wiring::swap_gates(table, masters, gated).await?;
     if let Some(p) = &new {
         p.reload_done();
-    }
-    if let Some(p) = &new {
         match feeds {
             Some(f) => f.attach(p, &backend_names(cfg)),
             None => *feeds = Some(wiring::BackendFeeds::new(p, &backend_names(cfg))),

@@ -132,7 +132,7 @@ pub async fn swap_gates(
         }
         opened.push(f);
     }
-    *current = new.clone();
+    *current = new;
     Ok(())
 }
 

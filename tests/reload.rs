@@ -218,20 +218,7 @@ fn sighup_applies_a_new_priority_in_place() {
     assert!(n2.wait_log("Entering BACKUP STATE", Duration::from_secs(3)));
 
     // lb2 100 -> 150: it preempts lb1 (it discards lb1's lower adverts, so Master_Down_Interval).
-    let text = std::fs::read_to_string(&n2.config).expect("lb2 config");
-    std::fs::write(&n2.config, text.replace("priority: 100", "priority: 150")).expect("write");
-    let hup = Instant::now();
-    lab.host("lb2").signal(n2.pid, libc::SIGHUP);
-    let bound = master_down(150) + Duration::from_millis(500);
-    let took = wait_vip(lab.host("lb2"), hup, bound + Duration::from_secs(2));
-    println!("reload priority 100 -> 150: lb2 MASTER {took:?} after SIGHUP (bound {bound:?})");
-    assert!(
-        took.is_some_and(|t| t <= bound),
-        "{}\n{}",
-        n1.log_text(),
-        n2.log_text()
-    );
-    assert!(wait_no_vip(lab.host("lb1"), Duration::from_secs(2)));
+    reprioritize(&lab, &n2, (100, 150), ("lb2", "lb1"), master_down(150), &n1);
     let log2 = n2.log_text();
     assert!(
         log2.contains("(VI_1) priority 100 -> 150 (reload)"),
@@ -245,20 +232,36 @@ fn sighup_applies_a_new_priority_in_place() {
     assert_eq!(n2.count_log("Starting vrrplb"), 1, "{log2}");
 
     // Back down to 50: lb2 announces it at once and lb1 (101) preempts.
-    let text = std::fs::read_to_string(&n2.config).expect("lb2 config");
-    std::fs::write(&n2.config, text.replace("priority: 150", "priority: 50")).expect("write");
-    let hup = Instant::now();
-    lab.host("lb2").signal(n2.pid, libc::SIGHUP);
-    let bound = master_down(101) + Duration::from_millis(500);
-    let back = wait_vip(lab.host("lb1"), hup, bound + Duration::from_secs(2));
-    println!("reload priority 150 -> 50: lb1 MASTER again {back:?} after SIGHUP (bound {bound:?})");
-    assert!(
-        back.is_some_and(|t| t <= bound),
-        "{}\n{}",
-        n1.log_text(),
-        n2.log_text()
-    );
-    assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(2)));
+    reprioritize(&lab, &n2, (150, 50), ("lb1", "lb2"), master_down(101), &n1);
     assert_eq!(n1.last_state().as_deref(), Some("MASTER"));
     assert_eq!(n2.last_state().as_deref(), Some("BACKUP"));
+}
+
+/// Rewrites `node`'s priority `from` -> `to`, sends it SIGHUP, and checks that `winner` holds
+/// the VIP within `down` + 0.5 s and `loser` gives it up.
+fn reprioritize(
+    lab: &Lab,
+    node: &Node,
+    (from, to): (u8, u8),
+    (winner, loser): (&str, &str),
+    down: Duration,
+    other: &Node,
+) {
+    let text = std::fs::read_to_string(&node.config).expect("config");
+    let text = text.replace(&format!("priority: {from}"), &format!("priority: {to}"));
+    std::fs::write(&node.config, text).expect("write config");
+    let hup = Instant::now();
+    lab.host(&node.host).signal(node.pid, libc::SIGHUP);
+    let bound = down + Duration::from_millis(500);
+    let took = wait_vip(lab.host(winner), hup, bound + Duration::from_secs(2));
+    println!(
+        "reload priority {from} -> {to}: {winner} MASTER {took:?} after SIGHUP (bound {bound:?})"
+    );
+    assert!(
+        took.is_some_and(|t| t <= bound),
+        "{}\n{}",
+        node.log_text(),
+        other.log_text()
+    );
+    assert!(wait_no_vip(lab.host(loser), Duration::from_secs(2)));
 }

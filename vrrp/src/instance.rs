@@ -427,10 +427,7 @@ impl Driver {
                         }
                     };
                     let packet = &buf[..n];
-                    let result = packet::parse_ip(packet).and_then(|(meta, vrrp)| {
-                        packet::validate(&meta, vrrp, &self.rules).map(|a| (meta.src, a.priority))
-                    });
-                    match result {
+                    match self.decode(packet).map(|(meta, a)| (meta.src, a.priority)) {
                         Ok((src, priority)) if priority > 0 && !ours.contains(&Some(src)) => {
                             info!(
                                 "({name}) {src} is MASTER now (priority {priority}, {} ms after our priority-0 advert); removing the VIPs",
@@ -470,13 +467,17 @@ impl Driver {
         self.execute(actions).await;
     }
 
+    /// Parses and validates one received packet (vrrp.md §4).
+    fn decode(&self, packet: &[u8]) -> Result<(packet::IpMeta, Advertisement), packet::DropReason> {
+        packet::parse_ip(packet)
+            .and_then(|(meta, vrrp)| packet::validate(&meta, vrrp, &self.rules).map(|a| (meta, a)))
+    }
+
     /// Validates one received packet (vrrp.md §4) and hands a valid advert to the machine.
     /// Every drop is counted by reason; logging is limited per reason and source.
     async fn on_packet(&mut self, packet: &[u8]) {
         let now = Instant::now();
-        let result = packet::parse_ip(packet)
-            .and_then(|(meta, vrrp)| packet::validate(&meta, vrrp, &self.rules).map(|a| (meta, a)));
-        match result {
+        match self.decode(packet) {
             Ok((meta, advert)) => {
                 if advert.priority == 255 {
                     if let Some(m) = self.rules.address_mismatch(&advert.addresses) {
