@@ -571,6 +571,18 @@ impl RawBody {
         }
     }
 
+    /// Reads more of a body whose end is not reached yet: the end of the stream (truncated)
+    /// or a read error ends the body with an error and drops the connection.
+    fn poll_more(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<Result<(), BoxError>> {
+        let r = match ready!(self.poll_fill(cx, want)) {
+            Ok(0) => Err(truncated()),
+            Ok(_) => return Poll::Ready(Ok(())),
+            Err(e) => Err(e.into()),
+        };
+        self.conn = None;
+        Poll::Ready(r)
+    }
+
     /// Reads more from the server into the buffer; `Ok(0)` at the end of the stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<usize>> {
         let Some(conn) = self.conn.as_mut() else {
@@ -605,16 +617,8 @@ impl Body for RawBody {
                 Framing::Length(rem) => {
                     if this.buffered() == 0 {
                         let want = rem.clamp(4096, 64 * 1024) as usize;
-                        match ready!(this.poll_fill(cx, want)) {
-                            Ok(0) => {
-                                this.conn = None;
-                                return Poll::Ready(Some(Err(truncated())));
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                this.conn = None;
-                                return Poll::Ready(Some(Err(e.into())));
-                            }
+                        if let Err(e) = ready!(this.poll_more(cx, want)) {
+                            return Poll::Ready(Some(Err(e)));
                         }
                     }
                     let Some(conn) = this.conn.as_mut() else {
@@ -665,17 +669,11 @@ impl Body for RawBody {
                         }
                         return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                     }
-                    Ok(Step::More) => match ready!(this.poll_fill(cx, 16 * 1024)) {
-                        Ok(0) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(truncated())));
+                    Ok(Step::More) => {
+                        if let Err(e) = ready!(this.poll_more(cx, 16 * 1024)) {
+                            return Poll::Ready(Some(Err(e)));
                         }
-                        Ok(_) => {}
-                        Err(e) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(e.into())));
-                        }
-                    },
+                    }
                     Err(e) => {
                         this.conn = None;
                         return Poll::Ready(Some(Err(e)));
