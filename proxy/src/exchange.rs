@@ -226,9 +226,9 @@ impl Body for ResponseBody {
                     }
                     Poll::Ready(None) => Poll::Ready(None),
                     Poll::Pending => {
-                        let deadline = tokio::time::Instant::now() + this.server_timeout;
                         if this.progressed {
                             this.progressed = false;
+                            let deadline = tokio::time::Instant::now() + this.server_timeout;
                             match &mut this.idle {
                                 Some(s) => s.as_mut().reset(deadline),
                                 None => {

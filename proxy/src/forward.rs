@@ -124,9 +124,9 @@ impl Body for RequestBody {
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + source.client_timeout;
                 if this.progressed {
                     this.progressed = false;
+                    let deadline = tokio::time::Instant::now() + source.client_timeout;
                     match &mut this.idle {
                         Some(sleep) => sleep.as_mut().reset(deadline),
                         None => this.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),

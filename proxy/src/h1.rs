@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::headers::ForwardedFields;
+use crate::headers::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
 
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -292,9 +292,6 @@ impl Kind {
         !matches!(self, Kind::ContentLength | Kind::Other)
     }
 }
-
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The header names of the last response on a connection, in order, with their bytes as
 /// received: a server sends the same names in the same order in every response, so a name
