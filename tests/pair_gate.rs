@@ -125,38 +125,106 @@ fn gated_frontend_follows_master_and_backend_tracking_moves_the_vip() {
     assert!(wait_until(Duration::from_secs(3), || ask()
         .is_some_and(|(s, _)| s == 200)));
 
-    // Graceful stop of the MASTER: the BACKUP serves within Skew_Time + 0.5 s, checked by a
-    // client polling every 20 ms (bounded).
+    // Graceful stop of the MASTER, watched by a client polling every 20 ms (bounded in time
+    // and count) that records which balancer forwarded each answer (the backend names its
+    // peer): answers must move from lb1 to lb2, lb2 must keep answering, and at most a request
+    // in flight at the switch may fail (lb1 keeps its VIP and listeners until lb2's first
+    // advert; without that wait the client sees Skew_Time of failures, ~30 polls).
+    assert!(
+        ask()
+            .and_then(|(_, b)| answered_by(&b).map(str::to_owned))
+            .as_deref()
+            == Some("198.51.100.11"),
+        "lb1 does not answer before the stop"
+    );
     let stop = Instant::now();
     lab.host("lb1").signal(n1.pid, 15);
-    let mut first_ok_after_outage = None;
-    let mut failed = 0;
-    while stop.elapsed() < Duration::from_secs(5) {
-        match ask() {
-            Some((200, _)) if failed > 0 || stop.elapsed() > Duration::from_millis(300) => {
-                first_ok_after_outage = Some(stop.elapsed());
-                break;
+    let poll = poll_handover(&ask, Duration::from_secs(6), Duration::from_secs(1));
+    let bound = skew(100) + Duration::from_millis(500);
+    println!(
+        "graceful stop: {} polls, {} failed, {} answered by lb1, first lb2 answer after {:?} (bound {bound:?}), {} lb1 answers after it",
+        poll.polls, poll.failed, poll.by_lb1, poll.switch, poll.lb1_after_switch
+    );
+    let logs = || format!("{}\n{}", n1.log_text(), n2.log_text());
+    assert!(
+        poll.by_other == 0,
+        "answers from an unknown peer\n{}",
+        logs()
+    );
+    assert!(
+        poll.switch.is_some_and(|t| t <= bound),
+        "lb2 did not take over within {bound:?}: {:?}\n{}",
+        poll.switch,
+        logs()
+    );
+    assert!(
+        poll.lb2_settled,
+        "lb2 did not keep answering for 1 s after the switch\n{}",
+        logs()
+    );
+    assert!(
+        poll.by_lb1 > 0,
+        "lb1 served nothing after SIGTERM (stop {stop:?})"
+    );
+    assert_eq!(
+        poll.lb1_after_switch,
+        0,
+        "answers went back to lb1\n{}",
+        logs()
+    );
+    assert!(
+        poll.failed <= 2,
+        "{} polls failed during the graceful hand-over\n{}",
+        poll.failed,
+        logs()
+    );
+}
+
+/// What a client polling the VIP saw across a graceful stop of lb1.
+#[derive(Default)]
+struct HandOver {
+    polls: u32,
+    failed: u32,
+    by_lb1: u32,
+    by_other: u32,
+    /// When lb2 first answered (since the poll started).
+    switch: Option<Duration>,
+    lb1_after_switch: u32,
+    /// lb2 was still answering `settle` after the switch.
+    lb2_settled: bool,
+}
+
+/// Polls every 20 ms until lb2 has answered for `settle` after its first answer, or `limit`.
+fn poll_handover(
+    ask: &dyn Fn() -> Option<(u16, String)>,
+    limit: Duration,
+    settle: Duration,
+) -> HandOver {
+    let start = Instant::now();
+    let mut seen = HandOver::default();
+    while start.elapsed() < limit && seen.polls < 1000 {
+        seen.polls += 1;
+        let answer = ask();
+        let peer = answer
+            .as_ref()
+            .filter(|(s, _)| *s == 200)
+            .and_then(|(_, b)| answered_by(b).map(str::to_owned));
+        match peer.as_deref() {
+            None => seen.failed += 1,
+            Some("198.51.100.11") if seen.switch.is_some() => seen.lb1_after_switch += 1,
+            Some("198.51.100.11") => seen.by_lb1 += 1,
+            Some("198.51.100.12") => {
+                let since = *seen.switch.get_or_insert(start.elapsed());
+                if start.elapsed() >= since + settle {
+                    seen.lb2_settled = true;
+                    break;
+                }
             }
-            Some((200, _)) => {}
-            _ => failed += 1,
+            Some(_) => seen.by_other += 1,
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let bound = skew(100) + Duration::from_millis(500);
-    println!("graceful stop: client served again after {first_ok_after_outage:?} ({failed} failed polls; bound {bound:?})");
-    assert!(
-        first_ok_after_outage.is_some_and(|t| t <= bound),
-        "{}",
-        n2.log_text()
-    );
-    // Hand-over: lb1 keeps its VIP and listeners until lb2's first advert, so the client
-    // loses at most a request in flight at the switch (without it: Skew_Time, ~30 polls).
-    assert!(
-        failed <= 2,
-        "{failed} polls failed during the graceful hand-over\n{}\n{}",
-        n1.log_text(),
-        n2.log_text()
-    );
+    seen
 }
 
 fn lab_get(client: &testkit::Host, vip: SocketAddr) -> Option<(u16, String)> {

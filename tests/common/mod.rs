@@ -138,8 +138,9 @@ pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> std::process::Outp
     out
 }
 
-/// A keep-alive HTTP/1.1 server answering every request with its name and the request's
-/// headers in the body. Stops accepting (and closes its socket) when `stop` is set.
+/// A keep-alive HTTP/1.1 server answering every request with its name, the request's
+/// headers and the address of its peer (`peer IP`, see [`answered_by`]) in the body.
+/// Stops accepting (and closes its socket) when `stop` is set.
 pub struct Backend {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -171,7 +172,11 @@ impl Backend {
                         conns2.lock().unwrap_or_else(|e| e.into_inner()).push(c);
                     }
                     let stop3 = stop2.clone();
-                    std::thread::spawn(move || serve(name, s, stop3));
+                    let peer = s
+                        .peer_addr()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default();
+                    std::thread::spawn(move || serve(name, s, stop3, peer));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
@@ -207,7 +212,9 @@ impl Backend {
     }
 }
 
-fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>) {
+/// Serves one connection. The body is the server's name, the request head, and a last
+/// line `peer IP` naming who connected (which balancer forwarded the request).
+fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>, peer: String) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let mut w = match s.try_clone() {
         Ok(w) => w,
@@ -230,7 +237,7 @@ fn serve(name: &str, s: TcpStream, stop: Arc<AtomicBool>) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let body = format!("{name}\n{head}");
+        let body = format!("{name}\n{head}peer {peer}\n");
         let resp = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -269,4 +276,9 @@ pub fn http_get(addr: SocketAddr, path: &str, extra_headers: &str) -> Option<(u1
 pub fn listening(h: &Host, port: u16) -> bool {
     let out = h.exec(&["ss", "-Hltn", &format!("sport = :{port}")]);
     !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// The address that forwarded a request to a [`Backend`], from the body's `peer IP` line.
+pub fn answered_by(body: &str) -> Option<&str> {
+    body.lines().rev().find_map(|l| l.strip_prefix("peer "))
 }
