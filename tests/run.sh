@@ -20,7 +20,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get install -y -q --no-install-recommends \
     iproute2 procps psmisc iputils-ping nftables curl ca-certificates \
     rsyslog logrotate systemd util-linux bsdutils keepalived haproxy tshark tcpdump wrk nginx-light \
-    build-essential pkg-config >/dev/null
+    build-essential pkg-config git >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
@@ -39,11 +39,23 @@ export RUST_BACKTRACE=1
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test (VRRPLB_REQUIRE_NETNS=$VRRPLB_REQUIRE_NETNS)"
-cargo test --workspace --no-fail-fast -- --nocapture
+cargo test --locked --workspace --no-fail-fast -- --nocapture
 if [ -x vrrp/fuzz/run.sh ]; then
     echo "== fuzzing the VRRP packet parser (bounded)"
     vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
+fi
+# The suite must leave the tracked tree as it found it (no rewritten lockfile, no stray
+# generated file); untracked build output is git-ignored.
+echo "== tracked tree unchanged"
+if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
+    dirty="$(git status --porcelain --untracked-files=no)"
+    if [ -n "$dirty" ]; then
+        echo "tests/run.sh: the test run changed tracked files:" >&2
+        echo "$dirty" >&2
+        git diff --stat >&2
+        exit 1
+    fi
 fi
 echo "== all tests passed"

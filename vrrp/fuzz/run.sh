@@ -12,6 +12,13 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz
 fi
 
+# The fuzz crate's Cargo.lock is tracked: refuse to rewrite it (a test run must leave the
+# tree clean). It goes stale when vrrp's dependencies change; then refresh and commit it.
+if ! cargo metadata --locked --format-version 1 >/dev/null; then
+    echo "vrrp/fuzz/Cargo.lock is out of date: run 'cargo metadata --format-version 1 >/dev/null' in vrrp/fuzz and commit it" >&2
+    exit 1
+fi
+
 # cargo-fuzz needs nightly-only flags (-Zsanitizer, -Cpasses); RUSTC_BOOTSTRAP lets the
 # stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
