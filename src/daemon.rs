@@ -79,12 +79,6 @@ pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
     for w in &loaded.warnings {
         warn!("config warning: {w}");
     }
-    if !cfg.unsupported.is_empty() {
-        for u in &cfg.unsupported {
-            error!("{u} is not implemented in this version yet; refusing to start");
-        }
-        return ExitCode::from(1);
-    }
     let runtime = match runtime_builder(cfg.file.global.threads)
         .enable_all()
         .build()
@@ -196,7 +190,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             _ = hup.recv() => {
                 info!("Reloading configuration from {} (SIGHUP)", path.display());
                 match config::load(path) {
-                    Ok(l) if l.config.unsupported.is_empty() => {
+                    Ok(l) => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
                         // The balancer is rebuilt; instances take a new priority in place,
                         // other instance changes wait for a restart (said, not claimed).
@@ -212,11 +206,6 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                         current = l.config;
                         view_tx.send_replace(Arc::new(status_view(&current, &instances, feeds.as_ref())));
                         info!("Configuration reloaded (node {})", current.node);
-                    }
-                    Ok(l) => {
-                        for u in &l.config.unsupported {
-                            error!("reload refused: {u} is not implemented in this version yet; keeping the running configuration");
-                        }
                     }
                     Err(rejected) => {
                         for e in &rejected.errors { error!("reload refused: {e}"); }

@@ -96,6 +96,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, Rejected> {
         spans: &spans,
         errors: vec![],
         warnings: vec![],
+        left_out: LeftOut::default(),
     };
     let value: serde_yaml::Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
@@ -117,6 +118,8 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, Rejected> {
             });
         }
     };
+    // Items that did not deserialise are reported and left out; the rest is still judged, so
+    // one bad item does not hide the errors of the others.
     if let Some(cf) = deserialize_sections(value, &mut diags) {
         let mut validated = validate::validate(&cf, &mut diags);
         if diags.errors.is_empty() {
@@ -139,21 +142,63 @@ pub(crate) struct Diags<'a> {
     spans: &'a Spans,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+    left_out: LeftOut,
+}
+
+/// List items that did not deserialise (already reported) and are missing from the typed file
+/// the semantic checks see: their later siblings' indices are mapped back to the file's, and
+/// references to their names are not reported again as "no ... named".
+#[derive(Default)]
+struct LeftOut {
+    /// Per list section, the file index of each item that was kept, when some were left out.
+    kept: Vec<(&'static str, Vec<usize>)>,
+    names: Vec<String>,
+}
+
+impl LeftOut {
+    /// `frontends[1].bind` of the typed file as the path in the file (`frontends[2].bind`).
+    fn file_path(&self, path: &str) -> String {
+        for (section, kept) in &self.kept {
+            let Some(rest) = path.strip_prefix(section).and_then(|r| r.strip_prefix('[')) else {
+                continue;
+            };
+            let Some((index, tail)) = rest.split_once(']') else {
+                continue;
+            };
+            if let Some(orig) = index.parse::<usize>().ok().and_then(|i| kept.get(i)) {
+                return format!("{section}[{orig}]{tail}");
+            }
+        }
+        path.to_owned()
+    }
+
+    fn names_a_left_out_item(&self, message: &str) -> bool {
+        message.starts_with("no ")
+            && self
+                .names
+                .iter()
+                .any(|n| message.contains(&format!(" named `{n}`")))
+    }
 }
 
 impl Diags<'_> {
     fn diag(&self, path: &str, message: String) -> Diagnostic {
-        let pos = self.spans.find(path);
+        let path = self.left_out.file_path(path);
+        let pos = self.spans.find(&path);
         Diagnostic {
             file: self.file.clone(),
             line: pos.map(|p| p.line),
             col: pos.map(|p| p.col),
-            path: path.to_owned(),
+            path,
             message,
         }
     }
     pub fn error(&mut self, path: &str, message: impl Into<String>) {
-        let d = self.diag(path, message.into());
+        let message = message.into();
+        if self.left_out.names_a_left_out_item(&message) {
+            return;
+        }
+        let d = self.diag(path, message);
         self.errors.push(d);
     }
     pub fn warning(&mut self, path: &str, message: impl Into<String>) {
@@ -171,7 +216,8 @@ const SECTIONS: [&str; 5] = [
 ];
 
 /// Deserialises section by section and item by item, so one typo does not hide the next.
-/// Returns the whole file only when every part deserialised.
+/// Returns what deserialised (items that did not are reported and left out), or None when
+/// the file is not a mapping of sections.
 fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<ConfigFile> {
     use serde_yaml::Value;
     let map = match value {
@@ -185,7 +231,6 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
             return None;
         }
     };
-    let before = d.errors.len();
     let mut cf = ConfigFile::default();
     for (k, v) in map {
         let Some(key) = k.as_str() else {
@@ -207,8 +252,11 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
                             continue;
                         };
                         let path = format!("vrrp_scripts.{name}");
-                        if let Some(s) = typed(body, &path, d) {
-                            cf.vrrp_scripts.insert(name, s);
+                        match typed(body, &path, d) {
+                            Some(s) => {
+                                cf.vrrp_scripts.insert(name, s);
+                            }
+                            None => d.left_out.names.push(name),
                         }
                     }
                 }
@@ -217,9 +265,9 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
                     "must be a mapping of script name to settings",
                 ),
             },
-            "vrrp_instances" => cf.vrrp_instances = typed_list(v, key, d),
-            "frontends" => cf.frontends = typed_list(v, key, d),
-            "backends" => cf.backends = typed_list(v, key, d),
+            "vrrp_instances" => cf.vrrp_instances = typed_list(v, "vrrp_instances", d),
+            "frontends" => cf.frontends = typed_list(v, "frontends", d),
+            "backends" => cf.backends = typed_list(v, "backends", d),
             other => {
                 let hint = did_you_mean(other, &SECTIONS)
                     .map(|s| format!(" (did you mean `{s}`?)"))
@@ -234,17 +282,35 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
             }
         }
     }
-    (d.errors.len() == before).then_some(cf)
+    Some(cf)
 }
 
-fn typed_list<T: DeserializeOwned>(v: serde_yaml::Value, key: &str, d: &mut Diags) -> Vec<T> {
+fn typed_list<T: DeserializeOwned>(
+    v: serde_yaml::Value,
+    key: &'static str,
+    d: &mut Diags,
+) -> Vec<T> {
     match v {
         serde_yaml::Value::Null => Vec::new(),
-        serde_yaml::Value::Sequence(items) => items
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, item)| typed(item, &format!("{key}[{i}]"), d))
-            .collect(),
+        serde_yaml::Value::Sequence(items) => {
+            let count = items.len();
+            let mut kept = Vec::new();
+            let mut out = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                let name = item.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+                match typed(item, &format!("{key}[{i}]"), d) {
+                    Some(t) => {
+                        out.push(t);
+                        kept.push(i);
+                    }
+                    None => d.left_out.names.extend(name),
+                }
+            }
+            if kept.len() < count {
+                d.left_out.kept.push((key, kept));
+            }
+            out
+        }
         _ => {
             d.error(key, "must be a list (each item starting with `- `)");
             Vec::new()
@@ -252,25 +318,127 @@ fn typed_list<T: DeserializeOwned>(v: serde_yaml::Value, key: &str, d: &mut Diag
     }
 }
 
-fn typed<T: DeserializeOwned>(v: serde_yaml::Value, base: &str, d: &mut Diags) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let mut path = if inner == "." || inner.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}.{inner}")
-            };
-            let (msg, unknown) = friendly_serde_message(&e.into_inner().to_string());
-            if let Some(field) = unknown {
-                if !path.ends_with(&format!(".{field}")) {
-                    path = format!("{path}.{field}");
-                }
+/// Deserialises one item and reports every problem in it, not only serde's first: an unknown
+/// key or a value of the wrong type is reported, taken out of the item, and the item is tried
+/// again, so the next problem gets its turn and the repaired item still reaches the semantic
+/// checks (a typo does not hide `priority: 300`). Returns None when the item cannot be
+/// repaired (a required key missing or unusable, at any depth); it is then left out.
+fn typed<T: DeserializeOwned>(mut v: serde_yaml::Value, base: &str, d: &mut Diags) -> Option<T> {
+    let mut taken_out: Vec<String> = Vec::new();
+    for _ in 0..MAX_REPAIRS {
+        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let segments: Vec<Segment> = e.path().iter().cloned().collect();
+        let raw = e.into_inner().to_string();
+        let (msg, unknown) = friendly_serde_message(&raw);
+        let mut path = fmt_path(base, &segments);
+        if let Some(field) = &unknown {
+            if !path.ends_with(&format!(".{field}")) {
+                path = format!("{path}.{field}");
             }
-            d.error(&path, msg);
-            None
         }
+        // A required key we took out ourselves: its value's error was already reported.
+        let missing = raw
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next());
+        let consequence =
+            missing.is_some_and(|f| taken_out.iter().any(|t| *t == format!("{path}.{f}")));
+        if !consequence {
+            d.error(&path, msg);
+        }
+        if missing.is_some() {
+            // Nothing to take out; taking out the enclosing list instead would only raise
+            // errors about its absence. The item is left out.
+            return None;
+        }
+        match take_out(&mut v, &segments, unknown.as_deref()) {
+            Some(removed) => taken_out.push(fmt_path(base, &removed)),
+            None => return None,
+        }
+    }
+    None
+}
+
+/// `base` followed by serde's path segments, as the key paths in messages (`a.b[0].c`).
+fn fmt_path(base: &str, segments: &[Segment]) -> String {
+    let mut s = base.to_owned();
+    for seg in segments {
+        if !matches!(seg, Segment::Seq { .. }) {
+            s.push('.');
+        }
+        s.push_str(&seg.to_string());
+    }
+    s
+}
+
+/// Bounds the repair loop of [`typed`] (one round per problem found in an item).
+const MAX_REPAIRS: usize = 64;
+
+use serde_path_to_error::Segment;
+
+/// Removes what serde complained about from `v`: the unknown `field` of the mapping at `path`,
+/// or the key holding the bad value (a whole list when the bad value is one of its items, so
+/// the other items keep their indices in later messages). Returns the path of the key removed,
+/// or None when nothing can be removed (the item itself is unusable).
+fn take_out(
+    v: &mut serde_yaml::Value,
+    path: &[Segment],
+    field: Option<&str>,
+) -> Option<Vec<Segment>> {
+    if let Some(f) = field {
+        if let Some(serde_yaml::Value::Mapping(m)) = node_mut(v, path) {
+            if let Some(k) = m.keys().find(|k| key_is(k, f)).cloned() {
+                m.remove(&k);
+                let mut removed = path.to_vec();
+                removed.push(Segment::Map { key: f.to_owned() });
+                return Some(removed);
+            }
+        }
+    }
+    let mut path = path;
+    while let Some((Segment::Seq { .. }, parent)) = path.split_last() {
+        path = parent;
+    }
+    let (Segment::Map { key }, parent) = path.split_last()? else {
+        return None;
+    };
+    let serde_yaml::Value::Mapping(m) = node_mut(v, parent)? else {
+        return None;
+    };
+    let k = m.keys().find(|k| key_is(k, key)).cloned()?;
+    m.remove(&k);
+    Some(path.to_vec())
+}
+
+fn node_mut<'a>(
+    v: &'a mut serde_yaml::Value,
+    path: &[Segment],
+) -> Option<&'a mut serde_yaml::Value> {
+    let mut node = v;
+    for seg in path {
+        node = match (seg, node) {
+            (Segment::Seq { index }, serde_yaml::Value::Sequence(items)) => {
+                items.get_mut(*index)?
+            }
+            (Segment::Map { key }, serde_yaml::Value::Mapping(m)) => {
+                let k = m.keys().find(|k| key_is(k, key)).cloned()?;
+                m.get_mut(&k)?
+            }
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// Whether a YAML mapping key is the one serde names `name` (keys may be numbers: `503:`).
+fn key_is(k: &serde_yaml::Value, name: &str) -> bool {
+    match k {
+        serde_yaml::Value::String(s) => s == name,
+        serde_yaml::Value::Number(n) => n.to_string() == name,
+        serde_yaml::Value::Bool(b) => b.to_string() == name,
+        _ => false,
     }
 }
 

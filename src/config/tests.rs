@@ -294,18 +294,130 @@ fn every_error_is_reported_not_just_the_first() {
         instance("")
     );
     let errs = errors(&t);
-    // VI_2 has an unknown key, so it is reported by itself; VI_1's three errors need
-    // validation, which runs only when every item deserialised. Both items are reported.
+    // VI_2's unknown key does not hide its own value errors nor VI_1's.
+    for needle in [
+        "t.yaml:6:5: vrrp_instances[0].priority: 0 is out of range",
+        "t.yaml:7:5: vrrp_instances[0].advert_int",
+        "t.yaml:8:21: vrrp_instances[0].track_scripts[0]: no vrrp_script named `nope`",
+        "t.yaml:13:5: vrrp_instances[1].colour: unknown key",
+        "t.yaml:11:5: vrrp_instances[1].virtual_router_id: 999 is out of range",
+        "t.yaml:12:25: vrrp_instances[1].virtual_ipaddress[0]: `bad` is not an IPv4 address",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(needle)),
+            "{needle}: {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), 6, "{errs:#?}");
+}
+
+#[test]
+fn an_unknown_key_does_not_hide_the_value_errors_of_its_item() {
+    // The issue's case: a typo and `priority: 300` in one instance are both reported.
+    let errs = errors(&instance("    priorty: 100\n    priority: 300\n"));
     assert!(
-        errs.iter().any(|e| e.contains("vrrp_instances[1].colour")),
-        "{errs:?}"
+        errs.iter().any(|e| e.contains(
+            "vrrp_instances[0].priorty: unknown key `priorty` (did you mean `priority`?)"
+        )),
+        "{errs:#?}"
     );
-    let t2 = format!(
-        "{}    priority: 0\n    advert_int: 2.5\n    track_scripts: [nope]\n",
-        instance("")
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t.yaml:7:5: vrrp_instances[0].priority: 300 is out of range")),
+        "{errs:#?}"
     );
-    let errs = errors(&t2);
-    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    // Several wrong types and unknown keys in one item, nested ones too: all of them.
+    let b = "backends:\n  - name: web\n    retries: many\n    servers:\n      - { name: a, address: \"198.51.100.21:80\", wieght: 2, backup: maybe }\n    health_check: { kind: http, interval: soon, rise: 0 }\n    colour: blue\n";
+    let errs = errors(b);
+    for needle in [
+        "t.yaml:3:5: backends[0].retries: wrong type",
+        "backends[0].servers[0].wieght: unknown key `wieght` (did you mean `weight`?)",
+        "backends[0].servers[0].backup: wrong type",
+        "backends[0].health_check.interval: \"soon\" is not a duration",
+        "t.yaml:7:5: backends[0].colour: unknown key",
+        "backends[0].health_check.rise: 0 is out of range",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.contains(needle)),
+            "{needle}: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_item_that_cannot_be_read_does_not_hide_the_others() {
+    // backends[0] lacks its required name: reported, left out; backends[1]'s error keeps its
+    // own index and line; the frontend's reference to the nameless backend is not blamed, but
+    // its reference to a missing one is.
+    let t = "frontends:\n  - name: www\n    bind: [\"127.0.0.1:8080\"]\n    default_backend: web\n    routes: [{ match: { host: a.test }, backend: other }]\n\
+backends:\n  - servers: [{ name: a, address: \"198.51.100.21:80\" }]\n  - name: web\n    balance: random\n    servers: [{ name: a, address: \"198.51.100.21:80\" }]\n";
+    let errs = errors(t);
+    assert!(
+        errs.iter().any(|e| e.starts_with("t.yaml:7:")
+            && e.contains(" backends[0]: missing required key `name`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t.yaml:9:5: backends[1].balance")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("no backend named `other`")),
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    // A named item left out: references to its name are not reported again.
+    let t = "frontends:\n  - name: www\n    bind: [\"127.0.0.1:8080\"]\n    default_backend: web\n\
+backends:\n  - name: web\n    servers: [{ name: a }]\n";
+    let errs = errors(t);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("backends[0].servers[0]: missing required key `address`")),
+        "{errs:#?}"
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+}
+
+#[test]
+fn what_run_cannot_serve_is_a_check_error() {
+    for (text, path) in [
+        (
+            "frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n",
+            "frontends[0].mode",
+        ),
+        (
+            "global:\n  stats: { bind: \"127.0.0.1:8404\" }\n",
+            "global.stats",
+        ),
+    ] {
+        let errs = errors(text);
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(" {path}: "))
+                && e.contains("not implemented in this version yet")),
+            "{errs:#?}"
+        );
+    }
+    // The balancer's own readers judge error pages and header values at check time.
+    let dir = std::env::temp_dir().join(format!("vrrplb-ops-errpage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("503.http");
+    std::fs::write(&page, "this is not an HTTP response\n").unwrap();
+    let f = format!("frontends:\n  - name: www\n    bind: [\"127.0.0.1:80\"]\n    error_pages: {{ 503: {} }}\n    set_headers: {{ X-A: \"a\\x01b\" }}\n", page.display());
+    let errs = errors(&f);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("frontends[0].error_pages.503: error page")
+                && e.contains("not a valid HTTP/1.x response")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("frontends[0].set_headers.X-A") && e.contains("control character")),
+        "{errs:#?}"
+    );
 }
 
 #[test]

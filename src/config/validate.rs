@@ -35,9 +35,6 @@ pub struct Validated {
     /// The file as written, for the parts translated elsewhere (the balancer); filled in by
     /// `parse` once validation is over.
     pub file: ConfigFile,
-    /// Features the file uses that this build does not implement yet: `run` refuses them,
-    /// `check` warns.
-    pub unsupported: Vec<String>,
 }
 
 pub(crate) const FACILITIES: [(&str, u8); 20] = [
@@ -104,20 +101,19 @@ pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
             );
         }
     }
+    // `run` cannot serve these, so `check` must not pass them (check ≡ run).
     for u in &unsupported {
-        d.warning(
-            "",
-            format!(
-                "{u} is not implemented in this version yet: `vrrplb run` will refuse this file"
-            ),
-        );
+        let path = u
+            .rsplit_once('(')
+            .and_then(|(_, p)| p.strip_suffix(')'))
+            .unwrap_or("");
+        d.error(path, format!("{u} is not implemented in this version yet"));
     }
     Validated {
         node: cf.global.node.clone().unwrap_or_else(hostname),
         log,
         instances,
         file: ConfigFile::default(),
-        unsupported,
     }
 }
 
@@ -749,6 +745,17 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn check_header_template(d: &mut Diags, path: &str, tpl: &str) {
+    let before = d.errors.len();
+    check_header_variables(d, path, tpl);
+    // Then the balancer's own parser (control characters, ...): `check` refuses what `run` would.
+    if d.errors.len() == before {
+        if let Err(e) = proxy::headers::HeaderTemplate::parse(tpl) {
+            d.error(path, e.to_string());
+        }
+    }
+}
+
+fn check_header_variables(d: &mut Diags, path: &str, tpl: &str) {
     let mut rest = tpl;
     while let Some(start) = rest.find("%[") {
         let after = &rest[start + 2..];
@@ -968,12 +975,9 @@ fn check_frontends(
                     ),
                 );
             }
-            match std::fs::metadata(file) {
-                Ok(m) if m.len() > 16 * 1024 => {
-                    d.error(&ep, format!("{file} is larger than 16 KiB"))
-                }
-                Ok(_) => {}
-                Err(e) => d.error(&ep, format!("cannot read {file}: {e}")),
+            // The balancer's own reader: what `run` would refuse, `check` refuses.
+            if let Err(e) = proxy::errorpage::ErrorPage::from_file(Path::new(file)) {
+                d.error(&ep, e.to_string());
             }
         }
         if mode == "tcp" {
