@@ -29,12 +29,13 @@ pub fn summary(c: &Validated) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "  {}: {} VRID {} priority {} advert_int {}s VIPs {}",
+            "  {}: {} VRRPv{} VRID {} priority {} advert_int {}ms VIPs {}",
             i.name,
             i.interface,
+            i.version.number(),
             i.vrid,
             i.priority,
-            i.advert_int,
+            u32::from(i.advert_int) * 10,
             vips.join(" ")
         );
     }

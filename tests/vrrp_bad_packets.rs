@@ -33,12 +33,14 @@ fn good(priority: u8) -> Vec<u8> {
     advert(priority, 1, vec![VIP.parse().expect("VIP")])
 }
 
-/// A correctly encoded advert with the right password and these fields.
+/// A correctly encoded advert with the right password and these fields (`advert_int` in
+/// whole seconds, VRRPv2).
 fn advert(priority: u8, advert_int: u8, addresses: Vec<Ipv4Addr>) -> Vec<u8> {
     Advertisement {
+        version: vrrp::Version::V2,
         vrid: 51,
         priority,
-        advert_int,
+        advert_int: u16::from(advert_int) * 100,
         auth: Auth::Simple(pass(PASS)),
         addresses,
     }
@@ -268,7 +270,7 @@ fn master_ignores_broken_and_hostile_adverts_and_counts_each_reason() {
     cases.push((
         "version 3",
         p,
-        "bad_version",
+        "version_mismatch",
         Some("(VI_1) wrong version. Received 3 and expect 2"),
     ));
     let mut p = good(254);

@@ -91,6 +91,8 @@ pub struct VrrpInstance {
     pub interface: String,
     pub virtual_router_id: i64,
     pub priority: Option<i64>,
+    /// 2 (default) or 3 (RFC 5798).
+    pub version: Option<i64>,
     pub advert_int: Option<DurationValue>,
     pub state: Option<String>,
     #[serde(default)]

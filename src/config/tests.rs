@@ -56,6 +56,36 @@ fn both_examples_are_valid() {
 }
 
 #[test]
+fn advert_int_is_kept_in_centiseconds_for_both_versions() {
+    let cs = |extra: &str| {
+        let loaded = parse("t.yaml", &instance(extra))
+            .unwrap_or_else(|r| panic!("rejected {extra:?}:\n{r}"));
+        let i = &loaded.config.instances[0];
+        (i.version, i.advert_int)
+    };
+    assert_eq!(cs(""), (vrrp::Version::V2, 100));
+    assert_eq!(cs("    advert_int: 3\n"), (vrrp::Version::V2, 300));
+    assert_eq!(cs("    version: 2\n"), (vrrp::Version::V2, 100));
+    assert_eq!(
+        cs("    version: 3\n    advert_int: 100ms\n"),
+        (vrrp::Version::V3, 10)
+    );
+    assert_eq!(
+        cs("    version: 3\n    advert_int: 10ms\n"),
+        (vrrp::Version::V3, 1)
+    );
+    assert_eq!(
+        cs("    version: 3\n    advert_int: 40.95s\n"),
+        (vrrp::Version::V3, 4095)
+    );
+    assert_eq!(cs("    version: 3\n"), (vrrp::Version::V3, 100));
+    assert_eq!(
+        cs("    version: 3\n    advert_int: 0.1\n"),
+        (vrrp::Version::V3, 10)
+    );
+}
+
+#[test]
 fn empty_and_partial_configs_are_valid() {
     assert!(
         parse("t.yaml", "").is_ok(),
@@ -145,6 +175,36 @@ fn out_of_range_numbers_are_errors() {
         6,
         "vrrp_instances[0].advert_int",
         "whole seconds",
+    );
+    assert_error(
+        &instance("    version: 4\n"),
+        6,
+        "vrrp_instances[0].version",
+        "expected 2 or 3",
+    );
+    assert_error(
+        &instance("    version: 3\n    advert_int: 5ms\n"),
+        7,
+        "vrrp_instances[0].advert_int",
+        "10ms..40.95s",
+    );
+    assert_error(
+        &instance("    version: 3\n    advert_int: 105ms\n"),
+        7,
+        "vrrp_instances[0].advert_int",
+        "steps of 10ms",
+    );
+    assert_error(
+        &instance("    version: 3\n    advert_int: 41s\n"),
+        7,
+        "vrrp_instances[0].advert_int",
+        "10ms..40.95s",
+    );
+    assert_error(
+        &instance("    version: 3\n    authentication: { auth_type: PASS, auth_pass: x }\n"),
+        7,
+        "vrrp_instances[0].authentication",
+        "VRRPv3 has no authentication",
     );
     let s = "vrrp_scripts:\n  chk:\n    script: /bin/true\n    weight: 254\n    rise: 0\n";
     assert_error(s, 4, "vrrp_scripts.chk.weight", "out of range -253..=253");

@@ -421,6 +421,30 @@ fn parse_vip(text: &str) -> Result<vrrp::VirtualAddress, String> {
     })
 }
 
+/// `advert_int` in centiseconds: VRRPv2 carries whole seconds (1..=255), VRRPv3 12 bits of
+/// centiseconds (10 ms..40.95 s, RFC 5798 §5.2.7).
+fn advert_centiseconds(version: vrrp::Version, dur: Duration) -> Result<u16, String> {
+    match version {
+        vrrp::Version::V2 if dur.subsec_nanos() == 0 && (1..=255).contains(&dur.as_secs()) => {
+            Ok(dur.as_secs() as u16 * 100)
+        }
+        vrrp::Version::V2 => Err(format!(
+            "{dur:?} is not allowed: VRRPv2 carries whole seconds, 1..=255 (sub-second needs version: 3)"
+        )),
+        vrrp::Version::V3 => {
+            // To the microsecond first: `0.1` as a float is not exactly 100 ms.
+            let us = (dur.as_nanos() + 500) / 1000;
+            let ms = us / 1000;
+            if !us.is_multiple_of(10_000) || !(10..=40_950).contains(&ms) {
+                return Err(format!(
+                    "{dur:?} is not allowed: VRRPv3 carries centiseconds, 10ms..40.95s in steps of 10ms"
+                ));
+            }
+            Ok((ms / 10) as u16)
+        }
+    }
+}
+
 fn check_instances(
     cf: &ConfigFile,
     scripts: &BTreeMap<String, vrrp::ScriptConfig>,
@@ -467,25 +491,27 @@ fn check_instances(
         let priority = x
             .priority
             .map_or(Some(100), |v| range(d, &format!("{p}.priority"), v, 1, 255));
-        let advert_int = match &x.advert_int {
-            None => Some(1),
-            Some(v) => match v.parse() {
-                Ok(dur) if dur.subsec_nanos() == 0 && (1..=255).contains(&dur.as_secs()) => {
-                    Some(dur.as_secs() as u8)
-                }
-                Ok(dur) => {
-                    d.error(
-                        &format!("{p}.advert_int"),
-                        format!("{dur:?} is not allowed: VRRPv2 carries whole seconds, 1..=255"),
-                    );
-                    None
-                }
-                Err(e) => {
-                    d.error(&format!("{p}.advert_int"), e);
-                    None
-                }
-            },
+        let version = match x.version {
+            None | Some(2) => vrrp::Version::V2,
+            Some(3) => vrrp::Version::V3,
+            Some(v) => {
+                d.error(
+                    &format!("{p}.version"),
+                    format!("{v} is not a VRRP version; expected 2 or 3"),
+                );
+                vrrp::Version::V2
+            }
         };
+        let advert_int = x.advert_int.as_ref().map_or(Some(100), |v| {
+            let key = format!("{p}.advert_int");
+            match v.parse().and_then(|dur| advert_centiseconds(version, dur)) {
+                Ok(cs) => Some(cs),
+                Err(e) => {
+                    d.error(&key, e);
+                    None
+                }
+            }
+        });
         let initial_state = match x.state.as_deref().map(str::to_ascii_uppercase).as_deref() {
             None | Some("BACKUP") => vrrp::InitialState::Backup,
             Some("MASTER") => vrrp::InitialState::Master,
@@ -521,6 +547,12 @@ fn check_instances(
             d.warning(
                 &format!("{p}.nopreempt"),
                 "ignored with state MASTER or priority 255 (as keepalived does)",
+            );
+        }
+        if version == vrrp::Version::V3 && x.authentication.is_some() {
+            d.error(
+                &format!("{p}.authentication"),
+                "VRRPv3 has no authentication (RFC 5798); remove it or use version: 2",
             );
         }
         let auth_pass = match &x.authentication {
@@ -709,7 +741,8 @@ fn check_instances(
             interface: x.interface.clone(),
             vrid: vrid.unwrap_or(1) as u8,
             priority: priority.unwrap_or(100) as u8,
-            advert_int: advert_int.unwrap_or(1),
+            version,
+            advert_int: advert_int.unwrap_or(100),
             initial_state,
             nopreempt: x.nopreempt,
             preempt_delay,

@@ -9,9 +9,10 @@ use vrrp::packet::{self, Advertisement, Auth, ReceiveRules, VRRP_GROUP};
 
 fn advert(addresses: usize) -> Advertisement {
     Advertisement {
+        version: packet::Version::V2,
         vrid: 51,
         priority: 101,
-        advert_int: 1,
+        advert_int: 100,
         auth: Auth::Simple(*b"vrrplb51"),
         addresses: (0..addresses)
             .map(|i| Ipv4Addr::new(198, 51, 100, 100 + i as u8))
@@ -21,12 +22,14 @@ fn advert(addresses: usize) -> Advertisement {
 
 fn rules(a: &Advertisement) -> ReceiveRules {
     ReceiveRules {
+        version: a.version,
         vrid: a.vrid,
         auth: a.auth,
         advert_int: a.advert_int,
         addresses: a.addresses.clone(),
         unicast_peers: Vec::new(),
         owner: false,
+        own_address: None,
     }
 }
 

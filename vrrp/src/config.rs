@@ -4,6 +4,35 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+/// The VRRP version an instance speaks (vrrp.md §13). One state machine serves both; the
+/// version decides the advert layout, the checksum and the Skew_Time formula.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Version {
+    /// RFC 3768: whole-second intervals, optional simple password.
+    #[default]
+    V2,
+    /// RFC 5798: centisecond intervals, no authentication, checksum over the IP pseudo-header.
+    V3,
+}
+
+impl Version {
+    /// The number carried in the advert's version nibble.
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        }
+    }
+
+    pub fn from_number(n: u8) -> Option<Version> {
+        match n {
+            2 => Some(Version::V2),
+            3 => Some(Version::V3),
+            _ => None,
+        }
+    }
+}
+
 /// A virtual IP address with its prefix length and optional device (keepalived `dev`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualAddress {
@@ -78,8 +107,9 @@ pub struct InstanceConfig {
     pub vrid: u8,
     /// 1..=254, or 255 for the address owner.
     pub priority: u8,
-    /// Whole seconds, 1..=255.
-    pub advert_int: u8,
+    pub version: Version,
+    /// Centiseconds: v2 whole seconds × 100 (100..=25500), v3 1..=4095 (10 ms..40.95 s).
+    pub advert_int: u16,
     pub initial_state: InitialState,
     pub nopreempt: bool,
     pub preempt_delay: Duration,

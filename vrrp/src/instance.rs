@@ -11,7 +11,8 @@ use crate::io::netlink::{LinkWatcher, Netlink};
 use crate::io::socket::{Delivery, VrrpSocket, VRRP_GROUP};
 use crate::logs;
 use crate::machine::{
-    Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, State, TrackerKind,
+    centiseconds, Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, State,
+    TrackerKind,
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
@@ -161,9 +162,12 @@ impl Instance {
         let counters = Arc::new(DropCounters::new());
         let (stop_tx, stop_rx) = oneshot::channel();
         let notifier = Notifier::new(name.clone(), cfg.notify.clone());
-        let rules = ReceiveRules::from_config(&cfg);
+        let mut rules = ReceiveRules::from_config(&cfg);
+        rules.own_address = primary;
+        // At sub-second intervals a per-interval log budget would be ten lines a second.
+        let log_interval = centiseconds(cfg.advert_int).max(Duration::from_secs(1));
         let driver = Driver {
-            limiter: DropLogLimiter::new(Duration::from_secs(u64::from(cfg.advert_int.max(1)))),
+            limiter: DropLogLimiter::new(log_interval),
             cfg,
             machine,
             socket,
@@ -395,7 +399,7 @@ impl Driver {
     /// The longest a stopping MASTER waits for the new MASTER: a backup takes over Skew_Time
     /// (under one advert interval) after our priority-0 advert, plus a margin.
     fn handover_limit(&self) -> Duration {
-        Duration::from_secs(u64::from(self.cfg.advert_int)) + HANDOVER_MARGIN
+        centiseconds(self.cfg.advert_int) + HANDOVER_MARGIN
     }
 
     /// After our priority-0 advert: waits until a valid advert with a non-zero priority from
@@ -455,6 +459,7 @@ impl Driver {
                 self.machine.set_primary_ip(ip);
             }
             self.primary = Some(ip);
+            self.rules.own_address = Some(ip);
             return true;
         }
         false
@@ -490,6 +495,7 @@ impl Driver {
                     Event::Advert {
                         src: meta.src,
                         priority: advert.priority,
+                        advert_int: centiseconds(advert.advert_int),
                     },
                     now,
                 );
@@ -519,6 +525,7 @@ impl Driver {
 
     fn advert(&self, priority: u8) -> Advertisement {
         Advertisement {
+            version: self.cfg.version,
             vrid: self.cfg.vrid,
             priority,
             advert_int: self.cfg.advert_int,

@@ -303,8 +303,8 @@ mod tests {
         let b = |r| bad_advert("VI_1", &r);
         assert_eq!(
             b(DropReason::IntervalMismatch {
-                got: 2,
-                expected: 1
+                got: 200,
+                expected: 100
             }),
             "(VI_1) advertisement interval mismatch mine=1 sec rcv'd=2 sec"
         );
@@ -319,13 +319,19 @@ mod tests {
             }),
             "(VI_1) received a 0 auth, expecting 1!"
         );
-        assert_eq!(b(DropReason::BadChecksum), "(VI_1) Invalid VRRPv2 checksum");
+        assert_eq!(
+            b(DropReason::BadChecksum { version: 2 }),
+            "(VI_1) Invalid VRRPv2 checksum"
+        );
         assert_eq!(
             b(DropReason::BadTtl { got: 64 }),
             "(VI_1) invalid TTL/HL. Received 64 and expect 255"
         );
         assert_eq!(
-            b(DropReason::BadVersion { got: 3 }),
+            b(DropReason::VersionMismatch {
+                got: 3,
+                expected: 2
+            }),
             "(VI_1) wrong version. Received 3 and expect 2"
         );
         assert_eq!(

@@ -1,5 +1,7 @@
-//! The VRRPv2 state machine: RFC 3768 §6.4 plus keepalived's FAULT state, trackers,
-//! preempt_delay and GARP schedule (vrrp.md §5–§7, §9, §10).
+//! The VRRP state machine for both versions: RFC 3768 §6.4 and RFC 5798 §6.4 (one machine;
+//! times are Durations, v2 intervals are whole seconds, v3 intervals centiseconds), plus
+//! keepalived's FAULT state, trackers, preempt_delay and GARP schedule (vrrp.md §5–§7, §9,
+//! §10, §13).
 //!
 //! Pure: no sockets, no clock. The driver feeds [`Event`]s and timer expiries with the
 //! current [`Instant`], asks [`Machine::poll_timeout`] when to call back, and performs the
@@ -10,7 +12,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::config::{InitialState, InstanceConfig};
+use crate::config::{InitialState, InstanceConfig, Version};
 
 /// Priority of the address owner; it never changes with tracking.
 pub const OWNER_PRIORITY: u8 = 255;
@@ -41,10 +43,12 @@ pub struct TrackerSpec {
 /// Everything the machine needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineConfig {
+    /// Decides the Skew_Time formula and whether a backup learns the master's interval.
+    pub version: Version,
     pub vrid: u8,
     /// Configured (base) priority, 1..=255.
     pub priority: u8,
-    /// Whole seconds.
+    /// Our Advertisement_Interval (v2 whole seconds, v3 centiseconds).
     pub advert_int: Duration,
     /// RFC Preempt_Mode.
     pub preempt: bool,
@@ -102,9 +106,10 @@ impl MachineConfig {
             weight: t.weight,
         }));
         MachineConfig {
+            version: cfg.version,
             vrid: cfg.vrid,
             priority: cfg.priority,
-            advert_int: Duration::from_secs(u64::from(cfg.advert_int.max(1))),
+            advert_int: centiseconds(cfg.advert_int.max(1)),
             preempt,
             preempt_delay,
             initial_state: cfg.initial_state,
@@ -170,10 +175,12 @@ impl fmt::Display for NotifyState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Startup,
-    /// A valid advert for our VRID; `src` is its IP source.
+    /// A valid advert for our VRID; `src` is its IP source, `advert_int` its interval
+    /// (v3 backups learn it as Master_Adver_Interval; in v2 it equals ours).
     Advert {
         src: Ipv4Addr,
         priority: u8,
+        advert_int: Duration,
     },
     /// Tracker `index` (into [`MachineConfig::trackers`]) is now OK or failing. Reports
     /// before `Startup` are recorded silently.
@@ -335,7 +342,12 @@ enum TrackerStatus {
     Failed,
 }
 
-/// `(256 − priority) / 256` s. 1/256 s is exactly 3 906 250 ns, so this is exact.
+/// An interval in centiseconds, the unit of both versions' configs.
+pub fn centiseconds(cs: u16) -> Duration {
+    Duration::from_millis(u64::from(cs) * 10)
+}
+
+/// v2: `(256 − priority) / 256` s. 1/256 s is exactly 3 906 250 ns, so this is exact.
 pub fn skew_time(priority: u8) -> Duration {
     Duration::from_nanos((256 - u64::from(priority)) * 3_906_250)
 }
@@ -343,6 +355,19 @@ pub fn skew_time(priority: u8) -> Duration {
 /// `3 × advert_int + Skew_Time` (RFC 3768 §6.1).
 pub fn master_down_interval(advert_int: Duration, priority: u8) -> Duration {
     advert_int * 3 + skew_time(priority)
+}
+
+/// v3: `((256 − priority) × Master_Adver_Interval) / 256` (RFC 5798 §6.1), kept in
+/// nanoseconds rather than rounded to centiseconds (keepalived keeps microseconds): at
+/// 100 ms and priority 100 it is 60.9375 ms.
+pub fn skew_time_v3(priority: u8, master_adver_int: Duration) -> Duration {
+    let ns = master_adver_int.as_nanos() * (256 - u128::from(priority)) / 256;
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+/// v3: `3 × Master_Adver_Interval + Skew_Time` (RFC 5798 §6.1).
+pub fn master_down_interval_v3(master_adver_int: Duration, priority: u8) -> Duration {
+    master_adver_int * 3 + skew_time_v3(priority, master_adver_int)
 }
 
 /// One VRRP instance's state machine.
@@ -358,6 +383,9 @@ pub struct Machine {
     down_by_priority_zero: Option<Ipv4Addr>,
     /// Backup only: when the first lower-priority advert of the current run was seen.
     preempt_since: Option<Instant>,
+    /// RFC 5798 Master_Adver_Interval: ours at start, then the master's as a v3 backup
+    /// hears it. In v2 it stays ours (validation drops any other).
+    master_adver_int: Duration,
     /// Master only.
     adver: Option<Instant>,
     garp_again: Option<Instant>,
@@ -369,6 +397,7 @@ impl Machine {
         let trackers = vec![TrackerStatus::Unknown; cfg.trackers.len()];
         let mut m = Machine {
             effective: cfg.priority,
+            master_adver_int: cfg.advert_int,
             cfg,
             state: State::Initialize,
             trackers,
@@ -401,11 +430,26 @@ impl Machine {
     }
 
     pub fn skew_time(&self) -> Duration {
-        skew_time(self.effective)
+        self.skew_at(self.effective)
+    }
+
+    fn skew_at(&self, priority: u8) -> Duration {
+        match self.cfg.version {
+            Version::V2 => skew_time(priority),
+            Version::V3 => skew_time_v3(priority, self.master_adver_int),
+        }
     }
 
     pub fn master_down_interval(&self) -> Duration {
-        master_down_interval(self.cfg.advert_int, self.effective)
+        match self.cfg.version {
+            Version::V2 => master_down_interval(self.cfg.advert_int, self.effective),
+            Version::V3 => master_down_interval_v3(self.master_adver_int, self.effective),
+        }
+    }
+
+    /// The interval a backup counts with (RFC 5798 Master_Adver_Interval).
+    pub fn master_adver_int(&self) -> Duration {
+        self.master_adver_int
     }
 
     /// The earliest deadline at which [`Machine::handle_timeout`] has work; `None` = idle.
@@ -424,8 +468,12 @@ impl Machine {
     pub fn handle(&mut self, event: Event, now: Instant) -> Vec<Action> {
         match event {
             Event::Startup => self.startup(now),
-            Event::Advert { src, priority } => match self.state {
-                State::Backup => self.backup_received(src, priority, now),
+            Event::Advert {
+                src,
+                priority,
+                advert_int,
+            } => match self.state {
+                State::Backup => self.backup_received(src, priority, advert_int, now),
                 State::Master => self.master_received(src, priority, now),
                 // keepalived ignores adverts while starting up and while in FAULT.
                 State::Initialize | State::Fault => Vec::new(),
@@ -483,8 +531,14 @@ impl Machine {
         self.enter_backup(Reason::Init, now)
     }
 
-    /// RFC §6.4.2, with keepalived's preempt_delay.
-    fn backup_received(&mut self, src: Ipv4Addr, priority: u8, now: Instant) -> Vec<Action> {
+    /// RFC 3768/5798 §6.4.2, with keepalived's preempt_delay.
+    fn backup_received(
+        &mut self,
+        src: Ipv4Addr,
+        priority: u8,
+        advert_int: Duration,
+        now: Instant,
+    ) -> Vec<Action> {
         if priority == 0 {
             // The master resigns: take over after Skew_Time only.
             self.master_down = Some(now + self.skew_time());
@@ -493,6 +547,7 @@ impl Machine {
         }
         if !self.cfg.preempt || priority >= self.effective {
             self.preempt_since = None;
+            self.learn_interval(advert_int);
             self.reset_down_timer(now);
             return Vec::new();
         }
@@ -500,6 +555,7 @@ impl Machine {
             let since = *self.preempt_since.get_or_insert(now);
             if now < since + self.cfg.preempt_delay {
                 // Still tolerating the lower-priority master.
+                self.learn_interval(advert_int);
                 self.reset_down_timer(now);
                 return Vec::new();
             }
@@ -511,11 +567,21 @@ impl Machine {
         })]
     }
 
-    /// RFC §6.4.3, with keepalived's answer to a lower-priority advert.
+    /// RFC 5798 §6.4.2: the master's interval becomes ours to count with (v3 only; a zero
+    /// interval never passes validation).
+    fn learn_interval(&mut self, advert_int: Duration) {
+        if self.cfg.version == Version::V3 && !advert_int.is_zero() {
+            self.master_adver_int = advert_int;
+        }
+    }
+
+    /// RFC §6.4.3, with keepalived's answer to a lower-priority advert. The answers are
+    /// extra adverts: a received packet never moves our own advert timer, so no stream of
+    /// packets can stretch the gaps between our periodic adverts (keepalived 2.2 pushes its
+    /// timer back on every packet, which a peer sending every 137 ms turns into 137 ms gaps).
     fn master_received(&mut self, src: Ipv4Addr, priority: u8, now: Instant) -> Vec<Action> {
         let ours = self.effective;
         if priority == 0 {
-            self.adver = Some(now + self.cfg.advert_int);
             return vec![
                 Action::Log(LogLine::MasterReceivedPriorityZero),
                 self.advert(),
@@ -548,7 +614,6 @@ impl Machine {
         } else {
             // keepalived: "forcing new election" with an advert and a GARP burst, then a
             // second burst after the delay (garp_lower_prio_* default to the master's).
-            self.adver = Some(now + self.cfg.advert_int);
             self.garp_again = self.after(self.cfg.garp_master_delay, now);
             let mut actions = vec![
                 Action::Log(LogLine::MasterReceivedLower {
@@ -615,7 +680,7 @@ impl Machine {
             actions.push(Action::PriorityChanged { from: old, to: new });
             // keepalived moves the running down timer by the change in Skew_Time.
             if let Some(deadline) = self.master_down {
-                let (old_skew, new_skew) = (skew_time(old), skew_time(new));
+                let (old_skew, new_skew) = (self.skew_at(old), self.skew_at(new));
                 self.master_down = Some(if new_skew >= old_skew {
                     deadline + (new_skew - old_skew)
                 } else {
@@ -837,6 +902,7 @@ mod tests {
 
     fn cfg(priority: u8) -> MachineConfig {
         MachineConfig {
+            version: Version::V2,
             vrid: 51,
             priority,
             advert_int: secs(1),
@@ -901,7 +967,14 @@ mod tests {
         }
 
         fn advert(&mut self, d: Duration, src: Ipv4Addr, priority: u8) -> Vec<Action> {
-            self.ev(d, Event::Advert { src, priority })
+            self.ev(
+                d,
+                Event::Advert {
+                    src,
+                    priority,
+                    advert_int: self.m.cfg.advert_int,
+                },
+            )
         }
 
         fn tick(&mut self, d: Duration) -> Vec<Action> {
@@ -978,6 +1051,154 @@ mod tests {
             m.master_down_interval(),
             Duration::from_nanos(3_609_375_000)
         );
+    }
+
+    fn v3(priority: u8, advert_cs: u16) -> MachineConfig {
+        MachineConfig {
+            version: Version::V3,
+            advert_int: centiseconds(advert_cs),
+            ..cfg(priority)
+        }
+    }
+
+    fn ns(n: u64) -> Duration {
+        Duration::from_nanos(n)
+    }
+
+    /// RFC 5798 §6.1 at 100 ms: Skew_Time = ((256 − p) × 100 ms) / 256, Master_Down_Interval =
+    /// 3 × 100 ms + Skew_Time; v2's skew does not scale with the interval, v3's does.
+    #[test]
+    fn v3_skew_and_master_down_interval_at_100ms() {
+        let mai = ms(100);
+        for (prio, skew, mdi) in [
+            (100u8, ns(60_937_500), ns(360_937_500)),
+            (254, ns(781_250), ns(300_781_250)),
+            (1, ns(99_609_375), ns(399_609_375)),
+            (200, ns(21_875_000), ns(321_875_000)),
+        ] {
+            assert_eq!(skew_time_v3(prio, mai), skew, "prio {prio}");
+            assert_eq!(master_down_interval_v3(mai, prio), mdi, "prio {prio}");
+        }
+        let m = Machine::new(v3(100, 10));
+        assert_eq!(m.skew_time(), ns(60_937_500));
+        assert_eq!(m.master_down_interval(), ns(360_937_500));
+        // v2 at 3 s: the skew is still (256 − p)/256 s.
+        let v2 = Machine::new(MachineConfig {
+            advert_int: secs(3),
+            ..cfg(100)
+        });
+        assert_eq!(v2.master_down_interval(), ms(9609) + ns(375_000));
+    }
+
+    #[test]
+    fn v3_backup_takes_over_after_master_down_interval_at_100ms() {
+        let mut b = Bench::start(v3(100, 10));
+        assert_eq!(b.deadline(), Some(ns(360_937_500)));
+        // The master's adverts every 100 ms keep pushing the deadline.
+        for k in 1..=5u64 {
+            b.advert(ms(100 * k), PEER_HIGH, 150);
+            assert_eq!(b.deadline(), Some(ms(100 * k) + ns(360_937_500)));
+        }
+        // Silence after the last one at 500 ms: takeover exactly at 860.9375 ms, not before.
+        assert!(b.tick(ms(500) + ns(360_937_499)).is_empty());
+        let acts = b.tick(ms(500) + ns(360_937_500));
+        assert_eq!(
+            acts.first(),
+            Some(&Action::Log(LogLine::ReceiveTimeout)),
+            "{acts:?}"
+        );
+        assert_eq!(b.m.state(), State::Master);
+        // As master it advertises at its own 100 ms.
+        assert_eq!(b.deadline(), Some(ms(600) + ns(360_937_500)));
+    }
+
+    #[test]
+    fn v3_backup_learns_master_adver_interval_and_v2_does_not() {
+        // Our own interval is 1 s; the master advertises every 100 ms.
+        let mut b = Bench::start(v3(100, 100));
+        assert_eq!(b.deadline(), Some(ns(3_609_375_000)));
+        let learned = |b: &mut Bench, t: Duration, cs: u64| {
+            b.ev(
+                t,
+                Event::Advert {
+                    src: PEER_HIGH,
+                    priority: 150,
+                    advert_int: ms(10 * cs),
+                },
+            )
+        };
+        learned(&mut b, secs(1), 10);
+        assert_eq!(b.m.master_adver_int(), ms(100));
+        assert_eq!(b.deadline(), Some(secs(1) + ns(360_937_500)));
+        // A master that slows down to 2 s is followed too.
+        learned(&mut b, secs(1) + ms(100), 200);
+        assert_eq!(
+            b.deadline(),
+            Some(secs(1) + ms(100) + secs(6) + ns(1_218_750_000))
+        );
+        // A lower-priority advert that we discard (preempt) teaches nothing.
+        b.ev(
+            secs(2),
+            Event::Advert {
+                src: PEER_LOW,
+                priority: 50,
+                advert_int: ms(50),
+            },
+        );
+        assert_eq!(b.m.master_adver_int(), secs(2));
+        // v2 keeps its own (validation dropped any other interval before).
+        let mut v2 = Bench::start(cfg(100));
+        v2.ev(
+            secs(1),
+            Event::Advert {
+                src: PEER_HIGH,
+                priority: 150,
+                advert_int: ms(100),
+            },
+        );
+        assert_eq!(v2.m.master_adver_int(), secs(1));
+        assert_eq!(v2.deadline(), Some(secs(1) + ns(3_609_375_000)));
+    }
+
+    #[test]
+    fn v3_priority_zero_takeover_after_skew_at_100ms() {
+        let mut b = Bench::start(v3(100, 10));
+        b.advert(ms(100), PEER_HIGH, 150);
+        b.advert(ms(150), PEER_HIGH, 0);
+        assert_eq!(b.deadline(), Some(ms(150) + ns(60_937_500)));
+        b.tick(ms(150) + ns(60_937_500));
+        assert_eq!(b.m.state(), State::Master);
+    }
+
+    /// keepalived 2.2 pushes its advert timer back on every packet for its VRID; here no
+    /// received packet moves it: with a lower-priority peer advertising every 137 ms, the
+    /// periodic adverts still leave every 100 ms (the answers are extra adverts).
+    #[test]
+    fn received_adverts_never_move_a_masters_own_advert_timer() {
+        let mut b = Bench::master(v3(100, 10));
+        let start = b.deadline().expect("advert timer");
+        let mut periodic = Vec::new();
+        let mut next_junk = start + ms(7);
+        while periodic.len() < 40 {
+            let due = b.deadline().expect("advert timer");
+            if next_junk < due {
+                for a in b.advert(next_junk, PEER_LOW, 50) {
+                    assert!(matches!(
+                        a,
+                        Action::Log(_) | Action::SendAdvert { .. } | Action::SendGarp { .. }
+                    ));
+                }
+                next_junk += ms(137);
+                continue;
+            }
+            if b.tick(due).contains(&Action::SendAdvert { priority: 100 }) {
+                periodic.push(due);
+            }
+        }
+        assert_eq!(b.m.state(), State::Master);
+        for w in periodic.windows(2) {
+            assert_eq!(w[1] - w[0], ms(100));
+        }
     }
 
     #[test]
@@ -1148,6 +1369,7 @@ mod tests {
     #[test]
     fn master_answers_priority_zero_with_immediate_advert() {
         let mut b = Bench::master(cfg(100));
+        let cadence = b.deadline();
         let acts = b.advert(secs(5) + ms(300), PEER_LOW, 0);
         assert_eq!(
             acts,
@@ -1157,7 +1379,8 @@ mod tests {
             ]
         );
         assert_eq!(b.m.state(), State::Master);
-        assert_eq!(b.deadline(), Some(secs(6) + ms(300)));
+        // The answer is an extra advert: the periodic one keeps its time.
+        assert_eq!(b.deadline(), cadence);
     }
 
     #[test]
@@ -1231,6 +1454,8 @@ mod tests {
     fn master_answers_lower_advert_with_advert_and_garp_burst() {
         let mut b = Bench::master(cfg(100));
         let t = secs(20) + ms(250);
+        b.tick(t - ms(100));
+        let cadence = b.deadline();
         let acts = b.advert(t, PEER_HIGH, 90);
         assert_eq!(
             acts,
@@ -1245,11 +1470,13 @@ mod tests {
             ]
         );
         assert_eq!(b.m.state(), State::Master);
-        // Adverts continue from the answer; a second GARP burst follows after the delay.
-        assert_eq!(b.deadline(), Some(t + secs(1)));
+        // The periodic adverts keep their cadence (the answer is an extra advert); a second
+        // GARP burst follows after the delay.
+        assert_eq!(b.deadline(), cadence);
+        assert_eq!(cadence, Some(t - ms(100) + secs(1)));
         for s in 1..5 {
             assert_eq!(
-                b.tick(t + secs(s)),
+                b.tick(t - ms(100) + secs(s)),
                 vec![Action::SendAdvert { priority: 100 }]
             );
         }
@@ -1793,7 +2020,8 @@ mod tests {
             interface: "eth0".into(),
             vrid: 51,
             priority,
-            advert_int: 2,
+            version: Version::V2,
+            advert_int: 200,
             initial_state: InitialState::Backup,
             nopreempt: false,
             preempt_delay: secs(30),

@@ -1,15 +1,17 @@
-//! VRRPv2 advertisement codec and receive validation (RFC 3768 §5, §7.1; vrrp.md §2–§4).
+//! VRRP advertisement codec and receive validation, versions 2 (RFC 3768 §5, §7.1) and 3
+//! (RFC 5798 §5, §7.1); vrrp.md §2–§4 and §13.
 //!
 //! Pure: bytes in, values out. Nothing here may panic on any input, so every read goes
 //! through a bounds-checked accessor and the parser is fuzzed (`vrrp/fuzz`).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::InstanceConfig;
+pub use crate::config::Version;
 
 /// IP protocol number of VRRP.
 pub const IPPROTO_VRRP: u8 = 112;
@@ -19,20 +21,21 @@ pub const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const VRRP_TTL: u8 = 255;
 /// keepalived's ToS: precedence "internetwork control".
 pub const VRRP_TOS: u8 = 0xC0;
-/// Version 2, type 1 (ADVERTISEMENT), packed in one byte.
-const VERSION_TYPE: u8 = 0x21;
-const VERSION: u8 = 2;
 const TYPE_ADVERTISEMENT: u8 = 1;
 /// Fixed part before the addresses.
 const FIXED_LEN: usize = 8;
+/// v2 only: the authentication data after the addresses.
 const AUTH_LEN: usize = 8;
 const IPV4_HEADER_LEN: usize = 20;
+/// v3's Max Adver Int is 12 bits of centiseconds.
+pub const V3_MAX_ADVERT_INT: u16 = 0x0fff;
 
 const AUTH_TYPE_NONE: u8 = 0;
 const AUTH_TYPE_SIMPLE: u8 = 1;
 const AUTH_TYPE_AH: u8 = 2;
 
 /// Authentication of a VRRPv2 advert. AH (type 2) is never produced; receiving it is a drop.
+/// VRRPv3 has no authentication: its adverts carry [`Auth::None`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Auth {
     None,
@@ -50,13 +53,16 @@ impl Auth {
     }
 }
 
-/// One VRRPv2 advertisement (the message after the IP header).
+/// One VRRP advertisement (the message after the IP header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advertisement {
+    pub version: Version,
     pub vrid: u8,
     pub priority: u8,
-    /// Whole seconds.
-    pub advert_int: u8,
+    /// Centiseconds for both versions. v2 carries whole seconds on the wire (this value / 100,
+    /// at most 255); v3 carries 12 bits of centiseconds (at most 4095).
+    pub advert_int: u16,
+    /// Always [`Auth::None`] in v3.
     pub auth: Auth,
     /// Virtual addresses in config order. At most 255 are encoded (the count is one byte).
     pub addresses: Vec<Ipv4Addr>,
@@ -70,21 +76,62 @@ pub struct IpMeta {
     pub ttl: u8,
 }
 
-/// RFC 1071 Internet checksum: one's complement of the one's-complement sum of 16-bit
-/// big-endian words; an odd trailing byte is padded with zero.
-pub fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
+/// One's-complement sum of 16-bit big-endian words, unfolded; an odd trailing byte is padded
+/// with zero. A u64 cannot overflow on any packet.
+fn ones_sum(bytes: &[u8]) -> u64 {
+    let mut sum: u64 = 0;
     let mut words = bytes.chunks_exact(2);
     for w in &mut words {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
     }
     if let [last] = words.remainder() {
-        sum += u32::from(*last) << 8;
+        sum += u64::from(*last) << 8;
     }
+    sum
+}
+
+fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
+}
+
+/// RFC 1071 Internet checksum: one's complement of the one's-complement sum of 16-bit
+/// big-endian words; an odd trailing byte is padded with zero.
+pub fn checksum(bytes: &[u8]) -> u16 {
+    fold(ones_sum(bytes))
+}
+
+/// VRRPv3 checksum (RFC 5798 §5.2.8): the message plus the IPv4 pseudo-header (source,
+/// destination, zero, protocol 112, VRRP length) or the IPv6 one (RFC 8200 §8.1: source,
+/// destination, 32-bit length, three zeros, next header 112). Mixed families sum no header.
+pub fn v3_checksum(src: IpAddr, dst: IpAddr, msg: &[u8]) -> u16 {
+    let len = msg.len();
+    let pseudo = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            ones_sum(&s.octets())
+                + ones_sum(&d.octets())
+                + u64::from(IPPROTO_VRRP)
+                + (len as u64 & 0xffff)
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            ones_sum(&s.octets())
+                + ones_sum(&d.octets())
+                + ones_sum(&(len as u32).to_be_bytes())
+                + u64::from(IPPROTO_VRRP)
+        }
+        _ => 0,
+    };
+    fold(pseudo + ones_sum(msg))
+}
+
+/// The message length for `count` addresses (keepalived demands it exactly).
+fn message_len(version: Version, count: usize) -> usize {
+    match version {
+        Version::V2 => FIXED_LEN + 4 * count + AUTH_LEN,
+        Version::V3 => FIXED_LEN + 4 * count,
+    }
 }
 
 impl Advertisement {
@@ -94,27 +141,49 @@ impl Advertisement {
         &self.addresses[..n]
     }
 
-    /// The VRRP message with its checksum filled (vrrp.md §2).
+    /// The VRRP message with its checksum filled, for v3 over the pseudo-header of no
+    /// addresses (0.0.0.0 → 0.0.0.0): use [`Advertisement::encode_between`] for the wire.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_between(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Ipv4Addr::UNSPECIFIED.into(),
+        )
+    }
+
+    /// The VRRP message sent from `src` to `dst` (the addresses enter v3's checksum only).
+    pub fn encode_between(&self, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         let addrs = self.encoded_addresses();
-        let mut out = Vec::with_capacity(FIXED_LEN + 4 * addrs.len() + AUTH_LEN);
-        out.push(VERSION_TYPE);
+        let mut out = Vec::with_capacity(message_len(self.version, addrs.len()));
+        out.push(self.version.number() << 4 | TYPE_ADVERTISEMENT);
         out.push(self.vrid);
         out.push(self.priority);
         out.push(addrs.len() as u8);
-        out.push(self.auth.type_code());
-        out.push(self.advert_int);
+        match self.version {
+            Version::V2 => {
+                out.push(self.auth.type_code());
+                out.push((self.advert_int / 100).min(255) as u8);
+            }
+            Version::V3 => {
+                // Reserved nibble zero, then 12 bits of centiseconds.
+                let int = self.advert_int.min(V3_MAX_ADVERT_INT);
+                out.extend_from_slice(&int.to_be_bytes());
+            }
+        }
         out.extend_from_slice(&[0, 0]);
         for a in addrs {
             out.extend_from_slice(&a.octets());
         }
-        match self.auth {
-            Auth::None => out.extend_from_slice(&[0; AUTH_LEN]),
-            Auth::Simple(pass) => out.extend_from_slice(&pass),
-        }
-        let sum = checksum(&out).to_be_bytes();
-        out[6] = sum[0];
-        out[7] = sum[1];
+        let sum = match self.version {
+            Version::V2 => {
+                match self.auth {
+                    Auth::None => out.extend_from_slice(&[0; AUTH_LEN]),
+                    Auth::Simple(pass) => out.extend_from_slice(&pass),
+                }
+                checksum(&out)
+            }
+            Version::V3 => v3_checksum(src, dst, &out),
+        };
+        out[6..8].copy_from_slice(&sum.to_be_bytes());
         out
     }
 
@@ -122,7 +191,7 @@ impl Advertisement {
     /// message, for an `IP_HDRINCL` socket. The kernel refills the checksum (and the id when
     /// it is 0); we compute it anyway so the bytes are valid on their own.
     pub fn encode_ip(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-        let msg = self.encode();
+        let msg = self.encode_between(src.into(), dst.into());
         let total = (IPV4_HEADER_LEN + msg.len()) as u16;
         let mut out = Vec::with_capacity(usize::from(total));
         out.push(0x45);
@@ -141,9 +210,24 @@ impl Advertisement {
         out
     }
 
-    /// Decode a VRRP message (checks 2–4 of vrrp.md §4 plus the type and auth type).
+    /// Decode a VRRP message of either version (checks 2–4 of vrrp.md §4 plus the type and
+    /// auth type); a v3 checksum is taken over the pseudo-header of no addresses, as
+    /// [`Advertisement::encode`] makes it.
     pub fn decode(bytes: &[u8]) -> Result<Advertisement, DropReason> {
-        let raw = RawAdvert::parse(bytes)?;
+        Self::decode_between(
+            bytes,
+            Ipv4Addr::UNSPECIFIED.into(),
+            Ipv4Addr::UNSPECIFIED.into(),
+        )
+    }
+
+    /// Decode a message received from `src` to `dst` (they enter v3's checksum).
+    pub fn decode_between(
+        bytes: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<Advertisement, DropReason> {
+        let raw = RawAdvert::parse(bytes, None, src, dst)?;
         let auth = raw.auth()?;
         Ok(raw.into_advert(auth))
     }
@@ -157,31 +241,48 @@ pub fn decode(bytes: &[u8]) -> Result<Advertisement, DropReason> {
 /// A structurally valid message whose auth type has not been interpreted yet, so that
 /// [`validate`] can keep the RFC's check order (VRID before auth).
 struct RawAdvert<'a> {
+    version: Version,
     vrid: u8,
     priority: u8,
+    /// v2 only (0 in v3).
     auth_type: u8,
-    advert_int: u8,
+    /// Centiseconds.
+    advert_int: u16,
     addresses: &'a [u8],
     auth_data: &'a [u8],
 }
 
 impl<'a> RawAdvert<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, DropReason> {
+    /// `expect`: the instance's version (a mismatch is a drop); None accepts 2 and 3.
+    fn parse(
+        bytes: &'a [u8],
+        expect: Option<Version>,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<Self, DropReason> {
         let (fixed, rest) = match bytes.split_first_chunk::<FIXED_LEN>() {
             Some(split) => split,
             None => return Err(DropReason::TooShort { got: bytes.len() }),
         };
-        let [ver_type, vrid, priority, count, auth_type, advert_int, _, _] = *fixed;
-        if ver_type >> 4 != VERSION {
-            return Err(DropReason::BadVersion { got: ver_type >> 4 });
-        }
+        let [ver_type, vrid, priority, count, b4, b5, _, _] = *fixed;
+        let got = ver_type >> 4;
+        let version = match (Version::from_number(got), expect) {
+            (None, _) => return Err(DropReason::BadVersion { got }),
+            (Some(v), Some(e)) if v != e => {
+                return Err(DropReason::VersionMismatch {
+                    got,
+                    expected: e.number(),
+                })
+            }
+            (Some(v), _) => v,
+        };
         if ver_type & 0x0f != TYPE_ADVERTISEMENT {
             return Err(DropReason::BadType {
                 got: ver_type & 0x0f,
             });
         }
-        // keepalived demands the exact length 16 + 4n (vrrp.md §4 check 3).
-        let expected = FIXED_LEN + 4 * usize::from(count) + AUTH_LEN;
+        // keepalived demands the exact length (vrrp.md §4 check 3).
+        let expected = message_len(version, usize::from(count));
         if bytes.len() < expected {
             return Err(DropReason::Truncated {
                 expected,
@@ -194,11 +295,23 @@ impl<'a> RawAdvert<'a> {
                 got: bytes.len(),
             });
         }
-        if checksum(bytes) != 0 {
-            return Err(DropReason::BadChecksum);
+        let (auth_type, advert_int, sum_ok) = match version {
+            Version::V2 => (b4, u16::from(b5) * 100, checksum(bytes) == 0),
+            // The reserved nibble is ignored on receive (RFC 5798 §5.2.5).
+            Version::V3 => (
+                AUTH_TYPE_NONE,
+                u16::from_be_bytes([b4, b5]) & V3_MAX_ADVERT_INT,
+                v3_checksum(src, dst, bytes) == 0,
+            ),
+        };
+        if !sum_ok {
+            return Err(DropReason::BadChecksum {
+                version: version.number(),
+            });
         }
         let (addresses, auth_data) = rest.split_at(4 * usize::from(count));
         Ok(RawAdvert {
+            version,
             vrid,
             priority,
             auth_type,
@@ -232,6 +345,7 @@ impl<'a> RawAdvert<'a> {
 
     fn into_advert(self, auth: Auth) -> Advertisement {
         Advertisement {
+            version: self.version,
             vrid: self.vrid,
             priority: self.priority,
             advert_int: self.advert_int,
@@ -309,9 +423,21 @@ pub enum DropReason {
     BadTtl {
         got: u8,
     },
+    /// Neither 2 nor 3.
     BadVersion {
         got: u8,
     },
+    /// A v2 advert on a v3 instance or the reverse (vrrp.md §13).
+    VersionMismatch {
+        got: u8,
+        expected: u8,
+    },
+    /// An advert whose source is our own address (a loop, or a spoof).
+    FromOurselves {
+        src: Ipv4Addr,
+    },
+    /// v3: a Max Adver Int of 0 (a backup would learn a zero Master_Down_Interval).
+    ZeroInterval,
     BadType {
         got: u8,
     },
@@ -325,7 +451,9 @@ pub enum DropReason {
         expected: usize,
         got: usize,
     },
-    BadChecksum,
+    BadChecksum {
+        version: u8,
+    },
     UnknownVrid {
         got: u8,
     },
@@ -351,9 +479,10 @@ pub enum DropReason {
         vrid: u8,
         missing: Ipv4Addr,
     },
+    /// v2 only (v3 backups learn the master's interval). Centiseconds.
     IntervalMismatch {
-        got: u8,
-        expected: u8,
+        got: u16,
+        expected: u16,
     },
 }
 
@@ -382,10 +511,13 @@ pub enum DropKind {
     AddressCountMismatch,
     AddressMismatch,
     IntervalMismatch,
+    VersionMismatch,
+    FromOurselves,
+    ZeroInterval,
 }
 
 impl DropKind {
-    pub const ALL: [DropKind; 22] = [
+    pub const ALL: [DropKind; 25] = [
         DropKind::TooShort,
         DropKind::BadIpHeader,
         DropKind::IpLengthMismatch,
@@ -408,6 +540,9 @@ impl DropKind {
         DropKind::AddressCountMismatch,
         DropKind::AddressMismatch,
         DropKind::IntervalMismatch,
+        DropKind::VersionMismatch,
+        DropKind::FromOurselves,
+        DropKind::ZeroInterval,
     ];
 
     /// Stable short name, used as the counter name.
@@ -435,6 +570,9 @@ impl DropKind {
             DropKind::AddressCountMismatch => "address_count_mismatch",
             DropKind::AddressMismatch => "address_mismatch",
             DropKind::IntervalMismatch => "interval_mismatch",
+            DropKind::VersionMismatch => "version_mismatch",
+            DropKind::FromOurselves => "from_ourselves",
+            DropKind::ZeroInterval => "zero_interval",
         }
     }
 }
@@ -453,7 +591,7 @@ impl DropReason {
             DropReason::BadType { .. } => DropKind::BadType,
             DropReason::Truncated { .. } => DropKind::Truncated,
             DropReason::BadLength { .. } => DropKind::BadLength,
-            DropReason::BadChecksum => DropKind::BadChecksum,
+            DropReason::BadChecksum { .. } => DropKind::BadChecksum,
             DropReason::UnknownVrid { .. } => DropKind::UnknownVrid,
             DropReason::OwnerDiscard => DropKind::OwnerDiscard,
             DropReason::OwnerConflict => DropKind::OwnerConflict,
@@ -464,6 +602,9 @@ impl DropReason {
             DropReason::AddressCountMismatch { .. } => DropKind::AddressCountMismatch,
             DropReason::AddressMismatch { .. } => DropKind::AddressMismatch,
             DropReason::IntervalMismatch { .. } => DropKind::IntervalMismatch,
+            DropReason::VersionMismatch { .. } => DropKind::VersionMismatch,
+            DropReason::FromOurselves { .. } => DropKind::FromOurselves,
+            DropReason::ZeroInterval => DropKind::ZeroInterval,
         }
     }
 
@@ -510,7 +651,16 @@ impl fmt::Display for DropReason {
                 write!(f, "invalid TTL/HL. Received {got} and expect {VRRP_TTL}")
             }
             DropReason::BadVersion { got } => {
-                write!(f, "wrong version. Received {got} and expect {VERSION}")
+                write!(f, "wrong version. Received {got} and expect 2 or 3")
+            }
+            DropReason::VersionMismatch { got, expected } => {
+                write!(f, "wrong version. Received {got} and expect {expected}")
+            }
+            DropReason::FromOurselves { src } => {
+                write!(f, "advert from our own address {src}")
+            }
+            DropReason::ZeroInterval => {
+                write!(f, "advertisement interval of 0 centiseconds is invalid")
             }
             DropReason::BadType { got } => write!(f, "Invalid packet type. {got}"),
             DropReason::Truncated { expected, got } => {
@@ -519,7 +669,7 @@ impl fmt::Display for DropReason {
             DropReason::BadLength { expected, got } => {
                 write!(f, "wrong packet length: {got} bytes, expected {expected}")
             }
-            DropReason::BadChecksum => write!(f, "Invalid VRRPv2 checksum"),
+            DropReason::BadChecksum { version } => write!(f, "Invalid VRRPv{version} checksum"),
             DropReason::UnknownVrid { got } => write!(f, "received VRID {got}, not ours"),
             DropReason::OwnerDiscard => {
                 write!(f, "address owner discards adverts for its VRID")
@@ -546,7 +696,9 @@ impl fmt::Display for DropReason {
             ),
             DropReason::IntervalMismatch { got, expected } => write!(
                 f,
-                "advertisement interval mismatch mine={expected} sec rcv'd={got} sec"
+                "advertisement interval mismatch mine={} sec rcv'd={} sec",
+                expected / 100,
+                got / 100
             ),
         }
     }
@@ -557,9 +709,11 @@ impl std::error::Error for DropReason {}
 /// What one instance accepts (vrrp.md §4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiveRules {
+    pub version: Version,
     pub vrid: u8,
     pub auth: Auth,
-    pub advert_int: u8,
+    /// Centiseconds; compared in v2 only.
+    pub advert_int: u16,
     /// Our VIPs; compared with the advert's list as a set.
     pub addresses: Vec<Ipv4Addr>,
     /// Non-empty = unicast mode: multicast adverts are dropped, the TTL is not checked, and
@@ -567,17 +721,21 @@ pub struct ReceiveRules {
     pub unicast_peers: Vec<Ipv4Addr>,
     /// We are the address owner (priority 255).
     pub owner: bool,
+    /// Our advert source: an advert from it is dropped (the driver sets it once known).
+    pub own_address: Option<Ipv4Addr>,
 }
 
 impl ReceiveRules {
     pub fn from_config(cfg: &InstanceConfig) -> Self {
         ReceiveRules {
+            version: cfg.version,
             vrid: cfg.vrid,
             auth: cfg.auth_pass.map_or(Auth::None, Auth::Simple),
             advert_int: cfg.advert_int,
             addresses: cfg.virtual_addresses.iter().map(|v| v.addr).collect(),
             unicast_peers: cfg.unicast_peers.clone(),
             owner: cfg.priority == 255,
+            own_address: cfg.unicast_src_ip,
         }
     }
 
@@ -617,14 +775,18 @@ fn password_matches(got: &[u8], expected: &[u8; 8]) -> bool {
 }
 
 /// Apply vrrp.md §4 to a received VRRP message, in the RFC's order:
-/// mode (keepalived), 1 TTL, 2 version, 3 length, 4 checksum, 5 VRID/owner, 6 auth,
-/// 7 addresses (skipped for a priority-255 sender), 8 interval.
+/// mode (keepalived), own source, 1 TTL, 2 version, 3 length, 4 checksum (v3: with the
+/// pseudo-header), 5 VRID/owner, 6 auth (v2), 7 addresses (skipped for a priority-255
+/// sender), 8 interval (v2: equal to ours; v3: non-zero, learned by the machine).
 pub fn validate(
     meta: &IpMeta,
     raw_vrrp: &[u8],
     rules: &ReceiveRules,
 ) -> Result<Advertisement, DropReason> {
     let multicast = meta.dst.is_multicast();
+    if rules.own_address == Some(meta.src) {
+        return Err(DropReason::FromOurselves { src: meta.src });
+    }
     if rules.unicast() {
         if multicast {
             return Err(DropReason::MulticastOnUnicast);
@@ -642,7 +804,12 @@ pub fn validate(
         }
     }
     // 2–4.
-    let raw = RawAdvert::parse(raw_vrrp)?;
+    let raw = RawAdvert::parse(
+        raw_vrrp,
+        Some(rules.version),
+        meta.src.into(),
+        meta.dst.into(),
+    )?;
     // 5.
     if raw.vrid != rules.vrid {
         return Err(DropReason::UnknownVrid { got: raw.vrid });
@@ -675,13 +842,14 @@ pub fn validate(
         }
     }
     // 8.
-    if advert.advert_int != rules.advert_int {
-        return Err(DropReason::IntervalMismatch {
+    match advert.version {
+        Version::V2 if advert.advert_int != rules.advert_int => Err(DropReason::IntervalMismatch {
             got: advert.advert_int,
             expected: rules.advert_int,
-        });
+        }),
+        Version::V3 if advert.advert_int == 0 => Err(DropReason::ZeroInterval),
+        _ => Ok(advert),
     }
-    Ok(advert)
 }
 
 /// Per-reason drop counters, shared between the receive task and whoever reports them.
@@ -858,9 +1026,10 @@ mod tests {
 
     fn advert(priority: u8, auth: Auth, addresses: Vec<Ipv4Addr>) -> Advertisement {
         Advertisement {
+            version: Version::V2,
             vrid: 51,
             priority,
-            advert_int: 1,
+            advert_int: 100,
             auth,
             addresses,
         }
@@ -946,9 +1115,10 @@ mod tests {
     #[test]
     fn decodes_keepalived_style_packet_with_ip_options_header() {
         let adv = Advertisement {
+            version: Version::V2,
             vrid: 51,
             priority: 100,
-            advert_int: 1,
+            advert_int: 100,
             auth: Auth::Simple(pass("1111")),
             addresses: vec![
                 Ipv4Addr::new(198, 51, 100, 100),
@@ -966,15 +1136,17 @@ mod tests {
         pkt.extend([198, 51, 100, 11, 224, 0, 0, 18, 1, 1, 1, 1]);
         pkt.extend(&msg);
         let rules = ReceiveRules {
+            version: Version::V2,
             vrid: 51,
             auth: Auth::Simple(pass("1111")),
-            advert_int: 1,
+            advert_int: 100,
             addresses: vec![
                 Ipv4Addr::new(198, 51, 100, 101),
                 Ipv4Addr::new(198, 51, 100, 100),
             ],
             unicast_peers: vec![],
             owner: false,
+            own_address: None,
         };
         let (meta, raw) = parse_ip(&pkt).expect("ip");
         assert_eq!(meta.src, Ipv4Addr::new(198, 51, 100, 11));
@@ -983,12 +1155,14 @@ mod tests {
 
     fn rules() -> ReceiveRules {
         ReceiveRules {
+            version: Version::V2,
             vrid: 51,
             auth: Auth::None,
-            advert_int: 1,
+            advert_int: 100,
             addresses: vec![VIP],
             unicast_peers: vec![],
             owner: false,
+            own_address: None,
         }
     }
 
@@ -1071,7 +1245,17 @@ mod tests {
         let mut v3 = good();
         v3[0] = 0x31;
         fix_checksum(&mut v3);
-        assert_eq!(check(m, &v3, &r), Err(DropReason::BadVersion { got: 3 }));
+        assert_eq!(
+            check(m, &v3, &r),
+            Err(DropReason::VersionMismatch {
+                got: 3,
+                expected: 2
+            })
+        );
+        let mut v4 = good();
+        v4[0] = 0x41;
+        fix_checksum(&mut v4);
+        assert_eq!(check(m, &v4, &r), Err(DropReason::BadVersion { got: 4 }));
         // type
         let mut t2 = good();
         t2[0] = 0x22;
@@ -1101,7 +1285,10 @@ mod tests {
         // 4. checksum
         let mut bad = good();
         bad[6] ^= 1;
-        assert_eq!(check(m, &bad, &r), Err(DropReason::BadChecksum));
+        assert_eq!(
+            check(m, &bad, &r),
+            Err(DropReason::BadChecksum { version: 2 })
+        );
         // 5. VRID and owner
         let other = Advertisement {
             vrid: 52,
@@ -1177,15 +1364,155 @@ mod tests {
         assert_eq!(check(m, &owner_other, &r).map(|a| a.priority), Ok(255));
         // 8. interval
         let slow = Advertisement {
-            advert_int: 2,
+            advert_int: 200,
             ..advert(100, Auth::None, vec![VIP])
         };
         assert_eq!(
             check(m, &slow.encode(), &r),
             Err(DropReason::IntervalMismatch {
-                got: 2,
-                expected: 1
+                got: 200,
+                expected: 100
             })
+        );
+    }
+
+    fn v3_advert(priority: u8, centis: u16) -> Advertisement {
+        Advertisement {
+            version: Version::V3,
+            advert_int: centis,
+            ..advert(priority, Auth::None, vec![VIP])
+        }
+    }
+
+    fn v3_rules() -> ReceiveRules {
+        ReceiveRules {
+            version: Version::V3,
+            advert_int: 10,
+            ..rules()
+        }
+    }
+
+    /// Computed independently (Python, RFC 1071 over the RFC 5798 §5.2.8 pseudo-header).
+    #[test]
+    fn v3_encode_matches_reference_bytes_with_ipv4_pseudo_header() {
+        let adv = v3_advert(100, 10);
+        let msg = adv.encode_between(SRC.into(), VRRP_GROUP.into());
+        assert_eq!(msg, hex("31 33 64 01 00 0a 05 c2 c0 00 02 64"));
+        assert_eq!(
+            Advertisement::decode_between(&msg, SRC.into(), VRRP_GROUP.into()),
+            Ok(adv.clone())
+        );
+        // The same bytes from another source fail: the pseudo-header is part of the sum.
+        assert_eq!(
+            Advertisement::decode_between(&msg, VIP.into(), VRRP_GROUP.into()),
+            Err(DropReason::BadChecksum { version: 3 })
+        );
+        let pkt = adv.encode_ip(SRC, VRRP_GROUP);
+        let (meta, raw) = parse_ip(&pkt).expect("ip");
+        assert_eq!(validate(&meta, raw, &v3_rules()), Ok(adv));
+    }
+
+    #[test]
+    fn v3_checksum_uses_the_ipv6_pseudo_header() {
+        let src: IpAddr = "fe80::1".parse().expect("v6");
+        let dst: IpAddr = "ff02::12".parse().expect("v6");
+        let mut msg = hex("31 33 64 01 00 0a 00 00 c0 00 02 64");
+        assert_eq!(v3_checksum(src, dst, &msg), 0xaa49);
+        msg[6..8].copy_from_slice(&0xaa49u16.to_be_bytes());
+        assert_eq!(v3_checksum(src, dst, &msg), 0);
+    }
+
+    #[test]
+    fn v3_intervals_are_12_bit_centiseconds() {
+        for cs in [1u16, 10, 100, 255, 256, 4095] {
+            let msg = v3_advert(100, cs).encode();
+            assert_eq!(msg[4] & 0xf0, 0, "reserved nibble");
+            assert_eq!(u16::from_be_bytes([msg[4], msg[5]]), cs);
+            assert_eq!(decode(&msg).map(|a| a.advert_int), Ok(cs));
+        }
+        // The reserved nibble is ignored on receive.
+        let mut msg = v3_advert(100, 10).encode();
+        msg[4] |= 0xf0;
+        fix_v3(&mut msg);
+        assert_eq!(decode(&msg).map(|a| a.advert_int), Ok(10));
+        // v2 carries whole seconds.
+        let v2 = advert(100, Auth::None, vec![VIP]).encode();
+        assert_eq!(v2[5], 1);
+    }
+
+    fn fix_v3(msg: &mut [u8]) {
+        msg[6] = 0;
+        msg[7] = 0;
+        let unspec = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let sum = v3_checksum(unspec, unspec, msg).to_be_bytes();
+        msg[6..8].copy_from_slice(&sum);
+    }
+
+    #[test]
+    fn v3_validation_drops_by_reason_and_accepts_another_interval() {
+        let r = v3_rules();
+        let m = mcast_meta();
+        let wire = |a: &Advertisement| a.encode_between(SRC.into(), VRRP_GROUP.into());
+        // A backup learns the master's interval: 1 s on a 100 ms instance is valid.
+        assert_eq!(
+            check(m, &wire(&v3_advert(100, 100)), &r).map(|a| a.advert_int),
+            Ok(100)
+        );
+        assert_eq!(
+            check(m, &wire(&v3_advert(100, 0)), &r),
+            Err(DropReason::ZeroInterval)
+        );
+        // v2 on v3 and v3 on v2: version mismatch, counted apart from unknown versions.
+        assert_eq!(
+            check(m, &good(), &r),
+            Err(DropReason::VersionMismatch {
+                got: 2,
+                expected: 3
+            })
+        );
+        assert_eq!(
+            check(m, &wire(&v3_advert(100, 10)), &rules()),
+            Err(DropReason::VersionMismatch {
+                got: 3,
+                expected: 2
+            })
+        );
+        // v3 length is 8 + 4n (no auth data): the v2 tail is a length error.
+        let mut long = wire(&v3_advert(100, 10));
+        long.extend([0; 8]);
+        assert_eq!(
+            check(m, &long, &r),
+            Err(DropReason::BadLength {
+                expected: 12,
+                got: 20
+            })
+        );
+        let ttl = IpMeta { ttl: 254, ..m };
+        assert_eq!(
+            check(ttl, &wire(&v3_advert(100, 10)), &r),
+            Err(DropReason::BadTtl { got: 254 })
+        );
+        let mut bad = wire(&v3_advert(100, 10));
+        bad[7] ^= 4;
+        assert_eq!(
+            check(m, &bad, &r),
+            Err(DropReason::BadChecksum { version: 3 })
+        );
+        let lie = Advertisement {
+            addresses: vec![VIP, VIP2],
+            ..v3_advert(100, 10)
+        };
+        assert_eq!(
+            check(m, &wire(&lie), &r).unwrap_err().kind(),
+            DropKind::AddressCountMismatch
+        );
+        let mine = ReceiveRules {
+            own_address: Some(SRC),
+            ..v3_rules()
+        };
+        assert_eq!(
+            check(m, &wire(&v3_advert(100, 10)), &mine),
+            Err(DropReason::FromOurselves { src: SRC })
         );
     }
 
@@ -1269,7 +1596,7 @@ mod tests {
         );
         // Wrong addresses and wrong interval: addresses (7) first.
         let both = Advertisement {
-            advert_int: 3,
+            advert_int: 300,
             ..advert(100, Auth::None, vec![VIP2])
         };
         assert_eq!(
@@ -1298,9 +1625,9 @@ mod tests {
         for (i, k) in DropKind::ALL.iter().enumerate() {
             assert_eq!(*k as usize, i, "ALL must follow declaration order");
         }
-        assert_eq!(DropReason::BadChecksum.key(), "bad_checksum");
+        assert_eq!(DropReason::BadChecksum { version: 2 }.key(), "bad_checksum");
         assert_eq!(
-            DropReason::BadChecksum.to_string(),
+            DropReason::BadChecksum { version: 2 }.to_string(),
             "Invalid VRRPv2 checksum"
         );
         assert_eq!(
@@ -1308,13 +1635,21 @@ mod tests {
             "invalid TTL/HL. Received 64 and expect 255"
         );
         assert_eq!(
-            DropReason::BadVersion { got: 3 }.to_string(),
+            DropReason::VersionMismatch {
+                got: 3,
+                expected: 2
+            }
+            .to_string(),
             "wrong version. Received 3 and expect 2"
         );
         assert_eq!(
+            DropReason::BadChecksum { version: 3 }.to_string(),
+            "Invalid VRRPv3 checksum"
+        );
+        assert_eq!(
             DropReason::IntervalMismatch {
-                got: 2,
-                expected: 1
+                got: 200,
+                expected: 100
             }
             .to_string(),
             "advertisement interval mismatch mine=1 sec rcv'd=2 sec"
@@ -1348,14 +1683,14 @@ mod tests {
             "ip address associated with VRID 51 not present in MASTER advert: 192.0.2.100"
         );
         assert!(DropReason::UnknownVrid { got: 3 }.is_silent());
-        assert!(!DropReason::BadChecksum.is_silent());
+        assert!(!DropReason::BadChecksum { version: 2 }.is_silent());
     }
 
     #[test]
     fn counters_count_per_kind() {
         let c = DropCounters::new();
-        c.record(&DropReason::BadChecksum);
-        c.record(&DropReason::BadChecksum);
+        c.record(&DropReason::BadChecksum { version: 2 });
+        c.record(&DropReason::BadChecksum { version: 2 });
         c.record(&DropReason::BadTtl { got: 1 });
         assert_eq!(c.get(DropKind::BadChecksum), 2);
         let snap = c.snapshot();
@@ -1398,23 +1733,30 @@ mod tests {
         assert_eq!(l.len(), 3);
     }
 
+    /// v2 adverts (whole seconds, any auth) and v3 adverts (12-bit centiseconds, no auth).
     fn arb_advert() -> impl Strategy<Value = Advertisement> {
+        let v2 = (
+            any::<u8>(),
+            prop_oneof![Just(Auth::None), any::<[u8; 8]>().prop_map(Auth::Simple)],
+        )
+            .prop_map(|(secs, auth)| (Version::V2, u16::from(secs) * 100, auth));
+        let v3 = (0..=V3_MAX_ADVERT_INT).prop_map(|cs| (Version::V3, cs, Auth::None));
         (
             any::<u8>(),
             any::<u8>(),
-            any::<u8>(),
-            prop_oneof![Just(Auth::None), any::<[u8; 8]>().prop_map(Auth::Simple)],
+            prop_oneof![v2, v3],
             prop::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), 0..20),
         )
-            .prop_map(
-                |(vrid, priority, advert_int, auth, addresses)| Advertisement {
+            .prop_map(|(vrid, priority, (version, advert_int, auth), addresses)| {
+                Advertisement {
+                    version,
                     vrid,
                     priority,
                     advert_int,
                     auth,
                     addresses,
-                },
-            )
+                }
+            })
     }
 
     proptest! {
@@ -1425,7 +1767,10 @@ mod tests {
             let (meta, msg) = parse_ip(&pkt).map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(meta.ttl, 255);
             prop_assert_eq!(checksum(&pkt[..20]), 0);
-            prop_assert_eq!(decode(msg), Ok(adv));
+            prop_assert_eq!(
+                Advertisement::decode_between(msg, meta.src.into(), meta.dst.into()),
+                Ok(adv)
+            );
         }
 
         #[test]

@@ -153,9 +153,10 @@ fn codec_built_advert_round_trips_through_the_kernel() {
     let lab = lab();
     let (a, b) = (lab.host("a"), lab.host("b"));
     let sent = Advertisement {
+        version: vrrp::Version::V2,
         vrid: 51,
         priority: 150,
-        advert_int: 1,
+        advert_int: 100,
         auth: Auth::Simple(*b"s3cret\0\0"),
         addresses: vec![VIP, Ipv4Addr::new(198, 51, 100, 101)],
     };
