@@ -2,32 +2,28 @@
 //!
 //! ```text
 //! Proxy::start(ProxyConfig)  ─ binds ungated frontends, starts health checks
-//!   listener  accept within maxconn ─> conn (timeouts, 408) ─> frontend::handle
-//!   frontend  route ─> backend (cookie | balance, queues) ─> forward (retries) ─> exchange (log)
-//!   health    probes ─> backend state ─> watch<BackendHealth>
+//!   listen/    listener: accept within maxconn ─> conn (timeouts, 408) ─> http::request::handle
+//!   http/      request: route ─> backend pick ─> upstream::forward ─> response ops ─> exchange (log)
+//!   upstream/  backend (cookie | balance, queues) ─> forward (retries) ─> connector pool ─> h1
+//!              health: probes ─> backend state ─> watch<BackendHealth>
+//!   observe/   access log, counters
 //! Gate::set_serving(bool) opens/closes gated frontends; Proxy::shutdown(drain) ends it all.
 //! ```
+//!
+//! Layers: listen → http → upstream → observe; each reads only lower ones (and config.rs),
+//! and no two files import each other (tests/layers.rs).
 
-pub mod accesslog;
-pub mod balance;
+mod http;
+mod listen;
+mod observe;
+mod upstream;
+
 pub mod config;
-pub mod cookie;
-pub mod errorpage;
-pub mod headers;
-pub mod health;
-pub mod probe;
-pub mod rewrite;
-pub mod route;
 
-mod backend;
-mod conn;
-mod connector;
-mod exchange;
-mod forward;
-mod frontend;
-mod gate;
-mod h1;
-mod listener;
+// The public API as it was before the layers (src/, tests and benches use these paths).
+pub use crate::http::{cookie, errorpage, headers, rewrite, route};
+pub use observe::accesslog;
+pub use upstream::{balance, health, probe};
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -37,29 +33,17 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-pub use backend::BackendHealth;
+pub use crate::http::exchange::ResponseBody;
+pub use crate::http::frontend::FrontendError;
 pub use config::ProxyConfig;
-pub use exchange::ResponseBody;
-pub use frontend::FrontendError;
-pub use gate::Gate;
+pub use listen::gate::Gate;
+pub use listen::listener::ProxyError;
+pub use upstream::backend::BackendHealth;
 
-use backend::Backend;
-use frontend::{Frontend, ProxyCounters};
-use listener::{Limits, ListenerSet};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    #[error("frontend {frontend}: cannot listen on {addr}: {source}")]
-    Bind {
-        frontend: String,
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Frontend(#[from] FrontendError),
-    #[error("the proxy must be started inside a tokio runtime")]
-    NoRuntime,
-}
+use crate::http::frontend::Frontend;
+use listen::listener::{self as listener, Limits, ListenerSet};
+use observe::counters::ProxyCounters;
+use upstream::backend::Backend;
 
 /// A running load balancer.
 pub struct Proxy {

@@ -1,128 +1,32 @@
-//! A frontend at run time and the life of one HTTP request through it (lb.md §1): route →
-//! backend → persistence or algorithm → queue → forward → response ops → log.
+//! The life of one HTTP request through a frontend (lb.md §1): route → backend →
+//! persistence or algorithm → queue → forward → response ops → log.
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 
-use crate::accesslog::{
+use crate::http::client_conn::{CloseSilently, ConnShared, RequestGuard};
+use crate::http::errorpage::Reply;
+use crate::http::exchange::{head_size, Exchange, ResponseBody};
+use crate::http::frontend::Frontend;
+use crate::http::headers::{self, ConnInfo};
+use crate::http::route::RouteDecision;
+use crate::http::{cookie, rewrite};
+use crate::observe::accesslog::{
     AccessLogEntry, ClientCookie, LogServer, RequestLine, ServerCookie, TermCause, TermPhase,
     TerminationState,
 };
-use crate::backend::{Acquire, Backend};
-use crate::config::FrontendConfig;
-use crate::conn::{CloseSilently, ConnShared, RequestGuard};
-use crate::errorpage::{ErrorPageError, ErrorPages, Reply};
-use crate::exchange::{head_size, Exchange, ResponseBody};
-use crate::forward::{
-    self, Attempts, BodySource, ClientFailure, ForwardError, Outgoing, ServerBody,
-};
-use crate::headers::{self, ConnInfo, HeaderTemplate, TemplateError};
-use crate::route::{RouteDecision, Router};
-use crate::{cookie, rewrite};
-
-/// Process-wide counters.
-#[derive(Debug, Default)]
-pub(crate) struct ProxyCounters {
-    /// Client connections open in the whole process (log `ac`).
-    pub(crate) connections: AtomicUsize,
-}
-
-/// Largest request head hyper buffers (≈ HAProxy's tune.bufsize); beyond it hyper answers 431.
-const MAX_REQUEST_HEAD: usize = 16 * 1024;
-
-pub(crate) struct Frontend {
-    pub(crate) name: Arc<str>,
-    pub(crate) cfg: FrontendConfig,
-    router: Router,
-    backends: Arc<[Arc<Backend>]>,
-    errors: ErrorPages,
-    pub(crate) page_408: Option<Bytes>,
-    set_headers: Vec<(HeaderName, HeaderTemplate)>,
-    pub(crate) http: auto::Builder<TokioExecutor>,
-    pub(crate) access_log: bool,
-    pub(crate) counters: Arc<ProxyCounters>,
-    /// Client connections open on this frontend (log `fc`).
-    pub(crate) connections: AtomicUsize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FrontendError {
-    #[error("frontend {frontend}: {source}")]
-    ErrorPage {
-        frontend: String,
-        source: ErrorPageError,
-    },
-    #[error("frontend {frontend}: set_headers {header}: {source}")]
-    SetHeader {
-        frontend: String,
-        header: String,
-        source: TemplateError,
-    },
-}
+use crate::upstream::backend::Acquire;
+use crate::upstream::body::{BodySource, ClientFailure};
+use crate::upstream::forward::{self, Attempts, ForwardError, Outgoing, ServerBody};
 
 impl Frontend {
-    pub(crate) fn new(
-        cfg: FrontendConfig,
-        backends: Arc<[Arc<Backend>]>,
-        access_log: bool,
-        counters: Arc<ProxyCounters>,
-    ) -> Result<Self, FrontendError> {
-        let files: Vec<_> = cfg
-            .error_pages
-            .iter()
-            .map(|(c, p)| (*c, p.clone()))
-            .collect();
-        let errors = ErrorPages::load(&files).map_err(|source| FrontendError::ErrorPage {
-            frontend: cfg.name.clone(),
-            source,
-        })?;
-        let set_headers = cfg
-            .set_headers
-            .iter()
-            .map(|(n, v)| {
-                headers::parse_set_header(n, v).map_err(|source| FrontendError::SetHeader {
-                    frontend: cfg.name.clone(),
-                    header: n.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let router = Router::new(&cfg.routes, cfg.default_backend.as_deref(), |name| {
-            backends.iter().position(|b| &*b.name == name)
-        });
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            // `http_request` is enforced (with a 408) by conn::ClientIo instead.
-            .header_read_timeout(None)
-            .max_buf_size(MAX_REQUEST_HEAD)
-            .keep_alive(true);
-        http.http2().timer(TokioTimer::new());
-        Ok(Frontend {
-            name: cfg.name.as_str().into(),
-            page_408: errors.raw(StatusCode::REQUEST_TIMEOUT),
-            errors,
-            router,
-            backends,
-            set_headers,
-            http,
-            access_log,
-            counters,
-            connections: AtomicUsize::new(0),
-            cfg,
-        })
-    }
-
     /// A locally generated answer (error page or redirect), logged as such.
     fn local(
         &self,

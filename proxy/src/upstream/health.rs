@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::backend::{Backend, Transition};
 use crate::config::{CheckKind, HealthCheckConfig};
-use crate::probe::{self, CheckCode, ProbeResult};
+use crate::upstream::backend::{Backend, Transition};
+use crate::upstream::probe::{self, CheckCode, ProbeResult};
 
 /// HAProxy's health counter: `h` in `0..=rise+fall-1`, UP iff `h >= rise`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::listener::ListenerSet;
-use crate::ProxyError;
+use crate::listen::listener::{ListenerSet, ProxyError};
 
 /// Opens and closes the listeners of every gated frontend. Cheap to clone.
 #[derive(Clone)]

@@ -15,11 +15,23 @@ use std::time::Duration;
 use http::uri::Authority;
 use tokio::sync::{oneshot, watch};
 
-use crate::balance::{self, Candidate, SmoothRoundRobin};
 use crate::config::{BackendConfig, Balance, ServerConfig};
-use crate::connector::Upstream;
-use crate::cookie::CookiePolicy;
-use crate::probe::ProbeResult;
+use crate::upstream::balance::{self, Candidate, SmoothRoundRobin};
+use crate::upstream::connector::Upstream;
+use crate::upstream::probe::ProbeResult;
+
+/// A backend's `cookie:` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiePolicy {
+    pub name: String,
+    /// Remove the cookie from requests before forwarding them.
+    pub indirect: bool,
+    /// Add `Cache-Control: private` when inserting.
+    pub nocache: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domain: Option<String>,
+}
 
 /// Servers of a backend that can take requests, published for `require_available`, the
 /// stats page and VRRP `track_backends`.

@@ -28,8 +28,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::BackendTimeouts;
-use crate::forward::RequestBody;
-use crate::h1::RawConn;
+use crate::upstream::body::RequestBody;
+use crate::upstream::h1::RawConn;
 
 /// A pooled connection lent to hyper's client for one request with a body.
 pub(crate) struct HyperConn {

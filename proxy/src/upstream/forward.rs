@@ -1,166 +1,23 @@
 //! Sending a request to a server (lb.md §6): a connection from the server's pool
 //! (connector.rs), retries on connect failures, redispatch on the last attempt,
 //! `connect`/`server` timeouts.
-//!
-//! A request body is replayable only while no byte of it has been handed to a connection:
-//! [`RequestBody`] takes the client's body out of a shared slot on its first poll, so after a
-//! failed connect the slot still holds it and the next attempt can send it; once polled, it
-//! is gone and the request is never replayed.
+//! The request body and when it can be replayed: body.rs.
 
 use std::error::Error as StdError;
-use std::future::Future as _;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, Uri, Version};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::Sleep;
+use hyper::body::Incoming;
 
-use crate::backend::{Acquire, Backend, Slot};
-use crate::connector::{ConnectError, HyperConn};
-use crate::h1::{self, RawBody, SendError};
-use crate::headers::ForwardedFields;
-
-type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// The client's request body on its way to a server, with the `client` inactivity timeout.
-pub(crate) struct RequestBody {
-    source: Option<Arc<BodySource>>,
-    body: Option<Incoming>,
-    idle: Option<Pin<Box<Sleep>>>,
-    progressed: bool,
-}
-
-pub(crate) struct BodySource {
-    slot: Mutex<Option<Incoming>>,
-    hint: SizeHint,
-    client_timeout: Duration,
-    /// Set when reading from the client failed or timed out, to tell client aborts from
-    /// server failures.
-    failed: Mutex<Option<ClientFailure>>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClientFailure {
-    Aborted,
-    TimedOut,
-}
-
-impl BodySource {
-    /// `None` for a request without a body (always replayable).
-    pub(crate) fn new(body: Incoming, client_timeout: Duration) -> Option<Arc<Self>> {
-        if body.is_end_stream() {
-            return None;
-        }
-        Some(Arc::new(BodySource {
-            hint: body.size_hint(),
-            slot: Mutex::new(Some(body)),
-            client_timeout,
-            failed: Mutex::new(None),
-        }))
-    }
-
-    fn available(&self) -> bool {
-        self.slot.lock().map(|s| s.is_some()).unwrap_or(false)
-    }
-
-    pub(crate) fn failure(&self) -> Option<ClientFailure> {
-        self.failed.lock().ok().and_then(|f| *f)
-    }
-
-    fn fail(&self, f: ClientFailure) {
-        if let Ok(mut slot) = self.failed.lock() {
-            *slot = Some(f);
-        }
-    }
-}
-
-impl RequestBody {
-    fn new(source: &Option<Arc<BodySource>>) -> Self {
-        RequestBody {
-            source: source.clone(),
-            body: None,
-            idle: None,
-            progressed: true,
-        }
-    }
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let Some(source) = &this.source else {
-            return Poll::Ready(None);
-        };
-        if this.body.is_none() {
-            match source.slot.lock().ok().and_then(|mut s| s.take()) {
-                Some(b) => this.body = Some(b),
-                None => return Poll::Ready(Some(Err("request body already consumed".into()))),
-            }
-        }
-        let Some(body) = this.body.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.progressed = true;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                source.fail(ClientFailure::Aborted);
-                Poll::Ready(Some(Err(e.into())))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                if this.progressed {
-                    this.progressed = false;
-                    let deadline = tokio::time::Instant::now() + source.client_timeout;
-                    match &mut this.idle {
-                        Some(sleep) => sleep.as_mut().reset(deadline),
-                        None => this.idle = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                    }
-                }
-                if let Some(sleep) = &mut this.idle {
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        source.fail(ClientFailure::TimedOut);
-                        return Poll::Ready(Some(Err(
-                            "client timeout reading the request body".into()
-                        )));
-                    }
-                }
-                Poll::Pending
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match (&self.source, &self.body) {
-            (None, _) => true,
-            (Some(_), Some(b)) => b.is_end_stream(),
-            (Some(_), None) => false,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match (&self.source, &self.body) {
-            (None, _) => SizeHint::with_exact(0),
-            (Some(_), Some(b)) => b.size_hint(),
-            (Some(s), None) => s.hint,
-        }
-    }
-}
+use crate::upstream::backend::{Acquire, Backend, Slot};
+use crate::upstream::body::{BodySource, ClientFailure, RequestBody};
+use crate::upstream::connector::{ConnectError, HyperConn};
+use crate::upstream::fields::ForwardedFields;
+use crate::upstream::h1::{self, RawBody, SendError};
 
 /// Why no response came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +58,10 @@ pub(crate) struct Outgoing {
     pub forwarded: Option<ForwardedFields>,
 }
 
-fn build_request(out: &Outgoing, server: &crate::backend::Server) -> Request<RequestBody> {
+fn build_request(
+    out: &Outgoing,
+    server: &crate::upstream::backend::Server,
+) -> Request<RequestBody> {
     debug_assert!(
         out.forwarded.is_none(),
         "only direct exchanges defer fields"
@@ -292,7 +152,7 @@ fn direct(out: &Outgoing) -> bool {
 
 /// One attempt through a direct exchange.
 async fn attempt_direct(
-    server: &crate::backend::Server,
+    server: &crate::upstream::backend::Server,
     out: &Outgoing,
     server_timeout: Duration,
     started: Instant,
@@ -326,7 +186,7 @@ async fn attempt_direct(
 
 /// One attempt through hyper's client.
 async fn attempt_hyper(
-    server: &crate::backend::Server,
+    server: &crate::upstream::backend::Server,
     out: &Outgoing,
     server_timeout: Duration,
     started: Instant,

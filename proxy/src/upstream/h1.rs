@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::headers::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
+use crate::upstream::fields::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
 
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -1009,7 +1009,11 @@ mod tests {
         assert!(keep);
         assert!(!removed);
         assert_eq!(resp.headers().len(), 6);
-        crate::headers::remove_hop_by_hop_response(resp.headers_mut(), StatusCode::OK, false);
+        crate::upstream::fields::remove_hop_by_hop_response(
+            resp.headers_mut(),
+            StatusCode::OK,
+            false,
+        );
         let names: Vec<_> = resp.headers().keys().map(|n| n.as_str()).collect();
         let mut names = names;
         names.sort_unstable();
@@ -1073,7 +1077,7 @@ mod tests {
 
     #[test]
     fn deferred_forwarded_fields_give_the_same_head_as_forwarded_for() {
-        let client = crate::headers::client_ip_value("192.0.2.7".parse().expect("ip"));
+        let client = crate::upstream::fields::client_ip_value("192.0.2.7".parse().expect("ip"));
         for (host, tls) in [(Some("a.test:8080"), false), (None, true)] {
             let mut h = HeaderMap::new();
             if let Some(host) = host {
@@ -1084,7 +1088,7 @@ mod tests {
             assert!(ForwardedFields::can_append_to(&h));
             let host = h.get(header::HOST).cloned();
             let mut applied = h.clone();
-            crate::headers::forwarded_for_value(&mut applied, &client, tls, host.clone());
+            crate::upstream::fields::forwarded_for_value(&mut applied, &client, tls, host.clone());
             let mut expected = Vec::new();
             encode_head(&mut expected, &Method::GET, "/", &applied, None);
             let mut deferred = Vec::new();

@@ -17,13 +17,12 @@ use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -31,61 +30,16 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
-use crate::accesslog::{AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState};
 use crate::config::FrontendTimeouts;
-use crate::frontend::{self, Frontend};
-use crate::headers::ConnInfo;
+use crate::http::client_conn::{ConnShared, RequestGuard};
+use crate::http::frontend::Frontend;
+use crate::http::headers::ConnInfo;
+use crate::http::request;
+use crate::observe::accesslog::{
+    AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState,
+};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// State shared between the socket wrapper and the requests of one connection.
-pub(crate) struct ConnShared {
-    accepted: Instant,
-    started: AtomicU64,
-    finished: AtomicU64,
-    /// Microseconds after `accepted` when the current request's first byte arrived.
-    first_byte: AtomicU64,
-    /// The `http_request` timeout fired and the 408 was sent.
-    timed_out: AtomicBool,
-    /// The client address as `forwarded_for` appends it.
-    pub(crate) client_ip: HeaderValue,
-}
-
-impl ConnShared {
-    fn new(client_ip: HeaderValue) -> Self {
-        ConnShared {
-            client_ip,
-            accepted: Instant::now(),
-            started: AtomicU64::new(0),
-            finished: AtomicU64::new(0),
-            first_byte: AtomicU64::new(0),
-            timed_out: AtomicBool::new(false),
-        }
-    }
-
-    /// When the current request's first byte arrived, given the time `now`.
-    pub(crate) fn request_start(&self, now: Instant) -> Instant {
-        let us = self.first_byte.load(Ordering::Acquire);
-        let at = self.accepted + Duration::from_micros(us);
-        at.min(now)
-    }
-}
-
-/// Marks a request as in progress for [`ClientIo`] until dropped (end of its exchange).
-pub(crate) struct RequestGuard(Arc<ConnShared>);
-
-impl RequestGuard {
-    pub(crate) fn new(shared: &Arc<ConnShared>) -> Self {
-        shared.started.fetch_add(1, Ordering::AcqRel);
-        RequestGuard(shared.clone())
-    }
-}
-
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.0.finished.fetch_add(1, Ordering::AcqRel);
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -304,18 +258,6 @@ impl AsyncWrite for ClientIo {
     }
 }
 
-/// The answer a service gives when an `error_pages` file is empty: close without a word.
-#[derive(Debug)]
-pub(crate) struct CloseSilently;
-
-impl std::fmt::Display for CloseSilently {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("closed without answering (empty error page)")
-    }
-}
-
-impl std::error::Error for CloseSilently {}
-
 /// Serves one accepted connection until it ends, or until `drain` asks it to stop: then
 /// in-flight requests may finish within the given grace time and the connection is cut.
 pub(crate) async fn serve(
@@ -326,7 +268,9 @@ pub(crate) async fn serve(
     mut drain: watch::Receiver<Option<Duration>>,
 ) {
     let _ = stream.set_nodelay(true);
-    let shared = Arc::new(ConnShared::new(crate::headers::client_ip_value(peer.ip())));
+    let shared = Arc::new(ConnShared::new(crate::http::headers::client_ip_value(
+        peer.ip(),
+    )));
     let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
     let info = ConnInfo {
         src: peer,
@@ -339,7 +283,7 @@ pub(crate) async fn serve(
         // The request counts as started as soon as hyper has its head, before the service
         // future first runs (hyper reads the socket again in between).
         let guard = RequestGuard::new(&svc_shared);
-        frontend::handle(svc_fe.clone(), info, svc_shared.clone(), guard, req)
+        request::handle(svc_fe.clone(), info, svc_shared.clone(), guard, req)
     });
     let conn = fe.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -419,5 +363,5 @@ fn log_unparsed(
         bq: 0,
         request: None,
     };
-    tracing::info!(target: "access", "{}", crate::accesslog::format_httplog(&entry));
+    tracing::info!(target: "access", "{}", crate::observe::accesslog::format_httplog(&entry));
 }

@@ -14,10 +14,24 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::conn;
-use crate::frontend::Frontend;
+use crate::http::frontend::{Frontend, FrontendError};
+use crate::listen::conn;
 
 const BACKLOG: i32 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("frontend {frontend}: cannot listen on {addr}: {source}")]
+    Bind {
+        frontend: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
+    #[error("the proxy must be started inside a tokio runtime")]
+    NoRuntime,
+}
 
 /// A listening socket for `addr`. IPv6 sockets are IPv6-only so `0.0.0.0:80` and `[::]:80`
 /// can both be listed.

@@ -8,20 +8,8 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 
-use crate::rewrite::set_cookie_name;
-
-/// A backend's `cookie:` settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookiePolicy {
-    pub name: String,
-    /// Remove the cookie from requests before forwarding them.
-    pub indirect: bool,
-    /// Add `Cache-Control: private` when inserting.
-    pub nocache: bool,
-    pub httponly: bool,
-    pub secure: bool,
-    pub domain: Option<String>,
-}
+use crate::http::rewrite::set_cookie_name;
+pub use crate::upstream::backend::CookiePolicy;
 
 /// The `name=value` pairs of one `Cookie` field value; segments without `=` are skipped.
 /// Yields (name, value, whole trimmed segment).

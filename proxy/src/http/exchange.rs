@@ -15,13 +15,13 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
-use crate::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
-use crate::backend::{Backend, Slot};
-use crate::conn::RequestGuard;
-use crate::connector::HyperConn;
-use crate::forward::ServerBody;
-use crate::frontend::Frontend;
-use crate::h1::RawBody;
+use crate::http::client_conn::RequestGuard;
+use crate::http::frontend::Frontend;
+use crate::observe::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
+use crate::upstream::backend::{Backend, Slot};
+use crate::upstream::connector::HyperConn;
+use crate::upstream::forward::ServerBody;
+use crate::upstream::h1::RawBody;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -1,0 +1,70 @@
+//! What a client connection shares with its requests: the request cycle counters the socket
+//! wrapper (listen/conn.rs) reads to pick its timeout, the guard a request holds while it is in
+//! flight, and the "close without answering" outcome of a service.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+
+/// State shared between the socket wrapper and the requests of one connection.
+pub(crate) struct ConnShared {
+    pub(crate) accepted: Instant,
+    pub(crate) started: AtomicU64,
+    pub(crate) finished: AtomicU64,
+    /// Microseconds after `accepted` when the current request's first byte arrived.
+    pub(crate) first_byte: AtomicU64,
+    /// The `http_request` timeout fired and the 408 was sent.
+    pub(crate) timed_out: AtomicBool,
+    /// The client address as `forwarded_for` appends it.
+    pub(crate) client_ip: HeaderValue,
+}
+
+impl ConnShared {
+    pub(crate) fn new(client_ip: HeaderValue) -> Self {
+        ConnShared {
+            client_ip,
+            accepted: Instant::now(),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            first_byte: AtomicU64::new(0),
+            timed_out: AtomicBool::new(false),
+        }
+    }
+
+    /// When the current request's first byte arrived, given the time `now`.
+    pub(crate) fn request_start(&self, now: Instant) -> Instant {
+        let us = self.first_byte.load(Ordering::Acquire);
+        let at = self.accepted + Duration::from_micros(us);
+        at.min(now)
+    }
+}
+
+/// Marks a request as in progress for [`ClientIo`] until dropped (end of its exchange).
+pub(crate) struct RequestGuard(Arc<ConnShared>);
+
+impl RequestGuard {
+    pub(crate) fn new(shared: &Arc<ConnShared>) -> Self {
+        shared.started.fetch_add(1, Ordering::AcqRel);
+        RequestGuard(shared.clone())
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The answer a service gives when an `error_pages` file is empty: close without a word.
+#[derive(Debug)]
+pub(crate) struct CloseSilently;
+
+impl std::fmt::Display for CloseSilently {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("closed without answering (empty error page)")
+    }
+}
+
+impl std::error::Error for CloseSilently {}

@@ -1,0 +1,7 @@
+//! The client side's sockets: binding and the accept loop within `maxconn` (listener.rs), the
+//! VRRP gate that opens and closes gated frontends (gate.rs), and one accepted connection with
+//! the timeouts hyper does not enforce (conn.rs).
+
+pub(crate) mod conn;
+pub(crate) mod gate;
+pub(crate) mod listener;
