@@ -149,6 +149,19 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     let mut feeds = balancer
         .as_ref()
         .map(|p| wiring::BackendFeeds::new(p, &backend_names(&cfg)));
+    // The VRRP engine on its own thread: a loaded balancer never delays an advert.
+    let engine = match crate::engine::Engine::start(
+        cfg.file
+            .global
+            .vrrp_realtime_priority
+            .map(|p| p.clamp(0, 99) as u8),
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            error!("cannot start the VRRP engine thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut instances = Vec::new();
     for inst_cfg in cfg.instances.clone() {
         let mut opts = vrrp::instance::InstanceOptions::default();
@@ -160,11 +173,23 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             &inst_cfg.name,
             gate_table.clone(),
             masters.clone(),
+            tokio::runtime::Handle::current(),
         )));
-        match vrrp::instance::Instance::start(inst_cfg, opts).await {
-            Ok(i) => instances.push(i),
-            Err(e) => {
+        // Started on the engine's runtime, so the instance's tasks (adverts, netlink,
+        // trackers) live there.
+        let started = engine
+            .handle()
+            .spawn(vrrp::instance::Instance::start(inst_cfg, opts))
+            .await;
+        match started {
+            Ok(Ok(i)) => instances.push(i),
+            Ok(Err(e)) => {
                 error!("{e}; stopping");
+                stop_instances(instances).await;
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                error!("VRRP instance start-up failed: {e}; stopping");
                 stop_instances(instances).await;
                 return ExitCode::from(1);
             }
@@ -220,6 +245,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     // Masters resign first (priority 0, so the peer takes over after Skew_Time), then the
     // balancer drains what is still in flight.
     stop_instances(instances).await;
+    drop(engine);
     if let Some(p) = &balancer {
         p.shutdown(std::time::Duration::from_secs(1)).await;
     }

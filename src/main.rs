@@ -3,6 +3,7 @@
 mod config;
 mod control;
 mod daemon;
+mod engine;
 mod logging;
 mod poll;
 mod wiring;

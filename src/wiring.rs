@@ -39,8 +39,17 @@ pub fn gated_frontends(
 /// held while a hook or a reload opens or closes listeners, so the two never interleave.
 pub type GateTable = Arc<tokio::sync::Mutex<Arc<Vec<GatedFrontend>>>>;
 
-/// The MASTER-edge hook of one instance.
+/// The MASTER-edge hook of one instance. The engine calls it from its own thread; the
+/// listeners are opened and closed on the balancer's runtime (`balancer`), so their accept
+/// loops never land on the engine's thread. The engine waits for the result, which keeps the
+/// order VIPs → listeners → gratuitous ARPs.
 pub struct GateHook {
+    gates: Arc<Gates>,
+    balancer: tokio::runtime::Handle,
+}
+
+/// What a hook acts on; shared with the task it runs on the balancer's runtime.
+struct Gates {
     instance: String,
     frontends: GateTable,
     /// Instances currently MASTER (shared by every instance's hook).
@@ -52,14 +61,37 @@ impl GateHook {
         instance: &str,
         frontends: GateTable,
         masters: Arc<Mutex<HashSet<String>>>,
+        balancer: tokio::runtime::Handle,
     ) -> GateHook {
         GateHook {
-            instance: instance.to_owned(),
-            frontends,
-            masters,
+            gates: Arc::new(Gates {
+                instance: instance.to_owned(),
+                frontends,
+                masters,
+            }),
+            balancer,
         }
     }
 
+    /// Runs `serving(true|false)` on the balancer's runtime and waits for it.
+    fn on_balancer(&self, open: bool) -> HookFuture<'_> {
+        let gates = self.gates.clone();
+        let task = self.balancer.spawn(async move {
+            if open {
+                gates.open().await;
+            } else {
+                gates.close().await;
+            }
+        });
+        Box::pin(async move {
+            if let Err(e) = task.await {
+                error!("({}) gate hook failed: {e}", self.gates.instance);
+            }
+        })
+    }
+}
+
+impl Gates {
     fn masters(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         lock_masters(&self.masters)
     }
@@ -71,40 +103,46 @@ fn lock_masters(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet
 
 impl MasterHook for GateHook {
     fn becoming_master(&self) -> HookFuture<'_> {
-        Box::pin(async move {
-            let table = self.frontends.lock().await;
-            self.masters().insert(self.instance.clone());
-            for f in table
-                .iter()
-                .filter(|f| f.instances.contains(&self.instance))
-            {
-                if let Err(e) = f.gate.set_serving(true).await {
-                    error!(
-                        "({}) MASTER but frontend {} cannot listen: {e}",
-                        self.instance, f.name
-                    );
-                }
-            }
-        })
+        self.on_balancer(true)
     }
 
     fn leaving_master(&self) -> HookFuture<'_> {
-        Box::pin(async move {
-            let table = self.frontends.lock().await;
-            self.masters().remove(&self.instance);
-            for f in table
-                .iter()
-                .filter(|f| f.instances.contains(&self.instance))
-            {
-                // Another instance of its gate list may still be MASTER: then it keeps serving.
-                let still = self.masters().iter().any(|m| f.instances.contains(m));
-                if !still {
-                    if let Err(e) = f.gate.set_serving(false).await {
-                        error!("({}) cannot close frontend {}: {e}", self.instance, f.name);
-                    }
+        self.on_balancer(false)
+    }
+}
+
+impl Gates {
+    async fn open(&self) {
+        let table = self.frontends.lock().await;
+        self.masters().insert(self.instance.clone());
+        for f in table
+            .iter()
+            .filter(|f| f.instances.contains(&self.instance))
+        {
+            if let Err(e) = f.gate.set_serving(true).await {
+                error!(
+                    "({}) MASTER but frontend {} cannot listen: {e}",
+                    self.instance, f.name
+                );
+            }
+        }
+    }
+
+    async fn close(&self) {
+        let table = self.frontends.lock().await;
+        self.masters().remove(&self.instance);
+        for f in table
+            .iter()
+            .filter(|f| f.instances.contains(&self.instance))
+        {
+            // Another instance of its gate list may still be MASTER: then it keeps serving.
+            let still = self.masters().iter().any(|m| f.instances.contains(m));
+            if !still {
+                if let Err(e) = f.gate.set_serving(false).await {
+                    error!("({}) cannot close frontend {}: {e}", self.instance, f.name);
                 }
             }
-        })
+        }
     }
 }
 

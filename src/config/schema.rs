@@ -36,6 +36,9 @@ pub struct Global {
     /// Extension: threads running the daemon (HAProxy `nbthread`); 1 (default) = everything
     /// on one thread, the cheapest per request.
     pub threads: Option<i64>,
+    /// Above 0: the VRRP engine's thread runs SCHED_RR at this priority (keepalived
+    /// `vrrp_rt_priority`).
+    pub vrrp_realtime_priority: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -150,6 +150,18 @@ fn global_threads_is_range_checked() {
 }
 
 #[test]
+fn vrrp_realtime_priority_is_range_checked() {
+    assert!(parse("t.yaml", "global:\n  vrrp_realtime_priority: 50\n").is_ok());
+    assert!(parse("t.yaml", "global:\n  vrrp_realtime_priority: 0\n").is_ok());
+    assert_error(
+        "global:\n  vrrp_realtime_priority: 100\n",
+        2,
+        "global.vrrp_realtime_priority",
+        "100 is out of range 0..=99",
+    );
+}
+
+#[test]
 fn out_of_range_numbers_are_errors() {
     assert_error(
         &instance("    priority: 300\n"),

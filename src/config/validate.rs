@@ -275,6 +275,10 @@ fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> Log
     if let Some(t) = g.threads {
         range(d, "global.threads", t, 1, 64);
     }
+    if let Some(p) = g.vrrp_realtime_priority {
+        // sched_get_priority_max(SCHED_RR) is 99 on Linux; 0 = normal scheduling.
+        range(d, "global.vrrp_realtime_priority", p, 0, 99);
+    }
     if let Some(c) = &g.control_socket {
         if !c.starts_with('/') {
             d.error(
