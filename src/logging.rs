@@ -1,15 +1,13 @@
-//! The one place where log output is set up: human lines on stderr, or syslog datagrams
-//! (ident `vrrplb`, pid in the tag, the configured facility, severity from the level) on
-//! /dev/log or another socket. Events may carry `syslog_severity = "alert"` (or notice,
+//! The one place where log output is set up: human lines on stderr, or syslog lines
+//! (ident `vrrplb`, pid in the tag, the configured facility, severity from the level) to
+//! /dev/log, another socket or syslog servers, through non-blocking queues (src/syslog.rs). Events may carry `syslog_severity = "alert"` (or notice,
 //! emerg, crit) to pick a severity the tracing levels cannot express, as HAProxy does for
 //! server DOWN alerts. Events with target `access` are the access log and are dropped when
 //! `access_log` is off.
 
 use crate::config::{LogSettings, LogTarget};
+use crate::syslog::Syslog;
 use std::fmt::Write as _;
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{filter_fn, LevelFilter};
@@ -36,7 +34,8 @@ pub fn init(settings: &LogSettings, target: LogTarget) {
             tracing_subscriber::registry().with(layer).init();
         }
         LogTarget::Syslog => {
-            let layer = SyslogLayer::new(settings.syslog_socket.clone(), settings.facility)
+            let syslog = Syslog::start(&settings.syslog, settings.syslog_format, &settings.host);
+            let layer = SyslogLayer::new(syslog, settings.facility)
                 .with_filter(level)
                 .with_filter(keep);
             tracing_subscriber::registry().with(layer).init();
@@ -44,42 +43,16 @@ pub fn init(settings: &LogSettings, target: LogTarget) {
     }
 }
 
-/// Sends one RFC 3164 datagram per event, like glibc's syslog(3): `<PRI>Mmm dd hh:mm:ss
-/// vrrplb[PID]: message key=value...`.
+/// Turns each event into a syslog line (`message key=value...` with the facility and a
+/// severity) and hands it to [`Syslog`], which queues it per destination without blocking.
 pub struct SyslogLayer {
-    path: PathBuf,
+    syslog: Syslog,
     facility: u8,
-    pid: u32,
-    socket: Mutex<Option<UnixDatagram>>,
 }
 
 impl SyslogLayer {
-    pub fn new(path: PathBuf, facility: u8) -> SyslogLayer {
-        SyslogLayer {
-            path,
-            facility,
-            pid: std::process::id(),
-            socket: Mutex::new(None),
-        }
-    }
-
-    fn send(&self, line: &[u8]) {
-        let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..2 {
-            if guard.is_none() {
-                *guard = UnixDatagram::unbound()
-                    .ok()
-                    .filter(|s| s.connect(&self.path).is_ok());
-            }
-            let Some(sock) = guard.as_ref() else { break };
-            if sock.send(line).is_ok() {
-                return;
-            }
-            // The syslog daemon restarted: reconnect once.
-            *guard = None;
-        }
-        // No syslog daemon: keep the line rather than lose it.
-        eprintln!("{}", String::from_utf8_lossy(line));
+    pub fn new(syslog: Syslog, facility: u8) -> SyslogLayer {
+        SyslogLayer { syslog, facility }
     }
 }
 
@@ -164,25 +137,6 @@ fn push_field(out: &mut String, name: &str, value: &str) {
     }
 }
 
-/// `Mmm dd hh:mm:ss` in local time, as syslog(3) writes it.
-fn timestamp() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // SAFETY: time(NULL) and localtime_r with a valid out-pointer.
-    let tm = unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        tm
-    };
-    let month = MONTHS.get(tm.tm_mon as usize).copied().unwrap_or("Jan");
-    format!(
-        "{month} {:>2} {:02}:{:02}:{:02}",
-        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec
-    )
-}
-
 impl<S: Subscriber> Layer<S> for SyslogLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut f = Fields::default();
@@ -191,13 +145,6 @@ impl<S: Subscriber> Layer<S> for SyslogLayer {
             .severity
             .unwrap_or_else(|| severity_of(event.metadata().level()));
         let pri = u16::from(self.facility) * 8 + u16::from(sev);
-        let line = format!(
-            "<{pri}>{} vrrplb[{}]: {}{}",
-            timestamp(),
-            self.pid,
-            f.message,
-            f.rest
-        );
-        self.send(line.as_bytes());
+        self.syslog.send(pri, f.message + &f.rest);
     }
 }

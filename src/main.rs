@@ -6,6 +6,7 @@ mod daemon;
 mod engine;
 mod logging;
 mod poll;
+mod syslog;
 mod wiring;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -65,7 +66,10 @@ fn main() -> ExitCode {
                 LogArg::Stderr => config::LogTarget::Stderr,
                 LogArg::Syslog => config::LogTarget::Syslog,
             });
-            daemon::run(&config, target)
+            let code = daemon::run(&config, target);
+            // The last lines ("Stopped vrrplb") may still be queued for syslog.
+            syslog::flush(std::time::Duration::from_secs(2));
+            code
         }
         Command::Status { config } => status(config.as_deref()),
         Command::Poll(args) => poll::run(&args),

@@ -473,6 +473,9 @@ fn friendly_serde_message(msg: &str) -> (String, Option<String>) {
     if msg.contains("did not match any variant of untagged enum DurationValue") {
         return (format!("expected {}", duration::DURATION_HELP), None);
     }
+    if msg.contains("did not match any variant of untagged enum OneOrMany") {
+        return ("expected a string or a list of strings".into(), None);
+    }
     if msg.contains("did not match any variant of untagged enum CertificateRef") {
         return (
             "expected a PEM file path or { cert: FILE, key: FILE }".into(),

@@ -50,8 +50,21 @@ pub struct Log {
     pub access_log: Option<bool>,
     /// Extension: the syslog socket (default /dev/log).
     pub syslog_socket: Option<String>,
+    /// Syslog servers (`udp://IP[:PORT]`, `tcp://IP[:PORT]`, `unix:///PATH`), one or a
+    /// list; replaces the local socket (list `unix:///dev/log` too to keep it).
+    pub syslog_server: Option<OneOrMany>,
+    /// rfc3164 (default) | rfc5424.
+    pub syslog_format: Option<String>,
     /// Extension: error | warn | info | debug | trace (default info).
     pub level: Option<String>,
+}
+
+/// A key that takes one value or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]

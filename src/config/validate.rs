@@ -22,7 +22,11 @@ pub struct LogSettings {
     /// syslog facility code (daemon = 3, local0 = 16, ...).
     pub facility: u8,
     pub access_log: bool,
-    pub syslog_socket: PathBuf,
+    /// Where syslog lines go: `global.log.syslog_server`, else the local `syslog_socket`.
+    pub syslog: Vec<crate::syslog::Destination>,
+    pub syslog_format: crate::syslog::Format,
+    /// HOSTNAME of lines sent to syslog servers: `global.node`.
+    pub host: String,
     pub level: tracing::Level,
 }
 
@@ -311,9 +315,62 @@ fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> Log
         target,
         facility,
         access_log: g.log.access_log.unwrap_or(true),
-        syslog_socket: PathBuf::from(g.log.syslog_socket.as_deref().unwrap_or("/dev/log")),
+        syslog: syslog_destinations(g, target, d),
+        syslog_format: match g.log.syslog_format.as_deref() {
+            None | Some("rfc3164") => crate::syslog::Format::Rfc3164,
+            Some("rfc5424") => crate::syslog::Format::Rfc5424,
+            Some(other) => {
+                one_of(
+                    d,
+                    "global.log.syslog_format",
+                    other,
+                    &["rfc3164", "rfc5424"],
+                );
+                crate::syslog::Format::Rfc3164
+            }
+        },
+        host: g.node.clone().unwrap_or_else(hostname),
         level,
     }
+}
+
+/// `global.log.syslog_server` (one address or a list), else the local socket.
+fn syslog_destinations(
+    g: &Global,
+    target: LogTarget,
+    d: &mut Diags,
+) -> Vec<crate::syslog::Destination> {
+    use crate::syslog::Destination;
+    let servers: Vec<&str> = match &g.log.syslog_server {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s.as_str()],
+        Some(OneOrMany::Many(list)) => list.iter().map(String::as_str).collect(),
+    };
+    if servers.is_empty() {
+        let local = g.log.syslog_socket.as_deref().unwrap_or("/dev/log");
+        return vec![Destination::Unix(PathBuf::from(local))];
+    }
+    if target == LogTarget::Stderr {
+        d.warning(
+            "global.log.syslog_server",
+            "not used while global.log.target is stderr",
+        );
+    }
+    let many = matches!(g.log.syslog_server, Some(OneOrMany::Many(_)));
+    let mut out = Vec::new();
+    for (i, s) in servers.iter().enumerate() {
+        let path = if many {
+            format!("global.log.syslog_server[{i}]")
+        } else {
+            "global.log.syslog_server".to_owned()
+        };
+        match Destination::parse(s) {
+            Ok(dest) if out.contains(&dest) => d.error(&path, format!("`{s}` is listed twice")),
+            Ok(dest) => out.push(dest),
+            Err(e) => d.error(&path, e),
+        }
+    }
+    out
 }
 
 fn check_scripts(
