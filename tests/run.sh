@@ -3,7 +3,7 @@
 #   sudo tests/run.sh            (CI: .ci/run calls exactly this)
 # Installs what the tests need, then runs rustfmt, clippy, every test (network-namespace
 # tests included: VRRPLB_REQUIRE_NETNS=1 makes a test fail instead of skipping), and the
-# VRRP packet fuzzer for a bounded time.
+# VRRP packet and certificate loading fuzzers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +45,10 @@ cargo test --locked --workspace --no-fail-fast -- --nocapture
 if [ -x vrrp/fuzz/run.sh ]; then
     echo "== fuzzing the VRRP packet parser (bounded)"
     vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
+fi
+if [ -x proxy/fuzz/run.sh ]; then
+    echo "== fuzzing the TLS certificate/PEM loading path (bounded)"
+    proxy/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
 fi
 # The suite must leave the tracked tree as it found it (no rewritten lockfile, no stray
 # generated file); untracked build output is git-ignored.

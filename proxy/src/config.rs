@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything the proxy serves.
@@ -60,6 +60,34 @@ pub struct FrontendConfig {
     pub default_backend: Option<String>,
     /// HAProxy `errorfile`: status code → raw HTTP response file.
     pub error_pages: BTreeMap<u16, PathBuf>,
+    /// `tls`: terminate TLS on every bind of this frontend (lb.md §10).
+    pub tls: Option<TlsConfig>,
+    /// `hsts`: `Strict-Transport-Security: max-age=N` on responses to TLS connections.
+    pub hsts: Option<Duration>,
+    /// `redirect_https`: plain-connection requests are redirected to https (lb.md §10).
+    pub redirect_https: Option<RedirectHttps>,
+    /// `h2c`: accept HTTP/2 with prior knowledge on a plain listener. Default false.
+    pub h2c: bool,
+    /// `h2_max_streams`: concurrent HTTP/2 streams per client connection. Default 100.
+    pub h2_max_streams: u32,
+}
+
+/// Where and how `redirect_https` sends a plain request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RedirectHttps {
+    /// 301, 302 (default), 303, 307 or 308.
+    pub code: u16,
+    /// The https port; 443 is left out of the Location.
+    pub port: u16,
+}
+
+impl Default for RedirectHttps {
+    fn default() -> Self {
+        RedirectHttps {
+            code: 302,
+            port: 443,
+        }
+    }
 }
 
 impl FrontendConfig {
@@ -75,6 +103,11 @@ impl FrontendConfig {
             routes: Vec::new(),
             default_backend: None,
             error_pages: BTreeMap::new(),
+            tls: None,
+            hsts: None,
+            redirect_https: None,
+            h2c: false,
+            h2_max_streams: 100,
         }
     }
 }
@@ -334,6 +367,57 @@ impl CookieConfig {
             httponly: false,
             secure: false,
             domain: None,
+        }
+    }
+}
+
+/// `min_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+/// A frontend's `tls` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub certificates: Vec<CertSource>,
+    pub min_version: TlsVersion,
+    /// ALPN protocol names in preference order; default `h2`, `http/1.1`.
+    pub alpn: Vec<String>,
+}
+
+impl TlsConfig {
+    pub fn new(certificates: Vec<CertSource>) -> Self {
+        TlsConfig {
+            certificates,
+            min_version: TlsVersion::V1_2,
+            alpn: vec!["h2".into(), "http/1.1".into()],
+        }
+    }
+
+    /// Whether clients may pick HTTP/2 through ALPN.
+    pub fn offers_h2(&self) -> bool {
+        self.alpn.iter().any(|p| p == "h2")
+    }
+}
+
+/// One `certificates` entry of a frontend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertSource {
+    /// A PEM bundle, or a directory of them (read in name order).
+    Pem(PathBuf),
+    /// Certificate chain and private key in two files.
+    Pair { cert: PathBuf, key: PathBuf },
+}
+
+impl CertSource {
+    /// The path a reader of the configuration knows this entry by.
+    pub fn path(&self) -> &Path {
+        match self {
+            CertSource::Pem(p) => p,
+            CertSource::Pair { cert, .. } => cert,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 
 // The public API as it was before the layers (src/, tests and benches use these paths).
 pub use crate::http::{cookie, errorpage, headers, rewrite, route};
+pub use listen::tls;
 pub use observe::accesslog;
 pub use upstream::{balance, health, probe};
 

@@ -51,6 +51,9 @@ fn parse_text(s: &str) -> Option<Duration> {
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86400.0,
+        // For long ones such as `hsts: 1y`.
+        "w" => 7.0 * 86400.0,
+        "y" => 365.0 * 86400.0,
         _ => return None,
     };
     let secs = value * scale;

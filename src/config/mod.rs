@@ -5,6 +5,7 @@
 mod duration;
 pub mod schema;
 mod spans;
+mod tls;
 mod translate;
 mod validate;
 

@@ -197,8 +197,15 @@ pub struct Frontend {
     pub bind: Vec<String>,
     pub gate: Option<Vec<String>>,
     pub tls: Option<FrontendTls>,
+    /// `true`, `false` or `{ code, port }` (lb.md §10).
+    pub redirect_https: Option<RedirectHttps>,
+    /// Strict-Transport-Security max-age on TLS responses.
+    pub hsts: Option<DurationValue>,
+    /// Accept HTTP/2 with prior knowledge on a plain listener.
     #[serde(default)]
-    pub redirect_https: bool,
+    pub h2c: bool,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub h2_max_streams: Option<i64>,
     pub maxconn: Option<i64>,
     pub timeouts: Option<FrontendTimeouts>,
     #[serde(default)]
@@ -217,6 +224,37 @@ pub struct Frontend {
 pub struct FrontendTls {
     #[serde(default)]
     pub certificates: Vec<CertificateRef>,
+    /// "1.2" or "1.3"; a YAML number (1.2 unquoted) is accepted too.
+    pub min_version: Option<serde_yaml::Value>,
+    pub alpn: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RedirectHttps {
+    On(bool),
+    With(RedirectHttpsOptions),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectHttpsOptions {
+    pub code: Option<i64>,
+    pub port: Option<i64>,
+}
+
+impl RedirectHttps {
+    /// The options when redirecting is on.
+    pub fn options(&self) -> Option<RedirectHttpsOptions> {
+        match self {
+            RedirectHttps::On(false) => None,
+            RedirectHttps::On(true) => Some(RedirectHttpsOptions::default()),
+            RedirectHttps::With(o) => Some(RedirectHttpsOptions {
+                code: o.code,
+                port: o.port,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -569,3 +569,120 @@ fn bad_balancer_extras_are_errors() {
         "allowed: up, down",
     );
 }
+
+/// A scratch directory with certificate files made for the test.
+struct CertDir(std::path::PathBuf);
+
+impl CertDir {
+    fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("vrrplb-cfg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        CertDir(d)
+    }
+    /// Writes `name` holding a certificate for `host` valid `days`, with its key or another's.
+    fn bundle(&self, name: &str, host: &str, days: i64, own_key: bool) -> String {
+        let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let key_pem = if own_key {
+            key.serialize_pem()
+        } else {
+            rcgen::KeyPair::generate().unwrap().serialize_pem()
+        };
+        let p = self.0.join(name);
+        std::fs::write(&p, format!("{}{key_pem}", cert.pem())).unwrap();
+        p.display().to_string()
+    }
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn tls_keys_reach_the_proxy_config() {
+    let dir = CertDir::new("ok");
+    let good = dir.bundle("site.pem", "www.example.test", 365, true);
+    let text = format!(
+        "{}frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: 1.3, alpn: [\"http/1.1\"] }}\n    hsts: 1y\n    h2_max_streams: 50\n    default_backend: web\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 301 }}\n    h2c: true\n    default_backend: web\n  - name: plain2\n    bind: [\"127.0.0.1:8081\"]\n    redirect_https: true\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n",
+        instance("")
+    );
+    let loaded = parse("t.yaml", &text).unwrap_or_else(|r| panic!("{r}"));
+    let pc = proxy_config(&loaded.config);
+    let tls = pc.frontends[0].tls.as_ref().expect("tls");
+    assert_eq!(tls.min_version, proxy::tls::TlsVersion::V1_3);
+    assert_eq!(tls.alpn, ["http/1.1"]);
+    assert_eq!(tls.certificates, [proxy::tls::CertSource::Pem(good.into())]);
+    assert_eq!(
+        pc.frontends[0].hsts,
+        Some(std::time::Duration::from_secs(365 * 86400))
+    );
+    assert_eq!(pc.frontends[0].h2_max_streams, 50);
+    let r = pc.frontends[1].redirect_https.expect("redirect");
+    // The https port comes from the TLS frontend on the same address.
+    assert_eq!((r.code, r.port), (301, 8443));
+    assert!(pc.frontends[1].h2c && !pc.frontends[2].h2c);
+    assert_eq!(pc.frontends[2].redirect_https.map(|r| r.code), Some(302));
+    assert_eq!(pc.frontends[2].h2_max_streams, 100);
+}
+
+#[test]
+fn certificate_problems_fail_check_and_near_expiry_warns() {
+    let dir = CertDir::new("bad");
+    let wrong = dir.bundle("wrong.pem", "a.test", 365, false);
+    let soon = dir.bundle("soon.pem", "b.test", 5, true);
+    let lonely = dir.0.join("lonely.pem");
+    let soon_text = std::fs::read_to_string(&soon).unwrap();
+    let cert_only = &soon_text[..soon_text.find("-----BEGIN PRIVATE KEY").unwrap()];
+    std::fs::write(&lonely, cert_only).unwrap();
+    let absent = dir.0.join("absent.pem");
+    let text = format!(
+        "frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls:\n      certificates:\n        - \"{wrong}\"\n        - \"{}\"\n        - \"{}\"\n      min_version: \"1.1\"\n      alpn: [spdy/3]\n    redirect_https: true\n    h2c: true\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 300, port: 70000 }}\n    h2_max_streams: 0\n",
+        lonely.display(),
+        absent.display()
+    );
+    assert_error(
+        &text,
+        6,
+        "frontends[0].tls.certificates[0]",
+        "does not match",
+    );
+    assert_error(
+        &text,
+        7,
+        "frontends[0].tls.certificates[1]",
+        "lonely.pem.key",
+    );
+    assert_error(&text, 8, "frontends[0].tls.certificates[2]", "cannot read");
+    assert_error(&text, 9, "frontends[0].tls.min_version", "\"1.2\", \"1.3\"");
+    assert_error(&text, 10, "frontends[0].tls.alpn[0]", "`spdy/3`");
+    assert_error(
+        &text,
+        11,
+        "frontends[0].redirect_https",
+        "no plain requests",
+    );
+    assert_error(&text, 12, "frontends[0].h2c", "h2c");
+    assert_error(&text, 15, "frontends[1].redirect_https.code", "300");
+    assert_error(&text, 15, "frontends[1].redirect_https.port", "70000");
+    assert_error(&text, 16, "frontends[1].h2_max_streams", "out of range");
+
+    let text = format!(
+        "frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{soon}\"] }}\n"
+    );
+    let warnings = match parse("t.yaml", &text) {
+        Ok(l) => l.warnings,
+        Err(r) => r.warnings,
+    };
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.path == "frontends[0].tls.certificates[0]"
+                && w.message.contains("expires in")),
+        "{warnings:?}"
+    );
+}

@@ -19,7 +19,10 @@ fn dur(v: &Option<DurationValue>, default: Duration) -> Duration {
 pub fn proxy_config(v: &Validated) -> ProxyConfig {
     let f: &ConfigFile = &v.file;
     let mut pc = ProxyConfig::new(
-        f.frontends.iter().map(frontend).collect(),
+        f.frontends
+            .iter()
+            .map(|x| frontend(x, &f.frontends))
+            .collect(),
         f.backends.iter().map(backend).collect(),
     );
     pc.node = v.node.clone();
@@ -41,7 +44,7 @@ pub fn bind_addr(text: &str) -> Option<SocketAddr> {
     }
 }
 
-fn frontend(x: &schema::Frontend) -> FrontendConfig {
+fn frontend(x: &schema::Frontend, all: &[schema::Frontend]) -> FrontendConfig {
     let mut fc = FrontendConfig::new(
         x.name.clone(),
         x.bind.iter().filter_map(|b| bind_addr(b)).collect(),
@@ -83,6 +86,13 @@ fn frontend(x: &schema::Frontend) -> FrontendConfig {
         .iter()
         .map(|(c, p)| (*c as u16, p.into()))
         .collect();
+    fc.tls = x.tls.as_ref().map(super::tls::translate_tls);
+    fc.hsts = super::tls::hsts(x);
+    fc.redirect_https = super::tls::translate_redirect(x, all);
+    fc.h2c = x.h2c;
+    if let Some(n) = x.h2_max_streams {
+        fc.h2_max_streams = n as u32;
+    }
     fc
 }
 

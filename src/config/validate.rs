@@ -954,30 +954,17 @@ fn check_frontends(
                 }
             }
         }
-        if let Some(tls) = &f.tls {
-            if tls.certificates.is_empty() {
-                d.error(
-                    &format!("{p}.tls.certificates"),
-                    "at least one certificate is needed",
-                );
-            }
-            for (j, c) in tls.certificates.iter().enumerate() {
-                let files: Vec<&String> = match c {
-                    CertificateRef::Pem(f) => vec![f],
-                    CertificateRef::Pair { cert, key } => vec![cert, key],
-                };
-                for file in files {
-                    if std::fs::metadata(file).is_err() {
-                        d.error(
-                            &format!("{p}.tls.certificates[{j}]"),
-                            format!("cannot read {file}"),
-                        );
-                    }
-                }
-            }
+        super::tls::validate_frontend(d, &p, f);
+        // Phase A: certificates are checked and loaded, but the listener does not terminate
+        // TLS yet, so `run` still refuses these keys.
+        if f.tls.is_some() {
             unsupported.push(format!("TLS termination ({p}.tls)"));
         }
-        if f.redirect_https {
+        if f.redirect_https
+            .as_ref()
+            .and_then(|r| r.options())
+            .is_some()
+        {
             unsupported.push(format!("redirect_https ({p}.redirect_https)"));
         }
         if let Some(m) = f.maxconn {
@@ -1079,7 +1066,13 @@ fn check_frontends(
                 ("routes", !f.routes.is_empty()),
                 ("set_headers", !f.set_headers.is_empty()),
                 ("forwarded_for", f.forwarded_for),
-                ("redirect_https", f.redirect_https),
+                (
+                    "redirect_https",
+                    f.redirect_https
+                        .as_ref()
+                        .and_then(|r| r.options())
+                        .is_some(),
+                ),
                 ("error_pages", !f.error_pages.is_empty()),
             ];
             for (key, used) in http_only {

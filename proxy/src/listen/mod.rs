@@ -5,3 +5,4 @@
 pub(crate) mod conn;
 pub(crate) mod gate;
 pub(crate) mod listener;
+pub mod tls;

@@ -1,0 +1,38 @@
+//! TLS termination for client connections (lb.md §10): certificates loaded from PEM files,
+//! picked by SNI, swapped in place on reload; the rustls server configuration of a frontend.
+//!
+//! ```text
+//! certs     files/directories -> LoadedCert (chain + key checked to match, names, expiry)
+//! sni       CertStore: exact and `*.` names -> certificate; the first loaded is the default
+//! resolver  CertResolver: rustls asks it per handshake; reload swaps its store atomically
+//! server    ServerConfig: versions, ALPN, session tickets and resumption cache
+//! ```
+//!
+//! Loading reads files and parses keys: it runs at start, in `vrrplb check` and, on reload, on
+//! a blocking thread, never inside a handshake.
+
+mod certs;
+mod resolver;
+mod server;
+mod sni;
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::crypto::CryptoProvider;
+
+pub use crate::config::{TlsConfig, TlsVersion};
+pub use certs::{load_bundle, load_source, CertError, CertSource, LoadedCert, SourceLoad};
+pub use resolver::{CertResolver, ReloadReport};
+pub use server::server_config;
+pub use sni::CertStore;
+
+/// The one crypto provider of the process (aws-lc-rs), built once.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .clone()
+}
+
+#[cfg(test)]
+mod tests;

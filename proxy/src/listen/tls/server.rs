@@ -1,0 +1,33 @@
+//! A TLS frontend's rustls server configuration.
+
+use std::sync::Arc;
+
+use rustls::server::ServerSessionMemoryCache;
+use rustls::ServerConfig;
+
+use super::resolver::CertResolver;
+use crate::config::{TlsConfig, TlsVersion};
+
+/// Sessions remembered for TLS 1.2 resumption by session id (HAProxy's `tune.ssl.cachesize`
+/// default); each entry is a few hundred bytes, so the cache stays in the megabytes.
+const SESSION_CACHE: usize = 20_000;
+
+/// The server configuration: versions from `min_version`, certificates from `resolver`,
+/// stateless TLS 1.3 (and 1.2) session tickets and a bounded session-id cache.
+pub fn server_config(
+    tls: &TlsConfig,
+    resolver: Arc<CertResolver>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    Ok(Arc::new(config))
+}
