@@ -1,7 +1,7 @@
-//! VRRP interop with a real keepalived 2.2 (vrrp.md §12): one keepalived and one vrrplb share
-//! VRID 51 in a lab, with and without PASS authentication, each side in turn as Master; hard
-//! (SIGKILL) and graceful (SIGTERM) failover both ways within the RFC bounds, and neither side
-//! complains about the other's adverts.
+//! VRRP interop with a real keepalived 2.2 (vrrp.md §12, §13): one keepalived and one vrrplb
+//! share VRID 51 in a lab, in VRRPv2 with and without PASS authentication and in VRRPv3 at
+//! 100 ms, each side in turn as Master; hard (SIGKILL) and graceful (SIGTERM) failover both
+//! ways within the RFC bounds, and neither side complains about the other's adverts.
 
 mod common;
 
@@ -53,17 +53,90 @@ struct Keepalived {
     log: PathBuf,
 }
 
-impl Keepalived {
-    fn start(h: &Host, dir: &TempDir, run: &str, priority: u8, auth: Option<&str>) -> Keepalived {
-        let auth_block = auth.map_or(String::new(), |p| {
+/// The protocol both sides speak in a test.
+#[derive(Debug, Clone, Copy)]
+struct Proto {
+    /// VRRPv3 at 100 ms (no authentication); otherwise VRRPv2 at 1 s.
+    v3: bool,
+    auth: Option<&'static str>,
+}
+
+const V3: Proto = Proto {
+    v3: true,
+    auth: None,
+};
+
+fn v2(auth: Option<&'static str>) -> Proto {
+    Proto { v3: false, auth }
+}
+
+impl Proto {
+    /// keepalived.conf lines for the version, interval and authentication.
+    fn keepalived_lines(self) -> String {
+        if self.v3 {
+            return "    version 3\n    advert_int 0.1\n".into();
+        }
+        let auth_block = self.auth.map_or(String::new(), |p| {
             format!(
                 "    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n"
             )
         });
+        format!("    advert_int 1\n{auth_block}")
+    }
+
+    fn vrrplb_config(self, priority: u8) -> String {
+        let c = vrrplb_config(priority, self.auth);
+        if self.v3 {
+            // Sub-second timers want the engine on a realtime thread (keepalived's advice).
+            c.replace(
+                "    advert_int: 1\n",
+                "    version: 3\n    advert_int: 100ms\n",
+            )
+            .replacen("global:\n", "global:\n  vrrp_realtime_priority: 50\n", 1)
+        } else {
+            c
+        }
+    }
+
+    /// Master_Down_Interval (RFC 3768 at 1 s, RFC 5798 at 100 ms).
+    fn master_down(self, priority: u8) -> Duration {
+        if self.v3 {
+            Duration::from_millis(300) + self.skew(priority)
+        } else {
+            master_down(priority)
+        }
+    }
+
+    fn skew(self, priority: u8) -> Duration {
+        if self.v3 {
+            Duration::from_micros((256 - u64::from(priority)) * 100_000 / 256)
+        } else {
+            skew(priority)
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match (self.v3, self.auth) {
+            (true, _) => "VRRPv3 100 ms",
+            (false, Some(_)) => "auth PASS",
+            (false, None) => "no auth",
+        }
+    }
+}
+
+impl Keepalived {
+    fn start(h: &Host, dir: &TempDir, run: &str, priority: u8, proto: Proto) -> Keepalived {
+        let lines = proto.keepalived_lines();
+        // keepalived's own advice for sub-second timers: a realtime VRRP process.
+        let rt = if proto.v3 {
+            "    vrrp_rt_priority 50\n"
+        } else {
+            ""
+        };
         let conf = format!(
-            "global_defs {{\n    router_id {run}\n}}\n\
+            "global_defs {{\n    router_id {run}\n{rt}}}\n\
              vrrp_instance VI_1 {{\n    interface eth0\n    state BACKUP\n    virtual_router_id 51\n    \
-             priority {priority}\n    advert_int 1\n{auth_block}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+             priority {priority}\n{lines}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
         );
         let conf_path = dir.join(&format!("{run}.conf"));
         std::fs::write(&conf_path, conf).expect("write keepalived.conf");
@@ -150,14 +223,6 @@ fn vrrplb_config(priority: u8, auth: Option<&str>) -> String {
     pair_config("lb", priority, &extra, "")
 }
 
-fn label(auth: Option<&str>) -> &'static str {
-    if auth.is_some() {
-        "auth PASS"
-    } else {
-        "no auth"
-    }
-}
-
 fn assert_within(what: &str, took: Option<Duration>, bound: Duration, logs: &[(&str, String)]) {
     println!("  {what}: {took:?} (bound {bound:?})");
     if took.is_none_or(|t| t > bound) {
@@ -182,26 +247,26 @@ fn assert_no_complaints(name: &str, log: &str) {
 /// adverts, take over after SIGKILL within Master_Down_Interval, hand the VIP back when
 /// keepalived returns (keepalived must accept our adverts: it discards them as lower priority),
 /// and take over after keepalived's priority-0 advert within Skew_Time.
-fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
+fn keepalived_master_vrrplb_backup(p: Proto) {
     let lab = Lab::new(&[KA, LB]);
     let dir = TempDir::new("ka-master");
     let (ka, lb) = (lab.host("ka"), lab.host("lb"));
     println!(
         "keepalived master (101), vrrplb backup (100), {}:",
-        label(auth)
+        p.label()
     );
 
     let t0 = Instant::now();
-    let k1 = Keepalived::start(ka, &dir, "ka1", 101, auth);
-    let took = wait_vip(ka, t0, master_down(101) + Duration::from_secs(3));
+    let k1 = Keepalived::start(ka, &dir, "ka1", 101, p);
+    let took = wait_vip(ka, t0, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "keepalived alone becomes Master",
         took,
-        master_down(101) + Duration::from_secs(2),
+        p.master_down(101) + Duration::from_secs(2),
         &[("keepalived", k1.log_text())],
     );
 
-    let node = start(&lab, "lb", &dir, &vrrplb_config(100, auth));
+    let node = start(&lab, "lb", &dir, &p.vrrplb_config(100));
     assert!(
         node.wait_log(
             "(VI_1) Entering BACKUP STATE (init)",
@@ -211,7 +276,7 @@ fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
         node.log_text()
     );
     // Longer than vrrplb's Master_Down_Interval: keepalived's adverts must keep it Backup.
-    std::thread::sleep(master_down(100) + Duration::from_millis(1500));
+    std::thread::sleep(p.master_down(100) + Duration::from_millis(1500));
     assert!(
         !lb.has_address(VIP),
         "vrrplb took the VIP from a live keepalived Master:\n{}",
@@ -232,7 +297,7 @@ fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
     // Hard failure of keepalived: vrrplb takes over within Master_Down_Interval.
     let t_kill = Instant::now();
     k1.kill_hard(ka);
-    let bound = master_down(100) + Duration::from_millis(500);
+    let bound = p.master_down(100) + Duration::from_millis(500);
     let took = wait_vip(lb, t_kill, bound + Duration::from_secs(2));
     assert_within(
         "SIGKILL keepalived -> vrrplb Master",
@@ -245,12 +310,12 @@ fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
     // keepalived comes back with the higher priority and preempts us: it must accept our
     // adverts (it logs them as lower priority and discards them) and we must yield to its.
     let t_back = Instant::now();
-    let k2 = Keepalived::start(ka, &dir, "ka2", 101, auth);
-    let took = wait_vip(ka, t_back, master_down(101) + Duration::from_secs(3));
+    let k2 = Keepalived::start(ka, &dir, "ka2", 101, p);
+    let took = wait_vip(ka, t_back, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "restarted keepalived (101) preempts vrrplb",
         took,
-        master_down(101) + Duration::from_secs(2),
+        p.master_down(101) + Duration::from_secs(2),
         &[("vrrplb", node.log_text()), ("keepalived", k2.log_text())],
     );
     assert!(
@@ -278,7 +343,7 @@ fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
     std::thread::sleep(Duration::from_millis(1500));
     let t_term = Instant::now();
     k2.stop(ka);
-    let bound = skew(100) + Duration::from_millis(500);
+    let bound = p.skew(100) + Duration::from_millis(500);
     let took = wait_vip(lb, t_term, bound + Duration::from_secs(3));
     assert_within(
         "SIGTERM keepalived -> vrrplb Master",
@@ -309,33 +374,33 @@ fn keepalived_master_vrrplb_backup(auth: Option<&str>) {
 /// vrrplb (101) is Master, keepalived (100) Backup. keepalived must stay Backup on our adverts
 /// (the proof that it accepts them), take over after SIGKILL within Master_Down_Interval, yield
 /// when vrrplb returns, and take over after our priority-0 advert within Skew_Time.
-fn vrrplb_master_keepalived_backup(auth: Option<&str>) {
+fn vrrplb_master_keepalived_backup(p: Proto) {
     let lab = Lab::new(&[KA, LB]);
     let dir = TempDir::new("lb-master");
     let (ka, lb) = (lab.host("ka"), lab.host("lb"));
     println!(
         "vrrplb master (101), keepalived backup (100), {}:",
-        label(auth)
+        p.label()
     );
 
     let t0 = Instant::now();
-    let n1 = start(&lab, "lb", &dir, &vrrplb_config(101, auth));
-    let took = wait_vip(lb, t0, master_down(101) + Duration::from_secs(3));
+    let n1 = start(&lab, "lb", &dir, &p.vrrplb_config(101));
+    let took = wait_vip(lb, t0, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "vrrplb alone becomes Master",
         took,
-        master_down(101) + Duration::from_secs(1),
+        p.master_down(101) + Duration::from_secs(1),
         &[("vrrplb", n1.log_text())],
     );
 
-    let k = Keepalived::start(ka, &dir, "ka", 100, auth);
+    let k = Keepalived::start(ka, &dir, "ka", 100, p);
     assert!(
         k.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(5)),
         "{}",
         k.log_text()
     );
     // Longer than keepalived's Master_Down_Interval: our adverts must keep it Backup.
-    std::thread::sleep(master_down(100) + Duration::from_millis(1500));
+    std::thread::sleep(p.master_down(100) + Duration::from_millis(1500));
     assert!(
         !ka.has_address(VIP),
         "keepalived took the VIP from a live vrrplb Master:\n{}",
@@ -355,7 +420,7 @@ fn vrrplb_master_keepalived_backup(auth: Option<&str>) {
     // Hard failure of vrrplb: keepalived takes over within Master_Down_Interval.
     let t_kill = Instant::now();
     lb.signal(n1.pid, Signal::SIGKILL as i32);
-    let bound = master_down(100) + Duration::from_millis(500);
+    let bound = p.master_down(100) + Duration::from_millis(500);
     let took = wait_vip(ka, t_kill, bound + Duration::from_secs(2));
     assert_within(
         "SIGKILL vrrplb -> keepalived Master",
@@ -369,12 +434,12 @@ fn vrrplb_master_keepalived_backup(auth: Option<&str>) {
     // vrrplb comes back with the higher priority and preempts keepalived.
     let before = n1.count_log("Entering MASTER STATE");
     let t_back = Instant::now();
-    let n2 = start(&lab, "lb", &dir, &vrrplb_config(101, auth));
-    let took = wait_vip(lb, t_back, master_down(101) + Duration::from_secs(3));
+    let n2 = start(&lab, "lb", &dir, &p.vrrplb_config(101));
+    let took = wait_vip(lb, t_back, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "restarted vrrplb (101) preempts keepalived",
         took,
-        master_down(101) + Duration::from_secs(1),
+        p.master_down(101) + Duration::from_secs(1),
         &[("vrrplb", n2.log_text()), ("keepalived", k.log_text())],
     );
     assert!(
@@ -408,7 +473,7 @@ fn vrrplb_master_keepalived_backup(auth: Option<&str>) {
     std::thread::sleep(Duration::from_millis(1500));
     let t_term = Instant::now();
     lb.signal(n2.pid, Signal::SIGTERM as i32);
-    let bound = skew(100) + Duration::from_millis(500);
+    let bound = p.skew(100) + Duration::from_millis(500);
     let took = wait_vip(ka, t_term, bound + Duration::from_secs(3));
     assert_within(
         "SIGTERM vrrplb -> keepalived Master",
@@ -443,28 +508,42 @@ fn have_keepalived(test: &str) -> bool {
 #[test]
 fn keepalived_master_vrrplb_backup_without_auth() {
     if have_keepalived("keepalived_master_vrrplb_backup_without_auth") {
-        keepalived_master_vrrplb_backup(None);
+        keepalived_master_vrrplb_backup(v2(None));
     }
 }
 
 #[test]
 fn keepalived_master_vrrplb_backup_with_auth_pass() {
     if have_keepalived("keepalived_master_vrrplb_backup_with_auth_pass") {
-        keepalived_master_vrrplb_backup(Some(PASSWORD));
+        keepalived_master_vrrplb_backup(v2(Some(PASSWORD)));
     }
 }
 
 #[test]
 fn vrrplb_master_keepalived_backup_without_auth() {
     if have_keepalived("vrrplb_master_keepalived_backup_without_auth") {
-        vrrplb_master_keepalived_backup(None);
+        vrrplb_master_keepalived_backup(v2(None));
     }
 }
 
 #[test]
 fn vrrplb_master_keepalived_backup_with_auth_pass() {
     if have_keepalived("vrrplb_master_keepalived_backup_with_auth_pass") {
-        vrrplb_master_keepalived_backup(Some(PASSWORD));
+        vrrplb_master_keepalived_backup(v2(Some(PASSWORD)));
+    }
+}
+
+#[test]
+fn keepalived_master_vrrplb_backup_in_v3_at_100ms() {
+    if have_keepalived("keepalived_master_vrrplb_backup_in_v3_at_100ms") {
+        keepalived_master_vrrplb_backup(V3);
+    }
+}
+
+#[test]
+fn vrrplb_master_keepalived_backup_in_v3_at_100ms() {
+    if have_keepalived("vrrplb_master_keepalived_backup_in_v3_at_100ms") {
+        vrrplb_master_keepalived_backup(V3);
     }
 }
 
@@ -486,7 +565,7 @@ fn mismatched_password_is_reported_by_both_sides() {
         node.log_text()
     );
     let t1 = Instant::now();
-    let k = Keepalived::start(ka, &dir, "ka", 100, Some(PASSWORD));
+    let k = Keepalived::start(ka, &dir, "ka", 100, v2(Some(PASSWORD)));
     let took = wait_vip(ka, t1, master_down(100) + Duration::from_secs(3));
     println!("keepalived ignores our adverts (wrong password) and becomes Master after {took:?}");
     assert!(
@@ -558,7 +637,7 @@ fn split_brain_with_keepalived_heals_within_an_advert_interval() {
         let (high, low) = if vrrplb_high { (lb, ka) } else { (ka, lb) };
         let t0 = Instant::now();
         let node = start(&lab, "lb", &dir, &vrrplb_config(p_lb, None));
-        let k = Keepalived::start(ka, &dir, "ka", p_ka, None);
+        let k = Keepalived::start(ka, &dir, "ka", p_ka, v2(None));
         let logs = || [("vrrplb", node.log_text()), ("keepalived", k.log_text())];
         let took = wait_vip(high, t0, master_down(101) + Duration::from_secs(3));
         assert_within(
