@@ -6,8 +6,12 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use testkit::{require_root, require_tool, wait_until, Lab, TempDir};
+use vrrp::packet::{Advertisement, Auth, Version};
 
 const LB1_IP: &str = "198.51.100.11";
 const LB2_IP: &str = "198.51.100.12";
@@ -24,7 +28,11 @@ fn master_down_ms(priority: u8) -> f64 {
 /// The pair config in VRRPv3 at 100 ms, the engine's thread at SCHED_RR 50 (keepalived's
 /// advice for sub-second timers; this machine may be loaded by other work).
 fn v3_config(node: &str, priority: u8) -> String {
-    pair_config(node, priority, "", "")
+    v3_config_with(node, priority, "")
+}
+
+fn v3_config_with(node: &str, priority: u8, tail: &str) -> String {
+    pair_config(node, priority, "", tail)
         .replace(
             "    advert_int: 1\n",
             "    version: 3\n    advert_int: 100ms\n",
@@ -109,6 +117,29 @@ fn gaps(seen: &[Seen], src: &str, from: f64, to: f64) -> Vec<f64> {
         .map(|s| s.t)
         .collect();
     times.windows(2).map(|w| (w[1] - w[0]) * 1000.0).collect()
+}
+
+/// Seconds since the epoch, the clock of tshark's timestamps.
+fn epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// (p99, max) of a list of gaps in ms.
+fn p99_max(gaps: &[f64]) -> (f64, f64) {
+    let mut g = gaps.to_vec();
+    g.sort_by(f64::total_cmp);
+    let p99 = g
+        .get((g.len() * 99).div_ceil(100).saturating_sub(1))
+        .copied()
+        .unwrap_or(0.0);
+    (p99, g.last().copied().unwrap_or(0.0))
+}
+
+fn lab_get(client: &testkit::Host, vip: SocketAddr) -> Option<(u16, String)> {
+    client.run_in(move || http_get(vip, "/", ""))
 }
 
 fn logs(nodes: &[&Node]) -> String {
@@ -277,4 +308,158 @@ fn v3_pair_at_100ms_follows_rfc5798_timers_on_the_wire() {
         g2.last().copied().unwrap_or(0.0)
     );
     assert!(g2.iter().all(|g| (95.0..=105.0).contains(g)), "{g2:?}");
+}
+
+/// The engine no load can delay (issue 13): a v3 pair at 100 ms whose MASTER first gets a
+/// stream of valid lower-priority adverts and junk every 137 ms (keepalived 2.2 pushes its
+/// advert timer back on each and its gaps stretch to 137 ms), then serves wrk through its
+/// balancer at full speed. On the wire its adverts never stretch, and neither box changes
+/// state.
+#[test]
+fn v3_master_cadence_holds_under_junk_adverts_and_full_balancer_load() {
+    let test = "v3_cadence_under_load";
+    if !require_root(test) || !require_tool(test, "tshark") || !require_tool(test, "wrk") {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("lb1", "198.51.100.11/24"),
+        ("lb2", "198.51.100.12/24"),
+        ("web1", "198.51.100.21/24"),
+        ("client", "198.51.100.50/24"),
+        ("attacker", "198.51.100.66/24"),
+    ]);
+    let dir = TempDir::new("vrrp-v3-load");
+    let listener = lab
+        .host("web1")
+        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
+    let _web1 = Backend::serve_on(listener, "web1");
+    let tail = "frontends:\n  - name: www\n    bind: [\"198.51.100.100:80\"]\n    gate: [VI_1]\n    default_backend: web\n\
+backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n";
+    let n1 = start(&lab, "lb1", &dir, &v3_config_with("lb1", 101, tail));
+    assert!(
+        wait_vip(lab.host("lb1"), Instant::now(), Duration::from_secs(5)).is_some(),
+        "{}",
+        n1.log_text()
+    );
+    let n2 = start(&lab, "lb2", &dir, &v3_config_with("lb2", 100, tail));
+    assert!(
+        n2.wait_log(
+            "(VI_1) Entering BACKUP STATE (init)",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        logs(&[&n1, &n2])
+    );
+    let vip: SocketAddr = "198.51.100.100:80".parse().expect("vip");
+    let client = lab.host("client");
+    assert!(
+        wait_until(Duration::from_secs(5), || lab_get(client, vip).is_some()),
+        "the VIP does not answer\n{}",
+        logs(&[&n1, &n2])
+    );
+    let states = |n: &Node| n.count_log("Entering ");
+    let (s1, s2) = (states(&n1), states(&n2));
+
+    let pcap = dir.join("adverts.pcap");
+    let mut cap = lab.bridge_command("tshark");
+    cap.args(["-i", "br0", "-f", "ip proto 112", "-a", "duration:16", "-w"])
+        .arg(&pcap);
+    let capture = std::thread::spawn(move || run_with_timeout(cap, Duration::from_secs(40)));
+    assert!(
+        wait_until(Duration::from_secs(10), || pcap.exists()),
+        "tshark did not start capturing"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Phase 1: a valid lower-priority v3 advert and a junk one (bad checksum) every 137 ms.
+    let attacker: Ipv4Addr = "198.51.100.66".parse().expect("ip");
+    let group = Ipv4Addr::new(224, 0, 0, 18);
+    let lower = Advertisement {
+        version: Version::V3,
+        vrid: 51,
+        priority: 50,
+        advert_int: 10,
+        auth: Auth::None,
+        addresses: vec![VIP.parse().expect("VIP")],
+    }
+    .encode_ip(attacker, group);
+    let mut junk = lower.clone();
+    junk[27] ^= 0x55;
+    let junk_from = epoch();
+    let stop = Arc::new(AtomicBool::new(false));
+    let attacker_host = lab.host("attacker");
+    let sent = std::thread::scope(|sc| {
+        let flooder = sc.spawn(|| {
+            flood(
+                attacker_host,
+                vec![lower, junk],
+                Duration::from_millis(137),
+                stop.clone(),
+            )
+        });
+        std::thread::sleep(Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        flooder.join().expect("flooder")
+    });
+    let junk_to = epoch();
+
+    // Phase 2: wrk through the MASTER's balancer, keep-alive, at full speed.
+    std::thread::sleep(Duration::from_millis(300));
+    let load_from = epoch();
+    let mut wrk = client.command("wrk");
+    wrk.args(["-t2", "-c32", "-d8s", "http://198.51.100.100/"]);
+    let out = run_with_timeout(wrk, Duration::from_secs(20));
+    let load_to = epoch();
+    let wrk_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = wrk_text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .unwrap_or("Requests/sec: ?")
+        .to_owned();
+
+    capture.join().expect("capture thread");
+    let seen = read_capture(&pcap);
+    let lb1_in = |from: f64, to: f64| {
+        seen.iter()
+            .filter(|s| s.src == LB1_IP && s.t >= from && s.t < to)
+            .count()
+    };
+    let junk_gaps = gaps(&seen, LB1_IP, junk_from, junk_to);
+    let (jp99, jmax) = p99_max(&junk_gaps);
+    println!(
+        "v3 100ms under junk: {sent} packets sent every 137 ms, lb1 sent {} adverts in {:.2} s (answers included), gap p99 {jp99:.2} ms max {jmax:.2} ms (bound: never above 105)",
+        lb1_in(junk_from, junk_to),
+        junk_to - junk_from
+    );
+    let load_gaps = gaps(&seen, LB1_IP, load_from, load_to);
+    let (lp99, lmax) = p99_max(&load_gaps);
+    println!(
+        "v3 100ms under wrk -t2 -c32 -d8s through the MASTER ({rps}): {} gaps, p99 {lp99:.2} ms, max {lmax:.2} ms (bounds 105/115), state changes lb1 {} lb2 {}",
+        load_gaps.len(),
+        states(&n1) - s1,
+        states(&n2) - s2
+    );
+    assert!(sent >= 30, "only {sent} hostile packets sent");
+    assert!(junk_gaps.len() >= 25, "{junk_gaps:?}");
+    assert!(
+        jmax <= 105.0,
+        "a received packet stretched our gaps: {junk_gaps:?}"
+    );
+    assert!(
+        load_gaps.len() >= 70,
+        "only {} gaps captured under load",
+        load_gaps.len()
+    );
+    assert!(
+        lp99 <= 105.0 && lmax <= 115.0,
+        "gaps under load p99 {lp99:.2} max {lmax:.2}: {load_gaps:?}"
+    );
+    assert!(
+        rps != "Requests/sec: ?",
+        "wrk did not run: {wrk_text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(states(&n1), s1, "lb1 changed state\n{}", logs(&[&n1, &n2]));
+    assert_eq!(states(&n2), s2, "lb2 changed state\n{}", logs(&[&n1, &n2]));
+    assert!(lab.host("lb1").has_address(VIP) && !lab.host("lb2").has_address(VIP));
 }

@@ -282,3 +282,87 @@ pub fn listening(h: &Host, port: u16) -> bool {
 pub fn answered_by(body: &str) -> Option<&str> {
     body.lines().rev().find_map(|l| l.strip_prefix("peer "))
 }
+
+/// Sends `packets` round after round, one round every `every`, until `stop` is raised;
+/// returns the number of packets sent.
+pub fn flood(
+    host: &testkit::Host,
+    packets: Vec<Vec<u8>>,
+    every: Duration,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    host.run_in(move || {
+        let sock = RawSocket::open();
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            for p in &packets {
+                sock.send(p);
+                sent += 1;
+            }
+            std::thread::sleep(every);
+        }
+        sent
+    })
+}
+
+/// An `IPPROTO_RAW` socket (IP_HDRINCL implied) bound to eth0, sending to the VRRP group.
+pub struct RawSocket(libc::c_int);
+
+impl RawSocket {
+    /// Must run inside the namespace (see [`Host::run_in`]).
+    pub fn open() -> RawSocket {
+        // SAFETY: plain socket calls; `dev` outlives the call.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let sock = RawSocket(fd);
+            let dev = b"eth0\0";
+            let rc = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                dev.len() as libc::socklen_t,
+            );
+            assert_eq!(
+                rc,
+                0,
+                "SO_BINDTODEVICE: {}",
+                std::io::Error::last_os_error()
+            );
+            sock
+        }
+    }
+
+    pub fn send(&self, p: &[u8]) {
+        // SAFETY: the buffer and address outlive the call; the fd is ours.
+        let n = unsafe {
+            let mut to: libc::sockaddr_in = std::mem::zeroed();
+            to.sin_family = libc::AF_INET as libc::sa_family_t;
+            to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::new(224, 0, 0, 18)).to_be();
+            libc::sendto(
+                self.0,
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            n,
+            p.len() as isize,
+            "sendto: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+impl Drop for RawSocket {
+    fn drop(&mut self) {
+        // SAFETY: closing the descriptor we opened, once.
+        unsafe {
+            libc::close(self.0);
+        }
+    }
+}
