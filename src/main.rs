@@ -4,6 +4,7 @@ mod config;
 mod control;
 mod daemon;
 mod engine;
+mod import;
 mod logging;
 mod poll;
 mod syslog;
@@ -40,6 +41,16 @@ enum Command {
         #[arg(long, value_enum)]
         log: Option<LogArg>,
     },
+    /// Translate a keepalived.conf and/or haproxy.cfg into a vrrplb YAML file on stdout;
+    /// what cannot be translated is listed on stderr with its file:line and why.
+    Import {
+        /// keepalived.conf to translate (global_defs, vrrp_script, vrrp_instance).
+        #[arg(long, value_name = "FILE")]
+        keepalived: Option<PathBuf>,
+        /// haproxy.cfg to translate (global, defaults, frontend, backend, listen).
+        #[arg(long, value_name = "FILE")]
+        haproxy: Option<PathBuf>,
+    },
     /// Ask the running daemon: instance states, priorities, dropped adverts, backends UP.
     Status {
         /// The daemon's config file, to find its control socket (global.control_socket).
@@ -72,6 +83,10 @@ fn main() -> ExitCode {
             code
         }
         Command::Status { config } => status(config.as_deref()),
+        Command::Import {
+            keepalived,
+            haproxy,
+        } => import::run(keepalived.as_deref(), haproxy.as_deref()),
         Command::Poll(args) => poll::run(&args),
     }
 }

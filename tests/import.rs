@@ -1,0 +1,220 @@
+//! `vrrplb import`: the seeds' keepalived.conf and haproxy.cfg (tests/fixtures/import/seed*,
+//! extracted from /work/shared/seeds) and configs in the style of keepalived's and HAProxy's
+//! documentation (docs-*) become YAML that `vrrplb check` accepts; every directive that was
+//! not translated is on stderr with its file:line (a real line of that file) and why.
+
+use serde_yaml::Value;
+use std::process::Command;
+use testkit::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
+const DIR: &str = "tests/fixtures/import";
+
+struct Import {
+    yaml: Value,
+    notes: Vec<String>,
+}
+
+/// Runs import, checks the output with `vrrplb check`, and checks every note's file:line.
+fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> Import {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("import");
+    if let Some(k) = keepalived {
+        cmd.args(["--keepalived", &format!("{DIR}/{k}")]);
+    }
+    if let Some(h) = haproxy {
+        cmd.args(["--haproxy", &format!("{DIR}/{h}")]);
+    }
+    let out = cmd.output().expect("run vrrplb import");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "import failed:\n{stderr}");
+
+    let dir = TempDir::new("ops-import");
+    let file = dir.join("imported.yaml");
+    std::fs::write(&file, &stdout).expect("write");
+    let check = Command::new(BIN)
+        .args(["check", "-c"])
+        .arg(&file)
+        .output()
+        .expect("run vrrplb check");
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "check refused the import:\n{}\n{stdout}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let notes: Vec<String> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("not translated: "))
+        .map(str::to_owned)
+        .collect();
+    for n in &notes {
+        // FILE:LINE: `directive ...`: why
+        let (file, rest) = n.split_once(':').unwrap_or_else(|| panic!("{n}"));
+        let (line, rest) = rest.split_once(':').unwrap_or_else(|| panic!("{n}"));
+        let line: usize = line
+            .parse()
+            .unwrap_or_else(|_| panic!("no line number: {n}"));
+        let directive = rest
+            .trim_start()
+            .strip_prefix('`')
+            .and_then(|r| r.split('`').next())
+            .unwrap_or_else(|| panic!("no directive: {n}"));
+        let why = rest.rsplit_once("`: ").map(|(_, w)| w).unwrap_or("");
+        assert!(!why.trim().is_empty(), "no reason: {n}");
+        let text = std::fs::read_to_string(file).unwrap_or_else(|_| panic!("{file}: {n}"));
+        let at = text.lines().nth(line - 1).unwrap_or_else(|| panic!("{n}"));
+        let first = directive.split_whitespace().next().unwrap_or("");
+        assert!(
+            at.contains(first),
+            "{file}:{line} is `{at}`, not the `{directive}` of {n}"
+        );
+    }
+    println!("{stdout}{stderr}");
+    Import {
+        yaml: serde_yaml::from_str(&stdout).expect("YAML"),
+        notes,
+    }
+}
+
+fn get(v: &Value, path: &str) -> Value {
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match part.parse::<usize>() {
+            Ok(i) => &cur[i],
+            Err(_) => &cur[part],
+        };
+    }
+    cur.clone()
+}
+
+fn has_note(imp: &Import, needle: &str) -> bool {
+    imp.notes.iter().any(|n| n.contains(needle))
+}
+
+#[test]
+fn seed001_keepalived_and_haproxy() {
+    let imp = import(Some("seed001-keepalived.conf"), Some("seed001-haproxy.cfg"));
+    let y = &imp.yaml;
+    // keepalived: the VRRP instance with its trackers.
+    assert_eq!(get(y, "vrrp_instances.0.name"), "apache_vip");
+    assert_eq!(get(y, "vrrp_instances.0.virtual_router_id"), 51);
+    assert_eq!(get(y, "vrrp_instances.0.priority"), 101);
+    assert_eq!(get(y, "vrrp_instances.0.nopreempt"), true);
+    assert_eq!(get(y, "vrrp_instances.0.garp_master_delay"), 1);
+    assert_eq!(
+        get(y, "vrrp_instances.0.virtual_ipaddress.0"),
+        "1.1.1.1/24 dev eth0"
+    );
+    assert_eq!(get(y, "vrrp_instances.0.track_interfaces.1.name"), "eth1");
+    assert_eq!(get(y, "vrrp_instances.0.track_scripts.0"), "chk_apache");
+    assert_eq!(
+        get(y, "vrrp_scripts.chk_apache.script"),
+        "killall -0 apache2"
+    );
+    assert_eq!(get(y, "vrrp_scripts.chk_apache.weight"), 2);
+    // haproxy: path routes with the availability check and the prefix strip of reqirep.
+    assert_eq!(get(y, "global.node"), "lb1");
+    assert_eq!(get(y, "frontends.0.bind.0"), "127.0.0.1:8080");
+    assert_eq!(get(y, "frontends.0.routes.0.match.path_prefix"), "/app1/");
+    assert_eq!(get(y, "frontends.0.routes.0.backend"), "app1");
+    assert_eq!(get(y, "frontends.0.routes.0.require_available"), true);
+    assert_eq!(get(y, "frontends.0.routes.2.strip_prefix"), true);
+    assert_eq!(get(y, "backends.0.cookie.name"), "SRVID");
+    assert_eq!(get(y, "backends.0.cookie.indirect"), true);
+    assert_eq!(get(y, "backends.0.servers.0.address"), "192.168.0.46:80");
+    assert_eq!(get(y, "backends.0.servers.0.cookie"), "app1_1");
+    assert_eq!(get(y, "backends.0.health_check.interval"), "10s");
+    assert_eq!(get(y, "backends.0.health_check.fall"), 2);
+    assert_eq!(get(y, "backends.0.retries"), 3);
+    assert_eq!(get(y, "backends.0.redispatch"), true);
+    assert!(has_note(&imp, "seed001-haproxy.cfg:10: `spread-checks 5`"));
+    assert!(has_note(&imp, "seed001-haproxy.cfg:82: `option nolinger`"));
+}
+
+#[test]
+fn seed000_host_routes_and_error_pages() {
+    let imp = import(None, Some("seed000-haproxy.cfg"));
+    let y = &imp.yaml;
+    assert_eq!(get(y, "global.log.facility"), "local0");
+    assert_eq!(get(y, "frontends.0.name"), "http_frontend");
+    assert_eq!(get(y, "frontends.0.forwarded_for"), true);
+    // Servers named by host name are not translated (and said so); so are the backends
+    // left without a server, and the routes to them.
+    assert!(
+        has_note(&imp, "site1.testdomain.com:80"),
+        "{:#?}",
+        imp.notes
+    );
+    assert!(has_note(
+        &imp,
+        "seed000-haproxy.cfg:52: `use_backend subdomain1 if web_host1`"
+    ));
+    assert!(has_note(&imp, "seed000-haproxy.cfg:9: `daemon`"));
+}
+
+#[test]
+fn seed002_and_seed004_fragments() {
+    let imp = import(None, Some("seed002-haproxy.cfg"));
+    let y = &imp.yaml;
+    assert_eq!(get(y, "global.log.facility"), "local2");
+    assert_eq!(get(y, "backends.0.name"), "app");
+    assert_eq!(get(y, "backends.0.health_check.path"), "/healthz");
+    assert_eq!(get(y, "backends.0.health_check.log_changes"), true);
+    // The TLS frontend is never turned into a plain one: translated whole or not at all.
+    let https_in = y["frontends"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|f| f["name"] == "https-in");
+    assert!(
+        https_in.is_none_or(|f| !f["tls"].is_null()),
+        "https-in lost its TLS: {https_in:?}"
+    );
+    let imp = import(None, Some("seed004-haproxy.cfg"));
+    assert!(has_note(
+        &imp,
+        "seed004-haproxy.cfg:2: `mode http`: outside any section"
+    ));
+}
+
+#[test]
+fn documentation_style_configs() {
+    let imp = import(Some("docs-keepalived.conf"), Some("docs-haproxy.cfg"));
+    let y = &imp.yaml;
+    assert_eq!(get(y, "global.node"), "LB1");
+    assert_eq!(get(y, "global.threads"), 2);
+    assert_eq!(
+        get(y, "vrrp_instances.0.authentication.auth_pass"),
+        "s3cr3t"
+    );
+    assert_eq!(get(y, "vrrp_instances.0.unicast_peers.0"), "198.51.100.12");
+    assert_eq!(get(y, "vrrp_instances.0.track_interfaces.0.weight"), -10);
+    assert_eq!(get(y, "vrrp_instances.0.track_scripts.0.weight"), -40);
+    // chk_haproxy becomes native backend tracking.
+    assert!(y["vrrp_scripts"]["chk_haproxy"].is_null());
+    assert_eq!(get(y, "vrrp_instances.0.track_backends.0.backend"), "web");
+    assert_eq!(get(y, "vrrp_instances.0.track_backends.0.weight"), -30);
+    assert!(has_note(
+        &imp,
+        "docs-keepalived.conf:16: `vrrp_script chk_haproxy"
+    ));
+    // A frontend bound to the VIP is gated by its instance.
+    assert_eq!(get(y, "frontends.0.gate.0"), "VI_1");
+    assert_eq!(get(y, "frontends.0.set_headers.X-Client-IP"), "%[src]");
+    assert_eq!(
+        get(y, "frontends.0.routes.0.match.host"),
+        "api.example.test"
+    );
+    assert_eq!(get(y, "frontends.0.routes.1.match.path_prefix"), "/static/");
+    assert_eq!(get(y, "frontends.0.default_backend"), "web");
+    assert_eq!(get(y, "backends.0.balance"), "leastconn");
+    assert_eq!(get(y, "backends.0.servers.0.weight"), 2);
+    assert_eq!(get(y, "backends.0.servers.2.backup"), true);
+    assert_eq!(get(y, "backends.0.health_check.interval"), "2s");
+    assert!(has_note(&imp, "docs-keepalived.conf:47:"), "label noted");
+    assert!(has_note(&imp, "docs-keepalived.conf:70: `virtual_server"));
+    assert!(has_note(&imp, "docs-haproxy.cfg:72: `userlist admins`"));
+}
