@@ -27,7 +27,7 @@ fn check_accepts_both_example_boxes() {
         let (code, out, err) = check(std::path::Path::new(f));
         assert_eq!(code, 0, "{f}: {out}{err}");
         assert!(out.contains("Configuration file is valid"), "{out}");
-        assert!(out.contains("VI_1: eth0 VRID 51"), "{out}");
+        assert!(out.contains("VI_1: eth0 VRRPv2 VRID 51"), "{out}");
         assert!(out.contains("web: 2 server(s), roundrobin"), "{out}");
     }
 }
