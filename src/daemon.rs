@@ -131,7 +131,12 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     let mut balancer = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
         None
     } else {
-        match proxy::Proxy::start(config::proxy_config(&cfg)) {
+        let pc = config::proxy_config(&cfg);
+        let started = match load_certificates(&pc, None).await {
+            Ok(certs) => proxy::Proxy::start_with(pc, certs).map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match started {
             Ok(p) => Some(p),
             Err(e) => {
                 error!("cannot start the load balancer: {e}");
@@ -215,7 +220,14 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
             _ = hup.recv() => {
                 info!("Reloading configuration from {} (SIGHUP)", path.display());
-                match config::load(path) {
+                // Off the runtime's workers: checking the file loads every certificate.
+                let file = path.to_path_buf();
+                let loaded = tokio::task::spawn_blocking(move || config::load(&file)).await;
+                let Ok(loaded) = loaded else {
+                    error!("reload refused: the configuration loader failed");
+                    continue;
+                };
+                match loaded {
                     Ok(l) => {
                         for w in &l.warnings { warn!("config warning: {w}"); }
                         // The balancer is rebuilt; instances take a new priority in place,
@@ -224,6 +236,13 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                             if let Err(e) = reload_balancer(&mut balancer, &l.config, &gate_table, &masters, &mut feeds).await {
                                 error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
                                 continue;
+                            }
+                        } else if let Some(b) = &balancer {
+                            // Same balancer settings: certificate files may still have
+                            // changed; each TLS frontend reloads its own in place.
+                            let previous = b.certificates().clone();
+                            if let Err(e) = load_certificates(&config::proxy_config(&l.config), Some(previous)).await {
+                                error!("certificate reload failed: {e}");
                             }
                         }
                         if !apply_instance_changes(&current, &l.config, &instances) {
@@ -304,6 +323,33 @@ fn backend_names(cfg: &Validated) -> Vec<String> {
 /// connections close at once; requests in flight get this long).
 const RELOAD_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Loads (or, given the running set, reloads in place) the TLS frontends' certificates on a
+/// blocking thread: file reads and key parsing stay off the balancer's workers and the VRRP
+/// engine's thread. A reloaded file that fails keeps its last good certificate (logged).
+async fn load_certificates(
+    pc: &proxy::ProxyConfig,
+    previous: Option<proxy::tls::TlsCertificates>,
+) -> Result<proxy::tls::TlsCertificates, String> {
+    if pc.frontends.iter().all(|f| f.tls.is_none()) {
+        return Ok(proxy::tls::TlsCertificates::default());
+    }
+    let pc = pc.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        proxy::tls::TlsCertificates::load(&pc, previous.as_ref())
+    })
+    .await;
+    let (certs, notes) = joined
+        .map_err(|e| format!("certificate loader failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+    for w in &notes.warnings {
+        warn!("certificate: {w}");
+    }
+    for e in &notes.errors {
+        error!("certificate reload: {e}");
+    }
+    Ok(certs)
+}
+
 /// SIGHUP with changed frontends/backends: a new balancer starts next to the running one
 /// (taking over its listening sockets for the same addresses; servers keep their health
 /// state), the gated frontends of instances that are MASTER open on it, then the old one
@@ -319,9 +365,11 @@ async fn reload_balancer(
         None
     } else {
         let pc = config::proxy_config(cfg);
+        let previous = balancer.as_ref().map(|b| b.certificates().clone());
+        let certs = load_certificates(&pc, previous).await?;
         let started = match balancer.as_ref() {
-            Some(old) => proxy::Proxy::start_after(pc, old),
-            None => proxy::Proxy::start(pc),
+            Some(old) => proxy::Proxy::start_after(pc, old, certs),
+            None => proxy::Proxy::start_with(pc, certs),
         };
         Some(started.map_err(|e| e.to_string())?)
     };

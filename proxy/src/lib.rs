@@ -43,6 +43,7 @@ pub use upstream::backend::BackendHealth;
 
 use crate::http::frontend::Frontend;
 use listen::listener::{self as listener, Limits, ListenerSet};
+use listen::tls::accept::TlsTerm;
 use observe::counters::ProxyCounters;
 use upstream::backend::Backend;
 
@@ -55,6 +56,7 @@ pub struct Proxy {
     gate_drain: Duration,
     checks: Vec<JoinHandle<()>>,
     counters: Arc<ProxyCounters>,
+    certs: tls::TlsCertificates,
 }
 
 /// Point-in-time numbers for the stats page.
@@ -72,6 +74,8 @@ pub struct FrontendStats {
     pub gated: bool,
     pub listening: bool,
     pub connections: usize,
+    /// TLS handshakes that failed (garbage, no shared version or cipher, timeout).
+    pub tls_handshake_failures: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -101,19 +105,44 @@ impl Proxy {
     /// Builds the proxy, binds every ungated frontend and starts the health checks of every
     /// backend (gated or not, so a box becoming MASTER already knows its servers). Must be
     /// called inside a tokio runtime.
+    /// TLS certificates are loaded here, on the calling thread; the daemon loads them on a
+    /// blocking thread instead and calls [`Proxy::start_with`].
     pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
-        Proxy::start_seeded(config, None)
+        let (certs, _) = tls::TlsCertificates::load(&config, None)?;
+        Proxy::start_seeded(config, certs, None)
+    }
+
+    /// Starts with certificates loaded beforehand by [`tls::TlsCertificates::load`].
+    pub fn start_with(
+        config: ProxyConfig,
+        certs: tls::TlsCertificates,
+    ) -> Result<Proxy, ProxyError> {
+        Proxy::start_seeded(config, certs, None)
     }
 
     /// A reload: starts a balancer for `config` next to `previous`, which keeps serving until
     /// it is shut down. Listening sockets of `previous` open for an address the new config
     /// binds are taken over (for gated frontends: when opened before [`Proxy::reload_done`]);
     /// servers found in `previous` (same backend, name and address) keep their health state.
-    pub fn start_after(config: ProxyConfig, previous: &Proxy) -> Result<Proxy, ProxyError> {
-        Proxy::start_seeded(config, Some(previous))
+    /// `certs` comes from [`tls::TlsCertificates::load`] given `previous.certificates()`.
+    pub fn start_after(
+        config: ProxyConfig,
+        previous: &Proxy,
+        certs: tls::TlsCertificates,
+    ) -> Result<Proxy, ProxyError> {
+        Proxy::start_seeded(config, certs, Some(previous))
     }
 
-    fn start_seeded(config: ProxyConfig, previous: Option<&Proxy>) -> Result<Proxy, ProxyError> {
+    /// The certificates this balancer serves, for the next reload to start from.
+    pub fn certificates(&self) -> &tls::TlsCertificates {
+        &self.certs
+    }
+
+    fn start_seeded(
+        config: ProxyConfig,
+        certs: tls::TlsCertificates,
+        previous: Option<&Proxy>,
+    ) -> Result<Proxy, ProxyError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProxyError::NoRuntime);
         }
@@ -153,7 +182,30 @@ impl Proxy {
                 global: global.clone(),
                 frontend: Arc::new(Semaphore::new(maxconn)),
             };
-            sets.push(ListenerSet::new(Arc::new(fe), limits, inherited.clone()));
+            let term = match (&fc.tls, certs.get(&fc.name)) {
+                (None, _) => None,
+                (Some(t), Some(resolver)) => {
+                    let server = tls::server_config(t, resolver.clone()).map_err(|source| {
+                        ProxyError::TlsSettings {
+                            frontend: fc.name.clone(),
+                            source,
+                        }
+                    })?;
+                    Some(Arc::new(TlsTerm::new(server, fc.timeouts.client)))
+                }
+                (Some(_), None) => {
+                    return Err(ProxyError::TlsSettings {
+                        frontend: fc.name.clone(),
+                        source: rustls::Error::General("certificates were not loaded".into()),
+                    })
+                }
+            };
+            sets.push(ListenerSet::new(
+                Arc::new(fe),
+                term,
+                limits,
+                inherited.clone(),
+            ));
         }
         let mut proxy = Proxy {
             inherited,
@@ -166,6 +218,7 @@ impl Proxy {
             backends,
             checks: Vec::new(),
             counters,
+            certs,
         };
         for set in proxy.sets.iter().filter(|s| !s.fe.cfg.gated) {
             if let Err(e) = set.open() {
@@ -238,6 +291,10 @@ impl Proxy {
                     gated: s.fe.cfg.gated,
                     listening: s.is_open(),
                     connections: s.fe.connections.load(Ordering::Relaxed),
+                    tls_handshake_failures: s
+                        .tls
+                        .as_ref()
+                        .map_or(0, |t| t.failures.load(Ordering::Relaxed)),
                 })
                 .collect(),
             backends: self

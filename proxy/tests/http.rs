@@ -353,15 +353,26 @@ async fn server_maxconn_queues_then_times_out() {
 }
 
 #[tokio::test]
-async fn h2c_prior_knowledge_is_served() {
+async fn h2c_prior_knowledge_is_served_only_when_configured() {
     let s = TestServer::start("s").await;
-    let p = start(
-        vec![frontend(vec![], Some("be"))],
-        vec![backend("be", &[&s])],
-    );
+    let mut fe = frontend(vec![], Some("be"));
+    fe.h2c = true;
+    let p = start(vec![fe], vec![backend("be", &[&s])]);
     let h2: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
+    let plain = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let refused = send(
+        &h2,
+        http::Request::get(format!("{}/h2", plain.base))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert!(refused.is_err(), "h2c served without h2c: true");
     for _ in 0..3 {
         let r = get(&h2, &format!("{}/h2?x=1", p.base)).await;
         assert_eq!(r.status, 200);

@@ -955,18 +955,6 @@ fn check_frontends(
             }
         }
         super::tls::validate_frontend(d, &p, f);
-        // Phase A: certificates are checked and loaded, but the listener does not terminate
-        // TLS yet, so `run` still refuses these keys.
-        if f.tls.is_some() {
-            unsupported.push(format!("TLS termination ({p}.tls)"));
-        }
-        if f.redirect_https
-            .as_ref()
-            .and_then(|r| r.options())
-            .is_some()
-        {
-            unsupported.push(format!("redirect_https ({p}.redirect_https)"));
-        }
         if let Some(m) = f.maxconn {
             range(d, &format!("{p}.maxconn"), m, 1, 1_000_000);
         }

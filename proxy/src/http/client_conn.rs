@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 
+use crate::observe::accesslog::TlsFacts;
+
 /// State shared between the socket wrapper and the requests of one connection.
 pub(crate) struct ConnShared {
     pub(crate) accepted: Instant,
@@ -19,12 +21,15 @@ pub(crate) struct ConnShared {
     pub(crate) timed_out: AtomicBool,
     /// The client address as `forwarded_for` appends it.
     pub(crate) client_ip: HeaderValue,
+    /// TLS facts for the access log; `None` on a plain connection.
+    pub(crate) tls: Option<Arc<TlsFacts>>,
 }
 
 impl ConnShared {
-    pub(crate) fn new(client_ip: HeaderValue) -> Self {
+    pub(crate) fn new(client_ip: HeaderValue, tls: Option<Arc<TlsFacts>>) -> Self {
         ConnShared {
             client_ip,
+            tls,
             accepted: Instant::now(),
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::HeaderName;
+use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -29,6 +29,8 @@ pub(crate) struct Frontend {
     pub(crate) page_408: Option<Bytes>,
     pub(crate) set_headers: Vec<(HeaderName, HeaderTemplate)>,
     pub(crate) http: auto::Builder<TokioExecutor>,
+    /// `Strict-Transport-Security` value for responses on TLS connections.
+    pub(crate) hsts: Option<HeaderValue>,
     pub(crate) access_log: bool,
     pub(crate) counters: Arc<ProxyCounters>,
     /// Client connections open on this frontend (log `fc`).
@@ -80,15 +82,12 @@ impl Frontend {
         let router = Router::new(&cfg.routes, cfg.default_backend.as_deref(), |name| {
             backends.iter().position(|b| &*b.name == name)
         });
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            // `http_request` is enforced (with a 408) by conn::ClientIo instead.
-            .header_read_timeout(None)
-            .max_buf_size(MAX_REQUEST_HEAD)
-            .keep_alive(true);
-        http.http2().timer(TokioTimer::new());
+        let http = server_builder(&cfg);
+        let hsts = cfg
+            .hsts
+            .and_then(|d| HeaderValue::try_from(format!("max-age={}", d.as_secs())).ok());
         Ok(Frontend {
+            hsts,
             name: cfg.name.as_str().into(),
             page_408: errors.raw(StatusCode::REQUEST_TIMEOUT),
             errors,
@@ -103,3 +102,37 @@ impl Frontend {
         })
     }
 }
+
+/// hyper's server settings. HTTP/2 only where the config asks for it (TLS with `h2` in ALPN,
+/// or `h2c` on a plain listener); otherwise a client's HTTP/2 preface is a bad request.
+/// Streams per connection are bounded, so `maxconn` connections carry at most
+/// `maxconn × h2_max_streams` requests; resetting streams faster than they are served
+/// (rapid reset) or provoking error resets ends the connection with GOAWAY.
+fn server_builder(cfg: &FrontendConfig) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        // `http_request` is enforced (with a 408) by conn::ClientIo instead.
+        .header_read_timeout(None)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(true);
+    let h2 = match &cfg.tls {
+        Some(tls) => tls.offers_h2(),
+        None => cfg.h2c,
+    };
+    if !h2 {
+        return http.http1_only();
+    }
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.h2_max_streams)
+        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
+        .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    http
+}
+
+/// Streams a client may reset before they are accepted (hyper's default, stated here).
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams we may reset for protocol errors on one connection before closing it.
+const H2_MAX_ERROR_RESETS: usize = 100;

@@ -58,7 +58,14 @@ fn into_local(
     ex: Box<Exchange>,
     guard: RequestGuard,
 ) -> Response<ResponseBody> {
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    if ex.entry.tls {
+        if let Some(v) = &ex.frontend.hsts {
+            parts
+                .headers
+                .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
     let head = head_size(17, &parts.headers);
     Response::from_parts(parts, ResponseBody::local(body, head, ex, guard))
 }
@@ -117,6 +124,7 @@ pub(crate) async fn handle(
                 },
                 version: req.version(),
             }),
+            tls_facts: shared.tls.clone(),
         },
         start,
         frontend: fe.clone(),
@@ -126,6 +134,12 @@ pub(crate) async fn handle(
         logged: false,
     });
 
+    if let Some(r) = &fe.cfg.redirect_https {
+        if !conn.tls {
+            let location = https_location(&req, r.port);
+            return Ok(redirect(&location, r.code, ex, guard));
+        }
+    }
     let host_header = req.headers().get(header::HOST);
     // X-Forwarded-Host copies Host, which the header operations before it never remove.
     let forwarded_host = host_header.filter(|_| fe.cfg.forwarded_for).cloned();
@@ -150,7 +164,7 @@ pub(crate) async fn handle(
                 TermPhase::Connect,
             );
         }
-        RouteDecision::Redirect(location) => return Ok(redirect(&location, ex, guard)),
+        RouteDecision::Redirect(location) => return Ok(redirect(&location, 301, ex, guard)),
         RouteDecision::Backend { backend, strip } => (backend, strip),
     };
     let Some(be) = fe.backends.get(backend_index).cloned() else {
@@ -369,6 +383,13 @@ pub(crate) async fn handle(
             ex.entry.termination.server_cookie = ServerCookie::Inserted;
         }
     }
+    if conn.tls {
+        if let Some(v) = &fe.hsts {
+            rparts
+                .headers
+                .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
     ex.entry.status = rparts.status.as_u16();
     // The byte count is only logged.
     let head = if fe.access_log {
@@ -387,17 +408,70 @@ fn request_host_parts(parts: &http::request::Parts) -> Option<&str> {
     }
 }
 
-/// 301 to the prefix with its slash (lb.md §2), logged `LR--`.
-fn redirect(location: &str, mut ex: Box<Exchange>, guard: RequestGuard) -> Response<ResponseBody> {
+/// A redirect with an empty body, logged `LR--` with `<NOSRV>`: 301 to a prefix with its
+/// slash (lb.md §2), or `redirect_https` (lb.md §10).
+fn redirect(
+    location: &str,
+    code: u16,
+    mut ex: Box<Exchange>,
+    guard: RequestGuard,
+) -> Response<ResponseBody> {
     let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
     if let Ok(v) = HeaderValue::from_str(location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    ex.entry.status = 301;
+    ex.entry.status = resp.status().as_u16();
     ex.entry.termination.cause = TermCause::Local;
     ex.entry.termination.phase = TermPhase::Request;
     into_local(resp, ex, guard)
+}
+
+/// `https://<host>[:port]<path>?<query>`: the request's host without its port, `:port`
+/// unless it is 443; no host gives `https://` + path (lb.md §10).
+fn https_location(req: &Request<Incoming>, port: u16) -> String {
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    };
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut location = String::with_capacity(16 + host.map_or(0, str::len) + target.len());
+    location.push_str("https://");
+    if let Some(host) = host {
+        location.push_str(strip_port(host));
+        if port != 443 {
+            location.push(':');
+            location.push_str(&port.to_string());
+        }
+    }
+    location.push_str(target);
+    location
+}
+
+/// `www.example.test:8080` → `www.example.test`; `[2001:db8::1]:80` → `[2001:db8::1]`.
+fn strip_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i)
+            if !host[i..].contains(']') && (host.starts_with('[') || !host[..i].contains(':')) =>
+        {
+            &host[..i]
+        }
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn strip_port_keeps_names_and_ipv6_literals() {
+        assert_eq!(strip_port("www.example.test:8080"), "www.example.test");
+        assert_eq!(strip_port("www.example.test"), "www.example.test");
+        assert_eq!(strip_port("[2001:db8::1]:80"), "[2001:db8::1]");
+        assert_eq!(strip_port("[2001:db8::1]"), "[2001:db8::1]");
+        assert_eq!(strip_port("203.0.113.7:80"), "203.0.113.7");
+    }
 }

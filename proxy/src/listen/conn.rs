@@ -26,7 +26,6 @@ use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
@@ -36,7 +35,7 @@ use crate::http::frontend::Frontend;
 use crate::http::headers::ConnInfo;
 use crate::http::request;
 use crate::observe::accesslog::{
-    AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState,
+    AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState, TlsFacts,
 };
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -56,8 +55,10 @@ enum Protocol {
     Http2,
 }
 
-pub(crate) struct ClientIo {
-    io: TcpStream,
+/// Generic over the stream: a plain `TcpStream` or a TLS stream over one (each is its own
+/// monomorphised copy, so the plain path pays nothing for TLS).
+pub(crate) struct ClientIo<S> {
+    io: S,
     timeouts: FrontendTimeouts,
     page_408: Option<Bytes>,
     shared: Arc<ConnShared>,
@@ -71,9 +72,9 @@ pub(crate) struct ClientIo {
     write_deadline: Option<Pin<Box<Sleep>>>,
 }
 
-impl ClientIo {
+impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     fn new(
-        io: TcpStream,
+        io: S,
         timeouts: FrontendTimeouts,
         page_408: Option<Bytes>,
         shared: Arc<ConnShared>,
@@ -191,7 +192,7 @@ impl ClientIo {
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -214,7 +215,7 @@ impl AsyncRead for ClientIo {
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -260,23 +261,26 @@ impl AsyncWrite for ClientIo {
 
 /// Serves one accepted connection until it ends, or until `drain` asks it to stop: then
 /// in-flight requests may finish within the given grace time and the connection is cut.
-pub(crate) async fn serve(
+pub(crate) async fn serve<S>(
     fe: Arc<Frontend>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
+    tls: Option<Arc<TlsFacts>>,
     mut drain: watch::Receiver<Option<Duration>>,
-) {
-    let _ = stream.set_nodelay(true);
-    let shared = Arc::new(ConnShared::new(crate::http::headers::client_ip_value(
-        peer.ip(),
-    )));
-    let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let info = ConnInfo {
         src: peer,
         dst: local,
-        tls: false,
+        tls: tls.is_some(),
     };
+    let shared = Arc::new(ConnShared::new(
+        crate::http::headers::client_ip_value(peer.ip()),
+        tls,
+    ));
+    let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
     let svc_fe = fe.clone();
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {
@@ -338,7 +342,7 @@ fn log_unparsed(
         client: peer,
         accept_date: SystemTime::now() - age,
         frontend: fe.name.clone(),
-        tls: false,
+        tls: shared.tls.is_some(),
         backend: fe.name.clone(),
         server: LogServer::NoServer,
         tr: if status == 408 { None } else { Some(age) },
@@ -362,6 +366,7 @@ fn log_unparsed(
         sq: 0,
         bq: 0,
         request: None,
+        tls_facts: shared.tls.clone(),
     };
     tracing::info!(target: "access", "{}", crate::observe::accesslog::format_httplog(&entry));
 }

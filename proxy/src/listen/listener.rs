@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::http::frontend::{Frontend, FrontendError};
 use crate::listen::conn;
+use crate::listen::tls::accept::TlsTerm;
 
 const BACKLOG: i32 = 1024;
 
@@ -31,6 +32,13 @@ pub enum ProxyError {
     Frontend(#[from] FrontendError),
     #[error("the proxy must be started inside a tokio runtime")]
     NoRuntime,
+    #[error(transparent)]
+    Certificates(#[from] crate::listen::tls::TlsLoadError),
+    #[error("frontend {frontend}: TLS settings: {source}")]
+    TlsSettings {
+        frontend: String,
+        source: rustls::Error,
+    },
 }
 
 /// A listening socket for `addr`. IPv6 sockets are IPv6-only so `0.0.0.0:80` and `[::]:80`
@@ -78,6 +86,8 @@ pub(crate) type Inherited = Arc<Mutex<HashMap<SocketAddr, Arc<TcpListener>>>>;
 /// The listeners of one frontend, opened and closed as a whole.
 pub(crate) struct ListenerSet {
     pub(crate) fe: Arc<Frontend>,
+    /// TLS termination; `None` for a plain frontend.
+    pub(crate) tls: Option<Arc<TlsTerm>>,
     limits: Limits,
     running: Mutex<Option<Running>>,
     /// Open connections of this frontend, across open/close cycles.
@@ -92,9 +102,15 @@ pub(crate) struct BindError {
 }
 
 impl ListenerSet {
-    pub(crate) fn new(fe: Arc<Frontend>, limits: Limits, inherited: Inherited) -> Arc<Self> {
+    pub(crate) fn new(
+        fe: Arc<Frontend>,
+        tls: Option<Arc<TlsTerm>>,
+        limits: Limits,
+        inherited: Inherited,
+    ) -> Arc<Self> {
         Arc::new(ListenerSet {
             fe,
+            tls,
             limits,
             running: Mutex::new(None),
             live: watch::channel(0).0,
@@ -256,13 +272,29 @@ async fn accept_loop(
             }
         };
         let local_addr = stream.local_addr().unwrap_or(addr);
+        let _ = stream.set_nodelay(true);
         let open = Open::new(&set);
         let fe = set.fe.clone();
         let drain = drain.clone();
-        tokio::spawn(async move {
-            conn::serve(fe, stream, peer, local_addr, drain).await;
-            drop(open);
-            drop((global, local));
-        });
+        match set.tls.clone() {
+            None => {
+                tokio::spawn(async move {
+                    conn::serve(fe, stream, peer, local_addr, None, drain).await;
+                    drop(open);
+                    drop((global, local));
+                });
+            }
+            // The handshake runs in the connection's own task, holding its permits: a flood
+            // of handshakes is bounded by maxconn and the handshake deadline.
+            Some(tls) => {
+                tokio::spawn(async move {
+                    if let Some((stream, facts)) = tls.accept(&fe.name, stream, peer).await {
+                        conn::serve(fe, stream, peer, local_addr, Some(facts), drain).await;
+                    }
+                    drop(open);
+                    drop((global, local));
+                });
+            }
+        }
     }
 }

@@ -176,6 +176,21 @@ pub struct AccessLogEntry {
     pub bq: u32,
     /// `None` when the request could not be parsed (`<BADREQ>`).
     pub request: Option<RequestLine>,
+    /// TLS version, cipher and SNI of a TLS connection, logged where HAProxy logs captured
+    /// request headers: `{TLSv1.3|TLS13_AES_128_GCM_SHA256|www.example.test}` before the
+    /// request line.
+    pub tls_facts: Option<Arc<TlsFacts>>,
+}
+
+/// What the access log reports about a TLS connection; one per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `TLSv1.2`, `TLSv1.3`.
+    pub version: &'static str,
+    /// IANA suite name as rustls spells it, e.g. `TLS13_AES_128_GCM_SHA256`.
+    pub cipher: &'static str,
+    /// Server name the client asked for; `-` in the log when it sent none.
+    pub sni: Option<Box<str>>,
 }
 
 /// Everything one TCP-mode log line reports.
@@ -363,6 +378,17 @@ pub fn format_httplog(e: &AccessLogEntry) -> String {
         e.sq,
         e.bq,
     );
+    if let Some(t) = &e.tls_facts {
+        // A `{...}` group, as HAProxy prints captured request headers, so the fields stay
+        // where a httplog parser expects them. SNI is a DNS name: no `|`, `}` or spaces.
+        let _ = write!(
+            out,
+            " {{{}|{}|{}}}",
+            t.version,
+            t.cipher,
+            t.sni.as_deref().unwrap_or("-")
+        );
+    }
     out.push_str(" \"");
     match &e.request {
         Some(r) => {
@@ -478,7 +504,30 @@ mod tests {
                 uri: "/index.html".parse().expect("uri"),
                 version: Version::HTTP_11,
             }),
+            tls_facts: None,
         }
+    }
+
+    #[test]
+    fn httplog_tls_facts_sit_where_captured_headers_go() {
+        let mut e = sample();
+        e.tls = true;
+        e.tls_facts = Some(Arc::new(TlsFacts {
+            version: "TLSv1.3",
+            cipher: "TLS13_AES_128_GCM_SHA256",
+            sni: Some("www.example.test".into()),
+        }));
+        assert_eq!(
+            format_httplog(&e),
+            "10.0.1.2:33317 [06/Feb/2026:12:14:14.655] www~ site1/web1 10/0/3/69/82 200 2750 - - --NI 1/1/1/1/0 0/0 {TLSv1.3|TLS13_AES_128_GCM_SHA256|www.example.test} \"GET /index.html HTTP/1.1\""
+        );
+        e.tls_facts = Some(Arc::new(TlsFacts {
+            version: "TLSv1.2",
+            cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            sni: None,
+        }));
+        assert!(format_httplog(&e)
+            .contains(" {TLSv1.2|TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256|-} \"GET"));
     }
 
     #[test]

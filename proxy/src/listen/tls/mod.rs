@@ -6,14 +6,18 @@
 //! sni       CertStore: exact and `*.` names -> certificate; the first loaded is the default
 //! resolver  CertResolver: rustls asks it per handshake; reload swaps its store atomically
 //! server    ServerConfig: versions, ALPN, session tickets and resumption cache
+//! set       every TLS frontend's resolver, loaded (blocking) before a balancer starts
+//! accept    the handshake of one connection, with a deadline; failures logged and counted
 //! ```
 //!
 //! Loading reads files and parses keys: it runs at start, in `vrrplb check` and, on reload, on
 //! a blocking thread, never inside a handshake.
 
+pub(crate) mod accept;
 mod certs;
 mod resolver;
 mod server;
+mod set;
 mod sni;
 
 use std::sync::{Arc, OnceLock};
@@ -24,6 +28,7 @@ pub use crate::config::{TlsConfig, TlsVersion};
 pub use certs::{load_bundle, load_source, CertError, CertSource, LoadedCert, SourceLoad};
 pub use resolver::{CertResolver, ReloadReport};
 pub use server::server_config;
+pub use set::{LoadNotes, TlsCertificates, TlsLoadError};
 pub use sni::CertStore;
 
 /// The one crypto provider of the process (aws-lc-rs), built once.
