@@ -138,7 +138,7 @@ fn site(test: &str) -> Site {
         "global:\n  node: t\n  log: {{ target: stderr, access_log: true }}\n  control_socket: {sock}\n",
         "frontends:\n  - name: site\n    bind: [\"127.0.0.1:{tls}\"]\n    tls: {{ certificates: [\"{a}\", \"{b}\"] }}\n    hsts: 1y\n    forwarded_for: true\n    timeouts: {{ client: 2s }}\n    maxconn: 400\n    default_backend: web\n",
         "  - name: plain\n    bind: [\"127.0.0.1:{plain}\"]\n    redirect_https: true\n    default_backend: web\n",
-        "  - name: clear\n    bind: [\"127.0.0.1:{h2c}\"]\n    h2c: true\n    h2_max_streams: 10\n    default_backend: web\n",
+        "  - name: clear\n    bind: [\"127.0.0.1:{h2c}\"]\n    h2c: true\n    h2_max_streams: 10\n    timeouts: {{ client: 2s }}\n    default_backend: web\n",
         "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
         ),
         sock = dir.join("ctl.sock").display(),
@@ -481,6 +481,42 @@ fn redirect_https_h2c_and_rapid_reset() {
     let (_, payload) = goaway.unwrap_or_else(|| panic!("no GOAWAY in {} bytes", got.len()));
     let code = u32::from_be_bytes(payload[4..8].try_into().expect("code"));
     assert_eq!(code, 0xb, "GOAWAY code {code:#x} (want ENHANCE_YOUR_CALM)");
+    // A PING flood from a client that never reads the answers: hyper answers one PING at a
+    // time and reads no further until the answer is written, so memory stays flat; once the
+    // socket buffers are full the write deadline (`timeouts.client`, 2 s) ends the connection.
+    let mut c = TcpStream::connect(("127.0.0.1", s.h2c)).expect("connect");
+    c.set_write_timeout(Some(Duration::from_secs(1))).ok();
+    let mut burst = Vec::with_capacity(17 * 4096);
+    for i in 0..4096u64 {
+        burst.extend_from_slice(&frame(0x6, 0, 0, &i.to_be_bytes()));
+    }
+    let _ = c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let _ = c.write_all(&frame(0x4, 0, 0, &[]));
+    let start = Instant::now();
+    let mut sent = 0usize;
+    let cut = loop {
+        if start.elapsed() > Duration::from_secs(15) {
+            break None;
+        }
+        match c.write(&burst) {
+            Ok(n) => sent += n,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break Some(start.elapsed()),
+        }
+    };
+    let cut = cut.unwrap_or_else(|| panic!("PING flood not cut after {sent} bytes"));
+    println!(
+        "PING flood: cut after {cut:?}, {} MB sent",
+        sent / 1_000_000
+    );
+    assert!(
+        s.daemon.rss_kb() < 200 * 1024,
+        "RSS {} kB",
+        s.daemon.rss_kb()
+    );
+
     // The frontend still serves.
     let (ok, out) = run(
         &[
