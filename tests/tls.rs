@@ -477,6 +477,17 @@ fn redirect_https_h2c_and_rapid_reset() {
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
     }
+    // The server's SETTINGS announce h2_max_streams (10 on this frontend).
+    let settings = frames(&got)
+        .into_iter()
+        .find(|(t, p)| *t == 0x4 && !p.is_empty())
+        .map(|(_, p)| p)
+        .unwrap_or_default();
+    let max_streams = settings
+        .chunks(6)
+        .find(|e| e.len() == 6 && e[..2] == [0, 3])
+        .map(|e| u32::from_be_bytes([e[2], e[3], e[4], e[5]]));
+    assert_eq!(max_streams, Some(10), "SETTINGS {settings:?}");
     let goaway = frames(&got).into_iter().find(|(t, _)| *t == 0x7);
     let (_, payload) = goaway.unwrap_or_else(|| panic!("no GOAWAY in {} bytes", got.len()));
     let code = u32::from_be_bytes(payload[4..8].try_into().expect("code"));
