@@ -346,6 +346,12 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
     };
     let (hard, hard_back) = drill(&mut lab, false, bounds);
     let (graceful, graceful_back) = drill(&mut lab, true, bounds);
+    // The preempted box keeps serving until the clients moved: no request lost on failback.
+    assert_eq!(
+        (hard_back, graceful_back),
+        (0, 0),
+        "a failback lost requests"
+    );
     println!(
         "FIGURES v3 100ms: hard {hard} ms (bound {V3_HARD_BOUND_MS}), failback {hard_back} ms; graceful {graceful} ms (bound {V3_GRACEFUL_BOUND_MS}), failback {graceful_back} ms"
     );

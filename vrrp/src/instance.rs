@@ -11,8 +11,8 @@ use crate::io::netlink::{LinkWatcher, Netlink};
 use crate::io::socket::{Delivery, VrrpSocket, VRRP_GROUP};
 use crate::logs;
 use crate::machine::{
-    centiseconds, Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, State,
-    TrackerKind,
+    centiseconds, Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, Reason,
+    State, TrackerKind,
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
@@ -29,6 +29,11 @@ use tracing::{debug, error, info, warn};
 
 /// How much longer than one advert interval a stopping MASTER waits for its successor.
 const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
+/// How long a preempted MASTER keeps its VIPs and listeners after stepping down. The new
+/// MASTER's gratuitous ARPs leave right after the advert that preempted us, so clients move
+/// within milliseconds; this covers them and the requests they had in flight, and is short
+/// enough that two boxes answering ARP for the VIP does not matter.
+const HANDBACK: Duration = Duration::from_millis(250);
 
 /// What other parts of the program may read about an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +184,7 @@ impl Instance {
             status_tx,
             notifier,
             hook: opts.hook,
+            release_at: None,
             _scripts: scripts,
         };
         let (priority_tx, priority_rx) = mpsc::unbounded_channel();
@@ -291,6 +297,8 @@ struct Driver {
     status_tx: watch::Sender<InstanceStatus>,
     notifier: Notifier,
     hook: Option<Arc<dyn MasterHook>>,
+    /// A preempted MASTER's VIP removal, put off until this time (see [`HANDBACK`]).
+    release_at: Option<Instant>,
     _scripts: Vec<ScriptTracker>,
 }
 
@@ -325,8 +333,16 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
+            let release_at = self.release_at;
+            let release = async {
+                match release_at {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 done = &mut stop => {
+                    self.release_now().await;
                     let was_master = self.machine.state() == State::Master;
                     let mut actions = self.machine.handle(Event::Shutdown, Instant::now());
                     // A stopping MASTER keeps its VIPs (and the balancer its listeners) after
@@ -350,6 +366,10 @@ impl Driver {
                 _ = sleep => {
                     let actions = self.machine.handle_timeout(Instant::now());
                     self.execute(actions).await;
+                }
+                _ = release => {
+                    info!("({name}) removing the VIPs {} ms after stepping down", self.handback().as_millis());
+                    self.release_now().await;
                 }
                 got = self.socket.recv(&mut buf) => match got {
                     Ok(n) => {
@@ -635,7 +655,71 @@ impl Driver {
         }
     }
 
-    async fn execute(&mut self, actions: Vec<Action>) {
+    /// A preempted MASTER hands back gently: the removal of its VIPs (and the closing of its
+    /// listeners) is put off by [`Driver::handback`], as a stopping MASTER's is until its
+    /// successor speaks, so a client still sending here as the new MASTER's gratuitous ARPs
+    /// go out is served. Returning to MASTER meanwhile cancels it (the VIPs never left);
+    /// any other transition removes them first.
+    fn defer_release(&mut self, actions: &mut Vec<Action>) {
+        let preempted = actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason: Reason::HigherPriorityAdvert { .. }
+                        | Reason::SamePriorityHigherIp { .. },
+                }
+            )
+        });
+        if self.release_at.is_some() && actions.iter().any(|a| matches!(a, Action::AddVips)) {
+            info!(
+                "({}) MASTER again before the VIPs were removed: keeping them",
+                self.cfg.name
+            );
+            self.release_at = None;
+            actions.retain(|a| !matches!(a, Action::AddVips));
+            return;
+        }
+        if preempted {
+            let before = actions.len();
+            actions.retain(|a| !matches!(a, Action::RemoveVips));
+            if actions.len() < before {
+                self.release_at = Some(Instant::now() + self.handback());
+                info!(
+                    "({}) keeping the VIPs {} ms after stepping down, for clients still sending here",
+                    self.cfg.name,
+                    self.handback().as_millis()
+                );
+            }
+        }
+    }
+
+    fn handback(&self) -> Duration {
+        HANDBACK
+    }
+
+    /// Removes VIPs whose removal was put off, at once.
+    async fn release_now(&mut self) {
+        if self.release_at.take().is_some() {
+            self.execute_now(vec![Action::RemoveVips]).await;
+        }
+    }
+
+    async fn execute(&mut self, mut actions: Vec<Action>) {
+        // VIPs kept from an earlier step-down go before any other move (FAULT, stop).
+        if self.release_at.is_some()
+            && actions
+                .iter()
+                .any(|a| matches!(a, Action::Transition { to, .. } if *to != State::Master))
+        {
+            self.release_now().await;
+        }
+        self.defer_release(&mut actions);
+        self.execute_now(actions).await;
+    }
+
+    async fn execute_now(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
