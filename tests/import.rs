@@ -128,6 +128,11 @@ fn seed001_keepalived_and_haproxy() {
     assert_eq!(get(y, "backends.0.servers.0.cookie"), "app1_1");
     assert_eq!(get(y, "backends.0.health_check.interval"), "10s");
     assert_eq!(get(y, "backends.0.health_check.fall"), 2);
+    // option httpchk GET / HTTP/1.0\r\nUser-Agent:\ HAProxy
+    assert_eq!(
+        get(y, "backends.0.health_check.headers.User-Agent"),
+        "HAProxy"
+    );
     assert_eq!(get(y, "backends.0.retries"), 3);
     assert_eq!(get(y, "backends.0.redispatch"), true);
     assert!(has_note(&imp, "seed001-haproxy.cfg:10: `spread-checks 5`"));

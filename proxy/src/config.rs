@@ -322,6 +322,9 @@ pub struct HealthCheckConfig {
     pub initial_up: bool,
     /// Log every probe result that changes the counter, not only the notable ones.
     pub log_changes: bool,
+    /// Extra request header fields of an http probe; a `User-Agent` here replaces
+    /// `vrrplb-check`. Host, Connection and the body framing stay the probe's own.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for HealthCheckConfig {
@@ -341,6 +344,7 @@ impl Default for HealthCheckConfig {
             down_interval: None,
             initial_up: true,
             log_changes: false,
+            headers: Vec::new(),
         }
     }
 }

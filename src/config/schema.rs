@@ -355,6 +355,9 @@ pub struct HealthCheck {
     pub initial_state: Option<String>,
     /// HAProxy `option log-health-checks`: log every check result change.
     pub log_changes: Option<bool>,
+    /// Extra request header fields of an http probe (`User-Agent: HAProxy`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -698,3 +698,33 @@ fn certificate_problems_fail_check_and_near_expiry_warns() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn probe_headers_are_checked() {
+    let b = "backends:\n  - name: web\n    servers: [{ name: a, address: \"198.51.100.21:80\" }]\n    health_check: { kind: http, headers: { Host: x.test, \"bad name\": v, X-Ok: \"a\\x01\" } }\n";
+    let errs = errors(b);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("health_check.headers.Host: set by the probe itself")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .contains("health_check.headers.bad name: `bad name` is not a valid header name")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("health_check.headers.X-Ok: control characters")),
+        "{errs:#?}"
+    );
+    let ok = "backends:\n  - name: web\n    servers: [{ name: a, address: \"198.51.100.21:80\" }]\n    health_check: { kind: http, headers: { User-Agent: HAProxy } }\n";
+    let loaded = parse("t.yaml", ok).unwrap_or_else(|r| panic!("{r}"));
+    let pc = proxy_config(&loaded.config);
+    let hc = pc.backends[0].health_check.as_ref().expect("health check");
+    assert_eq!(
+        hc.headers,
+        vec![("User-Agent".to_owned(), "HAProxy".to_owned())]
+    );
+}

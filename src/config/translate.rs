@@ -148,6 +148,11 @@ fn backend(x: &schema::Backend) -> BackendConfig {
             down_interval: h.down_interval.as_ref().and_then(|v| v.parse().ok()),
             initial_up: h.initial_state.as_deref() != Some("down"),
             log_changes: h.log_changes.unwrap_or(false),
+            headers: h
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     });
     bc.cookie = x.cookie.as_ref().map(|c| {

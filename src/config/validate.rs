@@ -871,6 +871,27 @@ fn check_header_variables(d: &mut Diags, path: &str, tpl: &str) {
     }
 }
 
+/// `health_check.headers`: extra fields of the probe request (seed 001 sends
+/// `User-Agent: HAProxy`). The framing fields are the probe's own.
+fn check_probe_headers(d: &mut Diags, hp: &str, h: &HealthCheck) {
+    for (name, value) in &h.headers {
+        let path = format!("{hp}.headers.{name}");
+        if !is_token(name) {
+            d.error(&path, format!("`{name}` is not a valid header name"));
+        } else if ["host", "connection", "content-length", "transfer-encoding"]
+            .contains(&name.to_ascii_lowercase().as_str())
+        {
+            d.error(
+                &path,
+                "set by the probe itself (use health_check.host for the Host header)",
+            );
+        }
+        if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            d.error(&path, "control characters cannot appear in a header value");
+        }
+    }
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -1209,6 +1230,7 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
                 if let Some(st) = &h.initial_state {
                     one_of(d, &format!("{hp}.initial_state"), st, &["up", "down"]);
                 }
+                check_probe_headers(d, &hp, h);
             }
         }
         if let Some(c) = &b.cookie {

@@ -64,18 +64,27 @@ impl ProbeResult {
 }
 
 /// The request bytes, built once per server. `User-Agent: vrrplb-check` lets servers filter
-/// checks out of their logs (seed 001 does this for Apache).
+/// checks out of their logs (seed 001 does this for Apache, with its own `User-Agent`, which
+/// `headers` can set).
 pub fn http_request_bytes(cfg: &HealthCheckConfig, target: SocketAddr) -> Vec<u8> {
     let host = match &cfg.host {
         Some(h) => h.clone(),
         None => target.to_string(),
     };
     let path = if cfg.path.is_empty() { "/" } else { &cfg.path };
-    format!(
-        "{} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: vrrplb-check\r\nConnection: close\r\n\r\n",
-        cfg.method
-    )
-    .into_bytes()
+    let mut req = format!("{} {path} HTTP/1.1\r\nHost: {host}\r\n", cfg.method);
+    if !cfg
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("user-agent"))
+    {
+        req.push_str("User-Agent: vrrplb-check\r\n");
+    }
+    for (name, value) in &cfg.headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    req.into_bytes()
 }
 
 /// "Connection refused (os error 111)" → "Connection refused".
@@ -202,6 +211,24 @@ mod tests {
             timeout: Duration::from_millis(500),
             ..HealthCheckConfig::default()
         }
+    }
+
+    #[test]
+    fn extra_headers_join_the_probe_and_may_replace_its_user_agent() {
+        let target: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let mut c = cfg();
+        c.headers = vec![("X-Check".into(), "yes".into())];
+        let req = String::from_utf8(http_request_bytes(&c, target)).unwrap();
+        assert_eq!(
+            req,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\nUser-Agent: vrrplb-check\r\nX-Check: yes\r\nConnection: close\r\n\r\n"
+        );
+        c.headers = vec![("User-Agent".into(), "HAProxy".into())];
+        let req = String::from_utf8(http_request_bytes(&c, target)).unwrap();
+        assert_eq!(
+            req,
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:80\r\nUser-Agent: HAProxy\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[tokio::test]
