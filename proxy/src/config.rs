@@ -263,6 +263,9 @@ pub struct ServerConfig {
     pub cookie: Option<String>,
     /// `check: false`†: never checked, always usable. Default true.
     pub check: bool,
+    /// Probe this port instead of the address's (HAProxy server `port`); before the
+    /// backend's `health_check.port`.
+    pub check_port: Option<u16>,
 }
 
 impl ServerConfig {
@@ -275,6 +278,7 @@ impl ServerConfig {
             backup: false,
             cookie: None,
             check: true,
+            check_port: None,
         }
     }
 

@@ -330,6 +330,8 @@ pub struct Server {
     pub cookie: Option<String>,
     /// false = never health-checked (HAProxy: no `check`).
     pub check: Option<bool>,
+    /// Health-check this port instead of the address's (HAProxy server `port`).
+    pub check_port: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

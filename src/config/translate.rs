@@ -109,6 +109,7 @@ fn backend(x: &schema::Backend) -> BackendConfig {
                 sc.maxconn = m as usize;
             }
             sc.backup = s.backup;
+            sc.check_port = s.check_port.map(|p| p as u16);
             sc.cookie = s.cookie.clone();
             if let Some(c) = s.check {
                 sc.check = c;

@@ -1168,6 +1168,9 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
             if let Some(m) = s.maxconn {
                 range(d, &format!("{sp}.maxconn"), m, 0, 1_000_000);
             }
+            if let Some(port) = s.check_port {
+                range(d, &format!("{sp}.check_port"), port, 1, 65535);
+            }
         }
         match &b.health_check {
             None => d.warning(&p, "no health_check: servers are always considered UP"),

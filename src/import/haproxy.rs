@@ -748,7 +748,10 @@ impl Backend {
                 }
                 ("port", Some(v)) => {
                     if let Ok(v) = v.parse::<i64>() {
-                        self.check.set("port", Node::int(v).from(o));
+                        match server.as_deref_mut() {
+                            Some(s) => s.set("check_port", Node::int(v).from(o)),
+                            None => self.check.set("port", Node::int(v).from(o)),
+                        }
                     }
                 }
                 (k @ ("weight" | "maxconn"), Some(v)) if server.is_some() => {

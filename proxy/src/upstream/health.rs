@@ -203,7 +203,7 @@ async fn run_checker(
 ) {
     let server = &backend.servers[index];
     let mut target = server.cfg.addr;
-    if let Some(port) = cfg.port {
+    if let Some(port) = server.cfg.check_port.or(cfg.port) {
         target.set_port(port);
     }
     let request = match cfg.kind {
