@@ -167,6 +167,12 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let sync_groups: Vec<_> = cfg
+        .sync_groups
+        .iter()
+        .cloned()
+        .map(vrrp::sync_group::SyncGroup::new)
+        .collect();
     let mut instances = Vec::new();
     for inst_cfg in cfg.instances.clone() {
         let mut opts = vrrp::instance::InstanceOptions::default();
@@ -180,6 +186,10 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             masters.clone(),
             tokio::runtime::Handle::current(),
         )));
+        opts.sync_group = sync_groups
+            .iter()
+            .find(|g| g.contains(&inst_cfg.name))
+            .cloned();
         // Started on the engine's runtime, so the instance's tasks (adverts, netlink,
         // trackers) live there.
         let started = engine

@@ -208,10 +208,11 @@ impl Diags<'_> {
     }
 }
 
-const SECTIONS: [&str; 5] = [
+const SECTIONS: [&str; 6] = [
     "global",
     "vrrp_scripts",
     "vrrp_instances",
+    "vrrp_sync_groups",
     "frontends",
     "backends",
 ];
@@ -267,6 +268,7 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
                 ),
             },
             "vrrp_instances" => cf.vrrp_instances = typed_list(v, "vrrp_instances", d),
+            "vrrp_sync_groups" => cf.vrrp_sync_groups = typed_list(v, "vrrp_sync_groups", d),
             "frontends" => cf.frontends = typed_list(v, "frontends", d),
             "backends" => cf.backends = typed_list(v, "backends", d),
             other => {

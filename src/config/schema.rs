@@ -17,6 +17,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub vrrp_instances: Vec<VrrpInstance>,
     #[serde(default)]
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    #[serde(default)]
     pub frontends: Vec<Frontend>,
     #[serde(default)]
     pub backends: Vec<Backend>,
@@ -133,6 +135,18 @@ pub struct VrrpInstance {
     pub notify_backup: Option<String>,
     pub notify_fault: Option<String>,
     pub notify_stop: Option<String>,
+    pub notify: Option<String>,
+}
+
+/// keepalived `vrrp_sync_group`: instances that move together.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VrrpSyncGroup {
+    pub name: String,
+    pub group: Vec<String>,
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
     pub notify: Option<String>,
 }
 

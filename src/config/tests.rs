@@ -150,6 +150,33 @@ fn global_threads_is_range_checked() {
 }
 
 #[test]
+fn sync_groups_name_known_instances_once() {
+    let two = "vrrp_instances:\n  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    virtual_ipaddress: [198.51.100.100/24]\n  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    virtual_ipaddress: [198.51.100.101/24]\n";
+    let ok = format!("{two}vrrp_sync_groups:\n  - name: G1\n    group: [VI_1, VI_2]\n    notify_fault: /bin/true\n");
+    let loaded = parse("t.yaml", &ok).unwrap_or_else(|r| panic!("{r}"));
+    let c = &loaded.config;
+    assert_eq!(c.sync_groups.len(), 1);
+    assert_eq!(c.sync_groups[0].members, ["VI_1", "VI_2"]);
+    assert_eq!(c.sync_groups[0].notify.fault.as_deref(), Some("/bin/true"));
+    assert!(c
+        .instances
+        .iter()
+        .all(|i| i.sync_group.as_deref() == Some("G1")));
+    assert_error(
+        &format!("{two}vrrp_sync_groups:\n  - name: G1\n    group: [VI_1, VI_9]\n"),
+        12,
+        "vrrp_sync_groups[0].group[1]",
+        "no vrrp_instance named VI_9",
+    );
+    assert_error(
+        &format!("{two}vrrp_sync_groups:\n  - name: G1\n    group: [VI_1]\n  - name: G2\n    group: [VI_1, VI_2]\n"),
+        14,
+        "vrrp_sync_groups[1].group[0]",
+        "already in sync group G1",
+    );
+}
+
+#[test]
 fn vrrp_realtime_priority_is_range_checked() {
     assert!(parse("t.yaml", "global:\n  vrrp_realtime_priority: 50\n").is_ok());
     assert!(parse("t.yaml", "global:\n  vrrp_realtime_priority: 0\n").is_ok());

@@ -36,6 +36,7 @@ pub struct Validated {
     pub node: String,
     pub log: LogSettings,
     pub instances: Vec<vrrp::InstanceConfig>,
+    pub sync_groups: Vec<vrrp::sync_group::SyncGroupConfig>,
     /// The file as written, for the parts translated elsewhere (the balancer); filled in by
     /// `parse` once validation is over.
     pub file: ConfigFile,
@@ -76,7 +77,8 @@ pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
         .iter()
         .map(|b| (b.name.as_str(), b.mode.as_deref().unwrap_or("http")))
         .collect();
-    let instances = check_instances(cf, &scripts, &backend_modes, d);
+    let mut instances = check_instances(cf, &scripts, &backend_modes, d);
+    let sync_groups = check_sync_groups(cf, &mut instances, d);
     let local = LocalMachine::read();
     let instance_names: HashSet<&str> = cf.vrrp_instances.iter().map(|i| i.name.as_str()).collect();
     let vips: HashSet<IpAddr> = instances
@@ -117,8 +119,70 @@ pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
         node: cf.global.node.clone().unwrap_or_else(hostname),
         log,
         instances,
+        sync_groups,
         file: ConfigFile::default(),
     }
+}
+
+/// `vrrp_sync_groups`: every member a known instance, an instance in one group at most
+/// (keepalived's rules); each member learns its group's name.
+fn check_sync_groups(
+    cf: &ConfigFile,
+    instances: &mut [vrrp::InstanceConfig],
+    d: &mut Diags,
+) -> Vec<vrrp::sync_group::SyncGroupConfig> {
+    duplicates(
+        d,
+        "sync group",
+        cf.vrrp_sync_groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("vrrp_sync_groups[{i}].name"), g.name.as_str())),
+    );
+    let mut out = Vec::new();
+    for (i, g) in cf.vrrp_sync_groups.iter().enumerate() {
+        let p = format!("vrrp_sync_groups[{i}]");
+        if g.group.is_empty() {
+            d.error(&format!("{p}.group"), "must name at least one instance");
+        }
+        if g.group.len() == 1 {
+            d.warning(
+                &format!("{p}.group"),
+                "a group of one instance has nothing to keep in step",
+            );
+        }
+        for (j, member) in g.group.iter().enumerate() {
+            let path = format!("{p}.group[{j}]");
+            match instances.iter_mut().find(|x| &x.name == member) {
+                None => d.error(&path, format!("no vrrp_instance named {member}")),
+                Some(inst) => match &inst.sync_group {
+                    Some(other) => d.error(
+                        &path,
+                        format!("{member} is already in sync group {other}; an instance belongs to one group"),
+                    ),
+                    None => inst.sync_group = Some(g.name.clone()),
+                },
+            }
+        }
+        let field = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        out.push(vrrp::sync_group::SyncGroupConfig {
+            name: g.name.clone(),
+            members: g.group.clone(),
+            notify: vrrp::NotifyScripts {
+                master: field(&g.notify_master),
+                backup: field(&g.notify_backup),
+                fault: field(&g.notify_fault),
+                stop: None,
+                generic: field(&g.notify),
+            },
+        });
+    }
+    out
 }
 
 fn hostname() -> String {
@@ -818,6 +882,7 @@ fn check_instances(
             track_scripts,
             track_backends,
             notify,
+            sync_group: None,
         });
     }
     out

@@ -126,4 +126,6 @@ pub struct InstanceConfig {
     pub track_scripts: Vec<TrackScript>,
     pub track_backends: Vec<TrackBackend>,
     pub notify: NotifyScripts,
+    /// The `vrrp_sync_groups` entry this instance belongs to, if any.
+    pub sync_group: Option<String>,
 }

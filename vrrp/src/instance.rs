@@ -16,6 +16,7 @@ use crate::machine::{
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
+use crate::sync_group::SyncGroup;
 use crate::track::script::ScriptTracker;
 use std::collections::HashMap;
 use std::future::Future;
@@ -60,6 +61,8 @@ pub struct InstanceOptions {
     /// For each `track_backends` entry, by backend name: the number of servers UP.
     pub backend_up: HashMap<String, watch::Receiver<usize>>,
     pub hook: Option<Arc<dyn MasterHook>>,
+    /// The `vrrp_sync_groups` entry the instance belongs to.
+    pub sync_group: Option<Arc<SyncGroup>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,11 @@ impl Instance {
             }
         }
 
+        if let Some(group) = &opts.sync_group {
+            if let Some(index) = machine_cfg.tracker_index(TrackerKind::SyncGroup, group.name()) {
+                forward_group(group.clone(), name.clone(), index, tracker_tx.clone());
+            }
+        }
         let machine = Machine::new(machine_cfg);
         let (status_tx, status) = watch::channel(InstanceStatus {
             state: State::Initialize,
@@ -184,6 +192,7 @@ impl Instance {
             status_tx,
             notifier,
             hook: opts.hook,
+            sync_group: opts.sync_group,
             release_at: None,
             _scripts: scripts,
         };
@@ -257,6 +266,33 @@ fn forward_watch<T: Send + Sync + 'static>(
     });
 }
 
+/// Feeds the group's state into the instance's sync-group tracker: failing while another
+/// member is in FAULT of its own.
+fn forward_group(
+    group: Arc<SyncGroup>,
+    instance: String,
+    index: usize,
+    tx: mpsc::UnboundedSender<(usize, bool)>,
+) {
+    let mut rx = group.subscribe();
+    tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            rx.borrow_and_update();
+            let ok = group.faulty_other(&instance).is_none();
+            if last != Some(ok) {
+                last = Some(ok);
+                if tx.send((index, ok)).is_err() {
+                    return;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
 /// keepalived removes configured VIPs found on the interface at start: a killed predecessor
 /// (SIGKILL, crash) left them there, and a box that is not MASTER must not hold them.
 async fn remove_stale_vips(cfg: &InstanceConfig, netlink: &Netlink) {
@@ -297,6 +333,7 @@ struct Driver {
     status_tx: watch::Sender<InstanceStatus>,
     notifier: Notifier,
     hook: Option<Arc<dyn MasterHook>>,
+    sync_group: Option<Arc<SyncGroup>>,
     /// A preempted MASTER's VIP removal, put off until this time (see [`HANDBACK`]).
     release_at: Option<Instant>,
     _scripts: Vec<ScriptTracker>,
@@ -490,6 +527,18 @@ impl Driver {
             .machine
             .handle(Event::Tracker { index, ok }, Instant::now());
         self.execute(actions).await;
+        // The cause of a FAULT may change without a transition (own tracker now failing too).
+        self.report_to_group();
+    }
+
+    fn report_to_group(&self) {
+        if let Some(g) = &self.sync_group {
+            g.report(
+                &self.cfg.name,
+                self.machine.state(),
+                self.machine.fault_is_by_group(),
+            );
+        }
     }
 
     /// Parses and validates one received packet (vrrp.md §4).
@@ -783,5 +832,6 @@ impl Driver {
             priority: self.machine.effective_priority(),
         };
         self.status_tx.send_replace(status);
+        self.report_to_group();
     }
 }

@@ -7,6 +7,7 @@
 //! - [`io`]: raw IP socket, netlink (addresses, links), gratuitous ARP.
 //! - [`track`]: script and interface trackers.
 //! - [`notify`]: notify scripts.
+//! - [`sync_group`]: keepalived's `vrrp_sync_group` (members move together).
 //! - [`instance`]: the async driver that feeds the machine and runs its actions.
 //! - [`config`]: the typed configuration the binary hands us.
 
@@ -17,6 +18,7 @@ pub mod logs;
 pub mod machine;
 pub mod notify;
 pub mod packet;
+pub mod sync_group;
 pub mod track;
 
 pub use config::*;

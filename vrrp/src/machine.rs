@@ -29,6 +29,8 @@ pub enum TrackerKind {
     Backend,
     /// The instance's own interface, tracked implicitly with weight 0 (keepalived).
     OwnInterface,
+    /// Another member of the instance's sync group is in FAULT (weight 0, always last).
+    SyncGroup,
 }
 
 /// One tracker feeding the effective priority or FAULT (vrrp.md §10).
@@ -104,6 +106,12 @@ impl MachineConfig {
             name: t.backend.clone(),
             kind: TrackerKind::Backend,
             weight: t.weight,
+        }));
+        // Last, so that a member's own fault is the reason it reports first.
+        trackers.extend(cfg.sync_group.iter().map(|g| TrackerSpec {
+            name: g.clone(),
+            kind: TrackerKind::SyncGroup,
+            weight: 0,
         }));
         MachineConfig {
             version: cfg.version,
@@ -246,6 +254,7 @@ impl fmt::Display for Reason {
                     write!(f, "interface {name} down")
                 }
                 TrackerKind::Backend => write!(f, "backend {name} down"),
+                TrackerKind::SyncGroup => write!(f, "sync group {name} has a member in FAULT"),
             },
             Reason::TrackerPending { name, kind } => match kind {
                 TrackerKind::Script => write!(f, "script {name} has not run yet"),
@@ -253,6 +262,7 @@ impl fmt::Display for Reason {
                 TrackerKind::Interface | TrackerKind::OwnInterface => {
                     write!(f, "interface {name} state unknown")
                 }
+                TrackerKind::SyncGroup => write!(f, "sync group {name} state unknown"),
             },
             Reason::TrackerRecovered { name, kind } => match kind {
                 TrackerKind::Script => write!(f, "script {name} succeeded"),
@@ -260,6 +270,7 @@ impl fmt::Display for Reason {
                     write!(f, "interface {name} up")
                 }
                 TrackerKind::Backend => write!(f, "backend {name} up"),
+                TrackerKind::SyncGroup => write!(f, "sync group {name} has no member in FAULT"),
             },
             Reason::Shutdown => write!(f, "shutdown"),
         }
@@ -878,6 +889,18 @@ impl Machine {
     /// FAULT until then): from now on it is our advert source and tie-break address.
     pub fn set_primary_ip(&mut self, ip: Ipv4Addr) {
         self.cfg.primary_ip = ip;
+    }
+
+    /// In FAULT (or about to be) only because of the sync group: no weight-0 tracker of its
+    /// own fails.
+    pub fn fault_is_by_group(&self) -> bool {
+        matches!(
+            self.fault_cause(),
+            Some(Reason::TrackerFailed {
+                kind: TrackerKind::SyncGroup,
+                ..
+            })
+        )
     }
 }
 
@@ -2059,6 +2082,7 @@ mod tests {
                 weight: 0,
             }],
             notify: NotifyScripts::default(),
+            sync_group: None,
         }
     }
 

@@ -43,6 +43,8 @@ impl NotifyState {
 /// Runs one instance's notify scripts.
 #[derive(Debug, Clone)]
 pub struct Notifier {
+    /// `INSTANCE`, or `GROUP` for a sync group's scripts (keepalived's first argument).
+    kind: &'static str,
     instance: String,
     scripts: NotifyScripts,
     time_limit: Duration,
@@ -51,9 +53,18 @@ pub struct Notifier {
 impl Notifier {
     pub fn new(instance: impl Into<String>, scripts: NotifyScripts) -> Notifier {
         Notifier {
+            kind: "INSTANCE",
             instance: instance.into(),
             scripts,
             time_limit: NOTIFY_TIME_LIMIT,
+        }
+    }
+
+    /// A sync group's scripts: the generic one gets `GROUP <name> <STATE> 0`.
+    pub fn for_group(group: impl Into<String>, scripts: NotifyScripts) -> Notifier {
+        Notifier {
+            kind: "GROUP",
+            ..Notifier::new(group, scripts)
         }
     }
 
@@ -106,7 +117,7 @@ impl Notifier {
             .and_then(Program::parse)
             .map(|p| {
                 p.with_args([
-                    "INSTANCE",
+                    self.kind,
                     self.instance.as_str(),
                     state.as_str(),
                     priority.as_str(),

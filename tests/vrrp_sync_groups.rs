@@ -1,0 +1,108 @@
+//! `vrrp_sync_groups` end to end (keepalived's `vrrp_sync_group`): two instances of a pair in
+//! one group; when one member on the MASTER box goes to FAULT (its weight-0 script fails),
+//! the other member follows although nothing of its own failed, so the peer takes both VIPs;
+//! when the cause goes, both come back. The group's notify script and keepalived's log line
+//! are checked.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use testkit::{require_root, wait_until, Lab, TempDir};
+
+const VIP2: &str = "198.51.100.101";
+
+#[test]
+fn a_member_in_fault_takes_its_sync_group_with_it_and_back() {
+    if !require_root("sync_groups") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")]);
+    let dir = TempDir::new("sync-groups");
+    // One copy of the group's notify script per box, each logging its arguments to its own file.
+    let notify = |node: &str| dir.join(&format!("group-notify-{node}.sh"));
+    for node in ["lb1", "lb2"] {
+        std::fs::write(notify(node), "#!/bin/sh\necho \"$*\" >> \"$0.log\"\n").expect("script");
+        std::fs::set_permissions(
+            notify(node),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+    }
+    let flag = dir.join("fault-flag");
+    let cfg = |node: &str, p: u8| {
+        let (n, f) = (notify(node).display().to_string(), flag.display());
+        [
+            format!("global:\n  node: {node}\n  log: {{ target: stderr }}\n  vrrp_realtime_priority: 50"),
+            format!("vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test ! -e {f}-{node}\"\n    interval: 1\n    weight: 0\n    rise: 1\n    fall: 1"),
+            "vrrp_instances:".to_owned(),
+            format!("  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP}/24]\n    track_scripts: [chk]"),
+            format!("  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP2}/24]"),
+            format!("vrrp_sync_groups:\n  - name: G1\n    group: [VI_1, VI_2]\n    notify: {n}\n"),
+        ]
+        .join("\n")
+    };
+    let both = |h: &str| lab.host(h).has_address(VIP) && lab.host(h).has_address(VIP2);
+    let none = |h: &str| !lab.host(h).has_address(VIP) && !lab.host(h).has_address(VIP2);
+    let n1 = start(&lab, "lb1", &dir, &cfg("lb1", 101));
+    assert!(
+        wait_until(Duration::from_secs(8), || both("lb1")),
+        "{}",
+        n1.log_text()
+    );
+    let n2 = start(&lab, "lb2", &dir, &cfg("lb2", 100));
+    assert!(
+        n2.wait_log("(VI_2) Entering BACKUP STATE", Duration::from_secs(5)),
+        "{}",
+        n2.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(both("lb1") && none("lb2"), "{}", n2.log_text());
+
+    // VI_1's script fails on lb1: VI_1 to FAULT, and VI_2 with it by the group.
+    let t0 = Instant::now();
+    std::fs::write(format!("{}-lb1", flag.display()), "").expect("flag");
+    let moved = wait_until(Duration::from_secs(5), || both("lb2") && none("lb1"));
+    println!(
+        "sync group: lb2 holds both VIPs {:?} after VI_1's script started failing on lb1",
+        t0.elapsed()
+    );
+    assert!(moved, "{}\n{}", n1.log_text(), n2.log_text());
+    let log1 = n1.log_text();
+    for needle in [
+        "(VI_1) Entering FAULT STATE",
+        "VRRP_Group(G1) Syncing instances to FAULT state",
+        "(VI_2) Entering FAULT STATE",
+        "VRRP_Group(G1) Entering FAULT STATE",
+    ] {
+        assert!(log1.contains(needle), "no {needle:?} in lb1's log:\n{log1}");
+    }
+    let notified =
+        || std::fs::read_to_string(format!("{}.log", notify("lb1").display())).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(3), || notified()
+            .contains("GROUP G1 FAULT 0")),
+        "group notify: {}",
+        notified()
+    );
+
+    // The cause goes: both members leave FAULT and lb1 (101) takes both VIPs back.
+    let t1 = Instant::now();
+    std::fs::remove_file(format!("{}-lb1", flag.display())).expect("unflag");
+    let back = wait_until(Duration::from_secs(8), || both("lb1") && none("lb2"));
+    println!(
+        "sync group: lb1 holds both VIPs again {:?} after the script recovered",
+        t1.elapsed()
+    );
+    assert!(back, "{}\n{}", n1.log_text(), n2.log_text());
+    assert!(
+        wait_until(Duration::from_secs(3), || notified()
+            .matches("GROUP G1 MASTER 0")
+            .count()
+            >= 2),
+        "group notify: {}",
+        notified()
+    );
+}

@@ -1,0 +1,160 @@
+//! keepalived's `vrrp_sync_group`: instances that must move together. A member that enters
+//! FAULT for a reason of its own takes the others to FAULT with it (they hold a weight-0
+//! tracker on the group, [`crate::machine::TrackerKind::SyncGroup`]), and they come back when
+//! no member is in FAULT of its own any more. Members forced by the group do not count, or
+//! the group could never leave FAULT. The group's notify scripts run when its state changes
+//! (FAULT when a member is, MASTER when all are, BACKUP otherwise).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::NotifyScripts;
+use crate::machine::State;
+use crate::notify::{Notifier, NotifyState};
+
+/// The configuration of one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroupConfig {
+    pub name: String,
+    pub members: Vec<String>,
+    pub notify: NotifyScripts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Member {
+    state: State,
+    /// In FAULT only because another member is.
+    by_group: bool,
+}
+
+/// The shared view of a group's members, one per group for the life of the daemon.
+pub struct SyncGroup {
+    cfg: SyncGroupConfig,
+    members: Mutex<HashMap<String, Member>>,
+    group_state: Mutex<Option<NotifyState>>,
+    changed: watch::Sender<u64>,
+    notifier: Notifier,
+}
+
+impl SyncGroup {
+    pub fn new(cfg: SyncGroupConfig) -> Arc<SyncGroup> {
+        let notifier = Notifier::for_group(cfg.name.clone(), cfg.notify.clone());
+        Arc::new(SyncGroup {
+            cfg,
+            members: Mutex::new(HashMap::new()),
+            group_state: Mutex::new(None),
+            changed: watch::channel(0).0,
+            notifier,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn contains(&self, instance: &str) -> bool {
+        self.cfg.members.iter().any(|m| m == instance)
+    }
+
+    /// Bumped on every change a member reports.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// A member's state after a transition or a tracker change. Must be called inside a
+    /// tokio runtime (the group's notify scripts start from here).
+    pub fn report(&self, instance: &str, state: State, by_group: bool) {
+        let member = Member {
+            state,
+            by_group: state == State::Fault && by_group,
+        };
+        let (changed, group) = {
+            let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+            let old = members.insert(instance.to_owned(), member);
+            let all = self.cfg.members.len();
+            let group = if members.values().any(|m| m.state == State::Fault) {
+                Some(NotifyState::Fault)
+            } else if members.len() == all && members.values().all(|m| m.state == State::Master) {
+                Some(NotifyState::Master)
+            } else if members.values().any(|m| m.state == State::Backup) {
+                Some(NotifyState::Backup)
+            } else {
+                None
+            };
+            (old != Some(member), group)
+        };
+        if member.state == State::Fault && !member.by_group && changed {
+            info!(
+                "VRRP_Group({}) Syncing instances to FAULT state",
+                self.cfg.name
+            );
+        }
+        self.set_group_state(group);
+        if changed {
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    fn set_group_state(&self, group: Option<NotifyState>) {
+        let mut current = self.group_state.lock().unwrap_or_else(|e| e.into_inner());
+        if group.is_none() || *current == group {
+            return;
+        }
+        *current = group;
+        if let Some(state) = group {
+            info!(
+                "VRRP_Group({}) Entering {} STATE",
+                self.cfg.name,
+                state.as_str()
+            );
+            drop(self.notifier.notify(state, 0));
+        }
+    }
+
+    /// Another member in FAULT of its own, if any: while there is one, `instance` is held in
+    /// FAULT too.
+    pub fn faulty_other(&self, instance: &str) -> Option<String> {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members
+            .iter()
+            .find(|(name, m)| *name != instance && m.state == State::Fault && !m.by_group)
+            .map(|(name, _)| name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group() -> Arc<SyncGroup> {
+        SyncGroup::new(SyncGroupConfig {
+            name: "G1".into(),
+            members: vec!["VI_1".into(), "VI_2".into()],
+            notify: NotifyScripts::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_own_fault_holds_the_others_and_a_forced_one_does_not() {
+        let g = group();
+        let rx = g.subscribe();
+        g.report("VI_1", State::Backup, false);
+        g.report("VI_2", State::Backup, false);
+        assert_eq!(g.faulty_other("VI_2"), None);
+        g.report("VI_1", State::Fault, false);
+        assert!(rx.has_changed().unwrap_or(false));
+        assert_eq!(g.faulty_other("VI_2").as_deref(), Some("VI_1"));
+        // VI_2 follows, forced: it must not hold VI_1 in FAULT once VI_1 recovers.
+        g.report("VI_2", State::Fault, true);
+        assert_eq!(g.faulty_other("VI_1"), None);
+        g.report("VI_1", State::Backup, false);
+        assert_eq!(g.faulty_other("VI_2"), None);
+        // A member's own fault does hold the others.
+        g.report("VI_2", State::Fault, false);
+        assert_eq!(g.faulty_other("VI_1").as_deref(), Some("VI_2"));
+        assert!(!g.contains("VI_3") && g.contains("VI_2"));
+    }
+}
