@@ -205,6 +205,8 @@ pub struct BackendConfig {
     /// just died, or a pooled connection it had closed). Default false.
     pub retry_on_empty_response: bool,
     pub timeouts: BackendTimeouts,
+    /// `tls`: connections to the servers (and their health checks) speak TLS.
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl BackendConfig {
@@ -220,6 +222,40 @@ impl BackendConfig {
             redispatch: false,
             retry_on_empty_response: false,
             timeouts: BackendTimeouts::default(),
+            tls: None,
+        }
+    }
+}
+
+/// Backend `tls` (lb.md §10 "To servers").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTlsConfig {
+    /// Verify the server's certificate chain and name. Default true.
+    pub verify: bool,
+    /// PEM bundle of the CAs trusted for the servers.
+    pub ca_file: Option<PathBuf>,
+    /// `system: true`†: also trust the system CA store (/etc/ssl/certs).
+    pub system: bool,
+    /// `sni`†: sent as SNI and verified; default `verify_host`.
+    pub sni: Option<String>,
+    /// `verify_host`†: the name verified when `sni` is absent (also sent as SNI).
+    pub verify_host: Option<String>,
+    /// `cert`†: client certificate chain (PEM; may hold the key too).
+    pub cert: Option<PathBuf>,
+    /// `key`†: the client key when it is not in `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl Default for ServerTlsConfig {
+    fn default() -> Self {
+        ServerTlsConfig {
+            verify: true,
+            ca_file: None,
+            system: false,
+            sni: None,
+            verify_host: None,
+            cert: None,
+            key: None,
         }
     }
 }

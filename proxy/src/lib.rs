@@ -24,6 +24,7 @@ pub mod config;
 pub use crate::http::{cookie, errorpage, headers, rewrite, route};
 pub use listen::tls;
 pub use observe::accesslog;
+pub use upstream::tls as upstream_tls;
 pub use upstream::{balance, health, probe};
 
 use std::net::SocketAddr;
@@ -146,8 +147,16 @@ impl Proxy {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProxyError::NoRuntime);
         }
-        let backends: Arc<[Arc<Backend>]> =
-            config.backends.iter().cloned().map(Backend::new).collect();
+        let backends: Arc<[Arc<Backend>]> = config
+            .backends
+            .iter()
+            .map(|b| {
+                Backend::new(b.clone()).map_err(|source| ProxyError::ServerTls {
+                    backend: b.name.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
         if let Some(prev) = previous {
             for b in backends.iter() {
                 if let Some(old) = prev.backends.iter().find(|o| o.name == b.name) {

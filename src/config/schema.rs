@@ -406,7 +406,12 @@ pub struct BackendTimeouts {
 pub struct BackendTls {
     pub verify: Option<bool>,
     pub ca_file: Option<String>,
-    // Read once TLS to servers is built (`run` refuses backend TLS until then).
-    #[allow(dead_code)]
+    /// Also trust the system CA store.
+    #[serde(default)]
+    pub system: bool,
     pub sni: Option<String>,
+    pub verify_host: Option<String>,
+    /// Client certificate (PEM chain; may hold the key).
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }

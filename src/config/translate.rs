@@ -8,6 +8,7 @@ use super::validate::{parse_status_range, Validated};
 use proxy::config::{
     BackendConfig, BackendTimeouts, Balance, CheckKind, CookieConfig, FrontendConfig,
     FrontendTimeouts, HealthCheckConfig, HostMatch, ProxyConfig, RouteConfig, ServerConfig,
+    ServerTlsConfig,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -171,6 +172,7 @@ fn backend(x: &schema::Backend) -> BackendConfig {
     bc.redispatch = x.redispatch;
     bc.retry_on_empty_response = x.retry_on.iter().any(|r| r == "empty-response");
     bc.all_backups = x.all_backups;
+    bc.tls = x.tls.as_ref().map(server_tls);
     if let Some(t) = &x.timeouts {
         let connect = dur(&t.connect, BackendTimeouts::default().connect);
         bc.timeouts = BackendTimeouts {
@@ -182,4 +184,17 @@ fn backend(x: &schema::Backend) -> BackendConfig {
         };
     }
     bc
+}
+
+/// Backend `tls` as the proxy's settings (also what `check` loads).
+pub fn server_tls(t: &schema::BackendTls) -> ServerTlsConfig {
+    ServerTlsConfig {
+        verify: t.verify.unwrap_or(true),
+        ca_file: t.ca_file.as_ref().map(Into::into),
+        system: t.system,
+        sni: t.sni.clone(),
+        verify_host: t.verify_host.clone(),
+        cert: t.cert.as_ref().map(Into::into),
+        key: t.key.as_ref().map(Into::into),
+    }
 }

@@ -1178,6 +1178,47 @@ pub(crate) fn parse_status_range(v: &serde_yaml::Value) -> Option<(u16, u16)> {
     ((100..=599).contains(&lo) && (lo..=599).contains(&hi)).then_some((lo as u16, hi as u16))
 }
 
+/// Backend `tls`: loads every file as `run` will (lb.md §10 "To servers").
+fn check_backend_tls(d: &mut Diags, p: &str, t: &BackendTls) {
+    if t.verify.unwrap_or(true) && t.ca_file.is_none() && !t.system {
+        d.error(
+            &format!("{p}.tls.ca_file"),
+            "verify is on (the default) but neither ca_file nor system: true is given",
+        );
+        return;
+    }
+    if t.verify == Some(false) {
+        d.warning(
+            &format!("{p}.tls.verify"),
+            "server certificates are not verified",
+        );
+    }
+    if t.key.is_some() && t.cert.is_none() {
+        d.error(&format!("{p}.tls.key"), "a key needs its cert");
+        return;
+    }
+    let settings = super::translate::server_tls(t);
+    if let Err(e) = proxy::upstream_tls::configured_name(&settings) {
+        let key = if t.sni.is_some() {
+            "sni"
+        } else {
+            "verify_host"
+        };
+        d.error(&format!("{p}.tls.{key}"), e.to_string());
+    }
+    if let Err(e) = proxy::upstream_tls::client_config(&settings) {
+        use proxy::upstream_tls::TlsSetupError as E;
+        let key = match e {
+            E::CaFile { .. } => "ca_file",
+            E::SystemRoots(_) => "system",
+            E::Cert { .. } | E::ClientAuth(_) => "cert",
+            E::Key { .. } => "key",
+            E::NoRoots | E::Name(_) => "verify",
+        };
+        d.error(&format!("{p}.tls.{key}"), e.to_string());
+    }
+}
+
 fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>) {
     duplicates(
         d,
@@ -1346,19 +1387,7 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
             );
         }
         if let Some(t) = &b.tls {
-            if t.verify.unwrap_or(true) && t.ca_file.is_none() {
-                d.error(
-                    &format!("{p}.tls.ca_file"),
-                    "verify is on (the default) but no ca_file is given",
-                );
-            }
-            if t.verify == Some(false) {
-                d.warning(
-                    &format!("{p}.tls.verify"),
-                    "server certificates are not verified",
-                );
-            }
-            unsupported.push(format!("TLS to servers ({p}.tls)"));
+            check_backend_tls(d, &p, t);
         }
         if let Some(m) = &b.http_mode {
             if one_of(

@@ -5,6 +5,8 @@
 //! Names are unique per process and per lab, so tests run in parallel. Only 198.51.100.0/24 and
 //! 203.0.113.0/24 are ever used, and nothing is routed to the host.
 
+pub mod pki;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Output, Stdio};

@@ -30,6 +30,11 @@ pub enum ProxyError {
     },
     #[error(transparent)]
     Frontend(#[from] FrontendError),
+    #[error("backend {backend}: tls: {source}")]
+    ServerTls {
+        backend: String,
+        source: crate::upstream::tls::TlsSetupError,
+    },
     #[error("the proxy must be started inside a tokio runtime")]
     NoRuntime,
     #[error(transparent)]

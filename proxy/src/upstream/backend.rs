@@ -19,6 +19,7 @@ use crate::config::{BackendConfig, Balance, ServerConfig};
 use crate::upstream::balance::{self, Candidate, SmoothRoundRobin};
 use crate::upstream::connector::Upstream;
 use crate::upstream::probe::ProbeResult;
+use crate::upstream::tls::{ServerTls, TlsSetupError};
 
 /// A backend's `cookie:` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,14 +131,20 @@ pub(crate) enum Acquire {
 }
 
 impl Backend {
-    pub(crate) fn new(cfg: BackendConfig) -> Arc<Self> {
+    /// Fails only when the backend's `tls` files do not load.
+    pub(crate) fn new(cfg: BackendConfig) -> Result<Arc<Self>, TlsSetupError> {
+        let tls = cfg.tls.as_ref().map(ServerTls::load).transpose()?;
         let servers: Vec<Server> = cfg
             .servers
             .iter()
             .map(|s| Server {
                 name: s.name.as_str().into(),
                 authority: authority_of(s),
-                upstream: Upstream::new(s.addr, &cfg.timeouts),
+                upstream: Upstream::new(
+                    s.addr,
+                    &cfg.timeouts,
+                    tls.as_ref().map(|t| t.for_server(s.addr)),
+                ),
                 cfg: s.clone(),
                 up: AtomicBool::new(true),
                 inflight: AtomicUsize::new(0),
@@ -162,7 +169,7 @@ impl Backend {
         let n = servers.len();
         let up = servers.iter().filter(|s| s.is_up()).count();
         let (health, _) = watch::channel(BackendHealth { up, total: n });
-        Arc::new(Backend {
+        Ok(Arc::new(Backend {
             name: cfg.name.as_str().into(),
             cookie: cfg.cookie.as_ref().map(|c| CookiePolicy {
                 name: c.name.clone(),
@@ -182,7 +189,7 @@ impl Backend {
             queued: AtomicUsize::new(0),
             usable: AtomicUsize::new(up),
             health,
-        })
+        }))
     }
 
     fn lock(&self) -> MutexGuard<'_, LbState> {
@@ -565,7 +572,7 @@ mod tests {
             .collect();
         let mut cfg = BackendConfig::new("b", servers);
         cfg.balance = balance;
-        Backend::new(cfg)
+        Backend::new(cfg).unwrap()
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -30,6 +30,8 @@ use tokio::net::TcpStream;
 use crate::config::BackendTimeouts;
 use crate::upstream::body::RequestBody;
 use crate::upstream::h1::RawConn;
+use crate::upstream::io::ServerIo;
+use crate::upstream::tls::ServerTlsClient;
 
 /// A pooled connection lent to hyper's client for one request with a body.
 pub(crate) struct HyperConn {
@@ -90,15 +92,18 @@ impl Pool {
 /// Why no connection could be made.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
+    /// The TCP connect, or the TLS handshake after it, did not end within `connect`.
     Timeout,
     Io(io::Error),
+    /// The TLS handshake failed: a protocol error or a certificate that does not verify.
+    Tls(io::Error),
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::Timeout => f.write_str("connect timeout"),
-            ConnectError::Io(e) => write!(f, "{e}"),
+            ConnectError::Io(e) | ConnectError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -107,14 +112,21 @@ impl std::fmt::Display for ConnectError {
 pub(crate) struct Upstream {
     addr: SocketAddr,
     connect_timeout: Duration,
+    /// Backend `tls`: every new connection starts with a TLS handshake.
+    tls: Option<ServerTlsClient>,
     pool: Arc<Pool>,
 }
 
 impl Upstream {
-    pub(crate) fn new(addr: SocketAddr, timeouts: &BackendTimeouts) -> Self {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        timeouts: &BackendTimeouts,
+        tls: Option<ServerTlsClient>,
+    ) -> Self {
         Upstream {
             addr,
             connect_timeout: timeouts.connect,
+            tls,
             pool: Arc::new(Pool {
                 idle_timeout: timeouts.server_idle,
                 state: Mutex::default(),
@@ -126,7 +138,7 @@ impl Upstream {
     pub(crate) async fn checkout(&self) -> Result<RawConn, ConnectError> {
         let generation = {
             let mut st = self.pool.lock();
-            while let Some(c) = st.idle.pop() {
+            while let Some(mut c) = st.idle.pop() {
                 if c.since.elapsed() >= self.pool.idle_timeout {
                     // The newest is expired: all are.
                     st.idle.clear();
@@ -138,14 +150,32 @@ impl Upstream {
             }
             st.generation
         };
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(ConnectError::Io(e)),
-                Err(_) => return Err(ConnectError::Timeout),
-            };
+        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
+            Ok(Ok(io)) => Ok(RawConn::new(io, generation)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ConnectError::Timeout),
+        }
+    }
+
+    /// A new connection: TCP, then the TLS handshake when the backend has `tls` (both
+    /// within the one `connect` timeout of the caller).
+    async fn connect(&self) -> Result<ServerIo, ConnectError> {
+        let stream = TcpStream::connect(self.addr)
+            .await
+            .map_err(ConnectError::Io)?;
         let _ = stream.set_nodelay(true);
-        Ok(RawConn::new(stream, generation))
+        match &self.tls {
+            None => Ok(ServerIo::Plain(stream)),
+            Some(tls) => match tls.handshake(stream).await {
+                Ok(s) => Ok(ServerIo::Tls(Box::new(s))),
+                Err(e) => Err(ConnectError::Tls(e)),
+            },
+        }
+    }
+
+    /// The TLS client of this server, when its backend has `tls` (health checks use it).
+    pub(crate) fn tls(&self) -> Option<&ServerTlsClient> {
+        self.tls.as_ref()
     }
 
     /// Takes back a connection after a complete keep-alive response.

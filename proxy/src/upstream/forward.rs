@@ -330,7 +330,13 @@ pub(crate) async fn forward(
                     return Err(ForwardError::Client(f));
                 }
                 last_timeout = matches!(e, ConnectError::Timeout);
-                tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                if let ConnectError::Tls(_) = e {
+                    // A configuration problem an operator must see (an expired or foreign
+                    // certificate), unlike a refused connect during a restart.
+                    tracing::warn!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                } else {
+                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                }
                 attempt += 1;
                 continue;
             }

@@ -26,10 +26,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::upstream::fields::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
+use crate::upstream::io::ServerIo;
 
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -53,7 +53,7 @@ pub(crate) struct RawConn {
 }
 
 struct ConnState {
-    io: TcpStream,
+    io: ServerIo,
     buf: BytesMut,
     out: Vec<u8>,
     /// The `server` timeout of the exchange in progress; one timer per connection, pushed
@@ -64,7 +64,7 @@ struct ConnState {
 }
 
 impl RawConn {
-    pub(crate) fn new(io: TcpStream, generation: u64) -> Self {
+    pub(crate) fn new(io: ServerIo, generation: u64) -> Self {
         RawConn {
             state: Box::new(ConnState {
                 io,
@@ -79,26 +79,14 @@ impl RawConn {
     }
 
     /// The socket, whether it served before, and its pool generation.
-    pub(crate) fn into_parts(self) -> (TcpStream, bool, u64) {
+    pub(crate) fn into_parts(self) -> (ServerIo, bool, u64) {
         (self.state.io, self.reused, self.generation)
     }
 
     /// An idle pooled connection is usable when nothing arrived on it since its last
-    /// response (no end of stream, no stray bytes). Costs no system call when the socket
-    /// has not become readable.
-    pub(crate) fn still_open(&self) -> bool {
-        if !self.state.buf.is_empty() {
-            return false;
-        }
-        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        match self.state.io.poll_read_ready(&mut cx) {
-            Poll::Pending => true,
-            Poll::Ready(Err(_)) => false,
-            Poll::Ready(Ok(())) => {
-                let mut b = [0u8; 1];
-                matches!(self.state.io.try_read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            }
-        }
+    /// response (no end of stream, no stray bytes).
+    pub(crate) fn still_open(&mut self) -> bool {
+        self.state.buf.is_empty() && self.state.io.still_open()
     }
 }
 
@@ -200,13 +188,19 @@ fn encode_head(
 type Head = (Response<()>, Framing, bool, bool);
 
 async fn write_and_read_head(
-    io: &mut TcpStream,
+    io: &mut ServerIo,
     buf: &mut BytesMut,
     out: &[u8],
     names: &mut NameCache,
     head_request: bool,
 ) -> Result<Head, SendError> {
-    if let Err(e) = io.write_all(out).await {
+    // The flush matters for TLS only (rustls may hold records the socket did not take).
+    if let Err(e) = async {
+        io.write_all(out).await?;
+        io.flush().await
+    }
+    .await
+    {
         return Err(SendError::Empty(Some(e)));
     }
     let mut received = false;

@@ -206,6 +206,13 @@ async fn run_checker(
     if let Some(port) = server.cfg.check_port.or(cfg.port) {
         target.set_port(port);
     }
+    // A `port` override checks a plain service next to the TLS one (HAProxy `check port`
+    // without `check-ssl`).
+    let tls = if cfg.port.is_some() {
+        None
+    } else {
+        server.upstream.tls()
+    };
     let request = match cfg.kind {
         CheckKind::Http => Some(probe::http_request_bytes(&cfg, target)),
         CheckKind::Tcp => None,
@@ -218,8 +225,8 @@ async fn run_checker(
     tokio::time::sleep(delay).await;
     loop {
         let result = match &request {
-            Some(bytes) => probe::http(target, bytes, &cfg).await,
-            None => probe::tcp(target, cfg.timeout).await,
+            Some(bytes) => probe::http(target, bytes, &cfg, tls).await,
+            None => probe::tcp(target, cfg.timeout, tls).await,
         };
         let before = counter;
         let changed = if result.code.passed() {
@@ -275,6 +282,9 @@ impl CheckCode {
             CheckCode::L4Ok => "Layer4 check passed",
             CheckCode::L4Con => "Layer4 connection problem",
             CheckCode::L4Tout => "Layer4 timeout",
+            CheckCode::L6Ok => "Layer6 check passed",
+            CheckCode::L6Rsp => "Layer6 invalid response",
+            CheckCode::L6Tout => "Layer6 timeout",
             CheckCode::L7Ok => "Layer7 check passed",
             CheckCode::L7Sts => "Layer7 wrong status",
             CheckCode::L7Rsp => "Layer7 invalid response",

@@ -1,5 +1,7 @@
 //! One health probe (lb.md §4): a TCP connect, or a small HTTP/1.1 request whose status line
-//! and headers are read and judged; the body is ignored.
+//! and headers are read and judged; the body is ignored. On a backend with `tls` the probe
+//! also makes the TLS handshake (HAProxy's layer 6 codes: L6OK, L6RSP, L6TOUT) and sends
+//! its request over it, all within the one check timeout.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::HealthCheckConfig;
+use crate::upstream::io::ServerIo;
+use crate::upstream::tls::ServerTlsClient;
 
 /// HAProxy's check result codes (shown in logs and as the stats "LastChk").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +20,12 @@ pub enum CheckCode {
     L4Ok,
     L4Con,
     L4Tout,
+    /// TLS handshake done (a `tcp` check on a TLS backend).
+    L6Ok,
+    /// TLS handshake failed (protocol error, certificate not verified).
+    L6Rsp,
+    /// TLS handshake not done within the check timeout.
+    L6Tout,
     L7Ok,
     L7Sts,
     L7Rsp,
@@ -24,7 +34,7 @@ pub enum CheckCode {
 
 impl CheckCode {
     pub fn passed(self) -> bool {
-        matches!(self, CheckCode::L4Ok | CheckCode::L7Ok)
+        matches!(self, CheckCode::L4Ok | CheckCode::L6Ok | CheckCode::L7Ok)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +42,9 @@ impl CheckCode {
             CheckCode::L4Ok => "L4OK",
             CheckCode::L4Con => "L4CON",
             CheckCode::L4Tout => "L4TOUT",
+            CheckCode::L6Ok => "L6OK",
+            CheckCode::L6Rsp => "L6RSP",
+            CheckCode::L6Tout => "L6TOUT",
             CheckCode::L7Ok => "L7OK",
             CheckCode::L7Sts => "L7STS",
             CheckCode::L7Rsp => "L7RSP",
@@ -96,29 +109,49 @@ fn describe(e: &io::Error) -> String {
     }
 }
 
+/// TCP connect, then the TLS handshake when `tls` is given, by `deadline`.
 async fn connect(
     target: SocketAddr,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
+    tls: Option<&ServerTlsClient>,
     start: Instant,
-) -> Result<TcpStream, ProbeResult> {
+) -> Result<ServerIo, ProbeResult> {
     let fail = |code, info| ProbeResult {
         code,
         status: None,
         info,
         duration: start.elapsed(),
     };
-    match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(fail(CheckCode::L4Con, Some(describe(&e)))),
-        Err(_) => Err(fail(CheckCode::L4Tout, None)),
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(target)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(fail(CheckCode::L4Con, Some(describe(&e)))),
+        Err(_) => return Err(fail(CheckCode::L4Tout, None)),
+    };
+    let Some(tls) = tls else {
+        return Ok(ServerIo::Plain(stream));
+    };
+    match tokio::time::timeout_at(deadline, tls.handshake(stream)).await {
+        Ok(Ok(s)) => Ok(ServerIo::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(fail(CheckCode::L6Rsp, Some(e.to_string()))),
+        Err(_) => Err(fail(CheckCode::L6Tout, None)),
     }
 }
 
-pub async fn tcp(target: SocketAddr, timeout: Duration) -> ProbeResult {
+/// A connect (and TLS handshake) check: L4OK, or L6OK on TLS.
+pub(crate) async fn tcp(
+    target: SocketAddr,
+    timeout: Duration,
+    tls: Option<&ServerTlsClient>,
+) -> ProbeResult {
     let start = Instant::now();
-    match connect(target, timeout, start).await {
+    let deadline = tokio::time::Instant::from_std(start) + timeout;
+    match connect(target, deadline, tls, start).await {
         Ok(_) => ProbeResult {
-            code: CheckCode::L4Ok,
+            code: if tls.is_some() {
+                CheckCode::L6Ok
+            } else {
+                CheckCode::L4Ok
+            },
             status: None,
             info: None,
             duration: start.elapsed(),
@@ -129,15 +162,21 @@ pub async fn tcp(target: SocketAddr, timeout: Duration) -> ProbeResult {
 
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-pub async fn http(target: SocketAddr, request: &[u8], cfg: &HealthCheckConfig) -> ProbeResult {
+pub(crate) async fn http(
+    target: SocketAddr,
+    request: &[u8],
+    cfg: &HealthCheckConfig,
+    tls: Option<&ServerTlsClient>,
+) -> ProbeResult {
     let start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start) + cfg.timeout;
-    let mut stream = match connect(target, cfg.timeout, start).await {
+    let mut stream = match connect(target, deadline, tls, start).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let exchange = async {
         stream.write_all(request).await?;
+        stream.flush().await?;
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 2048];
         loop {
@@ -235,14 +274,14 @@ mod tests {
     async fn http_probe_judges_the_status() {
         let c = cfg();
         let ok = one_shot_server(b"HTTP/1.1 204 No Content\r\n\r\n").await;
-        let r = http(ok, &http_request_bytes(&c, ok), &c).await;
+        let r = http(ok, &http_request_bytes(&c, ok), &c, None).await;
         assert_eq!((r.code, r.status), (CheckCode::L7Ok, Some(204)));
         let bad = one_shot_server(b"HTTP/1.1 500 Internal Server Error\r\nX: y\r\n\r\n").await;
-        let r = http(bad, &http_request_bytes(&c, bad), &c).await;
+        let r = http(bad, &http_request_bytes(&c, bad), &c, None).await;
         assert_eq!((r.code, r.status), (CheckCode::L7Sts, Some(500)));
         assert_eq!(r.info.as_deref(), Some("Internal Server Error"));
         let junk = one_shot_server(b"SSH-2.0-OpenSSH\r\n\r\n").await;
-        let r = http(junk, &http_request_bytes(&c, junk), &c).await;
+        let r = http(junk, &http_request_bytes(&c, junk), &c, None).await;
         assert_eq!(r.code, CheckCode::L7Rsp);
     }
 
@@ -251,7 +290,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         drop(l);
-        let r = tcp(addr, Duration::from_millis(500)).await;
+        let r = tcp(addr, Duration::from_millis(500), None).await;
         assert_eq!(r.code, CheckCode::L4Con);
         assert_eq!(r.info.as_deref(), Some("Connection refused"));
     }
