@@ -203,12 +203,13 @@ async fn run_checker(
 ) {
     let server = &backend.servers[index];
     let mut target = server.cfg.addr;
-    if let Some(port) = server.cfg.check_port.or(cfg.port) {
+    let port_override = server.cfg.check_port.or(cfg.port);
+    if let Some(port) = port_override {
         target.set_port(port);
     }
-    // A `port` override checks a plain service next to the TLS one (HAProxy `check port`
+    // A port override checks a plain service next to the TLS one (HAProxy `check port`
     // without `check-ssl`).
-    let tls = if cfg.port.is_some() {
+    let tls = if port_override.is_some() {
         None
     } else {
         server.upstream.tls()
