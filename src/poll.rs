@@ -1,6 +1,7 @@
 //! `vrrplb poll` (hidden): the failover drill's client. It GETs one URL at a fixed cadence
 //! (20 ms in the drill) over a tiny blocking HTTP/1.1 client with short connect and read
-//! timeouts, prints one line per failed request with its wall-clock time, and ends with a
+//! timeouts (an `https://` URL: a new TLS connection with a full handshake per request, the
+//! server verified against `--cacert`, else the system store), prints one line per failed request with its wall-clock time, and ends with a
 //! summary a script can parse:
 //!
 //! ```text
@@ -17,8 +18,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Failed requests printed one per line; more are only counted.
@@ -28,9 +31,12 @@ const MAX_RESPONSE: usize = 64 * 1024;
 
 #[derive(clap::Args)]
 pub struct PollArgs {
-    /// The URL to GET: http://HOST[:PORT][/PATH] (no TLS).
+    /// The URL to GET: http[s]://HOST[:PORT][/PATH].
     #[arg(long)]
     url: String,
+    /// CA bundle (PEM) that verifies an https server (default: the system store).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
     /// Time between request starts ("20ms").
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     every: Duration,
@@ -94,12 +100,31 @@ struct Target {
     addrs: Vec<SocketAddr>,
     host_header: String,
     path: String,
+    /// https: the client configuration and the name the certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
-fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+use rustls::pki_types::ServerName;
+
+/// The host of an authority, without port or IPv6 brackets.
+fn host_of(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+fn parse_url(url: &str, cacert: Option<&PathBuf>) -> Result<Target, String> {
+    let (rest, https) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (r, false),
+        (_, Some(r)) => (r, true),
+        _ => {
+            return Err(format!(
+                "{url}: only http:// and https:// URLs are supported"
+            ))
+        }
+    };
+    let default_port = if https { 443 } else { 80 };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -111,12 +136,12 @@ fn parse_url(url: &str) -> Result<Target, String> {
         if authority.contains("]:") {
             authority.to_owned()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{default_port}")
         }
     } else if authority.contains(':') {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     let addrs: Vec<SocketAddr> = with_port
         .to_socket_addrs()
@@ -125,17 +150,71 @@ fn parse_url(url: &str) -> Result<Target, String> {
     if addrs.is_empty() {
         return Err(format!("{url}: {with_port} has no address"));
     }
+    let tls = if https {
+        let settings = proxy::config::ServerTlsConfig {
+            ca_file: cacert.cloned(),
+            system: cacert.is_none(),
+            ..Default::default()
+        };
+        let config = proxy::upstream_tls::client_config(&settings).map_err(|e| e.to_string())?;
+        let host = host_of(authority);
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("{url}: {host:?} is not a host name or address"))?;
+        Some((config, name))
+    } else {
+        None
+    };
     Ok(Target {
         addrs,
         host_header: authority.to_owned(),
         path: path.to_owned(),
+        tls,
     })
+}
+
+/// The poll's connection: plain, or TLS over it (handshake on the first write).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(t) => &t.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(t) => t.flush(),
+        }
+    }
 }
 
 /// One GET: Ok(first line of the body) for a 2xx/3xx answer, Err(why) otherwise.
 fn get(target: &Target, timeout: Duration) -> Result<String, String> {
     let addr = target.addrs[0];
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
         if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
             format!("connect: timed out after {}ms", timeout.as_millis())
         } else {
@@ -146,11 +225,23 @@ fn get(target: &Target, timeout: Duration) -> Result<String, String> {
     let _ = s.set_nodelay(true);
     s.set_write_timeout(Some(timeout))
         .map_err(|e| format!("socket: {e}"))?;
+    // The handshake runs in the first write and read, under the same timeouts.
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| format!("socket: {e}"))?;
+    let mut s = match &target.tls {
+        None => Conn::Plain(s),
+        Some((config, name)) => {
+            let conn = rustls::ClientConnection::new(config.clone(), name.clone())
+                .map_err(|e| format!("tls: {e}"))?;
+            Conn::Tls(Box::new(rustls::StreamOwned::new(conn, s)))
+        }
+    };
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vrrplb-poll\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         target.path, target.host_header
     );
     s.write_all(req.as_bytes())
+        .and_then(|()| s.flush())
         .map_err(|e| format!("send: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -159,7 +250,8 @@ fn get(target: &Target, timeout: Duration) -> Result<String, String> {
         if left.is_zero() {
             break;
         }
-        s.set_read_timeout(Some(left))
+        s.tcp()
+            .set_read_timeout(Some(left))
             .map_err(|e| format!("socket: {e}"))?;
         match s.read(&mut chunk) {
             Ok(0) => break,
@@ -270,7 +362,7 @@ fn via(body: &str) -> Option<&str> {
 }
 
 pub fn run(args: &PollArgs) -> ExitCode {
-    let target = match parse_url(&args.url) {
+    let target = match parse_url(&args.url, args.cacert.as_ref()) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -442,13 +534,14 @@ mod tests {
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert!(parse_duration("0ms").is_err());
         assert!(parse_duration("2h").is_err());
-        let t = parse_url("http://127.0.0.1:8080/x/y").expect("url");
+        let t = parse_url("http://127.0.0.1:8080/x/y", None).expect("url");
         assert_eq!(t.addrs[0].to_string(), "127.0.0.1:8080");
         assert_eq!(t.path, "/x/y");
         assert_eq!(t.host_header, "127.0.0.1:8080");
-        let t = parse_url("http://127.0.0.1").expect("url");
+        let t = parse_url("http://127.0.0.1", None).expect("url");
         assert_eq!((t.addrs[0].port(), t.path.as_str()), (80, "/"));
-        assert!(parse_url("https://127.0.0.1/").is_err());
+        assert!(parse_url("ftp://127.0.0.1/", None).is_err());
+        assert!(parse_url("https://127.0.0.1/", Some(&PathBuf::from("/nonexistent"))).is_err());
     }
 
     /// A one-shot server on loopback answering each connection with `reply`.
@@ -476,7 +569,7 @@ mod tests {
             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 3\r\n\r\nno\n",
             "",
         ]);
-        let t = parse_url(&format!("http://{addr}/")).expect("url");
+        let t = parse_url(&format!("http://{addr}/"), None).expect("url");
         let to = Duration::from_millis(500);
         assert_eq!(get(&t, to), Ok("web1 via lb1".to_owned()));
         assert_eq!(get(&t, to), Ok("web2 via lb2".to_owned()));
@@ -486,6 +579,68 @@ mod tests {
         // Nobody listens any more: refused at once.
         let e = get(&t, to).expect_err("refused");
         assert!(e.starts_with("connect:"), "{e}");
+    }
+
+    /// An openssl s_server, killed when dropped (also when the test fails).
+    struct SServer(std::process::Child);
+
+    impl Drop for SServer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn https_polls_make_a_verified_handshake_per_request() {
+        let test = "https_polls_make_a_verified_handshake_per_request";
+        if !testkit::require_tool(test, "openssl") {
+            return;
+        }
+        use testkit::pki::{Ca, KeyKind};
+        let dir = testkit::TempDir::new("poll-tls");
+        let ca = Ca::new(dir.path(), "ca");
+        let www = ca.leaf(
+            dir.path(),
+            "www",
+            &["DNS:www.lab.test", "IP:127.0.0.1"],
+            KeyKind::EcdsaP256,
+            false,
+        );
+        let other = Ca::new(dir.path(), "other");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let _server = SServer(
+            std::process::Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("-cert")
+                .arg(&www.cert)
+                .arg("-key")
+                .arg(&www.key)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("openssl s_server"),
+        );
+        let url = format!("https://127.0.0.1:{port}/");
+        let t = parse_url(&url, Some(&ca.cert)).expect("url");
+        let to = Duration::from_secs(2);
+        assert!(
+            testkit::wait_until(Duration::from_secs(10), || get(&t, to).is_ok()),
+            "no https answer: {:?}",
+            get(&t, to)
+        );
+        // s_server -www answers with an HTML status page.
+        for _ in 0..3 {
+            let body = get(&t, to).expect("https poll");
+            assert!(body.to_ascii_lowercase().contains("<html>"), "{body}");
+        }
+        let foreign = parse_url(&url, Some(&other.cert)).expect("url");
+        let e = get(&foreign, to).expect_err("a server of another CA");
+        assert!(e.contains("UnknownIssuer"), "{e}");
     }
 
     #[test]
