@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
     );
     if let Ok(advert) = Advertisement::decode_between(data, src6, dst6) {
         let again = advert.encode_between(src6, dst6);
-        assert_eq!(packet::v3_checksum(src6, dst6, &again), 0);
+        // Only v3 checksums cover the pseudo-header; a v2 message decodes here too.
+        if advert.version == Version::V3 {
+            assert_eq!(packet::v3_checksum(src6, dst6, &again), 0);
+        }
         assert_eq!(
             Advertisement::decode_between(&again, src6, dst6).as_ref(),
             Ok(&advert)
