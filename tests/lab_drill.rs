@@ -117,16 +117,24 @@ fn field<'a>(r: &'a HashMap<String, String>, key: &str) -> &'a str {
 
 /// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
 fn drill(lab: &mut LabScript, graceful: bool, bounds: Bounds) -> (u64, u64) {
+    drill_with(lab, graceful, false, bounds)
+}
+
+/// As [`drill`], with the client on `https://VIP/` when `https` (a TLS handshake per poll).
+fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) -> (u64, u64) {
     let (mode, bound) = if graceful {
         ("graceful", bounds.graceful)
     } else {
         ("hard", bounds.hard)
     };
-    let args: &[&str] = if graceful {
-        &["drill", "--graceful"]
-    } else {
-        &["drill"]
-    };
+    let mut args = vec!["drill"];
+    if graceful {
+        args.push("--graceful");
+    }
+    if https {
+        args.push("--https");
+    }
+    let args = &args[..];
     let (ok, text) = lab.run(args, Duration::from_secs(150));
     println!("---- deploy/lab.sh {} ----\n{text}", args.join(" "));
     assert!(ok, "drill ({mode}) failed:\n{text}");
@@ -289,6 +297,10 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
 
     let (hard, hard_back) = drill(&mut lab, false, V2);
     let (graceful, graceful_back) = drill(&mut lab, true, V2);
+    // The same figures hold over HTTPS (the boxes serve VIP:443 with the lab's certificate).
+    let (https_hard, _) = drill_with(&mut lab, false, true, V2);
+    let (https_graceful, _) = drill_with(&mut lab, true, true, V2);
+    println!("FIGURES https: hard {https_hard} ms, graceful {https_graceful} ms");
     println!(
         "FIGURES hard {hard} ms (bound {HARD_BOUND_MS}), failback {hard_back} ms; graceful {graceful} ms (bound {GRACEFUL_BOUND_MS}), failback {graceful_back} ms"
     );
