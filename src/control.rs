@@ -9,85 +9,113 @@
 //! backend web up 2/2
 //! log unix:///dev/log sent=120 dropped=0 failed=0
 //! ```
+//!
+//! with indented detail lines; `status json` answers the stats snapshot as JSON.
 
+use crate::observe::Observed;
+use proxy::observe::snapshot::Snapshot;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
 use tracing::{debug, warn};
-use vrrp::instance::InstanceStatus;
-use vrrp::packet::DropCounters;
 
 pub const DEFAULT_SOCKET: &str = "/run/vrrplb/vrrplb.sock";
 
-/// What `status` reports about one instance.
-pub struct InstanceView {
-    pub name: String,
-    pub vips: Vec<String>,
-    pub status: watch::Receiver<InstanceStatus>,
-    pub drops: Arc<DropCounters>,
-}
-
-/// What `status` reports about one backend: servers UP out of the total.
-pub struct BackendView {
-    pub name: String,
-    pub up: watch::Receiver<usize>,
-    pub total: usize,
-}
-
-/// Everything the daemon exposes; replaced as a whole on reload.
-#[derive(Default)]
-pub struct StatusView {
-    pub node: String,
-    pub instances: Vec<InstanceView>,
-    pub backends: Vec<BackendView>,
-}
-
-impl StatusView {
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "node {}", self.node);
-        for i in &self.instances {
-            let st = *i.status.borrow();
+/// The text `status` answers: the greppable lines first (node, instance, drops, backend),
+/// then indented details under each.
+pub fn render(snap: &Snapshot) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "node {}", snap.node);
+    for i in &snap.vrrp {
+        let _ = writeln!(
+            s,
+            "instance {} state {} priority {} vips {}",
+            i.name,
+            i.state,
+            i.priority,
+            i.vips.join(",")
+        );
+        let last = match &i.last_transition {
+            Some(t) => format!(
+                "{} -> {} {}s ago ({})",
+                t.from,
+                t.to,
+                snap.time.saturating_sub(t.at),
+                t.reason
+            ),
+            None => "-".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "  base_priority {} master {} last {} adverts sent {} received {} become_master {}",
+            i.base_priority,
+            i.master.as_deref().unwrap_or("-"),
+            last,
+            i.adverts_sent,
+            i.adverts_received,
+            i.become_master
+        );
+        for t in &i.trackers {
+            let _ = writeln!(s, "  tracker {} {}: {}", t.kind, t.name, t.status);
+        }
+        let drops: Vec<String> = i
+            .invalid_adverts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        let drops = if drops.is_empty() {
+            "none".to_owned()
+        } else {
+            drops.join(" ")
+        };
+        let _ = writeln!(s, "drops {} {drops}", i.name);
+    }
+    for f in &snap.proxy.frontends {
+        let c = &f.counters;
+        let _ = writeln!(
+            s,
+            "frontend {} {} sessions {}/{} total {} requests {} 2xx {} 5xx {}",
+            f.name,
+            if f.listening { "OPEN" } else { "STOP" },
+            f.connections,
+            f.limit,
+            c.sessions_total,
+            c.requests_total,
+            c.http_responses[1],
+            c.http_responses[4]
+        );
+    }
+    for b in &snap.proxy.backends {
+        let _ = writeln!(s, "backend {} up {}/{}", b.name, b.up, b.total);
+        for v in &b.servers {
             let _ = writeln!(
                 s,
-                "instance {} state {} priority {} vips {}",
-                i.name,
-                st.state,
-                st.priority,
-                i.vips.join(",")
+                "  server {:<16} {:<10} {:<22} inflight {} total {} check_failures {} downs {}",
+                v.name,
+                v.status,
+                v.last_check.as_deref().unwrap_or("-"),
+                v.inflight,
+                v.requests,
+                v.check_failures,
+                v.check_downs
             );
-            let drops: Vec<String> = i
-                .drops
-                .snapshot()
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(k, n)| format!("{k}={n}"))
-                .collect();
-            let drops = if drops.is_empty() {
-                "none".to_owned()
-            } else {
-                drops.join(" ")
-            };
-            let _ = writeln!(s, "drops {} {drops}", i.name);
         }
-        for b in &self.backends {
-            let _ = writeln!(s, "backend {} up {}/{}", b.name, *b.up.borrow(), b.total);
-        }
-        // Syslog destinations: lines sent, dropped on a full queue, refused by the destination.
-        s.push_str(&crate::syslog::status_lines());
-        s
     }
+    // Syslog destinations: lines sent, dropped on a full queue, refused by the destination.
+    s.push_str(&crate::syslog::status_lines());
+    s
 }
 
 /// Binds the socket (replacing a stale file left by a killed daemon) and serves it until the
 /// task is aborted. `view` is read at each request.
 pub fn serve(
     path: &Path,
-    view: watch::Receiver<Arc<StatusView>>,
+    view: Arc<Observed>,
+    test_hooks: bool,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -109,9 +137,9 @@ pub fn serve(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let view = view.borrow().clone();
+            let view = view.clone();
             tokio::spawn(async move {
-                if let Err(e) = answer(stream, &view).await {
+                if let Err(e) = answer(stream, &view, test_hooks).await {
                     debug!("control socket client: {e}");
                 }
             });
@@ -119,7 +147,7 @@ pub fn serve(
     }))
 }
 
-async fn answer(stream: UnixStream, view: &StatusView) -> std::io::Result<()> {
+async fn answer(stream: UnixStream, view: &Observed, test_hooks: bool) -> std::io::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     // A client that never sends its command must not hold a task forever.
@@ -130,10 +158,21 @@ async fn answer(stream: UnixStream, view: &StatusView) -> std::io::Result<()> {
     .await;
     let reply = match (read, line.trim()) {
         (Err(_), _) => return Ok(()),
-        (_, "status") | (_, "") => view.render(),
+        (_, "status") | (_, "") => render(&view.snapshot()),
+        (_, "status json") => {
+            let mut j = serde_json::to_string_pretty(&view.snapshot())
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            j.push('\n');
+            j
+        }
+        (_, "debug stall-vrrp") if test_hooks => {
+            warn!("control socket: stalling every VRRP engine loop (test hook)");
+            view.stall_engines();
+            "ok\n".to_owned()
+        }
         (_, other) => {
             warn!("control socket: unknown command {other:?}");
-            format!("error unknown command {other:?}; known: status\n")
+            format!("error unknown command {other:?}; known: status, status json\n")
         }
     };
     wr.write_all(reply.as_bytes()).await?;
@@ -155,12 +194,12 @@ impl<R: tokio::io::AsyncRead + Unpin> TakeLine for BufReader<R> {
 use tokio::io::AsyncReadExt as _;
 
 /// The client side of `vrrplb status`.
-pub fn query(path: &Path) -> Result<String, String> {
+pub fn query(path: &Path, command: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(path)
         .map_err(|e| format!("cannot reach the vrrplb daemon at {}: {e}", path.display()))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    s.write_all(b"status\n")
+    s.write_all(format!("{command}\n").as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = String::new();
     s.read_to_string(&mut out)

@@ -3,9 +3,13 @@
 //! the new one does not validate).
 
 use crate::config::{self, LogTarget, Validated};
-use crate::control::{self, BackendView, InstanceView, StatusView};
+use crate::control;
 use crate::logging;
+use crate::notify_fifo;
+use crate::observe::{self, InstanceSource, Observed};
+use crate::sdnotify;
 use crate::wiring;
+use proxy::observe::stats_server::{StatsConfig, StatsServer};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -13,7 +17,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 /// A short human summary of a valid config, for `check` and the start-up log.
@@ -151,6 +154,13 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             .unwrap_or_default(),
     ));
     let masters = Arc::new(Mutex::new(HashSet::new()));
+    let (fifo, fifo_task) = match &cfg.file.global.notify_fifo {
+        Some(p) => {
+            let (sink, task) = notify_fifo::start(p.into());
+            (Some(sink), Some(task))
+        }
+        None => (None, None),
+    };
     let mut feeds = balancer
         .as_ref()
         .map(|p| wiring::BackendFeeds::new(p, &backend_names(&cfg)));
@@ -190,6 +200,9 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             .iter()
             .find(|g| g.contains(&inst_cfg.name))
             .cloned();
+        if let Some(f) = &fifo {
+            opts.events = Some(f.clone());
+        }
         // Started on the engine's runtime, so the instance's tasks (adverts, netlink,
         // trackers) live there.
         let started = engine
@@ -210,10 +223,22 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             }
         }
     }
-    let (view_tx, view_rx) =
-        watch::channel(Arc::new(status_view(&cfg, &instances, feeds.as_ref())));
+    let observed = Observed::new(&cfg.node);
+    observed.set_balancer(balancer.as_ref());
+    observed.set_instances(instance_sources(&cfg, &instances));
+    let mut stats_cfg = observe::stats_config(&cfg);
+    let mut stats = match start_stats(&stats_cfg, &observed) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}; stopping");
+            stop_instances(instances).await;
+            return ExitCode::from(1);
+        }
+    };
     let socket_path = control::socket_path(cfg.file.global.control_socket.as_deref());
-    let control_task = match control::serve(&socket_path, view_rx) {
+    // Hidden test hooks (a wedged engine for the watchdog test), never on by default.
+    let test_hooks = std::env::var_os("VRRPLB_TEST_HOOKS").is_some_and(|v| v == "1");
+    let control_task = match control::serve(&socket_path, observed.clone(), test_hooks) {
         Ok(t) => Some(t),
         Err(e) => {
             warn!(
@@ -223,6 +248,14 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             None
         }
     };
+    let systemd = sdnotify::Notifier::from_env().map(Arc::new);
+    let watchdog = match (&systemd, sdnotify::watchdog_interval()) {
+        (Some(n), Some(every)) => Some(sdnotify::watchdog(n.clone(), every, observed.clone())),
+        _ => None,
+    };
+    if let Some(n) = &systemd {
+        n.ready();
+    }
     let mut current = cfg;
     loop {
         tokio::select! {
@@ -230,47 +263,23 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             _ = int.recv() => { info!("Stopping (SIGINT)"); break; }
             _ = hup.recv() => {
                 info!("Reloading configuration from {} (SIGHUP)", path.display());
-                // Off the runtime's workers: checking the file loads every certificate.
-                let file = path.to_path_buf();
-                let loaded = tokio::task::spawn_blocking(move || config::load(&file)).await;
-                let Ok(loaded) = loaded else {
-                    error!("reload refused: the configuration loader failed");
-                    continue;
-                };
-                match loaded {
-                    Ok(l) => {
-                        for w in &l.warnings { warn!("config warning: {w}"); }
-                        // The balancer is rebuilt; instances take a new priority in place,
-                        // other instance changes wait for a restart (said, not claimed).
-                        if format!("{:?}", config::proxy_config(&l.config)) != format!("{:?}", config::proxy_config(&current)) {
-                            if let Err(e) = reload_balancer(&mut balancer, &l.config, &gate_table, &masters, &mut feeds).await {
-                                error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
-                                continue;
-                            }
-                        } else if let Some(b) = &balancer {
-                            // Same balancer settings: certificate files may still have
-                            // changed; each TLS frontend reloads its own in place.
-                            let previous = b.certificates().clone();
-                            if let Err(e) = load_certificates(&config::proxy_config(&l.config), Some(previous)).await {
-                                error!("certificate reload failed: {e}");
-                            }
-                        }
-                        if !apply_instance_changes(&current, &l.config, &instances) {
-                            warn!("vrrp_instances changed beyond priorities: those settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
-                        }
-                        current = l.config;
-                        view_tx.send_replace(Arc::new(status_view(&current, &instances, feeds.as_ref())));
-                        info!("Configuration reloaded (node {})", current.node);
-                    }
-                    Err(rejected) => {
-                        for e in &rejected.errors { error!("reload refused: {e}"); }
-                        error!("reload refused: {} error(s); keeping the running configuration", rejected.errors.len());
-                    }
+                if let Some(n) = &systemd {
+                    n.reloading();
+                }
+                reload(path, &mut current, &mut balancer, &gate_table, &masters, &mut feeds, &instances, &observed, &mut stats_cfg, &mut stats).await;
+                if let Some(n) = &systemd {
+                    n.ready();
                 }
             }
         }
     }
-    drop(view_tx);
+    if let Some(n) = &systemd {
+        n.stopping();
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    drop(stats);
     // Masters resign first (priority 0, so the peer takes over after Skew_Time), then the
     // balancer drains what is still in flight.
     stop_instances(instances).await;
@@ -282,8 +291,120 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         t.abort();
         let _ = std::fs::remove_file(&socket_path);
     }
+    if let Some(t) = fifo_task {
+        // The STOP lines are queued; the writer ends when the last sender is gone.
+        drop(fifo);
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), t).await;
+    }
     info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
     ExitCode::SUCCESS
+}
+
+/// Starts the stats listener when `global.stats` is set.
+fn start_stats(
+    cfg: &Option<StatsConfig>,
+    observed: &Arc<Observed>,
+) -> Result<Option<StatsServer>, String> {
+    let Some(c) = cfg else {
+        return Ok(None);
+    };
+    let o = observed.clone();
+    let bind = c.bind;
+    let s = StatsServer::start(c.clone(), Arc::new(move || o.snapshot()))
+        .map_err(|e| format!("stats listener: cannot listen on {bind}: {e}"))?;
+    info!("stats listener on {} ({}, /metrics)", s.local_addr(), c.uri);
+    Ok(Some(s))
+}
+
+/// SIGHUP: validates the file, reloads the balancer and instance priorities in place, and
+/// restarts the stats listener when its settings changed. A file that does not validate, or
+/// a balancer that cannot start, leaves everything as it runs.
+#[allow(clippy::too_many_arguments)]
+async fn reload(
+    path: &Path,
+    current: &mut Validated,
+    balancer: &mut Option<proxy::Proxy>,
+    gate_table: &wiring::GateTable,
+    masters: &Mutex<HashSet<String>>,
+    feeds: &mut Option<wiring::BackendFeeds>,
+    instances: &[vrrp::instance::Instance],
+    observed: &Arc<Observed>,
+    stats_cfg: &mut Option<StatsConfig>,
+    stats: &mut Option<StatsServer>,
+) {
+    // Off the runtime's workers: checking the file loads every certificate.
+    let file = path.to_path_buf();
+    let Ok(loaded) = tokio::task::spawn_blocking(move || config::load(&file)).await else {
+        error!("reload refused: the configuration loader failed");
+        return;
+    };
+    match loaded {
+        Ok(l) => {
+            for w in &l.warnings {
+                warn!("config warning: {w}");
+            }
+            // The balancer is rebuilt; instances take a new priority in place,
+            // other instance changes wait for a restart (said, not claimed).
+            if format!("{:?}", config::proxy_config(&l.config))
+                != format!("{:?}", config::proxy_config(current))
+            {
+                if let Err(e) =
+                    reload_balancer(balancer, &l.config, gate_table, masters, feeds).await
+                {
+                    error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
+                    return;
+                }
+            } else if let Some(b) = balancer.as_ref() {
+                // Same balancer settings: certificate files may still have changed; each
+                // TLS frontend reloads its own in place.
+                let previous = b.certificates().clone();
+                if let Err(e) =
+                    load_certificates(&config::proxy_config(&l.config), Some(previous)).await
+                {
+                    error!("certificate reload failed: {e}");
+                }
+            }
+            if !apply_instance_changes(current, &l.config, instances) {
+                warn!("vrrp_instances changed beyond priorities: those settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
+            }
+            *current = l.config;
+            observed.set_node(&current.node);
+            observed.set_balancer(balancer.as_ref());
+            let new_stats = observe::stats_config(current);
+            if !observe::same_stats(stats_cfg, &new_stats) {
+                // The old listener goes first: the new one may want its address.
+                *stats = None;
+                *stats = start_stats(&new_stats, observed).unwrap_or_else(|e| {
+                    error!("{e}; the stats listener stays off until the next reload");
+                    None
+                });
+                *stats_cfg = new_stats;
+            }
+            info!("Configuration reloaded (node {})", current.node);
+        }
+        Err(rejected) => {
+            for e in &rejected.errors {
+                error!("reload refused: {e}");
+            }
+            error!(
+                "reload refused: {} error(s); keeping the running configuration",
+                rejected.errors.len()
+            );
+        }
+    }
+}
+
+fn instance_sources(
+    cfg: &Validated,
+    instances: &[vrrp::instance::Instance],
+) -> Vec<InstanceSource> {
+    instances
+        .iter()
+        .filter_map(|i| {
+            let c = cfg.instances.iter().find(|c| c.name == i.name())?;
+            Some(InstanceSource::new(i, c))
+        })
+        .collect()
 }
 
 /// SIGHUP: a changed `priority` (not to or from 255) is applied to the running instance in
@@ -405,48 +526,6 @@ async fn reload_balancer(
         cfg.file.backends.len()
     );
     Ok(())
-}
-
-fn status_view(
-    cfg: &Validated,
-    instances: &[vrrp::instance::Instance],
-    feeds: Option<&wiring::BackendFeeds>,
-) -> StatusView {
-    let up = feeds.map(|f| f.receivers()).unwrap_or_default();
-    StatusView {
-        node: cfg.node.clone(),
-        instances: instances
-            .iter()
-            .map(|i| InstanceView {
-                name: i.name().to_owned(),
-                vips: cfg
-                    .instances
-                    .iter()
-                    .find(|c| c.name == i.name())
-                    .map(|c| {
-                        c.virtual_addresses
-                            .iter()
-                            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                status: i.status(),
-                drops: i.drop_counters(),
-            })
-            .collect(),
-        backends: cfg
-            .file
-            .backends
-            .iter()
-            .filter_map(|b| {
-                Some(BackendView {
-                    name: b.name.clone(),
-                    up: up.get(&b.name)?.clone(),
-                    total: b.servers.len(),
-                })
-            })
-            .collect(),
-    }
 }
 
 /// Stops every instance at once: masters send their priority-0 adverts together, so the

@@ -6,7 +6,10 @@ mod daemon;
 mod engine;
 mod import;
 mod logging;
+mod notify_fifo;
+mod observe;
 mod poll;
+mod sdnotify;
 mod syslog;
 mod wiring;
 
@@ -56,6 +59,9 @@ enum Command {
         /// The daemon's config file, to find its control socket (global.control_socket).
         #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Print the full snapshot (the stats page's data) as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// GET a URL every few ms and report failures and the outage (the failover drill's client).
     #[command(hide = true)]
@@ -82,7 +88,7 @@ fn main() -> ExitCode {
             syslog::flush(std::time::Duration::from_secs(2));
             code
         }
-        Command::Status { config } => status(config.as_deref()),
+        Command::Status { config, json } => status(config.as_deref(), json),
         Command::Import {
             keepalived,
             haproxy,
@@ -91,7 +97,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn status(config: Option<&std::path::Path>) -> ExitCode {
+fn status(config: Option<&std::path::Path>, json: bool) -> ExitCode {
     let configured = match config {
         None => None,
         Some(p) => match config::load(p) {
@@ -104,7 +110,8 @@ fn status(config: Option<&std::path::Path>) -> ExitCode {
             }
         },
     };
-    match control::query(&control::socket_path(configured.as_deref())) {
+    let command = if json { "status json" } else { "status" };
+    match control::query(&control::socket_path(configured.as_deref()), command) {
         Ok(text) => {
             print!("{text}");
             ExitCode::SUCCESS

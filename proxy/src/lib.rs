@@ -6,7 +6,7 @@
 //!   http/      request: route ─> backend pick ─> upstream::forward ─> response ops ─> exchange (log)
 //!   upstream/  backend (cookie | balance, queues) ─> forward (retries) ─> connector pool ─> h1
 //!              health: probes ─> backend state ─> watch<BackendHealth>
-//!   observe/   access log, counters
+//!   observe/   access log, counters, stats snapshot and its renderings, stats listener
 //! Gate::set_serving(bool) opens/closes gated frontends; Proxy::shutdown(drain) ends it all.
 //! ```
 //!
@@ -15,7 +15,7 @@
 
 mod http;
 mod listen;
-mod observe;
+pub mod observe;
 mod upstream;
 
 pub mod config;
@@ -40,12 +40,14 @@ pub use crate::http::frontend::FrontendError;
 pub use config::ProxyConfig;
 pub use listen::gate::Gate;
 pub use listen::listener::ProxyError;
+pub use observe::snapshot::{BackendStats, FrontendStats, ProxyStats, ServerStats};
 pub use upstream::backend::BackendHealth;
 
 use crate::http::frontend::Frontend;
 use listen::listener::{self as listener, Limits, ListenerSet};
 use listen::tls::accept::TlsTerm;
 use observe::counters::ProxyCounters;
+use observe::meters::Meters;
 use upstream::backend::Backend;
 
 /// A running load balancer.
@@ -58,48 +60,7 @@ pub struct Proxy {
     checks: Vec<JoinHandle<()>>,
     counters: Arc<ProxyCounters>,
     certs: tls::TlsCertificates,
-}
-
-/// Point-in-time numbers for the stats page.
-#[derive(Clone, Debug, Default)]
-pub struct ProxyStats {
-    /// Client connections open in the process.
-    pub connections: usize,
-    pub frontends: Vec<FrontendStats>,
-    pub backends: Vec<BackendStats>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct FrontendStats {
-    pub name: String,
-    pub gated: bool,
-    pub listening: bool,
-    pub connections: usize,
-    /// TLS handshakes that failed (garbage, no shared version or cipher, timeout).
-    pub tls_handshake_failures: u64,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct BackendStats {
-    pub name: String,
-    pub health: BackendHealth,
-    /// Requests waiting in the backend and server queues.
-    pub queued: usize,
-    pub servers: Vec<ServerStats>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ServerStats {
-    pub name: String,
-    pub backup: bool,
-    pub weight: u32,
-    /// "UP", "UP 1/3", "DOWN 1/2", "DOWN", "no check".
-    pub status: String,
-    /// "L7OK/200 in 1ms" once a check ran.
-    pub last_check: Option<String>,
-    pub inflight: usize,
-    /// Requests sent to this server since start.
-    pub requests: u64,
+    maxconn: usize,
 }
 
 impl Proxy {
@@ -151,9 +112,12 @@ impl Proxy {
             .backends
             .iter()
             .map(|b| {
-                Backend::new(b.clone()).map_err(|source| ProxyError::ServerTls {
-                    backend: b.name.clone(),
-                    source,
+                let old = previous.and_then(|p| p.backends.iter().find(|o| *o.name == b.name));
+                Backend::with_meters(b.clone(), old.map(|o| &**o)).map_err(|source| {
+                    ProxyError::ServerTls {
+                        backend: b.name.clone(),
+                        source,
+                    }
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -181,11 +145,17 @@ impl Proxy {
                 .maxconn
                 .unwrap_or(config.maxconn)
                 .clamp(1, Semaphore::MAX_PERMITS);
+            // A reload continues the counters of the frontend of the same name.
+            let meters = previous
+                .and_then(|p| p.sets.iter().find(|s| s.fe.cfg.name == fc.name))
+                .map(|s| s.fe.meters.clone())
+                .unwrap_or_else(|| Arc::new(Meters::new()));
             let fe = Frontend::new(
                 fc.clone(),
                 backends.clone(),
                 config.access_log,
                 counters.clone(),
+                meters,
             )?;
             let limits = Limits {
                 global: global.clone(),
@@ -228,6 +198,7 @@ impl Proxy {
             checks: Vec::new(),
             counters,
             certs,
+            maxconn: config.maxconn,
         };
         for set in proxy.sets.iter().filter(|s| !s.fe.cfg.gated) {
             if let Err(e) = set.open() {
@@ -289,48 +260,19 @@ impl Proxy {
             .unwrap_or_default()
     }
 
+    /// The numbers of the stats page now.
     pub fn stats(&self) -> ProxyStats {
-        ProxyStats {
-            connections: self.counters.connections.load(Ordering::Relaxed),
-            frontends: self
-                .sets
-                .iter()
-                .map(|s| FrontendStats {
-                    name: s.fe.cfg.name.clone(),
-                    gated: s.fe.cfg.gated,
-                    listening: s.is_open(),
-                    connections: s.fe.connections.load(Ordering::Relaxed),
-                    tls_handshake_failures: s
-                        .tls
-                        .as_ref()
-                        .map_or(0, |t| t.failures.load(Ordering::Relaxed)),
-                })
-                .collect(),
-            backends: self
-                .backends
-                .iter()
-                .map(|b| BackendStats {
-                    name: b.name.to_string(),
-                    health: *b.health().borrow(),
-                    queued: b.queued(),
-                    servers: b
-                        .servers
-                        .iter()
-                        .map(|s| {
-                            let (status, last) = s.check_status();
-                            ServerStats {
-                                name: s.name.to_string(),
-                                backup: s.cfg.backup,
-                                weight: s.cfg.weight,
-                                status,
-                                last_check: last.map(|r| r.last_check()),
-                                inflight: s.inflight(),
-                                requests: s.total.load(Ordering::Relaxed),
-                            }
-                        })
-                        .collect(),
-                })
-                .collect(),
+        self.stats_handle().stats()
+    }
+
+    /// A handle that reads this balancer's numbers for as long as it is kept (the stats
+    /// listener holds the running balancer's and swaps it on a reload).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            sets: self.sets.clone(),
+            backends: self.backends.clone(),
+            counters: self.counters.clone(),
+            maxconn: self.maxconn,
         }
     }
 
@@ -345,6 +287,34 @@ impl Proxy {
         let _ = tokio::time::timeout(drain + Duration::from_millis(200), idle).await;
         for c in &self.checks {
             c.abort();
+        }
+    }
+}
+
+/// Reads a balancer's numbers (see [`Proxy::stats_handle`]).
+#[derive(Clone)]
+pub struct StatsHandle {
+    sets: Vec<Arc<ListenerSet>>,
+    backends: Arc<[Arc<Backend>]>,
+    counters: Arc<ProxyCounters>,
+    maxconn: usize,
+}
+
+impl StatsHandle {
+    /// Process-wide connection limit.
+    pub fn maxconn(&self) -> usize {
+        self.maxconn
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        ProxyStats {
+            connections: self.counters.connections.load(Ordering::Relaxed),
+            frontends: self
+                .sets
+                .iter()
+                .map(|s| listen::stats::frontend(s, self.maxconn))
+                .collect(),
+            backends: self.backends.iter().map(upstream::stats::backend).collect(),
         }
     }
 }

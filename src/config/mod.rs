@@ -6,7 +6,7 @@ mod duration;
 pub mod schema;
 mod spans;
 mod tls;
-mod translate;
+pub mod translate;
 mod validate;
 
 pub use translate::proxy_config;

@@ -41,6 +41,8 @@ pub struct Global {
     /// Above 0: the VRRP engine's thread runs SCHED_RR at this priority (keepalived
     /// `vrrp_rt_priority`).
     pub vrrp_realtime_priority: Option<i64>,
+    /// keepalived `notify_fifo`: every instance state and priority change, one line each.
+    pub notify_fifo: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,16 +77,17 @@ pub struct Stats {
     pub bind: String,
     pub uri: Option<String>,
     pub refresh: Option<DurationValue>,
-    // Parsed and validated now; read once the stats page is served.
-    #[allow(dead_code)]
+    /// HAProxy `stats show-node`: the node name in the page header.
+    #[serde(default)]
+    pub show_node: bool,
     pub auth: Option<StatsAuth>,
-    #[allow(dead_code)]
     pub realm: Option<String>,
+    /// Extension: stats connections served at once (default 100).
+    pub maxconn: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct StatsAuth {
     pub user: String,
     pub password: String,

@@ -70,7 +70,7 @@ const ERROR_CODES: [i64; 7] = [400, 403, 408, 500, 502, 503, 504];
 
 pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
     let mut unsupported = Vec::new();
-    let log = check_global(&cf.global, d, &mut unsupported);
+    let log = check_global(&cf.global, d);
     let scripts = check_scripts(&cf.vrrp_scripts, d);
     let backend_modes: HashMap<&str, &str> = cf
         .backends
@@ -301,7 +301,7 @@ fn duplicates<'a>(d: &mut Diags, what: &str, names: impl Iterator<Item = (String
     }
 }
 
-fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> LogSettings {
+fn check_global(g: &Global, d: &mut Diags) -> LogSettings {
     let target = match g.log.target.as_deref() {
         None | Some("syslog") => LogTarget::Syslog,
         Some("stderr") => LogTarget::Stderr,
@@ -356,24 +356,15 @@ fn check_global(g: &Global, d: &mut Diags, unsupported: &mut Vec<String>) -> Log
         }
     }
     if let Some(s) = &g.stats {
-        if s.bind.parse::<SocketAddr>().is_err() {
+        check_stats(s, d);
+    }
+    if let Some(f) = &g.notify_fifo {
+        if !f.starts_with('/') {
             d.error(
-                "global.stats.bind",
-                format!("`{}` is not an IP:port address", s.bind),
+                "global.notify_fifo",
+                format!("`{f}` must be an absolute path"),
             );
         }
-        if let Some(u) = &s.uri {
-            if !u.starts_with('/') {
-                d.error("global.stats.uri", "must start with `/`");
-            }
-        }
-        duration(
-            d,
-            "global.stats.refresh",
-            &s.refresh,
-            Duration::from_secs(10),
-        );
-        unsupported.push("the stats page (global.stats)".into());
     }
     LogSettings {
         target,
@@ -435,6 +426,53 @@ fn syslog_destinations(
         }
     }
     out
+}
+
+fn check_stats(s: &super::schema::Stats, d: &mut Diags) {
+    if let Err(e) = parse_bind(&s.bind) {
+        d.error("global.stats.bind", e);
+    }
+    if let Some(u) = &s.uri {
+        if !u.starts_with('/') || u.len() < 2 {
+            d.error(
+                "global.stats.uri",
+                "must start with `/` and name a page (e.g. /stats)",
+            );
+        } else if u == "/metrics" || u.contains(';') || u.contains(char::is_whitespace) {
+            d.error(
+                "global.stats.uri",
+                format!("`{u}` is taken by /metrics or holds `;` or spaces"),
+            );
+        }
+    }
+    duration(
+        d,
+        "global.stats.refresh",
+        &s.refresh,
+        Duration::from_secs(10),
+    );
+    if let Some(a) = &s.auth {
+        if a.user.is_empty() || a.user.contains(':') {
+            d.error(
+                "global.stats.auth.user",
+                "must be non-empty and without `:` (HTTP Basic)",
+            );
+        }
+        if a.password.is_empty() {
+            d.error("global.stats.auth.password", "must not be empty");
+        }
+    }
+    if let Some(r) = &s.realm {
+        if r.contains(['"', '\\', '\n', '\r']) {
+            d.error(
+                "global.stats.realm",
+                "must not contain quotes, backslashes or line breaks",
+            );
+        }
+    }
+    if let Some(m) = s.maxconn {
+        range(d, "global.stats.maxconn", m, 1, 10_000);
+    }
 }
 
 fn check_scripts(

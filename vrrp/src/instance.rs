@@ -16,6 +16,7 @@ use crate::machine::{
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
+use crate::stats::{InstanceStats, StateSink, TransitionRecord, HEARTBEAT};
 use crate::sync_group::SyncGroup;
 use crate::track::script::ScriptTracker;
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct InstanceOptions {
     pub hook: Option<Arc<dyn MasterHook>>,
     /// The `vrrp_sync_groups` entry the instance belongs to.
     pub sync_group: Option<Arc<SyncGroup>>,
+    /// Told every state and priority change, in order (notify_fifo).
+    pub events: Option<Arc<dyn StateSink>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,7 @@ pub struct Instance {
     name: String,
     status: watch::Receiver<InstanceStatus>,
     counters: Arc<DropCounters>,
+    stats: Arc<InstanceStats>,
     stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
     priority: mpsc::UnboundedSender<u8>,
     task: JoinHandle<()>,
@@ -173,6 +177,11 @@ impl Instance {
             priority: machine.effective_priority(),
         });
         let counters = Arc::new(DropCounters::new());
+        let stats = Arc::new(InstanceStats::default());
+        stats.update(|d| {
+            d.base_priority = cfg.priority;
+            d.trackers = machine.tracker_states();
+        });
         let (stop_tx, stop_rx) = oneshot::channel();
         let notifier = Notifier::new(name.clone(), cfg.notify.clone());
         let mut rules = ReceiveRules::from_config(&cfg);
@@ -189,11 +198,13 @@ impl Instance {
             primary,
             rules,
             counters: counters.clone(),
+            stats: stats.clone(),
             status_tx,
             notifier,
             hook: opts.hook,
             sync_group: opts.sync_group,
             release_at: None,
+            events: opts.events,
             _scripts: scripts,
         };
         let (priority_tx, priority_rx) = mpsc::unbounded_channel();
@@ -202,6 +213,7 @@ impl Instance {
             name,
             status,
             counters,
+            stats,
             stop: Some(stop_tx),
             priority: priority_tx,
             task,
@@ -218,6 +230,11 @@ impl Instance {
 
     pub fn drop_counters(&self) -> Arc<DropCounters> {
         self.counters.clone()
+    }
+
+    /// Advert counters, last transition, trackers and the loop's heartbeat.
+    pub fn stats(&self) -> Arc<InstanceStats> {
+        self.stats.clone()
     }
 
     /// A reload changed the configured priority: applied in place (a MASTER announces it at
@@ -330,12 +347,14 @@ struct Driver {
     rules: ReceiveRules,
     counters: Arc<DropCounters>,
     limiter: DropLogLimiter,
+    stats: Arc<InstanceStats>,
     status_tx: watch::Sender<InstanceStatus>,
     notifier: Notifier,
     hook: Option<Arc<dyn MasterHook>>,
     sync_group: Option<Arc<SyncGroup>>,
     /// A preempted MASTER's VIP removal, put off until this time (see [`HANDBACK`]).
     release_at: Option<Instant>,
+    events: Option<Arc<dyn StateSink>>,
     _scripts: Vec<ScriptTracker>,
 }
 
@@ -362,7 +381,15 @@ impl Driver {
 
         let mut buf = vec![0u8; 2048];
         let mut address_poll = tokio::time::interval(Duration::from_secs(1));
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The watchdog trusts this beat: it must come from this loop turning.
+            self.stats.beat();
+            if self.stats.stall_requested() {
+                error!("({name}) engine loop stalled on purpose (test hook)");
+                std::future::pending::<()>().await;
+            }
             let deadline = self.machine.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -442,6 +469,7 @@ impl Driver {
                     let actions = self.machine.handle(Event::SetPriority(p), Instant::now());
                     self.execute(actions).await;
                 }
+                _ = heartbeat.tick() => {}
                 _ = address_poll.tick(), if self.primary.is_none() => {
                     // keepalived holds FAULT while the interface has no IPv4 address to send
                     // from; addresses are rarely missing, so a slow poll is enough.
@@ -553,6 +581,10 @@ impl Driver {
         let now = Instant::now();
         match self.decode(packet) {
             Ok((meta, advert)) => {
+                InstanceStats::count(&self.stats.adverts_received);
+                if advert.priority > 0 && self.machine.state() != State::Master {
+                    self.stats.update(|d| d.master = Some(meta.src));
+                }
                 if advert.priority == 255 {
                     if let Some(m) = self.rules.address_mismatch(&advert.addresses) {
                         if self.limiter.should_log(m.key(), meta.src, now) {
@@ -615,6 +647,7 @@ impl Driver {
         };
         for dst in dests {
             let bytes = advert.encode_ip(src, dst);
+            InstanceStats::count(&self.stats.adverts_sent);
             if let Err(e) = self.socket.send_to(&bytes, dst).await {
                 warn!(
                     "({}) cannot send advert to {dst} on {}: {e}",
@@ -808,6 +841,23 @@ impl Driver {
                     if let Some(line) = logs::transition(&self.cfg.name, from, to) {
                         info!(reason = %reason, "{line}");
                     }
+                    if to == State::Master {
+                        InstanceStats::count(&self.stats.become_master);
+                    }
+                    let own = self.primary.or(self.cfg.unicast_src_ip);
+                    self.stats.update(|d| {
+                        d.last_transition = Some(TransitionRecord {
+                            at: std::time::SystemTime::now(),
+                            from,
+                            to,
+                            reason: reason.to_string(),
+                        });
+                        if to == State::Master {
+                            d.master = own;
+                        } else if from == State::Master {
+                            d.master = None;
+                        }
+                    });
                     self.publish();
                 }
                 Action::PriorityChanged { from, to } => {
@@ -832,6 +882,15 @@ impl Driver {
             priority: self.machine.effective_priority(),
         };
         self.status_tx.send_replace(status);
+        let trackers = self.machine.tracker_states();
+        let base = self.machine.config().priority;
+        self.stats.update(|d| {
+            d.trackers = trackers;
+            d.base_priority = base;
+        });
+        if let Some(sink) = &self.events {
+            sink.changed(&self.cfg.name, status.state, status.priority);
+        }
         self.report_to_group();
     }
 }

@@ -8,6 +8,7 @@
 //! - [`track`]: script and interface trackers.
 //! - [`notify`]: notify scripts.
 //! - [`sync_group`]: keepalived's `vrrp_sync_group` (members move together).
+//! - [`stats`]: counters, last transition and heartbeat for the stats page and watchdog.
 //! - [`instance`]: the async driver that feeds the machine and runs its actions.
 //! - [`config`]: the typed configuration the binary hands us.
 
@@ -18,6 +19,7 @@ pub mod logs;
 pub mod machine;
 pub mod notify;
 pub mod packet;
+pub mod stats;
 pub mod sync_group;
 pub mod track;
 

@@ -436,6 +436,24 @@ impl Machine {
         self.effective
     }
 
+    /// Every tracker with its state (`None` = not known yet), in index order.
+    pub fn tracker_states(&self) -> Vec<crate::stats::TrackerState> {
+        self.cfg
+            .trackers
+            .iter()
+            .zip(&self.trackers)
+            .map(|(spec, st)| crate::stats::TrackerState {
+                name: spec.name.clone(),
+                kind: spec.kind,
+                ok: match st {
+                    TrackerStatus::Unknown => None,
+                    TrackerStatus::Ok => Some(true),
+                    TrackerStatus::Failed => Some(false),
+                },
+            })
+            .collect()
+    }
+
     pub fn is_owner(&self) -> bool {
         self.cfg.priority == OWNER_PRIORITY
     }

@@ -18,6 +18,7 @@ use tokio::time::Sleep;
 use crate::http::client_conn::RequestGuard;
 use crate::http::frontend::Frontend;
 use crate::observe::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
+use crate::observe::meters::Meters;
 use crate::upstream::backend::{Backend, Slot};
 use crate::upstream::connector::HyperConn;
 use crate::upstream::forward::ServerBody;
@@ -56,6 +57,7 @@ impl Exchange {
             return;
         }
         self.logged = true;
+        self.count(bytes);
         // Only the log line shows the entry.
         if !self.frontend.access_log {
             return;
@@ -73,6 +75,46 @@ impl Exchange {
             }
         }
         tracing::info!(target: "access", "{}", format_httplog(e));
+    }
+}
+
+impl Exchange {
+    /// The stats counters of the frontend, backend and server this exchange went through.
+    fn count(&self, bytes: u64) {
+        let e = &self.entry;
+        let (cause, phase) = (e.termination.cause, e.termination.phase);
+        let server_side = matches!(cause, TermCause::ServerAbort | TermCause::ServerTimeout);
+        let client_side = matches!(cause, TermCause::ClientAbort | TermCause::ClientTimeout);
+        let fe = &self.frontend.meters;
+        fe.response(e.status, bytes);
+        if client_side && phase == TermPhase::Request {
+            Meters::add(&fe.errors_request, 1);
+        }
+        let Some(b) = &self.backend else {
+            return;
+        };
+        let server = self
+            .server
+            .and_then(|i| b.servers.get(i))
+            .map(|s| &*s.meters);
+        for m in std::iter::once(&*b.meters).chain(server) {
+            m.response(e.status, bytes);
+            if e.retries > 0 {
+                Meters::add(&m.retries, u64::from(e.retries));
+            }
+            if e.redispatched {
+                Meters::add(&m.redispatches, 1);
+            }
+            if server_side {
+                match phase {
+                    TermPhase::Connect => Meters::add(&m.errors_connect, 1),
+                    TermPhase::Headers | TermPhase::Data | TermPhase::LastData => {
+                        Meters::add(&m.errors_response, 1)
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

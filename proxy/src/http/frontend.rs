@@ -15,6 +15,7 @@ use crate::http::errorpage::{ErrorPageError, ErrorPages};
 use crate::http::headers::{self, HeaderTemplate, TemplateError};
 use crate::http::route::Router;
 use crate::observe::counters::ProxyCounters;
+use crate::observe::meters::Meters;
 use crate::upstream::backend::Backend;
 
 /// Largest request head hyper buffers (≈ HAProxy's tune.bufsize); beyond it hyper answers 431.
@@ -35,6 +36,8 @@ pub(crate) struct Frontend {
     pub(crate) counters: Arc<ProxyCounters>,
     /// Client connections open on this frontend (log `fc`).
     pub(crate) connections: AtomicUsize,
+    /// Stats counters; the same ones across reloads.
+    pub(crate) meters: Arc<Meters>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +61,7 @@ impl Frontend {
         backends: Arc<[Arc<Backend>]>,
         access_log: bool,
         counters: Arc<ProxyCounters>,
+        meters: Arc<Meters>,
     ) -> Result<Self, FrontendError> {
         let files: Vec<_> = cfg
             .error_pages
@@ -98,6 +102,7 @@ impl Frontend {
             access_log,
             counters,
             connections: AtomicUsize::new(0),
+            meters,
             cfg,
         })
     }

@@ -236,7 +236,8 @@ struct Open {
 impl Open {
     fn new(set: &Arc<ListenerSet>) -> Self {
         set.fe.counters.connections.fetch_add(1, Ordering::Relaxed);
-        set.fe.connections.fetch_add(1, Ordering::Relaxed);
+        let open = set.fe.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        set.fe.meters.session_started(open);
         set.live.send_modify(|n| *n += 1);
         Open { set: set.clone() }
     }

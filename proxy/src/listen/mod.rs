@@ -5,4 +5,5 @@
 pub(crate) mod conn;
 pub(crate) mod gate;
 pub(crate) mod listener;
+pub(crate) mod stats;
 pub mod tls;

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use http::uri::Authority;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{BackendConfig, Balance, ServerConfig};
+use crate::observe::meters::Meters;
 use crate::upstream::balance::{self, Candidate, SmoothRoundRobin};
 use crate::upstream::connector::Upstream;
 use crate::upstream::probe::ProbeResult;
@@ -60,8 +61,9 @@ pub(crate) struct Server {
     pub(crate) upstream: Upstream,
     up: AtomicBool,
     inflight: AtomicUsize,
-    pub(crate) total: AtomicU64,
     check: Mutex<(String, Option<ProbeResult>)>,
+    /// Stats counters; the same ones across reloads.
+    pub(crate) meters: Arc<Meters>,
 }
 
 impl Server {
@@ -121,6 +123,7 @@ pub(crate) struct Backend {
     queued: AtomicUsize,
     usable: AtomicUsize,
     health: watch::Sender<BackendHealth>,
+    pub(crate) meters: Arc<Meters>,
 }
 
 /// Outcome of asking for a server.
@@ -132,8 +135,24 @@ pub(crate) enum Acquire {
 
 impl Backend {
     /// Fails only when the backend's `tls` files do not load.
+    #[cfg(test)]
     pub(crate) fn new(cfg: BackendConfig) -> Result<Arc<Self>, TlsSetupError> {
+        Backend::with_meters(cfg, None)
+    }
+
+    /// A backend whose counters continue those of `previous` (a reload): the backend's and
+    /// every server's of the same name. Fails only when the backend's `tls` files do not load.
+    pub(crate) fn with_meters(
+        cfg: BackendConfig,
+        previous: Option<&Backend>,
+    ) -> Result<Arc<Self>, TlsSetupError> {
         let tls = cfg.tls.as_ref().map(ServerTls::load).transpose()?;
+        let meters_of = |name: &str| {
+            previous
+                .and_then(|p| p.servers.iter().find(|o| &*o.name == name))
+                .map(|o| o.meters.clone())
+                .unwrap_or_else(|| Arc::new(Meters::new()))
+        };
         let servers: Vec<Server> = cfg
             .servers
             .iter()
@@ -148,7 +167,6 @@ impl Backend {
                 cfg: s.clone(),
                 up: AtomicBool::new(true),
                 inflight: AtomicUsize::new(0),
-                total: AtomicU64::new(0),
                 check: Mutex::new((
                     if cfg.health_check.is_some() && s.check {
                         String::from("UP")
@@ -157,6 +175,7 @@ impl Backend {
                     },
                     None,
                 )),
+                meters: meters_of(&s.name),
             })
             .collect();
         let checked = cfg.health_check.as_ref();
@@ -189,6 +208,9 @@ impl Backend {
             queued: AtomicUsize::new(0),
             usable: AtomicUsize::new(up),
             health,
+            meters: previous
+                .map(|p| p.meters.clone())
+                .unwrap_or_else(|| Arc::new(Meters::new())),
         }))
     }
 
@@ -325,17 +347,21 @@ impl Backend {
         st.next_seq += 1;
         let w = Waiter { seq, tx };
         match server {
-            Some(s) => st.server_queues[s].push_back(w),
+            Some(s) => {
+                st.server_queues[s].push_back(w);
+                self.servers[s].meters.queued(st.server_queues[s].len());
+            }
             None => st.backend_queue.push_back(w),
         }
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        let queued = self.queued.fetch_add(1, Ordering::AcqRel) + 1;
+        self.meters.queued(queued);
         seq
     }
 
     fn take(self: &Arc<Self>, s: usize) -> Slot {
         let server = &self.servers[s];
-        server.inflight.fetch_add(1, Ordering::AcqRel);
-        server.total.fetch_add(1, Ordering::Relaxed);
+        let inflight = server.inflight.fetch_add(1, Ordering::AcqRel) + 1;
+        server.meters.session_started(inflight);
         Slot {
             backend: self.clone(),
             server: s,

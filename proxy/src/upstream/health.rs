@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::config::{CheckKind, HealthCheckConfig};
+use crate::observe::meters::Meters;
 use crate::upstream::backend::{Backend, Transition};
 use crate::upstream::probe::{self, CheckCode, ProbeResult};
 
@@ -230,6 +231,9 @@ async fn run_checker(
             None => probe::tcp(target, cfg.timeout, tls).await,
         };
         let before = counter;
+        if !result.code.passed() {
+            Meters::add(&server.meters.check_failures, 1);
+        }
         let changed = if result.code.passed() {
             counter.success()
         } else {
@@ -238,6 +242,11 @@ async fn run_checker(
         if changed {
             let up = counter.is_up();
             let t = backend.set_server_up(index, up);
+            server.meters.went(!up);
+            let usable = t.active + t.backup;
+            if (up && usable == 1) || (!up && usable == 0) {
+                backend.meters.went(!up);
+            }
             let msg = transition_message(
                 &backend.name,
                 &server.cfg.name,

@@ -17,3 +17,4 @@ pub(crate) mod connector;
 pub(crate) mod forward;
 pub(crate) mod h1;
 pub(crate) mod io;
+pub(crate) mod stats;

@@ -1,0 +1,119 @@
+//! keepalived's global `notify_fifo`: one line per instance state or priority change, in
+//! order, in keepalived's format (`INSTANCE "VI_1" MASTER 101`), for consumers written for
+//! keepalived. The engine hands lines to a bounded queue and never waits: a full queue, a
+//! FIFO without a reader or a full pipe drops the line, and drops are counted and logged.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use vrrp::machine::State;
+use vrrp::stats::StateSink;
+
+/// Lines waiting for the writer; beyond this they are dropped.
+const QUEUE: usize = 1024;
+
+pub struct FifoSink {
+    tx: mpsc::Sender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+/// keepalived's words for a state in the FIFO (`STOP` when an instance shuts down).
+fn word(state: State) -> &'static str {
+    match state {
+        State::Master => "MASTER",
+        State::Backup => "BACKUP",
+        State::Fault => "FAULT",
+        State::Initialize => "STOP",
+    }
+}
+
+pub fn line(instance: &str, state: State, priority: u8) -> String {
+    format!("INSTANCE \"{instance}\" {} {priority}\n", word(state))
+}
+
+impl StateSink for FifoSink {
+    fn changed(&self, instance: &str, state: State, priority: u8) {
+        if self.tx.try_send(line(instance, state, priority)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Creates the FIFO when missing (as keepalived does) and starts the writer.
+pub fn start(path: PathBuf) -> (Arc<FifoSink>, tokio::task::JoinHandle<()>) {
+    if !path.exists() {
+        if let Err(e) = nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        {
+            warn!("notify_fifo {}: cannot create it: {e}", path.display());
+        }
+    }
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sink = Arc::new(FifoSink {
+        tx,
+        dropped: dropped.clone(),
+    });
+    let task = tokio::spawn(writer(path, rx, dropped));
+    (sink, task)
+}
+
+async fn writer(path: PathBuf, mut rx: mpsc::Receiver<String>, dropped: Arc<AtomicU64>) {
+    info!("notify_fifo: writing state changes to {}", path.display());
+    let mut fifo: Option<std::fs::File> = None;
+    let mut reported = 0;
+    while let Some(line) = rx.recv().await {
+        if fifo.is_none() {
+            // Non-blocking: with no reader the open fails (ENXIO) instead of waiting.
+            fifo = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .ok();
+        }
+        let written = match fifo.as_mut() {
+            Some(f) => match f.write(line.as_bytes()) {
+                Ok(n) if n == line.len() => true,
+                Ok(_) => true, // PIPE_BUF-sized lines are written whole or not at all
+                Err(_) => {
+                    // No reader any more (EPIPE) or a full pipe: reopen for the next line.
+                    fifo = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        if !written {
+            dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let d = dropped.load(Ordering::Relaxed);
+        if d > reported {
+            warn!(
+                "notify_fifo {}: {} line(s) dropped so far (no reader, or it does not keep up)",
+                path.display(),
+                d
+            );
+            reported = d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_line_format() {
+        assert_eq!(
+            line("VI_1", State::Master, 101),
+            "INSTANCE \"VI_1\" MASTER 101\n"
+        );
+        assert_eq!(
+            line("VI_1", State::Initialize, 0),
+            "INSTANCE \"VI_1\" STOP 0\n"
+        );
+    }
+}
