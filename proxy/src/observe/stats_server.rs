@@ -160,7 +160,7 @@ enum Page {
 }
 
 fn route(uri: &str, path: &str) -> Option<Page> {
-    if path == "/metrics" {
+    if path == "/metrics" || path.starts_with("/metrics?") {
         return Some(Page::Metrics);
     }
     let rest = path.strip_prefix(uri)?;
@@ -213,7 +213,14 @@ fn answer(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return r;
     }
-    let Some(page) = route(&cfg.uri, req.uri().path()) else {
+    // HAProxy matches `stats uri` against the whole target, query included
+    // (`/haproxy?stats`).
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let Some(page) = route(&cfg.uri, target) else {
         return plain(StatusCode::NOT_FOUND, "404 Not Found");
     };
     let snap = source();
@@ -337,5 +344,10 @@ mod tests {
         ));
         assert!(route("/stats", "/statsx").is_none());
         assert!(route("/stats", "/").is_none());
+        assert!(matches!(
+            route("/haproxy?stats", "/haproxy?stats;csv"),
+            Some(Page::Csv)
+        ));
+        assert!(route("/haproxy?stats", "/haproxy").is_none());
     }
 }
