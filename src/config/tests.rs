@@ -481,16 +481,10 @@ backends:\n  - name: web\n    servers: [{ name: a }]\n";
 
 #[test]
 fn what_run_cannot_serve_is_a_check_error() {
-    for (text, path) in [
-        (
-            "frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n",
-            "frontends[0].mode",
-        ),
-        (
-            "global:\n  stats: { bind: \"127.0.0.1:8404\" }\n",
-            "global.stats",
-        ),
-    ] {
+    for (text, path) in [(
+        "frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n",
+        "frontends[0].mode",
+    )] {
         let errs = errors(text);
         assert!(
             errs.iter().any(|e| e.contains(&format!(" {path}: "))
@@ -517,6 +511,48 @@ fn what_run_cannot_serve_is_a_check_error() {
             .any(|e| e.contains("frontends[0].set_headers.X-A") && e.contains("control character")),
         "{errs:#?}"
     );
+}
+
+#[test]
+fn stats_and_notify_fifo_are_served_and_checked() {
+    for ok in [
+        "global:\n  stats: { bind: \":8404\" }\n  notify_fifo: /run/vrrplb/fifo\n",
+        "global:\n  stats:\n    bind: \"127.0.0.1:8404\"\n    uri: /haproxy?stats\n    refresh: 10s\n    show_node: true\n    realm: Lab\n    auth: { user: admin, password: x }\n",
+    ] {
+        assert!(parse("t.yaml", ok).is_ok(), "{ok}");
+    }
+    for (text, path) in [
+        (
+            "global:\n  stats: { bind: \"nowhere\" }\n",
+            "global.stats.bind",
+        ),
+        (
+            "global:\n  stats: { bind: \":8404\", uri: stats }\n",
+            "global.stats.uri",
+        ),
+        (
+            "global:\n  stats: { bind: \":8404\", uri: /metrics }\n",
+            "global.stats.uri",
+        ),
+        (
+            "global:\n  stats: { bind: \":8404\", auth: { user: \"a:b\", password: x } }\n",
+            "global.stats.auth.user",
+        ),
+        (
+            "global:\n  stats: { bind: \":8404\", realm: \"a\\\"b\" }\n",
+            "global.stats.realm",
+        ),
+        (
+            "global:\n  notify_fifo: relative/fifo\n",
+            "global.notify_fifo",
+        ),
+    ] {
+        let errs = errors(text);
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(" {path}: "))),
+            "{text}: {errs:#?}"
+        );
+    }
 }
 
 #[test]
