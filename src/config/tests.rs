@@ -481,17 +481,12 @@ backends:\n  - name: web\n    servers: [{ name: a }]\n";
 
 #[test]
 fn what_run_cannot_serve_is_a_check_error() {
-    for (text, path) in [(
-        "frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n",
-        "frontends[0].mode",
-    )] {
-        let errs = errors(text);
-        assert!(
-            errs.iter().any(|e| e.contains(&format!(" {path}: "))
-                && e.contains("not implemented in this version yet")),
-            "{errs:#?}"
-        );
-    }
+    let errs = errors("frontends:\n  - name: t\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n");
+    assert!(
+        errs.iter().any(|e| e.contains(" frontends[0].mode: ")
+            && e.contains("not implemented in this version yet")),
+        "{errs:#?}"
+    );
     // The balancer's own readers judge error pages and header values at check time.
     let dir = std::env::temp_dir().join(format!("vrrplb-ops-errpage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
