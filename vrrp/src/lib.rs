@@ -1,4 +1,5 @@
-//! VRRPv2 engine (RFC 3768) with keepalived-compatible extensions.
+//! VRRP engine, versions 2 (RFC 3768) and 3 (RFC 5798, IPv4), with keepalived-compatible
+//! extensions.
 //!
 //! Layout (see ../shared/docs/architecture.md):
 //! - [`packet`]: advertisement codec and receive validation (pure).
