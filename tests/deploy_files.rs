@@ -52,7 +52,9 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
     let unit = read("deploy/vrrplb.service");
     // The contract of the unit, as the README describes it.
     for line in [
-        "Type=exec",
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=10s",
         "User=vrrplb",
         "ExecStartPre=/usr/local/bin/vrrplb check -c /etc/vrrplb/vrrplb.yaml",
         "ExecStart=/usr/local/bin/vrrplb run -c /etc/vrrplb/vrrplb.yaml --log syslog",
