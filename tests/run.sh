@@ -3,7 +3,7 @@
 #   sudo tests/run.sh            (CI: .ci/run calls exactly this)
 # Installs what the tests need, then runs rustfmt, clippy, every test (network-namespace
 # tests included: VRRPLB_REQUIRE_NETNS=1 makes a test fail instead of skipping), and the
-# VRRP packet and certificate loading fuzzers for a bounded time.
+# VRRP packet, certificate loading and HTTP/1 response fuzzers for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +48,7 @@ if [ -x vrrp/fuzz/run.sh ]; then
     vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
 fi
 if [ -x proxy/fuzz/run.sh ]; then
-    echo "== fuzzing the TLS certificate/PEM loading path (bounded)"
+    echo "== fuzzing the TLS certificate/PEM loading path and the HTTP/1 response side (bounded)"
     proxy/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
 fi
 # The suite must leave the tracked tree as it found it (no rewritten lockfile, no stray

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz the TLS certificate/PEM loading path for SECONDS (default 60). Exits non-zero on a crash.
+# Fuzz the proxy's parsers for SECONDS each (default 60): the TLS certificate/PEM loading path
+# and the HTTP/1 response side of server connections. Exits non-zero on a crash.
 # Usage: proxy/fuzz/run.sh [SECONDS] [extra libFuzzer args...]
 set -euo pipefail
 
@@ -24,7 +25,15 @@ fi
 export RUSTC_BOOTSTRAP=1
 
 # corpus/ (git-ignored) collects what the fuzzer finds; seeds/ holds real bundles (EC and RSA,
-# key first and last, and a key file alone) so that it starts inside valid DER.
-mkdir -p corpus/cert_bundle
-exec cargo fuzz run cert_bundle corpus/cert_bundle seeds -- \
-    -max_total_time="$seconds" -max_len=8192 "$@"
+# key first and last, and a key file alone) so that cert_bundle starts inside valid DER, and
+# server responses (h1_*) for http1_responses.
+run() {
+    local target=$1 max_len=$2
+    shift 2
+    mkdir -p "corpus/$target"
+    echo "== fuzzing $target for ${seconds}s"
+    cargo fuzz run "$target" "corpus/$target" seeds -- \
+        -max_total_time="$seconds" -max_len="$max_len" "$@"
+}
+run cert_bundle 8192 "$@"
+run http1_responses 20000 "$@"

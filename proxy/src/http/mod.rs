@@ -13,3 +13,4 @@ pub(crate) mod client_conn;
 pub(crate) mod exchange;
 pub(crate) mod frontend;
 pub(crate) mod request;
+pub(crate) mod request_rules;

@@ -17,7 +17,7 @@ use crate::http::exchange::{head_size, Exchange, ResponseBody};
 use crate::http::frontend::Frontend;
 use crate::http::headers::{self, ConnInfo};
 use crate::http::route::RouteDecision;
-use crate::http::{cookie, rewrite};
+use crate::http::{cookie, request_rules, rewrite};
 use crate::observe::accesslog::{
     AccessLogEntry, ClientCookie, LogServer, RequestLine, ServerCookie, TermCause, TermPhase,
     TerminationState,
@@ -51,6 +51,25 @@ impl Frontend {
             }
         }
     }
+
+    /// 400 to a request that breaks an HTTP/1 rule (request_rules.rs), logged `PR--` with a
+    /// line giving the reason.
+    fn bad_request(
+        &self,
+        ex: Box<Exchange>,
+        guard: RequestGuard,
+        conn: &ConnInfo,
+        bad: request_rules::BadRequest,
+    ) -> Result<Response<ResponseBody>, CloseSilently> {
+        tracing::info!(frontend = %self.name, client = %conn.src, reason = bad.reason(), "bad request");
+        self.local(
+            ex,
+            guard,
+            StatusCode::BAD_REQUEST,
+            TermCause::Proxy,
+            TermPhase::Request,
+        )
+    }
 }
 
 fn into_local(
@@ -76,7 +95,7 @@ pub(crate) async fn handle(
     conn: ConnInfo,
     shared: Arc<ConnShared>,
     guard: RequestGuard,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, CloseSilently> {
     let now = Instant::now();
     let start = if req.version() == Version::HTTP_2 {
@@ -134,13 +153,36 @@ pub(crate) async fn handle(
         logged: false,
     });
 
+    // HTTP/1 framing and Host rules (request_rules.rs); the rare absolute form first, as it
+    // replaces Host.
+    let http1 = req.version() == Version::HTTP_11 || req.version() == Version::HTTP_10;
+    if http1 && req.uri().authority().is_some() {
+        match request_rules::absolute_form_host(req.version(), req.uri(), req.headers()) {
+            Ok(Some(host)) => {
+                req.headers_mut().insert(header::HOST, host);
+            }
+            Ok(None) => {}
+            Err(bad) => return fe.bad_request(ex, guard, &conn, bad),
+        }
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host_header = hosts.next();
+    if http1 {
+        let checked = request_rules::check_host(req.version(), host_header, hosts.next().is_some())
+            .and_then(|()| match req.body().is_end_stream() {
+                true => Ok(()),
+                false => request_rules::check_transfer_encoding(req.headers()),
+            });
+        if let Err(bad) = checked {
+            return fe.bad_request(ex, guard, &conn, bad);
+        }
+    }
     if let Some(r) = &fe.cfg.redirect_https {
         if !conn.tls {
             let location = https_location(&req, r.port);
             return Ok(redirect(&location, r.code, ex, guard));
         }
     }
-    let host_header = req.headers().get(header::HOST);
     // X-Forwarded-Host copies Host, which the header operations before it never remove.
     let forwarded_host = host_header.filter(|_| fe.cfg.forwarded_for).cloned();
     // The Host a request names: its Host header, else the authority of an absolute-form or
@@ -334,6 +376,11 @@ pub(crate) async fn handle(
                 ForwardError::BadResponse => (
                     StatusCode::BAD_GATEWAY,
                     TermCause::ServerAbort,
+                    TermPhase::Headers,
+                ),
+                ForwardError::InvalidResponse => (
+                    StatusCode::BAD_GATEWAY,
+                    TermCause::Proxy,
                     TermPhase::Headers,
                 ),
                 ForwardError::Client(ClientFailure::TimedOut) => (

@@ -18,6 +18,7 @@ use crate::upstream::body::{BodySource, ClientFailure, RequestBody};
 use crate::upstream::connector::{ConnectError, HyperConn};
 use crate::upstream::fields::ForwardedFields;
 use crate::upstream::h1::{self, RawBody, SendError};
+use crate::upstream::response_rules;
 
 /// Why no response came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +31,10 @@ pub(crate) enum ForwardError {
     QueueTimeout,
     /// No response headers within `server` (504 `sH--`).
     ServerTimeout,
-    /// The server closed, reset or sent garbage before a complete header (502 `SH--`).
+    /// The server closed or reset the connection before a complete header (502 `SH--`).
     BadResponse,
+    /// A response that cannot be framed or forwarded without doubt (502 `PH--`).
+    InvalidResponse,
     /// The client's body failed or stalled while being sent (`CH--` / `cH--`).
     Client(ClientFailure),
 }
@@ -81,6 +84,17 @@ fn build_request(
         _ => Version::HTTP_11,
     };
     *req.headers_mut() = out.parts.headers.clone();
+    // hyper's client sends a GET, HEAD or OPTIONS body of unknown length as no body at all
+    // (and the server would read it as the next request): frame it explicitly.
+    if out.body.is_some()
+        && out.parts.method != Method::CONNECT
+        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+    {
+        req.headers_mut().insert(
+            http::header::TRANSFER_ENCODING,
+            http::HeaderValue::from_static("chunked"),
+        );
+    }
     req
 }
 
@@ -137,8 +151,10 @@ enum Outcome {
     ConnectFailed(ConnectError),
     /// The server closed or reset the connection without a response.
     Empty(String),
-    /// Anything else that gave no usable response (502).
+    /// The connection failed within the response head (502 `SH--`).
     Bad(String),
+    /// An invalid response head (502 `PH--`).
+    Invalid(String),
     Timeout,
 }
 
@@ -180,7 +196,8 @@ async fn attempt_direct(
         Ok(resp) => Outcome::Response(resp.map(ServerBody::Raw)),
         Err(SendError::Timeout) => Outcome::Timeout,
         Err(e @ SendError::Empty(_)) => Outcome::Empty(e.to_string()),
-        Err(e @ SendError::Bad(_)) => Outcome::Bad(e.to_string()),
+        Err(e @ SendError::Closed(_)) => Outcome::Bad(e.to_string()),
+        Err(e @ SendError::Bad(_)) => Outcome::Invalid(e.to_string()),
     }
 }
 
@@ -212,7 +229,15 @@ async fn attempt_hyper(
         let r = tokio::time::timeout(server_timeout, sent).await;
         stats.response = Some(connected.elapsed());
         return match r {
-            Ok(Ok(resp)) => {
+            Ok(Ok(mut resp)) => {
+                let upgrade_asked = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                    && out.parts.headers.contains_key(http::header::UPGRADE);
+                let (status, headers) = (resp.status(), resp.headers_mut());
+                if let Err(why) =
+                    response_rules::check_hyper_response(status, headers, upgrade_asked)
+                {
+                    return Outcome::Invalid(why.to_string());
+                }
                 let keep_alive = keep_alive(&resp);
                 Outcome::Response(resp.map(|b| ServerBody::Hyper(b, conn, keep_alive)))
             }
@@ -226,6 +251,8 @@ async fn attempt_hyper(
                 let e = e.into_error();
                 if is_empty_response(&e) {
                     Outcome::Empty(format!("{e:?}"))
+                } else if e.is_parse() {
+                    Outcome::Invalid(format!("{e:?}"))
                 } else {
                     Outcome::Bad(format!("{e:?}"))
                 }
@@ -341,6 +368,13 @@ pub(crate) async fn forward(
                 continue;
             }
             Outcome::Empty(why) => why,
+            Outcome::Invalid(why) => {
+                if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
+                    return Err(ForwardError::Client(f));
+                }
+                tracing::info!(backend = %backend.name, server = %server.cfg.name, reason = %why, "invalid response");
+                return Err(ForwardError::InvalidResponse);
+            }
             Outcome::Bad(why) => {
                 if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
                     return Err(ForwardError::Client(f));

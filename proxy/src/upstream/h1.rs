@@ -5,11 +5,14 @@
 //! the request headers: a pooled connection is a plain socket with its read buffer.
 //!
 //! Response framing follows RFC 9112 §6.3 as hyper's client does: 1xx interim responses are
-//! skipped (101 ends the connection's use); HEAD, 204 and 304 have no body; a
-//! `Transfer-Encoding` ending in `chunked` is decoded (trailers become a trailers frame); an
-//! invalid `Content-Length` is an error; otherwise the body runs to the end of the stream.
-//! A connection goes back to the pool only after a complete, keep-alive response with
-//! nothing left over in its buffer.
+//! skipped (101 ends the connection's use, and answers only a request that carried
+//! `Upgrade`); HEAD, 204 and 304 have no body; a `Transfer-Encoding` ending in `chunked`
+//! (once: response_rules.rs) is decoded (trailers become a trailers frame), and chunks
+//! already buffered with the head are checked before the head goes out, so a bad one is a
+//! 502 rather than a cut; an invalid `Content-Length` is an error; otherwise the body runs to
+//! the end of the stream. A connection goes back to the pool only after a complete,
+//! keep-alive response with nothing left over in its buffer. [`replay`] runs this on given
+//! bytes for the fuzz target.
 //!
 //! Requests with a body go through hyper's client on a connection lent by the pool
 //! (connector.rs), which handles a body streaming while the response arrives.
@@ -30,6 +33,7 @@ use tokio::time::Sleep;
 
 use crate::upstream::fields::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
 use crate::upstream::io::ServerIo;
+use crate::upstream::response_rules::{self, Coding};
 
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
@@ -96,7 +100,9 @@ pub(crate) enum SendError {
     /// The server closed or reset the connection before sending a single response byte
     /// (`None`: a clean end of stream).
     Empty(Option<io::Error>),
-    /// Garbage, an oversized head, or the connection ended within the head.
+    /// The connection ended or failed within the head.
+    Closed(String),
+    /// Garbage, an oversized head, or a response that cannot be framed without doubt.
     Bad(String),
     /// No complete response head within the `server` timeout.
     Timeout,
@@ -107,7 +113,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Empty(None) => f.write_str("connection closed before any response byte"),
             SendError::Empty(Some(e)) => write!(f, "no response: {e}"),
-            SendError::Bad(why) => f.write_str(why),
+            SendError::Closed(why) | SendError::Bad(why) => f.write_str(why),
             SendError::Timeout => f.write_str("server timeout"),
         }
     }
@@ -150,6 +156,16 @@ pub(crate) async fn send(
         .await?
     };
     let (resp, framing, keep_alive, hop_by_hop_removed) = head;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !headers.contains_key(header::UPGRADE) {
+        return Err(SendError::Bad(
+            "101 Switching Protocols to a request without Upgrade".into(),
+        ));
+    }
+    if let Framing::Chunked(_) = framing {
+        // A bad chunk already at hand gets a 502 instead of a cut after the head was sent.
+        check_buffered_chunks(&conn.state.buf)
+            .map_err(|e| SendError::Bad(format!("response body: {e}")))?;
+    }
     let body = RawBody {
         framing,
         conn: Some(conn),
@@ -217,13 +233,13 @@ async fn write_and_read_head(
         buf.reserve(HEAD_READ);
         match io.read_buf(buf).await {
             Ok(0) if received => {
-                return Err(SendError::Bad(
+                return Err(SendError::Closed(
                     "connection closed within the response head".into(),
                 ))
             }
             Ok(0) => return Err(SendError::Empty(None)),
             Ok(_) => {}
-            Err(e) if received => return Err(SendError::Bad(format!("reading the head: {e}"))),
+            Err(e) if received => return Err(SendError::Closed(format!("reading the head: {e}"))),
             Err(e) => return Err(SendError::Empty(Some(e))),
         }
     }
@@ -474,14 +490,12 @@ fn framing(
                 "Transfer-Encoding in an HTTP/1.0 response".into(),
             ));
         }
-        let last = values(Kind::TransferEncoding)
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii)
-            .rfind(|t| !t.is_empty());
+        let coding = response_rules::response_coding(values(Kind::TransferEncoding))
+            .map_err(|why| SendError::Bad(why.into()))?;
         return Ok((
-            match last {
-                Some(t) if t.eq_ignore_ascii_case(b"chunked") => Framing::Chunked(Chunk::Size),
-                _ => Framing::Close,
+            match coding {
+                Coding::Chunked => Framing::Chunked(Chunk::Size),
+                Coding::Close => Framing::Close,
             },
             true,
         ));
@@ -705,18 +719,7 @@ fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, BoxError> {
                 }
                 return Ok(Step::More);
             };
-            let line = &buf[..end];
-            let size = line
-                .split(|&b| b == b';')
-                .next()
-                .unwrap_or(b"")
-                .trim_ascii();
-            if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
-                return Err("invalid chunk size".into());
-            }
-            let n = size
-                .iter()
-                .fold(0u64, |acc, &d| acc * 16 + u64::from(hex(d)));
+            let n = chunk_size(&buf[..end])?;
             buf.advance(end + 2);
             Ok(Step::Next(if n == 0 {
                 Chunk::Trailers
@@ -783,11 +786,156 @@ fn chunk_step(buf: &mut BytesMut, state: Chunk) -> Result<Step, BoxError> {
     }
 }
 
+/// The size in a chunk-size line (without its CRLF; extensions ignored).
+fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
+    let size = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(b"")
+        .trim_ascii();
+    if size.is_empty() || size.len() > 16 || !size.iter().all(u8::is_ascii_hexdigit) {
+        return Err("invalid chunk size".into());
+    }
+    Ok(size
+        .iter()
+        .fold(0u64, |acc, &d| acc * 16 + u64::from(hex(d))))
+}
+
+/// Walks the chunked body bytes buffered so far without consuming them: an error in them is
+/// found before the response head goes to the client. Stops at the last chunk or where the
+/// bytes end.
+fn check_buffered_chunks(mut b: &[u8]) -> Result<(), BoxError> {
+    loop {
+        let Some(end) = b.windows(2).position(|w| w == b"\r\n") else {
+            if b.len() > MAX_CHUNK_LINE {
+                return Err("chunk-size line too long".into());
+            }
+            return Ok(());
+        };
+        let n = chunk_size(&b[..end])?;
+        if n == 0 {
+            return Ok(());
+        }
+        let rest = &b[end + 2..];
+        let Some(after) = usize::try_from(n).ok().and_then(|n| rest.get(n..)) else {
+            return Ok(());
+        };
+        match after.get(..2) {
+            Some(b"\r\n") => b = &after[2..],
+            Some(_) => return Err("missing CRLF after chunk data".into()),
+            None if after.first().is_some_and(|&c| c != b'\r') => {
+                return Err("missing CRLF after chunk data".into())
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
 fn hex(d: u8) -> u8 {
     match d {
         b'0'..=b'9' => d - b'0',
         b'a'..=b'f' => d - b'a' + 10,
         _ => d - b'A' + 10,
+    }
+}
+
+/// What a server's byte stream gave, read as the direct exchange reads it: the responses
+/// completed before the stream ended or went wrong (status, body, trailer count), and
+/// whether it went wrong. For the fuzz target (`proxy::fuzzing`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Replay {
+    pub(crate) responses: Vec<(u16, Vec<u8>, usize)>,
+    pub(crate) failed: bool,
+}
+
+/// Reads `data` as one server connection's bytes arriving in reads of the sizes in `reads`
+/// (cycled; 0 counts as 1): a head, its body, then (keep-alive, nothing else buffered, as the
+/// pool requires) the next response. `head_request`: every request is a HEAD. Asserts what
+/// must hold whatever the bytes: the buffer never holds more than was received, and a chunk
+/// error found before the head would go out is one the decoder finds too.
+pub(crate) fn replay(data: &[u8], reads: &[usize], head_request: bool) -> Replay {
+    let mut out = Replay::default();
+    let mut names = NameCache::default();
+    let mut buf = BytesMut::new();
+    let mut at = 0;
+    let mut sizes = reads.iter().copied().cycle();
+    // One read into the buffer; `false` at the end of the stream.
+    let mut read = |buf: &mut BytesMut| {
+        let n = sizes
+            .next()
+            .unwrap_or(usize::MAX)
+            .max(1)
+            .min(data.len() - at);
+        buf.extend_from_slice(&data[at..at + n]);
+        at += n;
+        n > 0
+    };
+    loop {
+        let head = loop {
+            match parse_head(&mut buf, head_request, &mut names) {
+                Ok(Some(head)) => break head,
+                Ok(None) if buf.len() < MAX_HEAD && read(&mut buf) => {}
+                Ok(None) if buf.is_empty() => return out,
+                Ok(None) | Err(_) => {
+                    out.failed = true;
+                    return out;
+                }
+            }
+        };
+        let (resp, framing, keep_alive, _) = head;
+        let refused =
+            matches!(framing, Framing::Chunked(_)) && check_buffered_chunks(&buf).is_err();
+        let mut body = Vec::new();
+        let mut trailers = 0;
+        let mut state = framing;
+        let complete = loop {
+            assert!(buf.len() <= data.len(), "buffer beyond the input");
+            match state {
+                Framing::Done => break true,
+                Framing::Length(rem) => {
+                    if buf.is_empty() && !read(&mut buf) {
+                        break false;
+                    }
+                    let n = (buf.len() as u64).min(rem) as usize;
+                    body.extend_from_slice(&buf.split_to(n));
+                    state = match rem - n as u64 {
+                        0 => Framing::Done,
+                        rem => Framing::Length(rem),
+                    };
+                }
+                Framing::Close => {
+                    body.extend_from_slice(&buf.split());
+                    if !read(&mut buf) {
+                        state = Framing::Done;
+                    }
+                }
+                Framing::Chunked(c) => match chunk_step(&mut buf, c) {
+                    Ok(Step::Data(d, next)) => {
+                        body.extend_from_slice(&d);
+                        state = Framing::Chunked(next);
+                    }
+                    Ok(Step::Next(next)) => state = Framing::Chunked(next),
+                    Ok(Step::Trailers(t)) => {
+                        trailers = t.len();
+                        state = Framing::Done;
+                    }
+                    Ok(Step::More) if read(&mut buf) => {}
+                    Ok(Step::More) | Err(_) => break false,
+                },
+            }
+        };
+        assert!(
+            !refused || !complete,
+            "the chunk precheck refused a body the decoder accepts"
+        );
+        if refused || !complete {
+            out.failed = true;
+            return out;
+        }
+        out.responses.push((resp.status().as_u16(), body, trailers));
+        if !keep_alive || !buf.is_empty() {
+            return out;
+        }
     }
 }
 
@@ -1115,5 +1263,104 @@ mod tests {
             out,
             b"GET /p?q=1 HTTP/1.1\r\nhost: a.test\r\nx-b: 1\r\nx-b: 2\r\n\r\n"
         );
+    }
+
+    /// Feeds `wire` to the chunked decoder in reads of the sizes in `reads` (cycled); returns
+    /// the body, the trailer count and the bytes left after the body, or the error.
+    fn decode_chunked(wire: &[u8], reads: &[usize]) -> Result<(Vec<u8>, usize, Vec<u8>), String> {
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        let mut sizes = reads.iter().copied().cycle();
+        let mut state = Chunk::Size;
+        let mut body = Vec::new();
+        loop {
+            match chunk_step(&mut buf, state).map_err(|e| e.to_string())? {
+                Step::Data(d, next) => {
+                    body.extend_from_slice(&d);
+                    state = next;
+                }
+                Step::Next(next) => state = next,
+                Step::Trailers(t) => {
+                    let mut rest = buf.to_vec();
+                    rest.extend_from_slice(&wire[at..]);
+                    return Ok((body, t.len(), rest));
+                }
+                Step::More => {
+                    let n = sizes.next().unwrap_or(1).max(1).min(wire.len() - at);
+                    if n == 0 {
+                        return Err("truncated".into());
+                    }
+                    buf.extend_from_slice(&wire[at..at + n]);
+                    at += n;
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn chunked_bodies_decode_the_same_whatever_the_reads(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 1..40), 0..8),
+            upper in proptest::bool::ANY,
+            ext in proptest::bool::ANY,
+            trailer in proptest::option::of("[a-z]{1,8}"),
+            reads in proptest::collection::vec(1usize..16, 1..8),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+        ) {
+            let mut wire = Vec::new();
+            for c in &chunks {
+                let size = if upper { format!("{:X}", c.len()) } else { format!("{:x}", c.len()) };
+                wire.extend_from_slice(size.as_bytes());
+                if ext {
+                    wire.extend_from_slice(b";name=\"v\"");
+                }
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(c);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n");
+            if let Some(t) = &trailer {
+                wire.extend_from_slice(format!("x-{t}: 1\r\n").as_bytes());
+            }
+            wire.extend_from_slice(b"\r\n");
+            let end = wire.len();
+            wire.extend_from_slice(&tail);
+            let decoded = decode_chunked(&wire, &reads);
+            proptest::prop_assert_eq!(
+                decoded,
+                Ok((chunks.concat(), usize::from(trailer.is_some()), tail.clone()))
+            );
+            // The precheck accepts whatever part of a valid body is buffered.
+            for i in 0..=end {
+                proptest::prop_assert!(check_buffered_chunks(&wire[..i]).is_ok(), "prefix {}", i);
+            }
+        }
+
+        #[test]
+        fn a_corrupted_chunked_body_is_an_error_or_decodes_alike_whatever_the_reads(
+            chunks in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 1..20), 1..5),
+            at in proptest::num::usize::ANY,
+            byte in proptest::num::u8::ANY,
+            reads in proptest::collection::vec(1usize..8, 1..4),
+        ) {
+            let mut wire = Vec::new();
+            for c in &chunks {
+                wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                wire.extend_from_slice(c);
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+            let i = at % wire.len();
+            wire[i] = byte;
+            let whole = decode_chunked(&wire, &[usize::MAX]);
+            let split = decode_chunked(&wire, &reads);
+            proptest::prop_assert_eq!(whole.is_ok(), split.is_ok());
+            if let (Ok(w), Ok(s)) = (&whole, &split) {
+                proptest::prop_assert_eq!(w, s);
+            }
+            if check_buffered_chunks(&wire).is_err() {
+                proptest::prop_assert!(whole.is_err(), "precheck refused what decodes: {:?}", whole);
+            }
+        }
     }
 }

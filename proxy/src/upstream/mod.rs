@@ -17,4 +17,5 @@ pub(crate) mod connector;
 pub(crate) mod forward;
 pub(crate) mod h1;
 pub(crate) mod io;
+pub(crate) mod response_rules;
 pub(crate) mod stats;
