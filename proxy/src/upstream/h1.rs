@@ -1363,4 +1363,58 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn replay_reads_the_fuzz_seeds_alike_whatever_the_reads() {
+        let seeds: [&[u8]; 4] = [
+            include_bytes!("../../fuzz/seeds/h1_length_then_close.bin"),
+            include_bytes!("../../fuzz/seeds/h1_interim_chunked_trailers.bin"),
+            include_bytes!("../../fuzz/seeds/h1_head_requests.bin"),
+            include_bytes!("../../fuzz/seeds/h1_switching.bin"),
+        ];
+        for seed in seeds {
+            // The fuzz target's input: flags, four bytes of read sizes, the stream.
+            let stream = &seed[5..];
+            for reads in [&[1usize][..], &[2, 3], &[7], &[16, 1, 5]] {
+                for head in [false, true] {
+                    crate::fuzzing::http1_responses(stream, reads, head);
+                }
+            }
+        }
+        // One byte a read: a response never arrives with bytes of the next, so the connection
+        // serves all three (read whole, the first response's leftovers retire it).
+        assert_eq!(
+            replay(&seeds[0][5..], &[usize::MAX], false).responses.len(),
+            1
+        );
+        let whole = replay(&seeds[0][5..], &[1], false);
+        assert_eq!(
+            whole.responses,
+            vec![
+                (200, b"hello".to_vec(), 0),
+                (204, Vec::new(), 0),
+                (200, b"rest".to_vec(), 0)
+            ]
+        );
+        assert!(!whole.failed);
+        let chunked = replay(&seeds[1][5..], &[1], false);
+        assert_eq!(chunked.responses[0], (200, b"hello".to_vec(), 1));
+        assert_eq!(chunked.responses[1].0, 304);
+        // A bad chunk, a lying length, garbage: failures, the same whatever the reads.
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            b"\x00\x01garbage\r\n\r\n",
+        ] {
+            for reads in [&[1usize][..], &[4], &[usize::MAX]] {
+                let r = replay(bad, reads, false);
+                assert!(
+                    r.failed && r.responses.is_empty(),
+                    "{bad:?} {reads:?}: {r:?}"
+                );
+                crate::fuzzing::http1_responses(bad, reads, false);
+            }
+        }
+    }
 }
