@@ -1,0 +1,5 @@
+//! TCP mode (lb.md §11): L4 forwarding, SNI inspection of pass-through TLS, and the PROXY
+//! protocol header of both modes.
+
+pub mod clienthello;
+pub mod proxy_header;
