@@ -3,7 +3,8 @@
 #   sudo tests/run.sh            (CI: .ci/run calls exactly this)
 # Installs what the tests need, then runs rustfmt, clippy, every test (network-namespace
 # tests included: VRRPLB_REQUIRE_NETNS=1 makes a test fail instead of skipping), and the
-# VRRP packet, certificate loading and HTTP/1 response fuzzers for a bounded time.
+# VRRP packet, certificate loading, HTTP/1 response, ClientHello/SNI and PROXY header fuzzers for
+# a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +49,7 @@ if [ -x vrrp/fuzz/run.sh ]; then
     vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
 fi
 if [ -x proxy/fuzz/run.sh ]; then
-    echo "== fuzzing the TLS certificate/PEM loading path and the HTTP/1 response side (bounded)"
+    echo "== fuzzing certificate loading, HTTP/1 responses, ClientHello/SNI, PROXY headers (bounded)"
     proxy/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-60}"
 fi
 # The suite must leave the tracked tree as it found it (no rewritten lockfile, no stray

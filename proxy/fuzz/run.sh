@@ -27,13 +27,17 @@ export RUSTC_BOOTSTRAP=1
 # corpus/ (git-ignored) collects what the fuzzer finds; seeds/ holds real bundles (EC and RSA,
 # key first and last, and a key file alone) so that cert_bundle starts inside valid DER, and
 # server responses (h1_*) for http1_responses.
+# seeds/client_hello/ holds ClientHellos captured from `openssl s_client` (one cut into
+# 100-byte records), seeds/proxy_header/ PROXY v1 and v2 headers.
 run() {
-    local target=$1 max_len=$2
-    shift 2
+    local target=$1 max_len=$2 seeds=$3
+    shift 3
     mkdir -p "corpus/$target"
     echo "== fuzzing $target for ${seconds}s"
-    cargo fuzz run "$target" "corpus/$target" seeds -- \
+    cargo fuzz run "$target" "corpus/$target" "$seeds" -- \
         -max_total_time="$seconds" -max_len="$max_len" "$@"
 }
-run cert_bundle 8192 "$@"
-run http1_responses 20000 "$@"
+run cert_bundle 8192 seeds "$@"
+run http1_responses 20000 seeds "$@"
+run client_hello 20000 seeds/client_hello "$@"
+run proxy_header 4200 seeds/proxy_header "$@"

@@ -70,6 +70,13 @@ pub struct FrontendConfig {
     pub h2c: bool,
     /// `h2_max_streams`: concurrent HTTP/2 streams per client connection. Default 100.
     pub h2_max_streams: u32,
+    /// `http` parses requests; `tcp` forwards bytes (lb.md §11).
+    pub mode: Mode,
+    /// Every connection starts with a PROXY v1/v2 header whose source is the client.
+    pub accept_proxy: bool,
+    /// tcp mode with SNI routes: how long to wait for the whole ClientHello (the frontend's
+    /// `client` timeout when set, else 5 s).
+    pub inspect_timeout: Duration,
 }
 
 /// Where and how `redirect_https` sends a plain request.
@@ -108,11 +115,28 @@ impl FrontendConfig {
             redirect_https: None,
             h2c: false,
             h2_max_streams: 100,
+            mode: Mode::Http,
+            accept_proxy: false,
+            inspect_timeout: Duration::from_secs(5),
         }
     }
 }
 
 /// Frontend `timeouts` (lb.md §12).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Http,
+    Tcp,
+}
+
+/// PROXY protocol version written to servers (`send_proxy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyVersion {
+    V1,
+    V2,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrontendTimeouts {
     /// Inactivity reading the request body or writing to the client. Default 50 s.
@@ -142,6 +166,8 @@ pub struct RouteConfig {
     pub backend: String,
     pub strip_prefix: bool,
     pub require_available: bool,
+    /// tcp mode: the ClientHello's server name (same matching rules as `host`).
+    pub sni: Option<HostMatch>,
 }
 
 impl RouteConfig {
@@ -152,6 +178,7 @@ impl RouteConfig {
             backend: backend.into(),
             strip_prefix: false,
             require_available: false,
+            sni: None,
         }
     }
 }
@@ -207,6 +234,10 @@ pub struct BackendConfig {
     pub timeouts: BackendTimeouts,
     /// `tls`: connections to the servers (and their health checks) speak TLS.
     pub tls: Option<ServerTlsConfig>,
+    pub mode: Mode,
+    pub send_proxy: Option<ProxyVersion>,
+    /// HAProxy `on-marked-down shutdown-sessions`: a server marked DOWN has its tcp sessions cut.
+    pub shutdown_sessions_on_down: bool,
 }
 
 impl BackendConfig {
@@ -222,6 +253,9 @@ impl BackendConfig {
             redispatch: false,
             retry_on_empty_response: false,
             timeouts: BackendTimeouts::default(),
+            mode: Mode::Http,
+            send_proxy: None,
+            shutdown_sessions_on_down: false,
             tls: None,
         }
     }
@@ -272,6 +306,9 @@ pub struct BackendTimeouts {
     pub queue: Duration,
     /// `server_idle`†: pooled idle server connections older than this are closed. Default 2 s.
     pub server_idle: Duration,
+    /// Inactivity limit of a tunnel (tcp mode, WebSocket/CONNECT), both directions; `None` =
+    /// the smaller of the frontend's `client` and the backend's `server`.
+    pub tunnel: Option<Duration>,
 }
 
 impl Default for BackendTimeouts {
@@ -281,6 +318,7 @@ impl Default for BackendTimeouts {
             server: Duration::from_secs(50),
             queue: Duration::from_secs(5),
             server_idle: Duration::from_secs(2),
+            tunnel: None,
         }
     }
 }

@@ -184,6 +184,15 @@ impl Proxy {
                 global: global.clone(),
                 frontend: Arc::new(Semaphore::new(maxconn)),
             };
+            let tcp = (fc.mode == config::Mode::Tcp).then(|| {
+                Arc::new(tcp::TcpFrontend::new(
+                    fc.clone(),
+                    backends.clone(),
+                    config.access_log,
+                    counters.clone(),
+                    fe.connections.clone(),
+                ))
+            });
             let term = match (&fc.tls, certs.get(&fc.name)) {
                 (None, _) => None,
                 (Some(t), Some(resolver)) => {
@@ -205,6 +214,7 @@ impl Proxy {
             sets.push(ListenerSet::new(
                 Arc::new(fe),
                 term,
+                tcp,
                 limits,
                 inherited.clone(),
             ));

@@ -234,6 +234,9 @@ pub struct Frontend {
     pub default_backend: Option<String>,
     #[serde(default)]
     pub error_pages: BTreeMap<i64, String>,
+    /// Read a PROXY v1/v2 header first; its source is the client (lb.md §11).
+    #[serde(default)]
+    pub accept_proxy: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,6 +309,8 @@ pub struct Route {
 pub struct RouteMatch {
     pub host: Option<String>,
     pub path_prefix: Option<String>,
+    /// tcp mode: the TLS ClientHello's server name.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +337,10 @@ pub struct Backend {
     /// HAProxy `option allbackups`: balance over every backup server, not just the first.
     #[serde(default)]
     pub all_backups: bool,
+    /// v1 | v2: PROXY protocol header to each server.
+    pub send_proxy: Option<String>,
+    /// shutdown_sessions: cut a DOWN server's tcp sessions (HAProxy on-marked-down).
+    pub on_marked_down: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -402,6 +411,8 @@ pub struct BackendTimeouts {
     pub server: Option<DurationValue>,
     pub queue: Option<DurationValue>,
     pub server_idle: Option<DurationValue>,
+    /// Inactivity limit of a tunnel: tcp mode, WebSocket and CONNECT.
+    pub tunnel: Option<DurationValue>,
 }
 
 #[derive(Debug, Deserialize)]

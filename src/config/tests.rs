@@ -786,3 +786,64 @@ fn probe_headers_are_checked() {
         vec![("User-Agent".to_owned(), "HAProxy".to_owned())]
     );
 }
+fn tcp_mode_keys_reach_the_proxy_config() {
+    let text = "frontends:\n  - name: pass\n    mode: tcp\n    bind: [\":8443\"]\n    accept_proxy: true\n    timeouts: { client: 3s }\n    routes:\n      - match: { sni: \"*.example.test\" }\n        backend: tls\n    default_backend: tls\n\
+backends:\n  - name: tls\n    mode: tcp\n    balance: source\n    send_proxy: v2\n    on_marked_down: shutdown_sessions\n    servers:\n      - { name: a, address: \"127.0.0.1:443\", check_port: 80 }\n    health_check: { kind: http, port: 8080 }\n    timeouts: { tunnel: 1h }\n";
+    let loaded = parse("t.yaml", text).unwrap_or_else(|r| panic!("{r}"));
+    let pc = proxy_config(&loaded.config);
+    let fe = &pc.frontends[0];
+    assert_eq!(fe.mode, proxy::config::Mode::Tcp);
+    assert!(fe.accept_proxy);
+    assert_eq!(fe.inspect_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(
+        fe.routes[0].sni,
+        Some(proxy::config::HostMatch::Suffix(".example.test".into()))
+    );
+    let be = &pc.backends[0];
+    assert_eq!(be.mode, proxy::config::Mode::Tcp);
+    assert_eq!(be.send_proxy, Some(proxy::config::ProxyVersion::V2));
+    assert!(be.shutdown_sessions_on_down);
+    assert_eq!(be.servers[0].check_port, Some(80));
+    assert_eq!(
+        be.timeouts.tunnel,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    // Without a client timeout the inspection waits 5 s.
+    let short = text.replace("    timeouts: { client: 3s }\n", "");
+    let pc = proxy_config(&parse("t.yaml", &short).unwrap().config);
+    assert_eq!(
+        pc.frontends[0].inspect_timeout,
+        std::time::Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn tcp_mode_errors() {
+    let route = |mode: &str, m: &str| {
+        format!("frontends:\n  - name: f\n    mode: {mode}\n    bind: [\"127.0.0.1:80\"]\n    routes:\n      - match: {{ {m} }}\n        backend: b\nbackends:\n  - name: b\n    mode: {mode}\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n")
+    };
+    assert_error(
+        &route("http", "sni: a.test"),
+        6,
+        "frontends[0].routes[0].match.sni",
+        "need `mode: tcp`",
+    );
+    assert_error(
+        &route("tcp", "host: a.test"),
+        6,
+        "frontends[0].routes[0].match",
+        "only on `sni`",
+    );
+    assert_error(
+        &route("tcp", "sni: \"a b\""),
+        6,
+        "frontends[0].routes[0].match.sni",
+        "not a host name",
+    );
+    let b = "backends:\n  - name: b\n    mode: tcp\n    http_mode: close\n    send_proxy: v3\n    servers: [{ name: a, address: \"127.0.0.1:1\", check_port: 0 }]\n";
+    assert_error(b, 4, "backends[0].http_mode", "only allowed in http mode");
+    assert_error(b, 5, "backends[0].send_proxy", "`v3` is not allowed");
+    assert_error(b, 6, "backends[0].servers[0].check_port", "");
+    let f = "frontends:\n  - name: f\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n    timeouts: { http_request: 5s }\n";
+    assert_error(f, 5, "frontends[0].timeouts", "tcp mode uses `client`");
+}

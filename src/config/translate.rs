@@ -7,8 +7,8 @@ use super::schema::{self, ConfigFile};
 use super::validate::{parse_status_range, Validated};
 use proxy::config::{
     BackendConfig, BackendTimeouts, Balance, CheckKind, CookieConfig, FrontendConfig,
-    FrontendTimeouts, HealthCheckConfig, HostMatch, ProxyConfig, RouteConfig, ServerConfig,
-    ServerTlsConfig,
+    FrontendTimeouts, HealthCheckConfig, HostMatch, Mode, ProxyConfig, ProxyVersion, RouteConfig,
+    ServerConfig, ServerTlsConfig,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -51,6 +51,12 @@ fn frontend(x: &schema::Frontend, all: &[schema::Frontend]) -> FrontendConfig {
         x.bind.iter().filter_map(|b| bind_addr(b)).collect(),
     );
     fc.gated = x.gate.is_some();
+    fc.mode = mode(&x.mode);
+    fc.accept_proxy = x.accept_proxy;
+    // SNI inspection waits at most the frontend's `client` timeout, 5 s when not set.
+    if let Some(t) = x.timeouts.as_ref().and_then(|t| t.client.as_ref()) {
+        fc.inspect_timeout = t.parse().unwrap_or(fc.inspect_timeout);
+    }
     fc.maxconn = x.maxconn.map(|m| m.max(1) as usize);
     if let Some(t) = &x.timeouts {
         fc.timeouts = FrontendTimeouts {
@@ -76,6 +82,7 @@ fn frontend(x: &schema::Frontend, all: &[schema::Frontend]) -> FrontendConfig {
             let mut rc = RouteConfig::new(r.backend.clone());
             rc.host = r.matches.host.as_deref().map(HostMatch::parse);
             rc.path_prefix = r.matches.path_prefix.clone();
+            rc.sni = r.matches.sni.as_deref().map(HostMatch::parse);
             rc.strip_prefix = r.strip_prefix;
             rc.require_available = r.require_available;
             rc
@@ -95,6 +102,13 @@ fn frontend(x: &schema::Frontend, all: &[schema::Frontend]) -> FrontendConfig {
         fc.h2_max_streams = n as u32;
     }
     fc
+}
+
+fn mode(m: &Option<String>) -> Mode {
+    match m.as_deref() {
+        Some("tcp") => Mode::Tcp,
+        _ => Mode::Http,
+    }
 }
 
 fn backend(x: &schema::Backend) -> BackendConfig {
@@ -173,6 +187,13 @@ fn backend(x: &schema::Backend) -> BackendConfig {
     bc.retry_on_empty_response = x.retry_on.iter().any(|r| r == "empty-response");
     bc.all_backups = x.all_backups;
     bc.tls = x.tls.as_ref().map(server_tls);
+    bc.mode = mode(&x.mode);
+    bc.send_proxy = match x.send_proxy.as_deref() {
+        Some("v1") => Some(ProxyVersion::V1),
+        Some("v2") => Some(ProxyVersion::V2),
+        _ => None,
+    };
+    bc.shutdown_sessions_on_down = x.on_marked_down.as_deref() == Some("shutdown_sessions");
     if let Some(t) = &x.timeouts {
         let connect = dur(&t.connect, BackendTimeouts::default().connect);
         bc.timeouts = BackendTimeouts {
@@ -181,6 +202,7 @@ fn backend(x: &schema::Backend) -> BackendConfig {
             // HAProxy: `timeout queue` defaults to `timeout connect`.
             queue: dur(&t.queue, connect),
             server_idle: dur(&t.server_idle, BackendTimeouts::default().server_idle),
+            tunnel: t.tunnel.as_ref().and_then(|v| v.parse().ok()),
         };
     }
     bc

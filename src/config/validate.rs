@@ -1111,7 +1111,38 @@ fn check_frontends(
         }
         for (j, r) in f.routes.iter().enumerate() {
             let rp = format!("{p}.routes[{j}]");
-            if r.matches.host.is_none() && r.matches.path_prefix.is_none() {
+            let http_match = r.matches.host.is_some() || r.matches.path_prefix.is_some();
+            if mode == "tcp" {
+                if http_match || r.strip_prefix || r.require_available {
+                    d.error(
+                        &format!("{rp}.match"),
+                        "tcp mode routes match only on `sni` (host, path_prefix, strip_prefix and require_available need http mode)",
+                    );
+                }
+                match &r.matches.sni {
+                    None => d.error(&format!("{rp}.match"), "a tcp mode route needs `sni`"),
+                    Some(s) => {
+                        let bare = s.strip_prefix("*.").unwrap_or(s);
+                        let ok = !bare.is_empty()
+                            && bare.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.bytes().all(|b| {
+                                        b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+                                    })
+                            });
+                        if !ok {
+                            d.error(
+                                &format!("{rp}.match.sni"),
+                                format!(
+                                    "`{s}` is not a host name (a leading `*.` wildcard is allowed)"
+                                ),
+                            );
+                        }
+                    }
+                }
+            } else if r.matches.sni.is_some() {
+                d.error(&format!("{rp}.match.sni"), "`sni` routes need `mode: tcp`");
+            } else if !http_match {
                 d.error(
                     &format!("{rp}.match"),
                     "needs `host`, `path_prefix` or both",
@@ -1173,9 +1204,11 @@ fn check_frontends(
                 d.error(&ep, e.to_string());
             }
         }
+        if f.accept_proxy && mode != "tcp" {
+            unsupported.push(format!("accept_proxy in http mode ({p}.accept_proxy)"));
+        }
         if mode == "tcp" {
-            let http_only: [(&str, bool); 5] = [
-                ("routes", !f.routes.is_empty()),
+            let http_only: [(&str, bool); 4] = [
                 ("set_headers", !f.set_headers.is_empty()),
                 ("forwarded_for", f.forwarded_for),
                 (
@@ -1192,7 +1225,18 @@ fn check_frontends(
                     d.error(&format!("{p}.{key}"), "only allowed in http mode");
                 }
             }
-            unsupported.push(format!("tcp mode ({p}.mode)"));
+            if let Some(t) = f.timeouts.as_ref() {
+                if t.http_request.is_some() || t.keep_alive.is_some() {
+                    d.error(
+                        &format!("{p}.timeouts"),
+                        "http_request and keep_alive are http mode timeouts; tcp mode uses `client`",
+                    );
+                }
+            }
+            if f.tls.is_some() {
+                // The tcp listener forwards the raw bytes: terminating TLS there is not built.
+                unsupported.push(format!("TLS termination in tcp mode ({p}.tls)"));
+            }
         }
     }
 }
@@ -1270,8 +1314,31 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
         let p = format!("backends[{i}]");
         let mode = b.mode.as_deref().unwrap_or("http");
         one_of(d, &format!("{p}.mode"), mode, &["http", "tcp"]);
+        if let Some(v) = &b.send_proxy {
+            if one_of(d, &format!("{p}.send_proxy"), v, &["v1", "v2"]) && mode != "tcp" {
+                unsupported.push(format!("send_proxy in http mode ({p}.send_proxy)"));
+            }
+        }
+        if let Some(v) = &b.on_marked_down {
+            if one_of(d, &format!("{p}.on_marked_down"), v, &["shutdown_sessions"]) && mode != "tcp"
+            {
+                unsupported.push(format!("on_marked_down in http mode ({p}.on_marked_down)"));
+            }
+        }
         if mode == "tcp" {
-            unsupported.push(format!("tcp mode ({p}.mode)"));
+            if b.tls.is_some() {
+                // The tcp session connects in plain TCP: re-encryption there is not built.
+                unsupported.push(format!("TLS to servers in tcp mode ({p}.tls)"));
+            }
+            if b.http_mode.is_some() {
+                d.error(&format!("{p}.http_mode"), "only allowed in http mode");
+            }
+            if b.retry_on.iter().any(|r| r == "empty-response") {
+                d.error(
+                    &format!("{p}.retry_on"),
+                    "empty-response needs http mode (tcp mode retries connect failures only)",
+                );
+            }
         }
         if let Some(bal) = &b.balance {
             one_of(
@@ -1423,6 +1490,19 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
                 &t.server_idle,
                 Duration::from_secs(2),
             );
+            if t.tunnel.is_some() {
+                positive_duration(
+                    d,
+                    &format!("{p}.timeouts.tunnel"),
+                    &t.tunnel,
+                    Duration::from_secs(3600),
+                );
+                if mode != "tcp" {
+                    unsupported.push(format!(
+                        "timeouts.tunnel in http mode ({p}.timeouts.tunnel)"
+                    ));
+                }
+            }
         }
         if let Some(t) = &b.tls {
             check_backend_tls(d, &p, t);

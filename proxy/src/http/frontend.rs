@@ -34,8 +34,9 @@ pub(crate) struct Frontend {
     pub(crate) hsts: Option<HeaderValue>,
     pub(crate) access_log: bool,
     pub(crate) counters: Arc<ProxyCounters>,
-    /// Client connections open on this frontend (log `fc`).
-    pub(crate) connections: AtomicUsize,
+    /// Client connections open on this frontend (log `fc`); shared with its tcp-mode
+    /// state when it has one.
+    pub(crate) connections: Arc<AtomicUsize>,
     /// Stats counters; the same ones across reloads.
     pub(crate) meters: Arc<Meters>,
 }
@@ -101,7 +102,7 @@ impl Frontend {
             http,
             access_log,
             counters,
-            connections: AtomicUsize::new(0),
+            connections: Arc::new(AtomicUsize::new(0)),
             meters,
             cfg,
         })

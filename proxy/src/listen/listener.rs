@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::http::frontend::{Frontend, FrontendError};
 use crate::listen::conn;
 use crate::listen::tls::accept::TlsTerm;
+use crate::tcp::{self, TcpFrontend};
 
 const BACKLOG: i32 = 1024;
 
@@ -93,6 +94,8 @@ pub(crate) struct ListenerSet {
     pub(crate) fe: Arc<Frontend>,
     /// TLS termination; `None` for a plain frontend.
     pub(crate) tls: Option<Arc<TlsTerm>>,
+    /// tcp mode: connections go to tcp::serve instead of the HTTP server.
+    tcp: Option<Arc<TcpFrontend>>,
     limits: Limits,
     running: Mutex<Option<Running>>,
     /// Open connections of this frontend, across open/close cycles.
@@ -110,12 +113,14 @@ impl ListenerSet {
     pub(crate) fn new(
         fe: Arc<Frontend>,
         tls: Option<Arc<TlsTerm>>,
+        tcp: Option<Arc<TcpFrontend>>,
         limits: Limits,
         inherited: Inherited,
     ) -> Arc<Self> {
         Arc::new(ListenerSet {
             fe,
             tls,
+            tcp,
             limits,
             running: Mutex::new(None),
             live: watch::channel(0).0,
@@ -282,6 +287,14 @@ async fn accept_loop(
         let open = Open::new(&set);
         let fe = set.fe.clone();
         let drain = drain.clone();
+        if let Some(tcp) = set.tcp.clone() {
+            tokio::spawn(async move {
+                tcp::serve(tcp, stream, peer, local_addr, drain).await;
+                drop(open);
+                drop((global, local));
+            });
+            continue;
+        }
         match set.tls.clone() {
             None => {
                 tokio::spawn(async move {

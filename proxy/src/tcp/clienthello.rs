@@ -313,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn reads_what_openssl_sends() {
+        // Captured from `openssl s_client -servername app.example.test` (fuzz seeds).
+        let whole = include_bytes!("../../fuzz/seeds/client_hello/hello_sni.bin");
+        let cut = include_bytes!("../../fuzz/seeds/client_hello/hello_sni_records.bin");
+        for wire in [&whole[..], &cut[..]] {
+            assert_eq!(inspect(wire), Inspect::Sni(Some("app.example.test".into())));
+        }
+        let none = include_bytes!("../../fuzz/seeds/client_hello/hello_nosni.bin");
+        assert_eq!(inspect(none), Inspect::Sni(None));
+    }
+
+    #[test]
     fn no_server_name_extension_is_no_sni() {
         let wire = records(&client_hello(None, 40), 16384);
         assert_eq!(inspect(&wire), Inspect::Sni(None));

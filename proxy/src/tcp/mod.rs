@@ -2,4 +2,9 @@
 //! protocol header of both modes.
 
 pub mod clienthello;
+mod first_bytes;
 pub mod proxy_header;
+mod session;
+mod tunnel;
+
+pub(crate) use session::{serve, TcpFrontend};

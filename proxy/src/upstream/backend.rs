@@ -64,6 +64,9 @@ pub(crate) struct Server {
     check: Mutex<(String, Option<ProbeResult>)>,
     /// Stats counters; the same ones across reloads.
     pub(crate) meters: Arc<Meters>,
+    /// Bumped each time a check marks the server DOWN: tcp sessions of a backend with
+    /// `on_marked_down: shutdown_sessions` watch it.
+    marked_down: watch::Sender<u64>,
 }
 
 impl Server {
@@ -77,6 +80,10 @@ impl Server {
 
     fn is_full(&self) -> bool {
         self.cfg.maxconn > 0 && self.inflight() >= self.cfg.maxconn
+    }
+
+    pub(crate) fn marked_down(&self) -> watch::Receiver<u64> {
+        self.marked_down.subscribe()
     }
 
     pub(crate) fn set_check_status(&self, status: String, last: Option<ProbeResult>) {
@@ -176,6 +183,7 @@ impl Backend {
                     None,
                 )),
                 meters: meters_of(&s.name),
+                marked_down: watch::channel(0).0,
             })
             .collect();
         let checked = cfg.health_check.as_ref();
@@ -472,6 +480,7 @@ impl Backend {
                 st.backend_queue.make_contiguous().sort_by_key(|w| w.seq);
             }
             server.upstream.reset();
+            server.marked_down.send_modify(|n| *n += 1);
         }
         for i in 0..self.servers.len() {
             if self.queued() == 0 {
