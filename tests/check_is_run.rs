@@ -188,8 +188,12 @@ fn check_refuses_exactly_what_run_refuses() {
     // with them, check and run must agree (a refusal names "not implemented").
     let features: Vec<(&str, String)> = vec![
         (
-            "tcp mode",
-            balancer(&dir, "", "    mode: tcp\n", "    mode: tcp\n"),
+            "tcp mode with SNI routes and PROXY headers",
+            balancer(&dir, "", "    mode: tcp\n    accept_proxy: true\n    routes: [{ match: { sni: \"*.a.test\" }, backend: web }]\n", "    mode: tcp\n    send_proxy: v2\n    timeouts: { tunnel: 1h }\n"),
+        ),
+        (
+            "accept_proxy in http mode",
+            balancer(&dir, "", "    accept_proxy: true\n", ""),
         ),
         (
             "the stats page",
