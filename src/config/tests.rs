@@ -849,3 +849,23 @@ fn tcp_mode_errors() {
     let f = "frontends:\n  - name: f\n    mode: tcp\n    bind: [\"127.0.0.1:80\"]\n    timeouts: { http_request: 5s }\n";
     assert_error(f, 5, "frontends[0].timeouts", "tcp mode uses `client`");
 }
+
+#[test]
+fn seed002_passthrough_example_is_valid_tcp() {
+    let text = include_str!("../../deploy/examples/seed002-passthrough.yaml");
+    let loaded = parse("seed002", text).unwrap_or_else(|r| panic!("rejected:\n{r}"));
+    let pc = proxy_config(&loaded.config);
+    let fe = &pc.frontends[0];
+    assert_eq!(fe.mode, proxy::config::Mode::Tcp);
+    assert!(fe.gated);
+    assert_eq!(
+        fe.routes[0].sni,
+        Some(proxy::config::HostMatch::Exact("admin.example.test".into()))
+    );
+    let app = &pc.backends[0];
+    assert_eq!(app.servers[0].check_port, Some(80));
+    assert_eq!(
+        app.health_check.as_ref().map(|h| h.kind),
+        Some(proxy::config::CheckKind::Tcp)
+    );
+}
