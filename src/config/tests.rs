@@ -788,6 +788,8 @@ fn probe_headers_are_checked() {
         vec![("User-Agent".to_owned(), "HAProxy".to_owned())]
     );
 }
+
+#[test]
 fn tcp_mode_keys_reach_the_proxy_config() {
     let text = "frontends:\n  - name: pass\n    mode: tcp\n    bind: [\":8443\"]\n    accept_proxy: true\n    timeouts: { client: 3s }\n    routes:\n      - match: { sni: \"*.example.test\" }\n        backend: tls\n    default_backend: tls\n\
 backends:\n  - name: tls\n    mode: tcp\n    balance: source\n    send_proxy: v2\n    on_marked_down: shutdown_sessions\n    servers:\n      - { name: a, address: \"127.0.0.1:443\", check_port: 80 }\n    health_check: { kind: http, port: 8080 }\n    timeouts: { tunnel: 1h }\n";
