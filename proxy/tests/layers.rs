@@ -48,71 +48,129 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The identifiers of a path that starts at `text` (after `crate::` or `super::`): the
-/// first segment, and the second ones (several for a `{a, b::c}` group).
-fn path_after(text: &str) -> (String, Vec<String>) {
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect()
-    };
-    if let Some(group) = text.strip_prefix('{') {
-        let inner = group.split('}').next().unwrap_or("");
-        let firsts = inner.split(',').map(|p| ident(p.trim())).collect();
-        return (String::new(), firsts);
-    }
-    let first = ident(text);
-    let rest = &text[first.len()..];
-    let seconds = match rest.strip_prefix("::") {
-        Some(r) if r.starts_with('{') => {
-            let inner = r[1..].split('}').next().unwrap_or("");
-            inner.split(',').map(|p| ident(p.trim())).collect()
+fn ident(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The text of a `{...}` group up to its matching brace (`s` starts after the `{`).
+fn group_inner(s: &str) -> &str {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return &s[..i],
+            '}' => depth -= 1,
+            _ => {}
         }
-        Some(r) => vec![ident(r)],
-        None => Vec::new(),
-    };
-    (first, seconds)
+    }
+    s
+}
+
+/// The members of a group, split at its top-level commas.
+fn members(s: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut from) = (Vec::new(), 0, 0);
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[from..]);
+    out
+}
+
+/// The module paths named by the path that starts at `s` (after `crate::` or `super::`),
+/// one per member of `{..}` groups, which may span lines.
+fn paths(s: &str) -> Vec<Vec<String>> {
+    let s = s.trim_start();
+    if let Some(rest) = s.strip_prefix('{') {
+        return members(group_inner(rest))
+            .into_iter()
+            .flat_map(paths)
+            .collect();
+    }
+    let id = ident(s);
+    if id.is_empty() {
+        return vec![Vec::new()];
+    }
+    match s[id.len()..].strip_prefix("::") {
+        Some(rest) => paths(rest)
+            .into_iter()
+            .map(|mut p| {
+                p.insert(0, id.to_owned());
+                p
+            })
+            .collect(),
+        None => vec![vec![id.to_owned()]],
+    }
+}
+
+/// Source text with `//` comments blanked (lines kept), so doc links are not references.
+fn code_only(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The module keys `text` (one file, `key`) refers to, with the line of each reference.
+/// A path resolves to the longest module it names; a top-level item to its own name.
 fn references(text: &str, key: &str, modules: &BTreeSet<String>) -> Vec<(String, usize)> {
-    let folder = key.split_once('/').map(|(f, _)| f);
-    let mut refs = Vec::new();
-    let resolve = |first: &str, second: &str| -> String {
-        let file = format!("{first}/{second}");
-        if modules.contains(&file) {
-            file
-        } else {
-            first.to_owned()
-        }
+    let code = code_only(text);
+    let module: Vec<&str> = if key == "lib" {
+        Vec::new()
+    } else {
+        key.split('/').collect()
     };
-    for (n, line) in text.lines().enumerate() {
-        let code = line.trim_start();
-        if code.starts_with("//") {
-            continue;
-        }
-        for (at, _) in code.match_indices("crate::") {
-            // `$crate::` in macros and paths of other crates are not ours.
-            if at > 0 && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$')
-            {
+    let resolve = |base: &[&str], path: &[String]| -> Option<String> {
+        let full: Vec<&str> = base
+            .iter()
+            .copied()
+            .chain(path.iter().map(String::as_str))
+            .collect();
+        (1..=full.len())
+            .rev()
+            .map(|n| full[..n].join("/"))
+            .find(|k| modules.contains(k))
+            .or_else(|| {
+                full.get(base.len().min(full.len().saturating_sub(1)))
+                    .map(|s| s.to_string())
+            })
+    };
+    let mut refs = Vec::new();
+    for (anchor, relative) in [("crate::", false), ("super::", true)] {
+        for (at, _) in code.match_indices(anchor) {
+            // `$crate::`, `my_crate::`: not a path of this crate.
+            if code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$') {
                 continue;
             }
-            let (first, seconds) = path_after(&code[at + "crate::".len()..]);
-            if first.is_empty() {
-                // `use crate::{a, b}`: each is a top-level module (or a lib item).
-                refs.extend(seconds.into_iter().map(|s| (s, n + 1)));
-            } else if seconds.is_empty() {
-                refs.push((first, n + 1));
+            let line = code[..at].matches('\n').count() + 1;
+            let base: &[&str] = if relative {
+                &module[..module.len().saturating_sub(1)]
             } else {
-                refs.extend(seconds.iter().map(|s| (resolve(&first, s), n + 1)));
-            }
-        }
-        if let Some(folder) = folder {
-            for (at, _) in code.match_indices("super::") {
-                let (first, _) = path_after(&code[at + "super::".len()..]);
-                let file = format!("{folder}/{first}");
-                if modules.contains(&file) {
-                    refs.push((file, n + 1));
+                &[]
+            };
+            for path in paths(&code[at + anchor.len()..]) {
+                // `use super::*` of a test module is the file itself.
+                if relative && path.is_empty() {
+                    continue;
+                }
+                if let Some(target) = resolve(base, &path) {
+                    if relative && !modules.contains(&target) {
+                        continue;
+                    }
+                    refs.push((target, line));
                 }
             }
         }
@@ -279,6 +337,13 @@ fn the_check_sees_upward_reads_circles_and_stray_files() {
             ("observe/log.rs", "fn f() { crate::http::request::go() }\n"),
             ("tcp/splice.rs", "use crate::http::request;\n"),
             ("stray.rs", ""),
+            (
+                "upstream/d.rs",
+                "use crate::upstream::{\n    e::E,\n    f,\n};\n",
+            ),
+            ("upstream/e.rs", "fn g() { crate::upstream::d::go() }\n"),
+            ("listen/tls/x.rs", "use super::y::Y;\n"),
+            ("listen/tls/y.rs", "use crate::listen::tls::x::X;\n"),
         ],
     );
     let found = violations(&bad.0);
@@ -290,6 +355,8 @@ fn the_check_sees_upward_reads_circles_and_stray_files() {
         "stray: not in a layer folder",
         "import circle: http/request -> listen/conn -> http/request",
         "import circle: upstream/a -> upstream/b -> upstream/c -> upstream/a",
+        "import circle: upstream/d -> upstream/e -> upstream/d",
+        "import circle: listen/tls/x -> listen/tls/y -> listen/tls/x",
     ];
     for e in expect {
         assert!(

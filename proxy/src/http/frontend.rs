@@ -118,7 +118,7 @@ fn server_builder(cfg: &FrontendConfig) -> auto::Builder<TokioExecutor> {
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
-        // `http_request` is enforced (with a 408) by conn::ClientIo instead.
+        // `http_request` is enforced (with a 408) by listen/conn.rs's ClientIo instead.
         .header_read_timeout(None)
         .max_buf_size(MAX_REQUEST_HEAD)
         .keep_alive(true);

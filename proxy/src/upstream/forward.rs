@@ -303,28 +303,7 @@ pub(crate) async fn forward(
         let replaying = std::mem::take(&mut replay_now);
         if attempt > 0 && !replaying {
             stats.retries = attempt;
-            if out.body.as_ref().is_some_and(|b| !b.available()) {
-                // The body started flowing to a server: never replay it.
-                return Err(ForwardError::BadResponse);
-            }
-            let failed = slot.server_index();
-            let mut moved = false;
-            if cfg.redispatch && attempt + 1 == attempts {
-                drop(slot);
-                slot = match backend.acquire(None, Some(failed), out.client_ip) {
-                    Acquire::Slot(s) => s,
-                    Acquire::Queued(t) => t
-                        .wait(cfg.timeouts.queue)
-                        .await
-                        .ok_or(ForwardError::QueueTimeout)?,
-                    Acquire::NoServer => return Err(ForwardError::NoServer),
-                };
-                moved = slot.server_index() != failed;
-                stats.redispatched |= moved;
-            }
-            if !moved {
-                tokio::time::sleep(cfg.timeouts.connect.min(Duration::from_secs(1))).await;
-            }
+            slot = prepare_retry(backend, slot, out, attempt + 1 == attempts, stats).await?;
         }
         let server = slot.server();
         let mut reused = false;
@@ -353,9 +332,7 @@ pub(crate) async fn forward(
             Outcome::Response(resp) => return Ok((resp, slot)),
             Outcome::Timeout => return Err(ForwardError::ServerTimeout),
             Outcome::ConnectFailed(e) => {
-                if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
-                    return Err(ForwardError::Client(f));
-                }
+                client_failure(out)?;
                 last_timeout = matches!(e, ConnectError::Timeout);
                 if let ConnectError::Tls(_) = e {
                     // A configuration problem an operator must see (an expired or foreign
@@ -376,37 +353,100 @@ pub(crate) async fn forward(
                 return Err(ForwardError::InvalidResponse);
             }
             Outcome::Bad(why) => {
-                if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
-                    return Err(ForwardError::Client(f));
-                }
+                client_failure(out)?;
                 tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
                 return Err(ForwardError::BadResponse);
             }
         };
-        if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
-            return Err(ForwardError::Client(f));
+        client_failure(out)?;
+        match after_empty(backend, server, out, reused, &mut replayed, &why) {
+            AfterEmpty::Replay => replay_now = true,
+            AfterEmpty::Retry => {
+                last_timeout = false;
+                attempt += 1;
+            }
+            AfterEmpty::Fail => return Err(ForwardError::BadResponse),
         }
-        let empty = out.body.is_none() && idempotent(&out.parts.method);
-        if empty && !replayed && reused {
-            replayed = true;
-            replay_now = true;
-            // The server closed this idle connection; the pool's other idle ones are likely
-            // gone too (a restart, a crash): start afresh.
-            server.upstream.reset();
-            tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "reused connection closed without a response, sending again");
-            continue;
-        }
-        if cfg.retry_on_empty_response && empty {
-            last_timeout = false;
-            tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "empty response, retrying");
-            attempt += 1;
-            continue;
-        }
-        tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
-        return Err(ForwardError::BadResponse);
     }
     stats.connect = Some(started.elapsed());
     Err(ForwardError::ConnectFailed {
         timeout: last_timeout,
     })
+}
+
+/// A failure reading the client's body explains a failed attempt better than the server.
+fn client_failure(out: &Outgoing) -> Result<(), ForwardError> {
+    match out.body.as_ref().and_then(|b| b.failure()) {
+        Some(f) => Err(ForwardError::Client(f)),
+        None => Ok(()),
+    }
+}
+
+/// Before a retry: gives up when the body already went to a server, moves the last attempt
+/// to another server when `redispatch` is on, else waits a back-off (at most 1 s).
+async fn prepare_retry(
+    backend: &Arc<Backend>,
+    mut slot: Slot,
+    out: &Outgoing,
+    last: bool,
+    stats: &mut Attempts,
+) -> Result<Slot, ForwardError> {
+    let cfg = &backend.cfg;
+    if out.body.as_ref().is_some_and(|b| !b.available()) {
+        // The body started flowing to a server: never replay it.
+        return Err(ForwardError::BadResponse);
+    }
+    let failed = slot.server_index();
+    let mut moved = false;
+    if cfg.redispatch && last {
+        drop(slot);
+        slot = match backend.acquire(None, Some(failed), out.client_ip) {
+            Acquire::Slot(s) => s,
+            Acquire::Queued(t) => t
+                .wait(cfg.timeouts.queue)
+                .await
+                .ok_or(ForwardError::QueueTimeout)?,
+            Acquire::NoServer => return Err(ForwardError::NoServer),
+        };
+        moved = slot.server_index() != failed;
+        stats.redispatched |= moved;
+    }
+    if !moved {
+        tokio::time::sleep(cfg.timeouts.connect.min(Duration::from_secs(1))).await;
+    }
+    Ok(slot)
+}
+
+/// What follows a connection that closed without a response.
+enum AfterEmpty {
+    /// Send again at once on a fresh connection (not a retry).
+    Replay,
+    /// Count a retry (`retry_on_empty_response`).
+    Retry,
+    Fail,
+}
+
+fn after_empty(
+    backend: &Backend,
+    server: &crate::upstream::backend::Server,
+    out: &Outgoing,
+    reused: bool,
+    replayed: &mut bool,
+    why: &str,
+) -> AfterEmpty {
+    let empty = out.body.is_none() && idempotent(&out.parts.method);
+    if empty && !*replayed && reused {
+        *replayed = true;
+        // The server closed this idle connection; the pool's other idle ones are likely
+        // gone too (a restart, a crash): start afresh.
+        server.upstream.reset();
+        tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "reused connection closed without a response, sending again");
+        return AfterEmpty::Replay;
+    }
+    if backend.cfg.retry_on_empty_response && empty {
+        tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "empty response, retrying");
+        return AfterEmpty::Retry;
+    }
+    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
+    AfterEmpty::Fail
 }
