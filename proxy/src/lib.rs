@@ -24,23 +24,7 @@ pub mod tcp;
 /// Entry points for the fuzz targets (proxy/fuzz); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    use crate::upstream::h1::{replay, Replay};
-
-    /// Reads `data` as a server's responses on one connection, in reads of the sizes in
-    /// `reads`, as the direct exchange does (upstream/h1.rs), and checks that the first
-    /// response, or the failure before it, does not depend on where the reads split the
-    /// bytes. Panics on a bug.
-    pub fn http1_responses(data: &[u8], reads: &[usize], head_request: bool) {
-        let whole = replay(data, &[usize::MAX], head_request);
-        let split = replay(data, reads, head_request);
-        // Later responses may differ: bytes that arrive together with a response (rather
-        // than after it) keep its connection out of the pool.
-        let first = |r: &Replay| r.responses.first().cloned();
-        assert_eq!(first(&whole), first(&split), "framing depends on the reads");
-        if whole.responses.is_empty() || split.responses.is_empty() {
-            assert_eq!(whole.failed, split.failed, "framing depends on the reads");
-        }
-    }
+    pub use crate::upstream::h1::http1_responses;
 }
 
 // The public API as it was before the layers (src/, tests and benches use these paths).
