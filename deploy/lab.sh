@@ -556,6 +556,87 @@ syslog_since() {
 
 lines_of() { wc -l <"$DIR/$1/syslog.log"; }
 
+# poll_lines FILE T0: the poller's FAIL/OK lines (at most 12), their t= counted from T0 (the
+# kill or the restore) instead of from the client's start, like every other figure printed.
+poll_lines() {
+    grep -E '^(FAIL|OK)' "$1" | head -n 12 |
+        awk -v t0="$2" '{
+            for (i = 1; i <= NF; i++) if ($i ~ /^at=[0-9]+$/) at = substr($i, 4) + 0
+            for (i = 1; i <= NF; i++) if ($i ~ /^t=\+[0-9]+ms$/) $i = sprintf("t=%+dms", at - t0)
+            print "     " $0
+        }' || true
+}
+
+# state_events BOX FROM_LINE: "state BOX MS STATE" for each VRRP state change in the box's
+# syslog since FROM_LINE (the timeline's bands).
+state_events() {
+    local line st
+    tail -n "+$(($2 + 1))" "$DIR/$1/syslog.log" | grep -E '\(VI_1\) Entering [A-Z]+ STATE' |
+        while IFS= read -r line; do
+            st=${line##*Entering }
+            printf 'state %s %s %s\n' "$1" "$(to_ms "${line%% *}")" "${st%% *}"
+        done || true
+}
+
+# draw_timeline OUT TITLE T0 EVENTS TRACE: an SVG of one drill phase, times counted from T0
+# (the kill or the restore): every poll of the client as an ok/failed mark, each box's state
+# band (BACKUP/MASTER/FAULT/stopped), the VIP, GARP and "mark" moments as vertical lines.
+# EVENTS lines: "state BOX MS STATE", "vip MS", "garp MS", "mark MS LABEL", "end MS".
+# TRACE: `vrrplb poll --trace` lines "MS ok|fail".
+draw_timeline() {
+    awk -v out="$1" -v title="$2" -v t0="$3" '
+        function x(ms) { return sprintf("%.1f", 80 + (ms - lo) * 900 / (hi - lo)) }
+        function esc(s) { gsub(/&/, "\\&amp;", s); gsub(/</, "\\&lt;", s); gsub(/>/, "\\&gt;", s); return s }
+        function vline(ms, cls, colour, label, dy) {
+            printf "<line class=\"%s\" x1=\"%s\" y1=\"40\" x2=\"%s\" y2=\"190\" stroke=\"%s\" stroke-width=\"1.5\"%s/>\n", cls, x(ms), x(ms), colour, cls == "mark" ? " stroke-dasharray=\"5,3\"" : "" > out
+            printf "<text x=\"%s\" y=\"%d\" font-size=\"11\" fill=\"%s\">%s +%d ms</text>\n", x(ms) + 3, 200 + dy, colour, esc(label), ms > out
+        }
+        FNR == NR {
+            if ($1 == "state") { n = ++ns; sbox[n] = $2; sms[n] = $3 - t0; sst[n] = $4 }
+            else if ($1 == "end") end = $2 - t0
+            else { n = ++ne; etype[n] = $1; ems[n] = $2 - t0; elabel[n] = $3 }
+            next
+        }
+        { n = ++np; pms[n] = $1 - t0; pok[n] = ($2 == "ok") }
+        END {
+            lo = -1000; hi = end
+            for (i = 1; i <= np; i++) { if (pms[i] < lo) lo = pms[i]; if (pms[i] + 20 > hi) hi = pms[i] + 20 }
+            for (i = 1; i <= ne; i++) if (ems[i] + 200 > hi) hi = ems[i] + 200
+            if (hi <= lo) hi = lo + 1000
+            colour["MASTER"] = "#2e7d32"; colour["BACKUP"] = "#90a4ae"; colour["FAULT"] = "#c62828"; colour["stopped"] = "#212121"
+            print "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" > out
+            print "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1000\" height=\"260\" viewBox=\"0 0 1000 260\" font-family=\"sans-serif\">" > out
+            print "<rect width=\"1000\" height=\"260\" fill=\"white\"/>" > out
+            printf "<text x=\"10\" y=\"20\" font-size=\"14\">%s</text>\n", esc(title) > out
+            # the time axis, a tick a second (ms counted from t0)
+            for (t = int(lo / 1000) * 1000; t <= hi; t += 1000) if (t >= lo)
+                printf "<line x1=\"%s\" y1=\"40\" x2=\"%s\" y2=\"160\" stroke=\"#eee\"/><text x=\"%s\" y=\"175\" font-size=\"10\" fill=\"#666\">%+.1f s</text>\n", x(t), x(t), x(t), t / 1000 > out
+            print "<text x=\"10\" y=\"62\" font-size=\"12\">client</text>" > out
+            for (i = 1; i <= np; i++)
+                printf "<rect class=\"poll %s\" x=\"%s\" y=\"48\" width=\"1.5\" height=\"20\" fill=\"%s\"/>\n", pok[i] ? "ok" : "fail", x(pms[i]), pok[i] ? "#43a047" : "#e53935" > out
+            row["lb1"] = 85; row["lb2"] = 120
+            for (b in row) {
+                printf "<text x=\"10\" y=\"%d\" font-size=\"12\">%s</text>\n", row[b] + 14, b > out
+                # the changes of this box in time order (one syslog keeps them in order)
+                m = 0
+                for (i = 1; i <= ns; i++) if (sbox[i] == b) { m++; bs[m] = sms[i]; bt[m] = sst[i] }
+                for (k = 1; k <= m; k++) {
+                    a = bs[k] < lo ? lo : bs[k]; z = k < m ? bs[k + 1] : hi
+                    if (z <= a) continue
+                    printf "<rect class=\"band %s %s\" x=\"%s\" y=\"%d\" width=\"%.1f\" height=\"20\" fill=\"%s\"/>\n", b, bt[k], x(a), row[b], x(z) - x(a), colour[bt[k]] > out
+                    printf "<text x=\"%s\" y=\"%d\" font-size=\"10\" fill=\"white\">%s</text>\n", x(a) + 3, row[b] + 14, bt[k] > out
+                }
+            }
+            vline(0, "t0", "#000", "t0", 0)
+            for (i = 1; i <= ne; i++) {
+                if (etype[i] == "vip") vline(ems[i], "vip", "#1565c0", "VIP", 14)
+                else if (etype[i] == "garp") vline(ems[i], "garp", "#6a1b9a", "GARP", 28)
+                else if (etype[i] == "mark") vline(ems[i], "mark", "#ef6c00", elabel[i], 42)
+            }
+            print "</svg>" > out
+        }' "$4" "$5"
+}
+
 cmd_drill() {
     local mode=hard
     while [ $# -gt 0 ]; do
@@ -604,8 +685,11 @@ cmd_drill() {
     local off_old off_new
     off_old=$(lines_of "$old")
     off_new=$(lines_of "$new")
+    local t_start
+    t_start=$(now_ms)
     start_bg drill-poll "$(ns client)" "$d/poll-failover.txt" \
-        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 30s --settle 3s
+        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 30s --settle 3s \
+        --trace "$d/trace-failover.txt"
     sleep 1
     local t_kill
     t_kill=$(now_ms)
@@ -619,6 +703,8 @@ cmd_drill() {
         kill -TERM "$pid"
     fi
     wait_for 10 gone "$pid" || say "(the old vrrplb pid $pid has not exited yet)"
+    local t_gone
+    t_gone=$(now_ms)
     rm -f "$PIDS/vrrplb-$old.pid"
     # The poller stops 3 s after the service answers again (or after 30 s).
     local i
@@ -635,10 +721,29 @@ cmd_drill() {
     t_garp=$(first_garp "$d/arp.txt" "$mac_new")
     t_neigh=$(first_monitor "$d/neigh.txt" "$VIP dev eth0 lladdr $mac_new")
 
+    # The theoretical bound drawn: Master_Down_Interval (hard) or Skew_Time (graceful).
+    local theory theory_ms
+    if [ $mode = hard ]; then theory=Master_Down_Interval theory_ms=$((3 * ms + skew_ms)); else theory=Skew_Time theory_ms=$skew_ms; fi
+    {
+        echo "state $old $t_start MASTER"
+        state_events "$old" "$off_old"
+        echo "state $old $t_gone stopped"
+        echo "state $new $t_start BACKUP"
+        state_events "$new" "$off_new"
+        [ -z "$t_vip" ] || echo "vip $t_vip"
+        [ -z "$t_garp" ] || echo "garp $t_garp"
+        echo "mark $((t_kill + theory_ms)) $theory"
+        echo "end $(now_ms)"
+    } >"$d/events-failover.txt"
+    local svg1=$DIR/drill-failover.svg
+    draw_timeline "$svg1" "failover ($mode): $old -> $new, ms from the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM)" \
+        "$t_kill" "$d/events-failover.txt" "$d/trace-failover.txt"
+    cp "$svg1" "$d/"
+
     say ""
-    say "== failover ($mode): $old -> $new"
+    say "== failover ($mode): $old -> $new (all times in ms from the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM))"
     say "   client (20 ms polls, 200 ms timeouts):"
-    grep -E '^(FAIL|OK)' "$d/poll-failover.txt" | head -n 12 | sed 's/^/     /' || true
+    poll_lines "$d/poll-failover.txt" "$t_kill"
     local nfail
     nfail=$(grep -c '^FAIL' "$d/poll-failover.txt" || true)
     [ "$nfail" -le 10 ] || say "     ... ($nfail FAIL lines in $d/poll-failover.txt)"
@@ -651,8 +756,15 @@ cmd_drill() {
     say "   VIP added on $new          : +$(rel "$t_vip" "$t_kill") ms"
     say "   first GARP from $new       : +$(rel "$t_garp" "$t_kill") ms (tcpdump on the bridge)"
     say "   client ARP entry -> $new   : +$(rel "$t_neigh" "$t_kill") ms (ip monitor neigh in the client)"
+    say "   timeline                  : $svg1 ($(wc -l <"$d/trace-failover.txt") polls)"
     say "   syslog of $old:"
-    syslog_since "$old" "$off_old"
+    if [ -n "$(syslog_since "$old" "$off_old")" ]; then
+        syslog_since "$old" "$off_old"
+    elif [ $mode = hard ]; then
+        say "  (empty: $old was killed with SIGKILL, so it logged no last words)"
+    else
+        say "  (empty)"
+    fi
     say "   syslog of $new:"
     syslog_since "$new" "$off_new"
 
@@ -664,8 +776,10 @@ cmd_drill() {
     local addr_lines neigh_lines
     addr_lines=$(wc -l <"$d/addr-$old.txt")
     neigh_lines=$(wc -l <"$d/neigh.txt")
+    t_start=$(now_ms)
     start_bg drill-poll "$(ns client)" "$d/poll-failback.txt" \
-        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 40s --settle 3s
+        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 40s --settle 3s \
+        --trace "$d/trace-failback.txt"
     sleep 1
     local t_restore
     t_restore=$(now_ms)
@@ -700,10 +814,23 @@ cmd_drill() {
     t2_neigh=$(tail -n "+$((neigh_lines + 1))" "$d/neigh.txt" >"$d/neigh-failback.txt"; first_monitor "$d/neigh-failback.txt" "$VIP dev eth0 lladdr $mac_want")
     stop_watchers
     trap - EXIT
+    {
+        echo "state $old $t_start stopped"
+        state_events "$old" "$off_old"
+        echo "state $new $t_start MASTER"
+        state_events "$new" "$off_new"
+        [ -z "$t2_vip" ] || echo "vip $t2_vip"
+        [ -z "$t2_garp" ] || echo "garp $t2_garp"
+        echo "end $(now_ms)"
+    } >"$d/events-failback.txt"
+    local svg2=$DIR/drill-failback.svg
+    draw_timeline "$svg2" "failback ($mode): $old restarted, ms from the restore" \
+        "$t_restore" "$d/events-failback.txt" "$d/trace-failback.txt"
+    cp "$svg2" "$d/"
 
     say ""
-    say "== failback: $old back, MASTER now: ${m_after:-none}"
-    grep -E '^(FAIL|OK)' "$d/poll-failback.txt" | head -n 12 | sed 's/^/     /' || true
+    say "== failback: $old back, MASTER now: ${m_after:-none} (all times in ms from the restore)"
+    poll_lines "$d/poll-failback.txt" "$t_restore"
     say "   outage seen by the client : $(result_field "$r2" outage_ms) ms, $(result_field "$r2" failed) failed request(s) of $(result_field "$r2" requests) (bound $bound_ms ms)"
     say "   answered before / after   : $(sed -n 's/.* before="\([^"]*\)" after="\([^"]*\)".*/\1  \/  \2/p' <<<"$r2")"
     say "   $want entered MASTER        : +$(rel "$t2_master" "$t_restore") ms after the restore"
@@ -711,6 +838,7 @@ cmd_drill() {
     say "   VIP added on $want          : +$(rel "$t2_vip" "$t_restore") ms"
     say "   first GARP from $want       : +$(rel "$t2_garp" "$t_restore") ms"
     say "   client ARP entry -> $want   : +$(rel "$t2_neigh" "$t_restore") ms"
+    say "   timeline                  : $svg2 ($(wc -l <"$d/trace-failback.txt") polls)"
     say "   syslog of $old:"
     syslog_since "$old" "$off_old"
     say "   syslog of $new:"
@@ -719,8 +847,8 @@ cmd_drill() {
     say "   files: $d"
     local nm
     nm=$(wc -w <<<"$m_after")
-    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms"
-    say "RESULT phase=failback mode=$mode master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms"
+    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms requests=$(result_field "$r1" requests) svg=$svg1 polls=$(wc -l <"$d/trace-failover.txt")"
+    say "RESULT phase=failback mode=$mode master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms requests=$(result_field "$r2" requests) svg=$svg2 polls=$(wc -l <"$d/trace-failback.txt")"
 }
 
 case "${1:-up}" in

@@ -52,6 +52,10 @@ pub struct PollArgs {
     /// Upper bound on the number of requests (default: what --for and --every allow).
     #[arg(long)]
     max_requests: Option<u64>,
+    /// Also write every request to this file, one `AT_MS ok|fail` line each (the drill's
+    /// timeline draws them; stdout keeps only the failures).
+    #[arg(long)]
+    trace: Option<PathBuf>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -386,6 +390,13 @@ pub fn run(args: &PollArgs) -> ExitCode {
             .unwrap_or_default(),
         epoch_ms()
     );
+    let mut trace = match args.trace.as_ref().map(std::fs::File::create).transpose() {
+        Ok(f) => f.map(std::io::BufWriter::new),
+        Err(e) => {
+            eprintln!("error: --trace: {e}");
+            return ExitCode::from(2);
+        }
+    };
     stop_on_signals();
     let start = Instant::now();
     let end = start + args.duration;
@@ -407,7 +418,12 @@ pub fn run(args: &PollArgs) -> ExitCode {
         let rel = start.elapsed().as_millis();
         let seq = t.requests;
         t.requests += 1;
-        match get(&target, args.timeout) {
+        let answer = get(&target, args.timeout);
+        if let Some(f) = trace.as_mut() {
+            let mark = if answer.is_ok() { "ok" } else { "fail" };
+            let _ = writeln!(f, "{at} {mark}");
+        }
+        match answer {
             Ok(body) => {
                 t.ok += 1;
                 if t.in_outage {
@@ -474,6 +490,9 @@ pub fn run(args: &PollArgs) -> ExitCode {
             // A slow request (a timeout) does not cause a burst of catch-up requests.
             next = now;
         }
+    }
+    if let Some(f) = trace.as_mut() {
+        let _ = f.flush();
     }
     let _ = writeln!(stdout, "{}", summary(&t));
     ExitCode::SUCCESS

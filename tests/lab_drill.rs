@@ -115,6 +115,67 @@ fn field<'a>(r: &'a HashMap<String, String>, key: &str) -> &'a str {
     r.get(key).map(String::as_str).unwrap_or("")
 }
 
+/// The drawing of one drill phase, read back with python3's XML parser (so it is well-formed):
+/// (poll marks, distinct "box state" bands, vertical line classes).
+fn svg_marks(path: &str) -> (u64, Vec<String>, Vec<String>) {
+    let script = r#"
+import sys, xml.etree.ElementTree as E
+ns = "{http://www.w3.org/2000/svg}"
+root = E.parse(sys.argv[1]).getroot()
+polls = [e for e in root.iter(ns + "rect") if e.get("class", "").startswith("poll ")]
+print(len(polls))
+print(" ".join(sorted({"/".join(e.get("class").split()[1:3]) for e in root.iter(ns + "rect") if e.get("class", "").startswith("band ")})))
+print(" ".join(sorted({e.get("class") for e in root.iter(ns + "line") if e.get("class")})))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, path])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{path} is not well-formed SVG: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = text.lines();
+    let polls = lines.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    let words = |l: Option<&str>| -> Vec<String> {
+        l.unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    let bands = words(lines.next());
+    let marks = words(lines.next());
+    (polls, bands, marks)
+}
+
+/// The phase's SVG holds one mark per poll the client counted, both boxes' bands with the
+/// states the phase went through, and the VIP/GARP lines.
+fn check_svg(r: &HashMap<String, String>, bands: &[&str], marks: &[&str], text: &str) {
+    let path = field(r, "svg");
+    assert!(Path::new(path).is_file(), "no SVG at {path:?}:\n{text}");
+    let (polls, have_bands, have_marks) = svg_marks(path);
+    assert_eq!(
+        polls,
+        num(r, "requests", text),
+        "poll marks in {path}:\n{text}"
+    );
+    assert_eq!(polls, num(r, "polls", text), "{text}");
+    for b in bands {
+        assert!(
+            have_bands.iter().any(|h| h == b),
+            "{path}: no band {b} in {have_bands:?}"
+        );
+    }
+    for m in marks {
+        assert!(
+            have_marks.iter().any(|h| h == m),
+            "{path}: no {m} line in {have_marks:?}"
+        );
+    }
+}
+
 /// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
 fn drill(lab: &mut LabScript, graceful: bool, bounds: Bounds) -> (u64, u64) {
     drill_with(lab, graceful, false, bounds)
@@ -206,6 +267,17 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
         "GARP at {garp} ms, MASTER at {master} ms:\n{text}"
     );
 
+    check_svg(
+        &f,
+        &["lb1/MASTER", "lb1/stopped", "lb2/BACKUP", "lb2/MASTER"],
+        &["t0", "vip", "garp", "mark"],
+        &text,
+    );
+    // An empty syslog of the killed box says why it is empty.
+    assert!(
+        !text.contains("   syslog of lb1:\n   syslog of lb2:"),
+        "a bare empty syslog section:\n{text}"
+    );
     let b = result(&text, "failback");
     let outage_back = num(&b, "outage_ms", &text);
     println!(
@@ -231,6 +303,12 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
         "a request failed after the failback:\n{text}"
     );
     assert!(num(&b, "runs", &text) <= 1, "{text}");
+    check_svg(
+        &b,
+        &["lb1/stopped", "lb1/MASTER", "lb2/MASTER", "lb2/BACKUP"],
+        &["t0", "vip", "garp"],
+        &text,
+    );
     // Preemption takes Master_Down_Interval of lb1 after its restart (it discards lb2's
     // lower-priority adverts), plus its start-up.
     let back = num(&b, "master_ms", &text);
