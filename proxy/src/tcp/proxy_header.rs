@@ -73,15 +73,17 @@ pub fn parse(buf: &[u8]) -> Result<Parse, ProxyHeaderError> {
 fn parse_v1(buf: &[u8]) -> Result<Parse, ProxyHeaderError> {
     use ProxyHeaderError::{V1Bad, V1TooLong};
     let window = &buf[..buf.len().min(V1_MAX)];
-    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+    // The first CR or LF ends the line: a bare LF before any CR is an error whatever follows,
+    // so a header's verdict never changes as more bytes arrive (the fuzz target checks it).
+    let Some(cr) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
         if buf.len() >= V1_MAX {
             return Err(V1TooLong);
         }
-        if window.contains(&b'\n') {
-            return Err(V1Bad("LF without CR"));
-        }
         return Ok(Parse::NeedMore);
     };
+    if window[cr] == b'\n' {
+        return Err(V1Bad("LF without CR"));
+    }
     match window.get(cr + 1) {
         None if buf.len() >= V1_MAX => return Err(V1TooLong),
         None => return Ok(Parse::NeedMore),
@@ -278,6 +280,20 @@ pub fn encode_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bare_lf_before_a_later_cr_is_refused_not_awaited() {
+        // Found by the proxy_header fuzz target: the whole input waited for the LF after the
+        // final CR while its first half was refused for the bare LF.
+        let data = b"PROXY T\x03P4 \0\0\0\x002UIT\n!\x11\0\x14 PROXY UN43\r";
+        assert_eq!(parse(data), Err(ProxyHeaderError::V1Bad("LF without CR")));
+        // Before the LF it is still waiting; from the LF on, refused.
+        assert_eq!(parse(&data[..16]), Ok(Parse::NeedMore));
+        assert_eq!(
+            parse(&data[..20]),
+            Err(ProxyHeaderError::V1Bad("LF without CR"))
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 
