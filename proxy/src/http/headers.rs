@@ -191,23 +191,8 @@ pub fn apply_set_headers(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (n, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(n.as_bytes()).expect("name"),
-                HeaderValue::from_str(v).expect("value"),
-            );
-        }
-        h
-    }
-
-    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
-        h.get_all(name)
-            .iter()
-            .map(|v| v.to_str().expect("ascii").to_owned())
-            .collect()
-    }
+    // The header-map helpers of the server-side field tests, shared.
+    use crate::upstream::fields::tests::{all, map};
 
     fn conn(src: &str, dst: &str, tls: bool) -> ConnInfo {
         ConnInfo {

@@ -308,10 +308,10 @@ impl fmt::Write for IpText {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    pub(crate) fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (n, v) in pairs {
             h.append(
@@ -322,7 +322,7 @@ mod tests {
         h
     }
 
-    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+    pub(crate) fn all(h: &HeaderMap, name: &str) -> Vec<String> {
         h.get_all(name)
             .iter()
             .map(|v| v.to_str().expect("ascii").to_owned())
