@@ -175,6 +175,7 @@ impl Proxy {
                     config.access_log,
                     counters.clone(),
                     fe.connections.clone(),
+                    fe.meters.clone(),
                 ))
             });
             let term = match (&fc.tls, certs.get(&fc.name)) {

@@ -20,6 +20,7 @@ use crate::http::frontend::Frontend;
 use crate::observe::accesslog::{format_httplog, AccessLogEntry, LogServer, TermCause, TermPhase};
 use crate::observe::meters::Meters;
 use crate::upstream::backend::{Backend, Slot};
+use crate::upstream::body::BodySource;
 use crate::upstream::connector::HyperConn;
 use crate::upstream::forward::ServerBody;
 use crate::upstream::h1::RawBody;
@@ -37,6 +38,10 @@ pub(crate) struct Exchange {
     /// Where the exchange stands, for the log of a client that leaves before the answer.
     pub(crate) phase: TermPhase,
     pub(crate) logged: bool,
+    /// Request head bytes as received (HTTP/1 text size), for the `bin` counters.
+    pub(crate) head_in: u64,
+    /// The request body, when there is one: its bytes read count in `bin`.
+    pub(crate) body_in: Option<Arc<BodySource>>,
 }
 
 impl Exchange {
@@ -57,12 +62,13 @@ impl Exchange {
             return;
         }
         self.logged = true;
-        self.count(bytes);
+        let ta = self.start.elapsed();
+        self.count(bytes, ta);
         // Only the log line shows the entry.
         if !self.frontend.access_log {
             return;
         }
-        self.entry.ta = Some(self.start.elapsed());
+        self.entry.ta = Some(ta);
         self.entry.bytes = bytes;
         let e = &mut self.entry;
         e.ac = clamp(self.frontend.counters.connections.load(Ordering::Relaxed));
@@ -80,13 +86,15 @@ impl Exchange {
 
 impl Exchange {
     /// The stats counters of the frontend, backend and server this exchange went through.
-    fn count(&self, bytes: u64) {
+    fn count(&self, bytes: u64, ta: Duration) {
         let e = &self.entry;
         let (cause, phase) = (e.termination.cause, e.termination.phase);
         let server_side = matches!(cause, TermCause::ServerAbort | TermCause::ServerTimeout);
         let client_side = matches!(cause, TermCause::ClientAbort | TermCause::ClientTimeout);
+        let bytes_in = self.head_in + self.body_in.as_ref().map_or(0, |b| b.received());
         let fe = &self.frontend.meters;
         fe.response(e.status, bytes);
+        Meters::add(&fe.bytes_in, bytes_in);
         if client_side && phase == TermPhase::Request {
             Meters::add(&fe.errors_request, 1);
         }
@@ -99,6 +107,11 @@ impl Exchange {
             .map(|s| &*s.meters);
         for m in std::iter::once(&*b.meters).chain(server) {
             m.response(e.status, bytes);
+            Meters::add(&m.bytes_in, bytes_in);
+            if let Some(tr) = e.tr_server {
+                m.response_time.add(tr);
+            }
+            m.total_time.add(ta);
             if e.retries > 0 {
                 Meters::add(&m.retries, u64::from(e.retries));
             }
@@ -132,6 +145,15 @@ impl Drop for Exchange {
 
 fn clamp(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Size of a request head as HTTP/1 text (request line, fields, blank line), for `bin`
+/// (an HTTP/2 head counts as if it were sent as HTTP/1).
+pub(crate) fn request_head_size<B>(req: &http::Request<B>) -> u64 {
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    // "METHOD SP target SP HTTP/1.1 CRLF"
+    let line = req.method().as_str().len() + target + 12;
+    head_size(line, req.headers())
 }
 
 /// Approximate size of a response head on the wire, for the log's byte count.

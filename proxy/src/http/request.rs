@@ -18,7 +18,7 @@ use hyper::body::{Body as _, Incoming};
 
 use crate::http::client_conn::{CloseSilently, ConnShared, RequestGuard};
 use crate::http::errorpage::Reply;
-use crate::http::exchange::{head_size, Exchange, ResponseBody};
+use crate::http::exchange::{head_size, request_head_size, Exchange, ResponseBody};
 use crate::http::frontend::Frontend;
 use crate::http::headers::{self, ConnInfo, ForwardedFields};
 use crate::http::route::RouteDecision;
@@ -172,6 +172,9 @@ pub(crate) async fn handle(
         client_ip: conn.src.ip(),
         forwarded,
     };
+    if let Some(b) = &out.body {
+        ex.body_in = Some(b.clone());
+    }
     ex.phase = TermPhase::Connect;
     let mut attempts = Attempts::default();
     let result = forward::forward(&be, slot, &out, &mut attempts).await;
@@ -275,6 +278,8 @@ fn open_exchange(
         server: None,
         phase: TermPhase::Request,
         logged: false,
+        head_in: request_head_size(req),
+        body_in: None,
     })
 }
 

@@ -15,6 +15,7 @@ pub(crate) fn frontend(set: &Arc<ListenerSet>, maxconn: usize) -> FrontendStats 
     (c.rate, c.rate_max) = fe.meters.rate_of(c.sessions_total);
     FrontendStats {
         name: fe.cfg.name.clone(),
+        tcp: fe.cfg.mode == crate::config::Mode::Tcp,
         gated: fe.cfg.gated,
         listening: set.is_open(),
         connections,

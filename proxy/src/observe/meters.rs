@@ -48,6 +48,10 @@ pub struct Meters {
     down_since_ms: AtomicU64,
     /// Unix milliseconds of the last UP/DOWN change (or of the start).
     last_change_ms: AtomicU64,
+    /// Server response-header time (HAProxy `rtime`), HTTP exchanges of backends and servers.
+    pub response_time: TimeWindow,
+    /// Whole exchange or tcp session time (HAProxy `ttime`), backends and servers.
+    pub total_time: TimeWindow,
     /// Taken by the stats snapshot only (never on the request path).
     rate: std::sync::Mutex<RateSample>,
 }
@@ -153,12 +157,80 @@ impl Meters {
             redispatches: Meters::get(&m.redispatches),
             http_responses: m.http(),
             queue_max: Meters::get(&m.queue_max),
+            response_time_us: m.response_time.average_us(),
+            total_time_us: m.total_time.average_us(),
             ..RowCounters::default()
         }
     }
 
     pub fn http(&self) -> [u64; 6] {
         std::array::from_fn(|i| self.http_responses[i].load(Ordering::Relaxed))
+    }
+}
+
+/// Samples averaged per window, as HAProxy averages its times over the last 1024 requests.
+pub const TIME_WINDOW: u64 = 1024;
+/// Bits of the packed window word that hold the sum of microseconds; the count sits above.
+const SUM_BITS: u32 = 48;
+const SUM_MASK: u64 = (1 << SUM_BITS) - 1;
+/// One sample never adds more than this (about 38 hours), so two windows of them fit in
+/// the sum.
+const SAMPLE_CAP_US: u64 = SUM_MASK / (2 * TIME_WINDOW);
+
+/// Average of the last full window of [`TIME_WINDOW`] durations (or of the samples so far
+/// before the first window fills). One packed atomic word holds count and sum, so a sample
+/// costs one relaxed add; an add that fills the window empties it with a compare-exchange
+/// (only one wins; samples that raced in before it count in that window's average).
+#[derive(Debug, Default)]
+pub struct TimeWindow {
+    /// count << SUM_BITS | sum of microseconds.
+    open: AtomicU64,
+    /// Average of the last full window in microseconds, plus one (0 = none full yet).
+    last: AtomicU64,
+}
+
+impl TimeWindow {
+    pub fn add(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros())
+            .unwrap_or(u64::MAX)
+            .min(SAMPLE_CAP_US);
+        let sample = (1 << SUM_BITS) | us;
+        let now = self
+            .open
+            .fetch_add(sample, Ordering::Relaxed)
+            .wrapping_add(sample);
+        if now >> SUM_BITS >= TIME_WINDOW {
+            self.close_window();
+        }
+    }
+
+    #[cold]
+    fn close_window(&self) {
+        let mut cur = self.open.load(Ordering::Relaxed);
+        while cur >> SUM_BITS >= TIME_WINDOW {
+            match self
+                .open
+                .compare_exchange_weak(cur, 0, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    let avg = (cur & SUM_MASK) / (cur >> SUM_BITS);
+                    self.last.store(avg + 1, Ordering::Relaxed);
+                    return;
+                }
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Microseconds; 0 before any sample.
+    pub fn average_us(&self) -> u64 {
+        match self.last.load(Ordering::Relaxed) {
+            0 => {
+                let open = self.open.load(Ordering::Relaxed);
+                (open & SUM_MASK).checked_div(open >> SUM_BITS).unwrap_or(0)
+            }
+            last => last - 1,
+        }
     }
 }
 
@@ -223,6 +295,71 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(m.downtime(), d, "no downtime accrues while UP");
         assert_eq!(Meters::get(&m.check_downs), 1);
+    }
+
+    #[test]
+    fn time_window_averages_the_last_full_window() {
+        let ms = std::time::Duration::from_millis;
+        let w = TimeWindow::default();
+        assert_eq!(w.average_us(), 0);
+        w.add(ms(2));
+        w.add(ms(4));
+        assert_eq!(
+            w.average_us(),
+            3_000,
+            "partial window before the first is full"
+        );
+        for _ in 2..TIME_WINDOW {
+            w.add(ms(1));
+        }
+        // (2 + 4 + 1022 × 1) ms / 1024
+        assert_eq!(w.average_us(), (6_000 + 1_022_000) / 1024);
+        for _ in 0..TIME_WINDOW - 1 {
+            w.add(ms(10));
+        }
+        assert_eq!(
+            w.average_us(),
+            (6_000 + 1_022_000) / 1024,
+            "window not full yet"
+        );
+        w.add(ms(10));
+        assert_eq!(w.average_us(), 10_000);
+        w.add(std::time::Duration::from_secs(u64::MAX / 4));
+        assert_eq!(w.average_us(), 10_000);
+        assert_eq!(
+            w.open.load(Ordering::Relaxed) >> SUM_BITS,
+            1,
+            "capped, no carry"
+        );
+    }
+
+    #[test]
+    fn time_window_concurrent_adds_lose_nothing() {
+        let w = std::sync::Arc::new(TimeWindow::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..TIME_WINDOW * 3 {
+                        w.add(std::time::Duration::from_micros(500));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            let _ = t.join();
+        }
+        assert_eq!(w.average_us(), 500);
+        let left = w.open.load(Ordering::Relaxed);
+        assert!(
+            left >> SUM_BITS < TIME_WINDOW,
+            "windows are emptied as they fill"
+        );
+        assert_eq!(
+            left & SUM_MASK,
+            (left >> SUM_BITS) * 500,
+            "no sample lost or torn"
+        );
     }
 
     #[test]

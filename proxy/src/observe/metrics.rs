@@ -52,6 +52,9 @@ fn escape(v: &str) -> std::borrow::Cow<'_, str> {
 /// A family described by name, type and help, and how to read its value from `T`.
 type Family<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
 
+/// An average time family: name suffix, help, microseconds of a row.
+type TimeFamily = (&'static str, &'static str, fn(&RowCounters) -> u64);
+
 /// One family over rows: (labels, value) for each.
 type Rows<'a> = Vec<(Vec<(&'static str, &'a str)>, &'a RowCounters)>;
 
@@ -291,7 +294,7 @@ fn backends(o: &mut Out, snap: &Snapshot) {
 
 /// Families backends and servers share.
 fn rows_families(o: &mut Out, prefix: &str, rows: &Rows<'_>) {
-    let families: [Family<RowCounters>; 14] = [
+    let families: [Family<RowCounters>; 15] = [
         (
             "current_queue",
             "gauge",
@@ -322,6 +325,12 @@ fn rows_families(o: &mut Out, prefix: &str, rows: &Rows<'_>) {
             "gauge",
             "Highest request rate seen.",
             |c| c.rate_max,
+        ),
+        (
+            "bytes_in_total",
+            "counter",
+            "Request bytes received from clients (tcp mode: bytes sent to the server).",
+            |c| c.bytes_in,
         ),
         (
             "bytes_out_total",
@@ -375,6 +384,25 @@ fn rows_families(o: &mut Out, prefix: &str, rows: &Rows<'_>) {
         "HTTP responses, by status class.",
         rows,
     );
+    let times: [TimeFamily; 2] = [
+        (
+            "response_time_average_seconds",
+            "Average server response-header time over the last 1024 HTTP requests.",
+            |c| c.response_time_us,
+        ),
+        (
+            "total_time_average_seconds",
+            "Average whole request (tcp mode: session) time over the last 1024.",
+            |c| c.total_time_us,
+        ),
+    ];
+    for (name, help, get) in times {
+        let name = format!("{prefix}_{name}");
+        o.family(&name, "gauge", help);
+        for (labels, c) in rows {
+            o.sample(&name, labels, get(c) as f64 / 1e6);
+        }
+    }
 }
 
 fn servers(o: &mut Out, snap: &Snapshot) {

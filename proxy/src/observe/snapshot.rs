@@ -103,11 +103,17 @@ pub struct RowCounters {
     /// Sessions per second over the last sample, and the highest seen.
     pub rate: u64,
     pub rate_max: u64,
+    /// Average server response-header time and whole exchange (or tcp session) time over the
+    /// last 1024, microseconds (HAProxy `rtime`, `ttime`); 0 when none yet.
+    pub response_time_us: u64,
+    pub total_time_us: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct FrontendStats {
     pub name: String,
+    /// mode tcp (else http).
+    pub tcp: bool,
     pub gated: bool,
     pub listening: bool,
     pub connections: usize,
@@ -121,6 +127,8 @@ pub struct FrontendStats {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BackendStats {
     pub name: String,
+    /// mode tcp (else http).
+    pub tcp: bool,
     pub balance: String,
     /// Usable servers (UP or unchecked), backups included, and all servers.
     pub up: usize,

@@ -94,8 +94,15 @@ impl Row {
         r.set("pxname", field(pxname));
         r.set("svname", field(svname));
         r.set("pid", 1);
-        r.set("mode", "http");
         r
+    }
+
+    /// Average times over the last 1024 (HAProxy `rtime`, `ttime`), in milliseconds.
+    fn times(&mut self, c: &RowCounters, tcp: bool) {
+        self.set("qtime", 0);
+        self.set("ctime", 0);
+        self.set("rtime", if tcp { 0 } else { c.response_time_us / 1000 });
+        self.set("ttime", c.total_time_us / 1000);
     }
 
     fn set(&mut self, column: &str, value: impl ToString) {
@@ -134,6 +141,14 @@ impl Row {
     }
 }
 
+fn mode(tcp: bool) -> &'static str {
+    if tcp {
+        "tcp"
+    } else {
+        "http"
+    }
+}
+
 /// Names are config words, but a comma or newline must never shift the columns.
 fn field(s: &str) -> String {
     s.replace([',', '\n', '\r'], "_")
@@ -166,6 +181,7 @@ fn frontend_row(f: &FrontendStats, iid: usize) -> Row {
     let c = &f.counters;
     let mut r = Row::new(&f.name, "FRONTEND");
     r.counters(c);
+    r.set("mode", mode(f.tcp));
     r.set("slim", f.limit);
     r.set("dreq", c.denied_requests);
     r.set("dresp", 0);
@@ -182,6 +198,8 @@ fn server_row(b: &BackendStats, s: &ServerStats, iid: usize, sid: usize) -> Row 
     let c = &s.counters;
     let mut r = Row::new(&b.name, &s.name);
     r.counters(c);
+    r.set("mode", mode(b.tcp));
+    r.times(c, b.tcp);
     r.set("qcur", c.queue_cur);
     r.set("qmax", c.queue_max);
     if s.limit > 0 {
@@ -225,6 +243,8 @@ fn backend_row(b: &BackendStats, iid: usize) -> Row {
     let c = &b.counters;
     let mut r = Row::new(&b.name, "BACKEND");
     r.counters(c);
+    r.set("mode", mode(b.tcp));
+    r.times(c, b.tcp);
     r.set("qcur", c.queue_cur);
     r.set("qmax", c.queue_max);
     r.set("dreq", c.denied_requests);

@@ -245,8 +245,8 @@ fn row(h: &mut String, class: &str, label: &str, id: &str, cells: Cells<'_>) {
     }
     let _ = write!(
         h,
-        "<td>{}</td><td>{}</td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td><td>{}</td><td>{}</td><td>{}</td><td></td>",
-        c.rate, c.rate_max, c.sessions_cur, c.sessions_max, cells.slim, c.sessions_total, cells.lbtot,
+        "<td>{}</td><td>{}</td><td></td><td>{}</td><td>{}</td><td>{}</td><td{}>{}</td><td>{}</td><td></td><td>{}</td><td>{}</td><td>{}</td><td></td>",
+        c.rate, c.rate_max, c.sessions_cur, c.sessions_max, cells.slim, times_title(c), c.sessions_total, cells.lbtot,
         c.bytes_in, c.bytes_out, cells.denied_req
     );
     for e in cells.errors.iter().chain(cells.warnings.iter()) {
@@ -263,6 +263,28 @@ fn row(h: &mut String, class: &str, label: &str, id: &str, cells: Cells<'_>) {
         let _ = write!(h, "<td>{n}</td>");
     }
     h.push_str("</tr>\n");
+}
+
+/// The sessions Total cell's tooltip on backends and servers: average response and total
+/// times (HAProxy shows its `rtime` and `ttime` there).
+fn times_title(c: &RowCounters) -> String {
+    if c.total_time_us == 0 && c.response_time_us == 0 {
+        return String::new();
+    }
+    format!(
+        " class=\"times\" title=\"Average over the last 1024: response time {} ms, total time {} ms\"",
+        ms(c.response_time_us),
+        ms(c.total_time_us)
+    )
+}
+
+/// Microseconds as milliseconds with at most one decimal.
+fn ms(us: u64) -> String {
+    if us < 10_000 {
+        format!("{:.1}", us as f64 / 1000.0)
+    } else {
+        (us / 1000).to_string()
+    }
 }
 
 fn frontend_table(h: &mut String, f: &FrontendStats) {

@@ -21,6 +21,7 @@ use crate::observe::accesslog::{
     format_tcplog, LogServer, TcpLogEntry, TermCause, TermPhase, TerminationState,
 };
 use crate::observe::counters::ProxyCounters;
+use crate::observe::meters::Meters;
 use crate::upstream::backend::{Acquire, Backend, Slot};
 
 /// A tcp-mode frontend at run time.
@@ -33,6 +34,8 @@ pub(crate) struct TcpFrontend {
     counters: Arc<ProxyCounters>,
     /// Connections open on this frontend (log `fc`), counted by the listener.
     connections: Arc<AtomicUsize>,
+    /// The frontend's stats meters (sessions are counted by the listener, bytes here).
+    meters: Arc<Meters>,
 }
 
 impl TcpFrontend {
@@ -42,6 +45,7 @@ impl TcpFrontend {
         access_log: bool,
         counters: Arc<ProxyCounters>,
         connections: Arc<AtomicUsize>,
+        meters: Arc<Meters>,
     ) -> Self {
         TcpFrontend {
             name: cfg.name.as_str().into(),
@@ -51,6 +55,7 @@ impl TcpFrontend {
             access_log,
             counters,
             connections,
+            meters,
         }
     }
 
@@ -110,6 +115,8 @@ fn sni_matches(pattern: &HostMatch, name: &str) -> bool {
 struct Outcome {
     backend: Option<usize>,
     server: Option<Arc<str>>,
+    /// The server's index in its backend, once one was connected or tried.
+    server_index: Option<usize>,
     tw: Option<Duration>,
     tc: Option<Duration>,
     retries: u32,
@@ -123,6 +130,7 @@ impl Outcome {
         Outcome {
             backend: None,
             server: None,
+            server_index: None,
             tw: None,
             tc: None,
             retries: 0,
@@ -195,6 +203,8 @@ pub(crate) async fn serve(
         &mut drain,
     )
     .await;
+    let tt = accepted.elapsed();
+    count(&fe, &backend, &out, &moved, tt);
     log(
         &fe,
         src,
@@ -203,6 +213,35 @@ pub(crate) async fn serve(
         &out,
         moved.to_client.load(Ordering::Relaxed),
     );
+}
+
+/// The stats counters of a finished session: bytes each way on the frontend, backend and
+/// server (HAProxy `bin`/`bout`), the session time (`ttime`), connect errors, retries and
+/// redispatches. Sessions themselves are counted when they start (listener, server slot).
+fn count(fe: &TcpFrontend, backend: &Backend, out: &Outcome, moved: &Moved, tt: Duration) {
+    let to_server = moved.to_server.load(Ordering::Relaxed);
+    let to_client = moved.to_client.load(Ordering::Relaxed);
+    Meters::add(&fe.meters.bytes_in, to_server);
+    Meters::add(&fe.meters.bytes_out, to_client);
+    let server = out
+        .server_index
+        .and_then(|i| backend.servers.get(i))
+        .map(|s| &*s.meters);
+    for m in std::iter::once(&*backend.meters).chain(server) {
+        Meters::add(&m.bytes_in, to_server);
+        Meters::add(&m.bytes_out, to_client);
+        Meters::add(&m.retries, u64::from(out.retries));
+        if out.redispatched {
+            Meters::add(&m.redispatches, 1);
+        }
+        let server_side = matches!(out.cause, TermCause::ServerAbort | TermCause::ServerTimeout);
+        if server_side && out.phase == TermPhase::Connect && out.server_index.is_some() {
+            Meters::add(&m.errors_connect, 1);
+        }
+        if out.tc.is_some() {
+            m.total_time.add(tt);
+        }
+    }
 }
 
 /// Picks a server, connects and runs the tunnel; fills `out` on the way.
@@ -234,6 +273,7 @@ async fn run(
     };
     out.tc = Some(connecting.elapsed());
     out.server = Some(slot.server().name.clone());
+    out.server_index = Some(slot.server_index());
     let mut head = match backend.cfg.send_proxy {
         Some(ProxyVersion::V1) => proxy_header::encode_v1(src, dst),
         Some(ProxyVersion::V2) => proxy_header::encode_v2(src, dst),
@@ -339,6 +379,7 @@ async fn connect(
         }
     }
     out.server = Some(slot.server().name.clone());
+    out.server_index = Some(slot.server_index());
     let cause = if last_timeout {
         TermCause::ServerTimeout
     } else {
@@ -361,11 +402,15 @@ async fn wait_for_drain(rx: &mut watch::Receiver<Option<Duration>>) -> Duration 
 fn refuse(fe: &TcpFrontend, client: SocketAddr, e: FirstBytesError) {
     match e {
         FirstBytesError::Silent => {}
-        e => tracing::warn!(frontend = %fe.name, %client, "connection closed: {e}"),
+        e => {
+            Meters::add(&fe.meters.errors_request, 1);
+            tracing::warn!(frontend = %fe.name, %client, "connection closed: {e}")
+        }
     }
 }
 
 fn refuse_hello(fe: &TcpFrontend, client: SocketAddr, why: &str) {
+    Meters::add(&fe.meters.errors_request, 1);
     tracing::warn!(frontend = %fe.name, %client, "connection closed: bad TLS ClientHello: {why}");
 }
 

@@ -7,6 +7,7 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub(crate) struct BodySource {
     /// Set when reading from the client failed or timed out, to tell client aborts from
     /// server failures.
     failed: Mutex<Option<ClientFailure>>,
+    /// Body bytes read from the client so far (the `bin` counters).
+    received: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +53,16 @@ impl BodySource {
             slot: Mutex::new(Some(body)),
             client_timeout,
             failed: Mutex::new(None),
+            received: AtomicU64::new(0),
         }))
     }
 
     pub(crate) fn available(&self) -> bool {
         self.slot.lock().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     pub(crate) fn failure(&self) -> Option<ClientFailure> {
@@ -103,6 +111,9 @@ impl Body for RequestBody {
         match Pin::new(body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.progressed = true;
+                if let Some(d) = frame.data_ref() {
+                    source.received.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {

@@ -25,6 +25,7 @@ pub(crate) fn backend(b: &Arc<Backend>) -> BackendStats {
     let health = *b.health().borrow();
     BackendStats {
         name: b.name.to_string(),
+        tcp: b.cfg.mode == crate::config::Mode::Tcp,
         balance: match b.cfg.balance {
             Balance::RoundRobin => "roundrobin",
             Balance::LeastConn => "leastconn",
