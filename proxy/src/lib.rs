@@ -19,6 +19,7 @@ pub mod observe;
 mod upstream;
 
 pub mod config;
+pub mod proxy_header;
 pub mod tcp;
 
 /// Entry points for the fuzz targets (proxy/fuzz); not an API.

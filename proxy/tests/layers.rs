@@ -20,8 +20,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("observe", 1),
 ];
 
-/// Top-level modules every layer may read.
-const SHARED: &[&str] = &["config"];
+/// Top-level modules every layer may read: the configuration, and the PROXY header codec
+/// (read from clients by listen/ and tcp/, written to servers by upstream/ and tcp/).
+const SHARED: &[&str] = &["config", "proxy_header"];
 
 fn rank(folder: &str) -> Option<u8> {
     LAYERS.iter().find(|(f, _)| *f == folder).map(|(_, r)| *r)

@@ -482,11 +482,10 @@ backends:\n  - name: web\n    servers: [{ name: a }]\n";
 #[test]
 fn what_run_cannot_serve_is_a_check_error() {
     let errs =
-        errors("frontends:\n  - name: t\n    accept_proxy: true\n    bind: [\"127.0.0.1:80\"]\n");
+        errors("backends:\n  - name: t\n    mode: tcp\n    tls: { verify: false }\n    servers: [{ name: a, address: \"127.0.0.1:1\" }]\n");
     assert!(
-        errs.iter()
-            .any(|e| e.contains(" frontends[0].accept_proxy: ")
-                && e.contains("not implemented in this version yet")),
+        errs.iter().any(|e| e.contains(" backends[0].tls: ")
+            && e.contains("not implemented in this version yet")),
         "{errs:#?}"
     );
     // The balancer's own readers judge error pages and header values at check time.

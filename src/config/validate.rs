@@ -1204,9 +1204,6 @@ fn check_frontends(
                 d.error(&ep, e.to_string());
             }
         }
-        if f.accept_proxy && mode != "tcp" {
-            unsupported.push(format!("accept_proxy in http mode ({p}.accept_proxy)"));
-        }
         if mode == "tcp" {
             let http_only: [(&str, bool); 4] = [
                 ("set_headers", !f.set_headers.is_empty()),
@@ -1315,9 +1312,7 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
         let mode = b.mode.as_deref().unwrap_or("http");
         one_of(d, &format!("{p}.mode"), mode, &["http", "tcp"]);
         if let Some(v) = &b.send_proxy {
-            if one_of(d, &format!("{p}.send_proxy"), v, &["v1", "v2"]) && mode != "tcp" {
-                unsupported.push(format!("send_proxy in http mode ({p}.send_proxy)"));
-            }
+            one_of(d, &format!("{p}.send_proxy"), v, &["v1", "v2"]);
         }
         if let Some(v) = &b.on_marked_down {
             if one_of(d, &format!("{p}.on_marked_down"), v, &["shutdown_sessions"]) && mode != "tcp"

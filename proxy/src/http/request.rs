@@ -170,6 +170,7 @@ pub(crate) async fn handle(
         path_and_query,
         body: BodySource::new(body, fe.cfg.timeouts.client),
         client_ip: conn.src.ip(),
+        client: (conn.src, conn.dst),
         forwarded,
     };
     if let Some(b) = &out.body {

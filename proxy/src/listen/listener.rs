@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::http::frontend::{Frontend, FrontendError};
-use crate::listen::conn;
 use crate::listen::tls::accept::TlsTerm;
+use crate::listen::{conn, proxied};
 use crate::tcp::{self, TcpFrontend};
 
 const BACKLOG: i32 = 1024;
@@ -295,24 +296,45 @@ async fn accept_loop(
             });
             continue;
         }
-        match set.tls.clone() {
-            None => {
-                tokio::spawn(async move {
-                    conn::serve(fe, stream, peer, local_addr, None, drain).await;
-                    drop(open);
-                    drop((global, local));
-                });
-            }
-            // The handshake runs in the connection's own task, holding its permits: a flood
-            // of handshakes is bounded by maxconn and the handshake deadline.
-            Some(tls) => {
-                tokio::spawn(async move {
-                    if let Some((stream, facts)) = tls.accept(&fe.name, stream, peer).await {
-                        conn::serve(fe, stream, peer, local_addr, Some(facts), drain).await;
-                    }
-                    drop(open);
-                    drop((global, local));
-                });
+        let tls = set.tls.clone();
+        if fe.cfg.accept_proxy {
+            tokio::spawn(async move {
+                if let Some((stream, src, dst)) =
+                    proxied::read_header(&fe, stream, peer, local_addr).await
+                {
+                    serve_http(fe, tls, stream, src, dst, drain).await;
+                }
+                drop(open);
+                drop((global, local));
+            });
+            continue;
+        }
+        tokio::spawn(async move {
+            serve_http(fe, tls, stream, peer, local_addr, drain).await;
+            drop(open);
+            drop((global, local));
+        });
+    }
+}
+
+/// Serves an HTTP connection, after the TLS handshake on a TLS frontend. The handshake runs
+/// in the connection's own task, holding its permits: a flood of handshakes is bounded by
+/// maxconn and the handshake deadline.
+async fn serve_http<S>(
+    fe: Arc<Frontend>,
+    tls: Option<Arc<TlsTerm>>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+    drain: watch::Receiver<Option<Duration>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match tls {
+        None => conn::serve(fe, stream, peer, local, None, drain).await,
+        Some(tls) => {
+            if let Some((stream, facts)) = tls.accept(&fe.name, stream, peer).await {
+                conn::serve(fe, stream, peer, local, Some(facts), drain).await;
             }
         }
     }

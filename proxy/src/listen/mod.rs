@@ -5,5 +5,6 @@
 pub(crate) mod conn;
 pub(crate) mod gate;
 pub(crate) mod listener;
+pub(crate) mod proxied;
 pub(crate) mod stats;
 pub mod tls;

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::clienthello::{self, Inspect, MAX_CLIENT_HELLO};
-use super::proxy_header::{self, Parse, ProxyHeader, ProxyHeaderError};
+use crate::proxy_header::{self, Parse, ProxyHeader, ProxyHeaderError};
 
 /// Why the connection is closed before a server was picked (logged once with the reason).
 #[derive(Debug, thiserror::Error)]

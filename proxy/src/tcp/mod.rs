@@ -2,8 +2,10 @@
 //! protocol header of both modes.
 
 pub mod clienthello;
-mod first_bytes;
-pub mod proxy_header;
+pub(crate) mod first_bytes;
+/// The PROXY header codec lives below every layer (HTTP frontends and server connections
+/// use it too); this path stays for the fuzz target and tests.
+pub use crate::proxy_header;
 mod session;
 mod tunnel;
 

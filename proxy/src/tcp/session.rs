@@ -14,7 +14,6 @@ use tokio::sync::watch;
 
 use super::clienthello::Inspect;
 use super::first_bytes::{self, FirstBytesError, Hello};
-use super::proxy_header;
 use super::tunnel::{self, Moved, TunnelEnd};
 use crate::config::{FrontendConfig, HostMatch, ProxyVersion};
 use crate::observe::accesslog::{
@@ -22,6 +21,7 @@ use crate::observe::accesslog::{
 };
 use crate::observe::counters::ProxyCounters;
 use crate::observe::meters::Meters;
+use crate::proxy_header;
 use crate::upstream::backend::{Acquire, Backend, Slot};
 
 /// A tcp-mode frontend at run time.

@@ -170,6 +170,7 @@ impl Backend {
                     s.addr,
                     &cfg.timeouts,
                     tls.as_ref().map(|t| t.for_server(s.addr)),
+                    cfg.send_proxy,
                 ),
                 cfg: s.clone(),
                 up: AtomicBool::new(true),

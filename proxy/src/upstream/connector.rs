@@ -16,6 +16,14 @@
 //! runs only while the pool holds some (lb.md §7), and never handed out. [`Upstream::reset`]
 //! (server DOWN, or a reused connection found dead) closes the idle ones and keeps
 //! connections in use from coming back.
+//!
+//! `send_proxy` (lb.md §11): a new connection starts with a PROXY header naming the client
+//! it was opened for (before the TLS handshake when the backend has `tls`), so it belongs
+//! to that client: it goes back to the pool marked with the client's source and destination
+//! address and is handed out again only to a request carrying the same pair (the same
+//! client connection, or the same connection of a balancer in front). A server never sees
+//! a request under another client's header. HAProxy makes such connections private to
+//! their session in the same way.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,9 +35,10 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::config::BackendTimeouts;
+use crate::config::{BackendTimeouts, ProxyVersion};
+use crate::proxy_header;
 use crate::upstream::body::RequestBody;
-use crate::upstream::h1::RawConn;
+use crate::upstream::h1::{ClientAddrs, RawConn};
 use crate::upstream::io::ServerIo;
 use crate::upstream::tls::ServerTlsClient;
 
@@ -114,6 +123,8 @@ pub(crate) struct Upstream {
     connect_timeout: Duration,
     /// Backend `tls`: every new connection starts with a TLS handshake.
     tls: Option<ServerTlsClient>,
+    /// Backend `send_proxy`: every new connection starts with a PROXY header.
+    send_proxy: Option<ProxyVersion>,
     pool: Arc<Pool>,
 }
 
@@ -122,11 +133,13 @@ impl Upstream {
         addr: SocketAddr,
         timeouts: &BackendTimeouts,
         tls: Option<ServerTlsClient>,
+        send_proxy: Option<ProxyVersion>,
     ) -> Self {
         Upstream {
             addr,
             connect_timeout: timeouts.connect,
             tls,
+            send_proxy,
             pool: Arc::new(Pool {
                 idle_timeout: timeouts.server_idle,
                 state: Mutex::default(),
@@ -134,8 +147,15 @@ impl Upstream {
         }
     }
 
-    /// An idle pooled connection still open, else a new one.
-    pub(crate) async fn checkout(&self) -> Result<RawConn, ConnectError> {
+    /// An idle pooled connection still open, else a new one. `client`: the request's client
+    /// (source, destination), which a `send_proxy` connection must have been opened for.
+    pub(crate) async fn checkout(&self, client: ClientAddrs) -> Result<RawConn, ConnectError> {
+        if self.send_proxy.is_some() {
+            return match self.take_owned(client) {
+                Ok(conn) => Ok(conn),
+                Err(generation) => self.open(generation, Some(client)).await,
+            };
+        }
         let generation = {
             let mut st = self.pool.lock();
             while let Some(mut c) = st.idle.pop() {
@@ -150,20 +170,52 @@ impl Upstream {
             }
             st.generation
         };
-        match tokio::time::timeout(self.connect_timeout, self.connect()).await {
-            Ok(Ok(io)) => Ok(RawConn::new(io, generation)),
+        self.open(generation, None).await
+    }
+
+    /// `send_proxy`: the newest idle connection opened for `client` and still open; else the
+    /// pool generation for a new one.
+    fn take_owned(&self, client: ClientAddrs) -> Result<RawConn, u64> {
+        let mut st = self.pool.lock();
+        while let Some(i) = st.idle.iter().rposition(|c| c.conn.owner() == Some(client)) {
+            let mut c = st.idle.remove(i);
+            if c.since.elapsed() < self.pool.idle_timeout && c.conn.still_open() {
+                return Ok(c.conn);
+            }
+        }
+        Err(st.generation)
+    }
+
+    async fn open(
+        &self,
+        generation: u64,
+        owner: Option<ClientAddrs>,
+    ) -> Result<RawConn, ConnectError> {
+        match tokio::time::timeout(self.connect_timeout, self.connect(owner)).await {
+            Ok(Ok(io)) => Ok(RawConn::new(io, generation, owner)),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(ConnectError::Timeout),
         }
     }
 
-    /// A new connection: TCP, then the TLS handshake when the backend has `tls` (both
-    /// within the one `connect` timeout of the caller).
-    async fn connect(&self) -> Result<ServerIo, ConnectError> {
-        let stream = TcpStream::connect(self.addr)
+    /// A new connection: TCP, the PROXY header for `owner` (`send_proxy`), then the TLS
+    /// handshake when the backend has `tls` (all within the one `connect` timeout of the
+    /// caller).
+    async fn connect(&self, owner: Option<ClientAddrs>) -> Result<ServerIo, ConnectError> {
+        let mut stream = TcpStream::connect(self.addr)
             .await
             .map_err(ConnectError::Io)?;
         let _ = stream.set_nodelay(true);
+        if let (Some(version), Some((src, dst))) = (self.send_proxy, owner) {
+            let head = match version {
+                ProxyVersion::V1 => proxy_header::encode_v1(src, dst),
+                ProxyVersion::V2 => proxy_header::encode_v2(src, dst),
+            };
+            // A fresh socket's send buffer takes the ~100 bytes at once.
+            tokio::io::AsyncWriteExt::write_all(&mut stream, &head)
+                .await
+                .map_err(ConnectError::Io)?;
+        }
         match &self.tls {
             None => Ok(ServerIo::Plain(stream)),
             Some(tls) => match tls.handshake(stream).await {
@@ -186,6 +238,7 @@ impl Upstream {
     /// Hands a connection to hyper's client for one exchange; the socket comes back to the
     /// pool when [`HyperConn::release`] was called and hyper finished cleanly with it.
     pub(crate) async fn lend(&self, conn: RawConn) -> Result<HyperConn, ConnectError> {
+        let owner = conn.owner();
         let (io, reused, generation) = conn.into_parts();
         let (tx, connection) = http1::Builder::new()
             .handshake(TokioIo::new(io))
@@ -198,7 +251,7 @@ impl Upstream {
         tokio::spawn(async move {
             match connection.without_shutdown().await {
                 Ok(parts) if parts.read_buf.is_empty() && flag.load(Ordering::Acquire) => {
-                    let mut conn = RawConn::new(parts.io.into_inner(), generation);
+                    let mut conn = RawConn::new(parts.io.into_inner(), generation, owner);
                     conn.reused = true;
                     pool.put(conn);
                 }

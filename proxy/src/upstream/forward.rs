@@ -17,7 +17,7 @@ use crate::upstream::backend::{Acquire, Backend, Slot};
 use crate::upstream::body::{BodySource, ClientFailure, RequestBody};
 use crate::upstream::connector::{ConnectError, HyperConn};
 use crate::upstream::fields::ForwardedFields;
-use crate::upstream::h1::{self, RawBody, SendError};
+use crate::upstream::h1::{self, ClientAddrs, RawBody, SendError};
 use crate::upstream::response_rules;
 
 /// Why no response came back.
@@ -57,6 +57,9 @@ pub(crate) struct Outgoing {
     pub path_and_query: PathAndQuery,
     pub body: Option<Arc<BodySource>>,
     pub client_ip: IpAddr,
+    /// The client's source and destination address (the PROXY header's with `accept_proxy`),
+    /// for `send_proxy`.
+    pub client: ClientAddrs,
     /// `forwarded_for` fields still to be written after `parts.headers` (direct exchanges).
     pub forwarded: Option<ForwardedFields>,
 }
@@ -175,7 +178,7 @@ async fn attempt_direct(
     stats: &mut Attempts,
     reused: &mut bool,
 ) -> Outcome {
-    let conn = match server.upstream.checkout().await {
+    let conn = match server.upstream.checkout(out.client).await {
         Ok(c) => c,
         Err(e) => return Outcome::ConnectFailed(e),
     };
@@ -214,7 +217,7 @@ async fn attempt_hyper(
     // A request the connection never took (it was closing as we picked it) goes out on
     // another one (hyper-util's `retry_canceled_requests`); not a retry.
     loop {
-        let conn = match server.upstream.checkout().await {
+        let conn = match server.upstream.checkout(out.client).await {
             Ok(c) => c,
             Err(e) => return Outcome::ConnectFailed(e),
         };

@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -56,6 +57,10 @@ pub(crate) struct RawConn {
     pub(crate) generation: u64,
 }
 
+/// The client a connection's PROXY header named (source, destination), when its backend has
+/// `send_proxy`: such a connection serves that client only (connector.rs).
+pub(crate) type ClientAddrs = (SocketAddr, SocketAddr);
+
 struct ConnState {
     io: ServerIo,
     buf: BytesMut,
@@ -65,10 +70,12 @@ struct ConnState {
     deadline: Pin<Box<Sleep>>,
     /// The header names of the previous response, reused for the next one.
     names: NameCache,
+    /// `send_proxy`: the client this connection was opened for.
+    owner: Option<ClientAddrs>,
 }
 
 impl RawConn {
-    pub(crate) fn new(io: ServerIo, generation: u64) -> Self {
+    pub(crate) fn new(io: ServerIo, generation: u64, owner: Option<ClientAddrs>) -> Self {
         RawConn {
             state: Box::new(ConnState {
                 io,
@@ -76,6 +83,7 @@ impl RawConn {
                 out: Vec::new(),
                 deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
                 names: NameCache::default(),
+                owner,
             }),
             reused: false,
             generation,
@@ -85,6 +93,11 @@ impl RawConn {
     /// The socket, whether it served before, and its pool generation.
     pub(crate) fn into_parts(self) -> (ServerIo, bool, u64) {
         (self.state.io, self.reused, self.generation)
+    }
+
+    /// The client this connection serves exclusively (`send_proxy`), if any.
+    pub(crate) fn owner(&self) -> Option<ClientAddrs> {
+        self.state.owner
     }
 
     /// An idle pooled connection is usable when nothing arrived on it since its last
@@ -138,6 +151,7 @@ pub(crate) async fn send(
             out,
             deadline,
             names,
+            ..
         } = &mut *conn.state;
         let mut exchange = pin!(write_and_read_head(
             io,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -35,12 +35,12 @@ impl TlsTerm {
     }
 
     /// Completes the handshake, or says why it failed (logged and counted here).
-    pub(crate) async fn accept(
+    pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         frontend: &str,
-        stream: TcpStream,
+        stream: S,
         peer: std::net::SocketAddr,
-    ) -> Option<(TlsStream<TcpStream>, Arc<TlsFacts>)> {
+    ) -> Option<(TlsStream<S>, Arc<TlsFacts>)> {
         let reason = match tokio::time::timeout(self.deadline, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 let facts = facts(tls.get_ref().1);
