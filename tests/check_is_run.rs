@@ -232,6 +232,15 @@ fn check_refuses_exactly_what_run_refuses() {
             "http_mode close",
             balancer(&dir, "", "", "    http_mode: close\n"),
         ),
+        (
+            "monitor_uri, del_headers, rules and backend set_headers",
+            balancer(
+                &dir,
+                "",
+                "    monitor_uri: /healthz\n    del_headers: [X-Forwarded-For]\n    rules:\n      - { match: { src: [\"203.0.113.0/24\"], method: [POST], path_prefix: /admin/ }, deny: 403 }\n      - { allow: true }\n",
+                "    set_headers: { X-Backend: app1, X-Client: \"%[src]\" }\n",
+            ),
+        ),
     ];
 
     let mut refused = 0;

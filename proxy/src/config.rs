@@ -77,6 +77,14 @@ pub struct FrontendConfig {
     /// tcp mode with SNI routes: how long to wait for the whole ClientHello (the frontend's
     /// `client` timeout when set, else 5 s).
     pub inspect_timeout: Duration,
+    /// HAProxy `monitor-uri`: this path is answered locally (200, or 503 while no backend of
+    /// the frontend has a usable server), never forwarded nor logged.
+    pub monitor_uri: Option<String>,
+    /// HAProxy `http-request del-header`: request fields removed before forwarding.
+    pub del_headers: Vec<String>,
+    /// Evaluated before routes, first match wins (HAProxy `http-request deny|allow`,
+    /// `tcp-request content reject`); tcp mode matches on `src` only.
+    pub rules: Vec<AccessRule>,
 }
 
 /// Where and how `redirect_https` sends a plain request.
@@ -118,6 +126,108 @@ impl FrontendConfig {
             mode: Mode::Http,
             accept_proxy: false,
             inspect_timeout: Duration::from_secs(5),
+            monitor_uri: None,
+            del_headers: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One frontend `rules[]` entry: every condition given must hold (an empty list or `None`
+/// matches anything).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRule {
+    /// Client address in any of these networks.
+    pub src: Vec<Cidr>,
+    /// Request method, compared as sent (methods are case-sensitive).
+    pub methods: Vec<String>,
+    /// The path starts with this (HAProxy `path_beg`: a plain prefix).
+    pub path_prefix: Option<String>,
+    pub action: RuleAction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Stop evaluating: the request goes on to the routes.
+    Allow,
+    /// Answer this status locally (tcp mode: close the connection).
+    Deny(u16),
+}
+
+impl AccessRule {
+    /// Whether an HTTP request matches (`method`, `path` as received).
+    pub fn matches(&self, client: std::net::IpAddr, method: &str, path: &str) -> bool {
+        self.matches_src(client)
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+
+    pub fn matches_src(&self, client: std::net::IpAddr) -> bool {
+        self.src.is_empty() || self.src.iter().any(|c| c.contains(client))
+    }
+
+    /// The action of the first rule that matches, if any.
+    pub fn first_match(
+        rules: &[AccessRule],
+        client: std::net::IpAddr,
+        method: &str,
+        path: &str,
+    ) -> Option<RuleAction> {
+        rules
+            .iter()
+            .find(|r| r.matches(client, method, path))
+            .map(|r| r.action)
+    }
+}
+
+/// An IPv4 or IPv6 network (`203.0.113.0/24`, `2001:db8::/32`) or one address (no `/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (a, len) = match text.trim().split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text.trim(), None),
+        };
+        let addr: std::net::IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{text}` is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match len {
+            None => max,
+            Some(l) => l
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{text}`: the prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// IPv4 clients seen on an IPv6 socket (`::ffff:a.b.c.d`) match IPv4 networks.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
         }
     }
 }
@@ -238,6 +348,9 @@ pub struct BackendConfig {
     pub send_proxy: Option<ProxyVersion>,
     /// HAProxy `on-marked-down shutdown-sessions`: a server marked DOWN has its tcp sessions cut.
     pub shutdown_sessions_on_down: bool,
+    /// HAProxy backend `http-request set-header`: name, value template; applied after the
+    /// frontend's.
+    pub set_headers: Vec<(String, String)>,
 }
 
 impl BackendConfig {
@@ -257,6 +370,7 @@ impl BackendConfig {
             send_proxy: None,
             shutdown_sessions_on_down: false,
             tls: None,
+            set_headers: Vec::new(),
         }
     }
 }
@@ -501,5 +615,72 @@ impl CertSource {
             CertSource::Pem(p) => p,
             CertSource::Pair { cert, .. } => cert,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn networks_match_their_addresses_only() {
+        let v4 = Cidr::parse("203.0.113.0/24").expect("v4");
+        assert!(v4.contains(ip("203.0.113.7")));
+        assert!(!v4.contains(ip("203.0.114.7")));
+        assert!(v4.contains(ip("::ffff:203.0.113.9")), "v4-mapped client");
+        assert!(!v4.contains(ip("2001:db8::1")));
+        let one = Cidr::parse("198.51.100.5").expect("host");
+        assert!(one.contains(ip("198.51.100.5")) && !one.contains(ip("198.51.100.6")));
+        let all = Cidr::parse("0.0.0.0/0").expect("all");
+        assert!(all.contains(ip("198.51.100.6")));
+        let v6 = Cidr::parse("2001:db8::/32").expect("v6");
+        assert!(v6.contains(ip("2001:db8:1::5")) && !v6.contains(ip("2001:db9::5")));
+        for bad in [
+            "203.0.113.0/33",
+            "2001:db8::/129",
+            "x/8",
+            "203.0.113.0/",
+            "",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_decides() {
+        let rule = |src: &[&str], methods: &[&str], path: Option<&str>, action| AccessRule {
+            src: src.iter().map(|s| Cidr::parse(s).expect("cidr")).collect(),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            path_prefix: path.map(str::to_owned),
+            action,
+        };
+        let rules = [
+            rule(&["198.51.100.0/24"], &[], None, RuleAction::Allow),
+            rule(&[], &["POST"], Some("/admin/"), RuleAction::Deny(403)),
+            rule(&["203.0.113.0/24"], &[], None, RuleAction::Deny(429)),
+        ];
+        let decide = |c: &str, m: &str, p: &str| AccessRule::first_match(&rules, ip(c), m, p);
+        assert_eq!(
+            decide("198.51.100.1", "POST", "/admin/x"),
+            Some(RuleAction::Allow)
+        );
+        assert_eq!(
+            decide("2001:db8::7", "POST", "/admin/x"),
+            Some(RuleAction::Deny(403))
+        );
+        assert_eq!(decide("2001:db8::7", "GET", "/admin/x"), None);
+        assert_eq!(
+            decide("2001:db8::7", "post", "/admin/x"),
+            None,
+            "methods are case-sensitive"
+        );
+        assert_eq!(
+            decide("203.0.113.4", "GET", "/"),
+            Some(RuleAction::Deny(429))
+        );
     }
 }

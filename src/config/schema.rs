@@ -237,6 +237,36 @@ pub struct Frontend {
     /// Read a PROXY v1/v2 header first; its source is the client (lb.md §11).
     #[serde(default)]
     pub accept_proxy: bool,
+    /// HAProxy `monitor-uri`: answered locally, 200 or 503.
+    pub monitor_uri: Option<String>,
+    /// HAProxy `http-request del-header`.
+    #[serde(default)]
+    pub del_headers: Vec<String>,
+    /// Deny/allow rules evaluated before routes, first match wins.
+    #[serde(default)]
+    pub rules: Vec<AccessRule>,
+}
+
+/// A frontend `rules[]` entry: `match` and either `deny: <status>` or `allow: true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    #[serde(rename = "match", default)]
+    pub matches: AccessMatch,
+    pub deny: Option<i64>,
+    /// `allow: true` (or an empty `allow:`): stop evaluating.
+    pub allow: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessMatch {
+    /// Client networks (`203.0.113.0/24`) or addresses.
+    #[serde(default)]
+    pub src: Vec<String>,
+    #[serde(default)]
+    pub method: Vec<String>,
+    pub path_prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +371,9 @@ pub struct Backend {
     pub send_proxy: Option<String>,
     /// shutdown_sessions: cut a DOWN server's tcp sessions (HAProxy on-marked-down).
     pub on_marked_down: Option<String>,
+    /// HAProxy backend `http-request set-header`: after the frontend's.
+    #[serde(default)]
+    pub set_headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

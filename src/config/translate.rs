@@ -6,9 +6,9 @@ use super::duration::DurationValue;
 use super::schema::{self, ConfigFile};
 use super::validate::{parse_status_range, Validated};
 use proxy::config::{
-    BackendConfig, BackendTimeouts, Balance, CheckKind, CookieConfig, FrontendConfig,
-    FrontendTimeouts, HealthCheckConfig, HostMatch, Mode, ProxyConfig, ProxyVersion, RouteConfig,
-    ServerConfig, ServerTlsConfig,
+    AccessRule, BackendConfig, BackendTimeouts, Balance, CheckKind, Cidr, CookieConfig,
+    FrontendConfig, FrontendTimeouts, HealthCheckConfig, HostMatch, Mode, ProxyConfig,
+    ProxyVersion, RouteConfig, RuleAction, ServerConfig, ServerTlsConfig,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -97,11 +97,31 @@ fn frontend(x: &schema::Frontend, all: &[schema::Frontend]) -> FrontendConfig {
     fc.tls = x.tls.as_ref().map(super::tls::translate_tls);
     fc.hsts = super::tls::hsts(x);
     fc.redirect_https = super::tls::translate_redirect(x, all);
+    fc.monitor_uri = x.monitor_uri.clone();
+    fc.del_headers = x.del_headers.clone();
+    fc.rules = x.rules.iter().map(access_rule).collect();
     fc.h2c = x.h2c;
     if let Some(n) = x.h2_max_streams {
         fc.h2_max_streams = n as u32;
     }
     fc
+}
+
+fn access_rule(r: &schema::AccessRule) -> AccessRule {
+    AccessRule {
+        src: r
+            .matches
+            .src
+            .iter()
+            .filter_map(|n| Cidr::parse(n).ok())
+            .collect(),
+        methods: r.matches.method.clone(),
+        path_prefix: r.matches.path_prefix.clone(),
+        action: match r.deny {
+            Some(code) => RuleAction::Deny(code as u16),
+            None => RuleAction::Allow,
+        },
+    }
 }
 
 fn mode(m: &Option<String>) -> Mode {
@@ -194,6 +214,11 @@ fn backend(x: &schema::Backend) -> BackendConfig {
         _ => None,
     };
     bc.shutdown_sessions_on_down = x.on_marked_down.as_deref() == Some("shutdown_sessions");
+    bc.set_headers = x
+        .set_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(t) = &x.timeouts {
         let connect = dur(&t.connect, BackendTimeouts::default().connect);
         bc.timeouts = BackendTimeouts {

@@ -1102,13 +1102,8 @@ fn check_frontends(
                 Duration::from_secs(10),
             );
         }
-        for (name, tpl) in &f.set_headers {
-            let hp = format!("{p}.set_headers.{name}");
-            if !is_token(name) {
-                d.error(&hp, format!("`{name}` is not a valid header name"));
-            }
-            check_header_template(d, &hp, tpl);
-        }
+        check_set_headers(d, &format!("{p}.set_headers"), &f.set_headers);
+        check_screening(d, &p, f, mode);
         for (j, r) in f.routes.iter().enumerate() {
             let rp = format!("{p}.routes[{j}]");
             let http_match = r.matches.host.is_some() || r.matches.path_prefix.is_some();
@@ -1298,6 +1293,96 @@ fn check_backend_tls(d: &mut Diags, p: &str, t: &BackendTls) {
     }
 }
 
+fn check_set_headers(d: &mut Diags, path: &str, set: &std::collections::BTreeMap<String, String>) {
+    for (name, tpl) in set {
+        let hp = format!("{path}.{name}");
+        if !is_token(name) {
+            d.error(&hp, format!("`{name}` is not a valid header name"));
+        }
+        check_header_template(d, &hp, tpl);
+    }
+}
+
+/// HAProxy's `deny_status` values.
+const DENY_CODES: [i64; 17] = [
+    200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
+];
+
+/// `monitor_uri`, `del_headers` and `rules` of one frontend.
+fn check_screening(d: &mut Diags, p: &str, f: &super::schema::Frontend, mode: &str) {
+    let tcp = mode == "tcp";
+    if let Some(u) = &f.monitor_uri {
+        let mp = format!("{p}.monitor_uri");
+        if tcp {
+            d.error(&mp, "only allowed in http mode");
+        } else if !u.starts_with('/') || u.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            d.error(
+                &mp,
+                format!("`{u}` must be a path starting with `/`, without spaces"),
+            );
+        }
+    }
+    for (j, name) in f.del_headers.iter().enumerate() {
+        let hp = format!("{p}.del_headers[{j}]");
+        if tcp {
+            d.error(&hp, "only allowed in http mode");
+        } else if !is_token(name) {
+            d.error(&hp, format!("`{name}` is not a valid header name"));
+        }
+    }
+    for (j, r) in f.rules.iter().enumerate() {
+        let rp = format!("{p}.rules[{j}]");
+        match (r.deny, &r.allow) {
+            (Some(code), None) => {
+                if !DENY_CODES.contains(&code) {
+                    d.error(
+                        &format!("{rp}.deny"),
+                        format!(
+                            "{code} is not a deny status; use one of {}",
+                            DENY_CODES.map(|c| c.to_string()).join(", ")
+                        ),
+                    );
+                }
+            }
+            (None, Some(serde_yaml::Value::Bool(true) | serde_yaml::Value::Null)) => {}
+            (None, Some(_)) => d.error(
+                &format!("{rp}.allow"),
+                "`allow` takes `true` (remove the rule to not allow)",
+            ),
+            (None, None) => d.error(&rp, "needs `deny: <status>` or `allow: true`"),
+            (Some(_), Some(_)) => d.error(&rp, "`deny` and `allow` exclude each other"),
+        }
+        let m = &r.matches;
+        for (k, net) in m.src.iter().enumerate() {
+            if let Err(e) = proxy::config::Cidr::parse(net) {
+                d.error(&format!("{rp}.match.src[{k}]"), e);
+            }
+        }
+        for (k, method) in m.method.iter().enumerate() {
+            if !is_token(method) {
+                d.error(
+                    &format!("{rp}.match.method[{k}]"),
+                    format!("`{method}` is not an HTTP method"),
+                );
+            }
+        }
+        if let Some(pp) = &m.path_prefix {
+            if !pp.starts_with('/') {
+                d.error(
+                    &format!("{rp}.match.path_prefix"),
+                    format!("`{pp}` must start with `/`"),
+                );
+            }
+        }
+        if tcp && (!m.method.is_empty() || m.path_prefix.is_some()) {
+            d.error(
+                &format!("{rp}.match"),
+                "tcp mode rules match only on `src` (method and path_prefix need http mode)",
+            );
+        }
+    }
+}
+
 fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>) {
     duplicates(
         d,
@@ -1319,6 +1404,10 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
             {
                 unsupported.push(format!("on_marked_down in http mode ({p}.on_marked_down)"));
             }
+        }
+        check_set_headers(d, &format!("{p}.set_headers"), &b.set_headers);
+        if mode == "tcp" && !b.set_headers.is_empty() {
+            d.error(&format!("{p}.set_headers"), "only allowed in http mode");
         }
         if mode == "tcp" {
             if b.tls.is_some() {

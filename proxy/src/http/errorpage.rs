@@ -69,6 +69,8 @@ pub struct ErrorPage {
 /// One sentence per status, in our own words.
 fn builtin_sentence(status: StatusCode) -> &'static str {
     match status.as_u16() {
+        // A `monitor_uri` answer.
+        200 => "Service ready.",
         400 => "The load balancer could not understand this request.",
         401 => "You must log in to see this page.",
         403 => "You are not allowed to reach this resource.",

@@ -38,6 +38,8 @@ pub(crate) struct Exchange {
     /// Where the exchange stands, for the log of a client that leaves before the answer.
     pub(crate) phase: TermPhase,
     pub(crate) logged: bool,
+    /// Counted but never logged (`monitor_uri` answers, as in HAProxy).
+    pub(crate) quiet: bool,
     /// Request head bytes as received (HTTP/1 text size), for the `bin` counters.
     pub(crate) head_in: u64,
     /// The request body, when there is one: its bytes read count in `bin`.
@@ -65,7 +67,7 @@ impl Exchange {
         let ta = self.start.elapsed();
         self.count(bytes, ta);
         // Only the log line shows the entry.
-        if !self.frontend.access_log {
+        if !self.frontend.access_log || self.quiet {
             return;
         }
         self.entry.ta = Some(ta);

@@ -29,6 +29,14 @@ pub(crate) struct Frontend {
     pub(crate) errors: ErrorPages,
     pub(crate) page_408: Option<Bytes>,
     pub(crate) set_headers: Vec<(HeaderName, HeaderTemplate)>,
+    /// Each backend's `set_headers`, by backend index (parsed here: templates are http's).
+    pub(crate) backend_set_headers: Vec<Vec<(HeaderName, HeaderTemplate)>>,
+    /// `del_headers`, as field names.
+    pub(crate) del_headers: Vec<HeaderName>,
+    /// `monitor_uri` or `rules` is set: requests are screened before routing.
+    pub(crate) screens: bool,
+    /// The backends this frontend routes to (routes and default), for `monitor_uri`.
+    pub(crate) own_backends: Vec<usize>,
     pub(crate) http: auto::Builder<TokioExecutor>,
     /// `Strict-Transport-Security` value for responses on TLS connections.
     pub(crate) hsts: Option<HeaderValue>,
@@ -54,6 +62,14 @@ pub enum FrontendError {
         header: String,
         source: TemplateError,
     },
+    #[error("backend {backend}: set_headers {header}: {source}")]
+    BackendSetHeader {
+        backend: String,
+        header: String,
+        source: TemplateError,
+    },
+    #[error("frontend {frontend}: del_headers: `{header}` is not a header name")]
+    DelHeader { frontend: String, header: String },
 }
 
 impl Frontend {
@@ -84,6 +100,43 @@ impl Frontend {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let backend_set_headers = backends
+            .iter()
+            .map(|b| {
+                b.cfg
+                    .set_headers
+                    .iter()
+                    .map(|(n, v)| {
+                        headers::parse_set_header(n, v).map_err(|source| {
+                            FrontendError::BackendSetHeader {
+                                backend: b.cfg.name.clone(),
+                                header: n.clone(),
+                                source,
+                            }
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let del_headers = cfg
+            .del_headers
+            .iter()
+            .map(|n| {
+                HeaderName::try_from(n.as_str()).map_err(|_| FrontendError::DelHeader {
+                    frontend: cfg.name.clone(),
+                    header: n.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut own_backends: Vec<usize> = cfg
+            .routes
+            .iter()
+            .map(|r| r.backend.as_str())
+            .chain(cfg.default_backend.as_deref())
+            .filter_map(|name| backends.iter().position(|b| &*b.name == name))
+            .collect();
+        own_backends.sort_unstable();
+        own_backends.dedup();
         let router = Router::new(&cfg.routes, cfg.default_backend.as_deref(), |name| {
             backends.iter().position(|b| &*b.name == name)
         });
@@ -99,6 +152,10 @@ impl Frontend {
             router,
             backends,
             set_headers,
+            backend_set_headers,
+            del_headers,
+            screens: cfg.monitor_uri.is_some() || !cfg.rules.is_empty(),
+            own_backends,
             http,
             access_log,
             counters,

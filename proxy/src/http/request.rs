@@ -9,24 +9,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 
+use crate::config::{AccessRule, RuleAction};
 use crate::http::client_conn::{CloseSilently, ConnShared, RequestGuard};
 use crate::http::errorpage::Reply;
 use crate::http::exchange::{head_size, request_head_size, Exchange, ResponseBody};
 use crate::http::frontend::Frontend;
-use crate::http::headers::{self, ConnInfo, ForwardedFields};
+use crate::http::headers::{self, ConnInfo, ForwardedFields, HeaderTemplate};
 use crate::http::route::RouteDecision;
 use crate::http::{cookie, request_rules, rewrite};
 use crate::observe::accesslog::{
     AccessLogEntry, ClientCookie, LogServer, RequestLine, ServerCookie, TermCause, TermPhase,
     TerminationState,
 };
+use crate::observe::meters::Meters;
 use crate::upstream::backend::{Acquire, Backend, Slot, Ticket};
 use crate::upstream::body::{BodySource, ClientFailure};
 use crate::upstream::forward::{self, Attempts, ForwardError, Outgoing, ServerBody};
@@ -117,6 +119,11 @@ pub(crate) async fn handle(
     if let Err(bad) = http1_rules(&mut req) {
         return fe.bad_request(ex, guard, &conn, bad);
     }
+    if fe.screens {
+        if let Some(answer) = screen(&fe, &conn, &req, &mut ex) {
+            return fe.local(ex, guard, answer);
+        }
+    }
     if let Some(r) = fe.cfg.redirect_https.as_ref().filter(|_| !conn.tls) {
         return Ok(redirect(&https_location(&req, r.port), r.code, ex, guard));
     }
@@ -141,9 +148,14 @@ pub(crate) async fn handle(
     };
     let (persist, client_cookie) = persistence(&be, &parts.headers, &mut ex);
     let bodiless = body.is_end_stream();
+    let be_headers = fe
+        .backend_set_headers
+        .get(backend_index)
+        .map_or(&[][..], Vec::as_slice);
     let forwarded = request_ops(
         &fe,
         &be,
+        be_headers,
         &conn,
         &shared,
         &mut parts,
@@ -279,6 +291,7 @@ fn open_exchange(
         server: None,
         phase: TermPhase::Request,
         logged: false,
+        quiet: false,
         head_in: request_head_size(req),
         body_in: None,
     })
@@ -326,18 +339,62 @@ fn persistence(
     (persist, client_cookie)
 }
 
-/// Request header operations, in lb.md §8 order. Returns the X-Forwarded-* fields when they
+/// `monitor_uri` and `rules` (only called when the frontend has one of them): the local
+/// answer that ends the request here, if any.
+fn screen(
+    fe: &Frontend,
+    conn: &ConnInfo,
+    req: &Request<Incoming>,
+    ex: &mut Exchange,
+) -> Option<Refusal> {
+    let path = req.uri().path();
+    if fe.cfg.monitor_uri.as_deref() == Some(path) {
+        ex.quiet = true;
+        let up = fe
+            .own_backends
+            .iter()
+            .filter_map(|&i| fe.backends.get(i))
+            .any(|b| b.has_usable_server());
+        return Some(if up { MONITOR_OK } else { MONITOR_FAIL });
+    }
+    let action = AccessRule::first_match(&fe.cfg.rules, conn.src.ip(), req.method().as_str(), path);
+    match action {
+        Some(RuleAction::Deny(code)) => {
+            Meters::add(&fe.meters.denied_requests, 1);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+            Some((status, TermCause::Proxy, TermPhase::Request))
+        }
+        Some(RuleAction::Allow) | None => None,
+    }
+}
+
+/// `monitor_uri` while a backend of the frontend can serve.
+const MONITOR_OK: Refusal = (StatusCode::OK, TermCause::Normal, TermPhase::Done);
+/// `monitor_uri` while none can.
+const MONITOR_FAIL: Refusal = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    TermCause::Normal,
+    TermPhase::Done,
+);
+
+/// Request header operations, in lb.md §8 order (`del_headers` first, so what the frontend
+/// deletes the later operations may write again). Returns the X-Forwarded-* fields when they
 /// are written with the head instead of into the map.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn request_ops(
     fe: &Frontend,
     be: &Backend,
+    be_headers: &[(HeaderName, HeaderTemplate)],
     conn: &ConnInfo,
     shared: &ConnShared,
     parts: &mut Parts,
     bodiless: bool,
     forwarded_host: Option<HeaderValue>,
 ) -> Option<ForwardedFields> {
+    for name in &fe.del_headers {
+        parts.headers.remove(name);
+    }
     if headers::remove_hop_by_hop_request(&mut parts.headers) {
         // WebSocket upgrades are not forwarded yet: send a plain request.
         parts.headers.remove(header::UPGRADE);
@@ -352,6 +409,7 @@ fn request_ops(
             && bodiless
             && parts.method != Method::CONNECT
             && fe.set_headers.is_empty()
+            && be_headers.is_empty()
             && !be.cookie.as_ref().is_some_and(|p| p.indirect)
             && ForwardedFields::can_append_to(&parts.headers);
         if deferred {
@@ -370,6 +428,7 @@ fn request_ops(
         }
     }
     headers::apply_set_headers(&mut parts.headers, &fe.set_headers, conn);
+    headers::apply_set_headers(&mut parts.headers, be_headers, conn);
     if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {
         cookie::remove_cookie(&mut parts.headers, &policy.name);
     }

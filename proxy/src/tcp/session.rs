@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::clienthello::Inspect;
 use super::first_bytes::{self, FirstBytesError, Hello};
 use super::tunnel::{self, Moved, TunnelEnd};
-use crate::config::{FrontendConfig, HostMatch, ProxyVersion};
+use crate::config::{FrontendConfig, HostMatch, ProxyVersion, RuleAction};
 use crate::observe::accesslog::{
     format_tcplog, LogServer, TcpLogEntry, TermCause, TermPhase, TerminationState,
 };
@@ -169,6 +169,10 @@ pub(crate) async fn serve(
         (peer, local)
     };
     let mut out = Outcome::new();
+    if denied(&fe, src) {
+        out.ended(TermCause::Proxy, TermPhase::Request);
+        return log(&fe, src, date, accepted, &out, 0);
+    }
     let mut sni = None;
     if routes.inspects() {
         let timeout = fe.cfg.inspect_timeout;
@@ -242,6 +246,17 @@ fn count(fe: &TcpFrontend, backend: &Backend, out: &Outcome, moved: &Moved, tt: 
             m.total_time.add(tt);
         }
     }
+}
+
+/// The frontend's `rules` on the client's address (tcp mode matches on `src` only; a deny
+/// closes the connection, counted in `dreq` and logged `PR`).
+fn denied(fe: &TcpFrontend, src: SocketAddr) -> bool {
+    let action = fe.cfg.rules.iter().find(|r| r.matches_src(src.ip()));
+    let deny = matches!(action, Some(r) if matches!(r.action, RuleAction::Deny(_)));
+    if deny {
+        Meters::add(&fe.meters.denied_requests, 1);
+    }
+    deny
 }
 
 /// Picks a server, connects and runs the tunnel; fills `out` on the way.
