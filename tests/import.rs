@@ -223,3 +223,66 @@ fn documentation_style_configs() {
     assert!(has_note(&imp, "docs-keepalived.conf:70: `virtual_server"));
     assert!(has_note(&imp, "docs-haproxy.cfg:72: `userlist admins`"));
 }
+
+#[test]
+fn access_rules_monitor_uri_and_header_rules() {
+    let imp = import(None, Some("docs-rules-haproxy.cfg"));
+    let y = &imp.yaml;
+    let f = "docs-rules-haproxy.cfg";
+    assert_eq!(get(y, "frontends.0.monitor_uri"), "/haproxy_test");
+    assert_eq!(get(y, "frontends.0.del_headers.0"), "X-Forwarded-For");
+    // `allow if office`: the named src ACL, both families.
+    assert_eq!(get(y, "frontends.0.rules.0.match.src.0"), "203.0.113.0/24");
+    assert_eq!(
+        get(y, "frontends.0.rules.0.match.src.1"),
+        "2001:db8:10::/48"
+    );
+    assert_eq!(get(y, "frontends.0.rules.0.allow"), true);
+    // `deny deny_status 403 if admin_path writes`: two ACLs ANDed, one rule per path_beg.
+    for (i, path) in [(1, "/admin/"), (2, "/manage/")] {
+        assert_eq!(
+            get(y, &format!("frontends.0.rules.{i}.match.path_prefix")),
+            path
+        );
+        assert_eq!(
+            get(y, &format!("frontends.0.rules.{i}.match.method.1")),
+            "PUT"
+        );
+        assert_eq!(get(y, &format!("frontends.0.rules.{i}.deny")), 403);
+    }
+    // An anonymous ACL; the default deny status.
+    assert_eq!(get(y, "frontends.0.rules.3.match.src.0"), "198.51.100.66");
+    assert_eq!(get(y, "frontends.0.rules.3.deny"), 403);
+    assert!(
+        get(y, "frontends.0.rules.4").is_null(),
+        "unless / ! rules are not guessed"
+    );
+    assert!(has_note(
+        &imp,
+        &format!("{f}:21: `http-request deny unless office`")
+    ));
+    assert!(has_note(
+        &imp,
+        &format!("{f}:22: `http-request deny if !office`")
+    ));
+    assert!(has_note(
+        &imp,
+        &format!("{f}:24: `use_backend app if office`")
+    ));
+    // tcp mode: the connection rule on src; inspect-delay is not needed.
+    assert_eq!(get(y, "frontends.1.rules.0.match.src.0"), "203.0.113.99");
+    assert_eq!(get(y, "frontends.1.rules.0.deny"), 403);
+    assert!(has_note(
+        &imp,
+        &format!("{f}:31: `tcp-request inspect-delay")
+    ));
+    // Backend set-header.
+    assert_eq!(get(y, "backends.0.set_headers.X-Backend"), "app1");
+    for line in [15, 16, 17, 18, 19, 20, 23, 30, 35] {
+        assert!(
+            !has_note(&imp, &format!("{f}:{line}:")),
+            "line {line} was translated, yet noted: {:?}",
+            imp.notes
+        );
+    }
+}

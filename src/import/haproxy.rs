@@ -140,9 +140,60 @@ fn time(v: &str) -> Option<Node> {
 #[derive(Default)]
 struct Acl {
     hosts: Vec<String>,
+    /// A `path_beg`/`path_dir` value as a route's directory prefix (`/app/`).
     path: Option<String>,
+    /// `path_beg` values as written (a rule's plain prefix; several = any of them).
+    path_beg: Vec<String>,
     avail: Option<String>,
+    /// `src` networks and `method` names (rules only).
+    src: Vec<String>,
+    methods: Vec<String>,
     other: bool,
+}
+
+/// One ACL criterion (`hdr(host)`, `path_beg`, `path_dir`, `nbsrv(B) ge 1`, `src`, `method`)
+/// added to `acl`; anything else is refused with the reason.
+fn criterion(acl: &mut Acl, fetch: &str, args: &[String]) -> Result<(), String> {
+    // `-f FILE` (patterns from a file) and `-m` (another match method) change what the
+    // values mean; `-i` (ignore case) does not matter for the criteria translated.
+    if args.iter().any(|a| a == "-f" || a == "-m" || a == "-M") {
+        return Err("ACLs with -f or -m are not translated".into());
+    }
+    let values: Vec<String> = args
+        .iter()
+        .filter(|v| !v.starts_with('-'))
+        .cloned()
+        .collect();
+    match fetch {
+        "hdr(host)" | "hdr_dom(host)" | "req.hdr(host)" => acl.hosts.extend(values),
+        "path_beg" | "path_dir" => {
+            let Some(p) = values.first() else {
+                return Err("needs a path".into());
+            };
+            if fetch == "path_beg" {
+                acl.path_beg.extend(values.iter().cloned());
+            }
+            let p = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("/{p}")
+            };
+            acl.path = Some(if p.ends_with('/') { p } else { format!("{p}/") });
+        }
+        "src" if !values.is_empty() => acl.src.extend(values),
+        "method" if !values.is_empty() => acl.methods.extend(values),
+        f if f.starts_with("nbsrv(") && args == ["ge".to_owned(), "1".to_owned()] => {
+            acl.avail = Some(
+                f.trim_start_matches("nbsrv(")
+                    .trim_end_matches(')')
+                    .to_owned(),
+            )
+        }
+        _ => {
+            return Err("this ACL criterion is not translated (host, path_beg, path_dir, nbsrv ge 1, src and method are)".into())
+        }
+    }
+    Ok(())
 }
 
 /// Translates haproxy.cfg into `doc`; `vips` are the keepalived VIPs with their instance
@@ -266,6 +317,13 @@ fn log(w: &[String], o: &Origin, doc: &mut Node, notes: &mut Notes) {
     }
 }
 
+/// What a deny/allow line does.
+#[derive(Clone, Copy)]
+enum Verdict {
+    Deny(i64),
+    Allow,
+}
+
 #[derive(Default)]
 struct Frontend {
     node: Node,
@@ -373,38 +431,14 @@ impl Frontend {
                 let (Some(name), Some(fetch)) = (w.get(1), w.get(2)) else {
                     return skip("acl needs a name and a criterion");
                 };
-                let values: Vec<String> = w[3..]
-                    .iter()
-                    .filter(|v| !v.starts_with('-'))
-                    .cloned()
-                    .collect();
                 let acl = self.acls.entry(name.clone()).or_default();
-                match fetch.as_str() {
-                    "hdr(host)" | "hdr_dom(host)" | "req.hdr(host)" => acl.hosts.extend(values),
-                    "path_beg" | "path_dir" => match values.first() {
-                        Some(p) => {
-                            let p = if p.starts_with('/') {
-                                p.clone()
-                            } else {
-                                format!("/{p}")
-                            };
-                            acl.path = Some(if p.ends_with('/') { p } else { format!("{p}/") });
-                        }
-                        None => acl.other = true,
-                    },
-                    f if f.starts_with("nbsrv(") && w[3..] == ["ge".to_owned(), "1".to_owned()] => {
-                        acl.avail = Some(
-                            f.trim_start_matches("nbsrv(")
-                                .trim_end_matches(')')
-                                .to_owned(),
-                        )
-                    }
-                    _ => {
+                match criterion(acl, fetch, &w[3..]) {
+                    Ok(()) => Took::Done,
+                    Err(why) => {
                         acl.other = true;
-                        return skip("this ACL criterion is not translated (host, path_beg, path_dir and nbsrv ge 1 are)");
+                        Took::Skip(why)
                     }
                 }
-                Took::Done
             }
             "use_backend" => self.use_backend(w, o),
             "default_backend" => match w.get(1) {
@@ -428,8 +462,19 @@ impl Frontend {
                     Took::Done
                 }
                 (Some("replace-path" | "set-path"), _, _) => Took::NotMine,
+                (Some("deny"), _, _) => self.rule(&w[2..], Verdict::Deny(403), o),
+                (Some("allow"), _, _) => self.rule(&w[2..], Verdict::Allow, o),
                 _ => skip("this http-request rule is not translated"),
             },
+            "tcp-request"
+                if matches!(w.get(1).map(String::as_str), Some("connection" | "content")) =>
+            {
+                match w.get(2).map(String::as_str) {
+                    Some("reject") => self.rule(&w[3..], Verdict::Deny(403), o),
+                    Some("accept") => self.rule(&w[3..], Verdict::Allow, o),
+                    _ => skip("only `tcp-request connection|content reject|accept [if COND]` is translated"),
+                }
+            }
             "redirect"
                 if w.get(1).map(String::as_str) == Some("scheme")
                     && w.get(2).map(String::as_str) == Some("https") =>
@@ -461,6 +506,115 @@ impl Frontend {
     }
 
     /// `use_backend B if ACL1 ACL2` (ANDed acls): one route per Host value.
+    /// `http-request deny [deny_status N] [if COND]`, `http-request allow [if COND]` and
+    /// `tcp-request ... reject|accept [if COND]` (`rest` = the words after the action): one
+    /// `rules` entry per `path_beg` value (a rule has one prefix), in file order. COND is
+    /// ACL names and `{ criterion values }` blocks, all of which must hold; `unless`, `!`,
+    /// `or` and two conditions on the same criterion are not translated.
+    fn rule(&mut self, rest: &[String], mut verdict: Verdict, o: &Origin) -> Took {
+        let mut i = 0;
+        if rest.first().map(String::as_str) == Some("deny_status") {
+            match rest.get(1).and_then(|c| c.parse::<i64>().ok()) {
+                Some(code) if matches!(verdict, Verdict::Deny(_)) => verdict = Verdict::Deny(code),
+                _ => return skip("expected `deny_status CODE`"),
+            }
+            i = 2;
+        }
+        let conds =
+            match rest.get(i).map(String::as_str) {
+                None => &rest[i..],
+                Some("if") => &rest[i + 1..],
+                Some("unless") => return skip("`unless` conditions are not translated"),
+                Some(_) => return skip(
+                    "only `deny [deny_status N] [if COND]` and `allow [if COND]` are translated",
+                ),
+            };
+        let mut all = Acl::default();
+        let mut k = 0;
+        while k < conds.len() {
+            let c = conds[k].as_str();
+            let one = if c == "{" {
+                let Some(end) = conds[k..].iter().position(|w| w == "}") else {
+                    return skip("an anonymous ACL without its closing `}`");
+                };
+                let block = &conds[k + 1..k + end];
+                k += end + 1;
+                let mut acl = Acl::default();
+                let Some((fetch, args)) = block.split_first() else {
+                    return skip("an empty anonymous ACL");
+                };
+                if let Err(why) = criterion(&mut acl, fetch, args) {
+                    return Took::Skip(why);
+                }
+                acl
+            } else {
+                k += 1;
+                if c.starts_with('!') || c == "or" || c == "||" {
+                    return skip("negated and `or` conditions are not translated");
+                }
+                let Some(acl) = self.acls.get(c) else {
+                    return skip(&format!("condition `{c}` is not a known ACL"));
+                };
+                if acl.other {
+                    return skip(&format!("ACL `{c}` was not translated"));
+                }
+                Acl {
+                    hosts: acl.hosts.clone(),
+                    path: acl.path.clone(),
+                    path_beg: acl.path_beg.clone(),
+                    avail: acl.avail.clone(),
+                    src: acl.src.clone(),
+                    methods: acl.methods.clone(),
+                    other: false,
+                }
+            };
+            if !one.hosts.is_empty()
+                || one.avail.is_some()
+                || (one.path.is_some() && one.path_beg.is_empty())
+            {
+                return skip("rules match on src, method and path_beg only");
+            }
+            for (mine, theirs) in [
+                (&mut all.src, one.src),
+                (&mut all.methods, one.methods),
+                (&mut all.path_beg, one.path_beg),
+            ] {
+                if !theirs.is_empty() {
+                    if !mine.is_empty() {
+                        return skip("two conditions on the same criterion are not translated");
+                    }
+                    *mine = theirs;
+                }
+            }
+        }
+        let paths: Vec<Option<&String>> = if all.path_beg.is_empty() {
+            vec![None]
+        } else {
+            all.path_beg.iter().map(Some).collect()
+        };
+        for path in paths {
+            let mut r = Node::map().from(o);
+            let m = r.entry("match");
+            for (key, list) in [("src", &all.src), ("method", &all.methods)] {
+                if !list.is_empty() {
+                    let l = m.list_at(key);
+                    for v in list {
+                        l.push(Node::str(v).from(o));
+                    }
+                }
+            }
+            if let Some(p) = path {
+                m.set("path_prefix", Node::str(p).from(o));
+            }
+            match verdict {
+                Verdict::Deny(code) => r.set("deny", Node::int(code).from(o)),
+                Verdict::Allow => r.set("allow", Node::bool(true).from(o)),
+            }
+            self.node.list_at("rules").push(r);
+        }
+        Took::Done
+    }
+
     fn use_backend(&mut self, w: &[String], o: &Origin) -> Took {
         let Some(backend) = w.get(1) else {
             return skip("needs a backend");
@@ -477,6 +631,11 @@ impl Frontend {
             };
             if acl.other {
                 return skip(&format!("ACL `{c}` was not translated"));
+            }
+            if !acl.src.is_empty() || !acl.methods.is_empty() {
+                return skip(&format!(
+                    "ACL `{c}` matches src or method: routes match on host and path only"
+                ));
             }
             hosts.extend(acl.hosts.iter().cloned());
             path = path.or(acl.path.clone());
