@@ -40,6 +40,9 @@ pub struct VirtualAddress {
     pub prefix_len: u8,
     /// Interface to add the address on; `None` = the instance's interface.
     pub dev: Option<String>,
+    /// keepalived `label`: the address's IFA_LABEL (`eth1:vip` in `ip addr`); `None` = the
+    /// interface's name, as the kernel does.
+    pub label: Option<String>,
 }
 
 /// Initial state requested in the config (keepalived `state`).

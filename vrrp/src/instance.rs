@@ -29,6 +29,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+mod reload;
+pub use reload::{changes, restart_reason};
+
 /// How much longer than one advert interval a stopping MASTER waits for its successor.
 const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
 /// How long a preempted MASTER keeps its VIPs and listeners after stepping down. The new
@@ -89,6 +92,81 @@ pub enum InstanceError {
     },
     #[error("({instance}) track_backends names {backend}, which the balancer does not publish")]
     UnknownBackend { instance: String, backend: String },
+    #[error("({instance}) is not running")]
+    Stopped { instance: String },
+}
+
+/// What the daemon asks of a running instance.
+enum Control {
+    Priority(u8),
+    Reload {
+        cfg: Box<InstanceConfig>,
+        backend_up: HashMap<String, watch::Receiver<usize>>,
+        done: oneshot::Sender<Result<(), InstanceError>>,
+    },
+}
+
+/// A tracker as the machine names it: reports carry this, not an index, so a reload that
+/// adds or removes trackers cannot make a late report land on another tracker.
+type TrackerReport = (TrackerKind, String, bool);
+
+/// A spawned feed into the tracker channel, stopped with its owner.
+struct Feed(JoinHandle<()>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A `track_script` in use: the running script and the feed of its results.
+struct RunningScript {
+    config: crate::config::ScriptConfig,
+    _tracker: ScriptTracker,
+    _feed: Feed,
+}
+
+impl RunningScript {
+    fn start(
+        instance: &str,
+        config: &crate::config::ScriptConfig,
+        tx: &mpsc::UnboundedSender<TrackerReport>,
+    ) -> Result<RunningScript, InstanceError> {
+        let tracker =
+            ScriptTracker::start(config.clone()).map_err(|source| InstanceError::Script {
+                instance: instance.to_owned(),
+                script: config.name.clone(),
+                source,
+            })?;
+        let feed = forward_watch(
+            tracker.subscribe(),
+            (TrackerKind::Script, config.name.clone()),
+            tx.clone(),
+            |v| *v,
+        );
+        Ok(RunningScript {
+            config: config.clone(),
+            _tracker: tracker,
+            _feed: feed,
+        })
+    }
+}
+
+/// Feeds a backend's UP count into the tracker channel as OK while at least `min_up`.
+fn feed_backend(
+    backend: &str,
+    min_up: u32,
+    rx: watch::Receiver<usize>,
+    tx: &mpsc::UnboundedSender<TrackerReport>,
+) -> (u32, Feed) {
+    let at_least = min_up as usize;
+    let feed = forward_watch(
+        rx,
+        (TrackerKind::Backend, backend.to_owned()),
+        tx.clone(),
+        move |up| Some(*up >= at_least),
+    );
+    (min_up, feed)
 }
 
 /// A running instance.
@@ -98,7 +176,7 @@ pub struct Instance {
     counters: Arc<DropCounters>,
     stats: Arc<InstanceStats>,
     stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
-    priority: mpsc::UnboundedSender<u8>,
+    control: mpsc::UnboundedSender<Control>,
     task: JoinHandle<()>,
 }
 
@@ -136,21 +214,13 @@ impl Instance {
         let machine_cfg =
             MachineConfig::from_instance(&cfg, primary.unwrap_or(Ipv4Addr::UNSPECIFIED));
 
-        // Every tracker reports into one channel as (tracker index, ok).
+        // Every tracker reports into one channel as (kind, name, ok).
         let (tracker_tx, tracker_rx) = mpsc::unbounded_channel();
         let mut scripts = Vec::new();
         for t in &cfg.track_scripts {
-            let tracker =
-                ScriptTracker::start(t.script.clone()).map_err(|source| InstanceError::Script {
-                    instance: name.clone(),
-                    script: t.script.name.clone(),
-                    source,
-                })?;
-            if let Some(index) = machine_cfg.tracker_index(TrackerKind::Script, &t.script.name) {
-                forward_watch(tracker.subscribe(), index, tracker_tx.clone(), |v| *v);
-            }
-            scripts.push(tracker);
+            scripts.push(RunningScript::start(&name, &t.script, &tracker_tx)?);
         }
+        let mut backend_feeds = HashMap::new();
         for t in &cfg.track_backends {
             let Some(rx) = opts.backend_up.get(&t.backend) else {
                 return Err(InstanceError::UnknownBackend {
@@ -158,19 +228,14 @@ impl Instance {
                     backend: t.backend.clone(),
                 });
             };
-            if let Some(index) = machine_cfg.tracker_index(TrackerKind::Backend, &t.backend) {
-                let min_up = t.min_up as usize;
-                forward_watch(rx.clone(), index, tracker_tx.clone(), move |up| {
-                    Some(*up >= min_up)
-                });
-            }
+            let feed = feed_backend(&t.backend, t.min_up, rx.clone(), &tracker_tx);
+            backend_feeds.insert(t.backend.clone(), feed);
         }
-
-        if let Some(group) = &opts.sync_group {
-            if let Some(index) = machine_cfg.tracker_index(TrackerKind::SyncGroup, group.name()) {
-                forward_group(group.clone(), name.clone(), index, tracker_tx.clone());
-            }
-        }
+        let group_feed = opts.sync_group.as_ref().and_then(|group| {
+            machine_cfg
+                .tracker_index(TrackerKind::SyncGroup, group.name())
+                .map(|_| forward_group(group.clone(), name.clone(), tracker_tx.clone()))
+        });
         let machine = Machine::new(machine_cfg);
         let (status_tx, status) = watch::channel(InstanceStatus {
             state: State::Initialize,
@@ -205,17 +270,20 @@ impl Instance {
             sync_group: opts.sync_group,
             release_at: None,
             events: opts.events,
-            _scripts: scripts,
+            scripts,
+            backend_feeds,
+            _group_feed: group_feed,
+            tracker_tx,
         };
-        let (priority_tx, priority_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(driver.run(links, tracker_rx, priority_rx, stop_rx));
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(driver.run(links, tracker_rx, control_rx, stop_rx));
         Ok(Instance {
             name,
             status,
             counters,
             stats,
             stop: Some(stop_tx),
-            priority: priority_tx,
+            control: control_tx,
             task,
         })
     }
@@ -240,7 +308,30 @@ impl Instance {
     /// A reload changed the configured priority: applied in place (a MASTER announces it at
     /// once). To or from 255 (the owner) needs a restart and is ignored here.
     pub fn set_priority(&self, priority: u8) {
-        let _ = self.priority.send(priority);
+        let _ = self.control.send(Control::Priority(priority));
+    }
+
+    /// SIGHUP with a changed configuration that [`restart_reason`] accepts: applied in place,
+    /// without leaving MASTER and without a priority-0 advert (VIPs added and removed,
+    /// trackers, timers, authentication, peers, notify scripts). `backend_up` must hold every
+    /// backend the new config tracks. On error nothing changed.
+    pub async fn reconfigure(
+        &self,
+        cfg: InstanceConfig,
+        backend_up: HashMap<String, watch::Receiver<usize>>,
+    ) -> Result<(), InstanceError> {
+        let stopped = || InstanceError::Stopped {
+            instance: self.name.clone(),
+        };
+        let (done, result) = oneshot::channel();
+        self.control
+            .send(Control::Reload {
+                cfg: Box::new(cfg),
+                backend_up,
+                done,
+            })
+            .map_err(|_| stopped())?;
+        result.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Orderly stop: a MASTER sends a priority-0 advert and removes its VIPs, the STOP notify
@@ -256,22 +347,22 @@ impl Instance {
     }
 }
 
-/// Forwards a watch channel's values into the tracker channel as (index, ok); `None` results
-/// (not known yet) are not forwarded.
+/// Forwards a watch channel's values into the tracker channel as (kind, name, ok); `None`
+/// results (not known yet) are not forwarded.
 fn forward_watch<T: Send + Sync + 'static>(
     mut rx: watch::Receiver<T>,
-    index: usize,
-    tx: mpsc::UnboundedSender<(usize, bool)>,
+    (kind, name): (TrackerKind, String),
+    tx: mpsc::UnboundedSender<TrackerReport>,
     ok_of: impl Fn(&T) -> Option<bool> + Send + 'static,
-) {
-    tokio::spawn(async move {
+) -> Feed {
+    Feed(tokio::spawn(async move {
         let mut last = None;
         loop {
             let now = ok_of(&rx.borrow_and_update());
             if now.is_some() && now != last {
                 last = now;
                 if let Some(ok) = now {
-                    if tx.send((index, ok)).is_err() {
+                    if tx.send((kind, name.clone(), ok)).is_err() {
                         return;
                     }
                 }
@@ -280,7 +371,7 @@ fn forward_watch<T: Send + Sync + 'static>(
                 return;
             }
         }
-    });
+    }))
 }
 
 /// Feeds the group's state into the instance's sync-group tracker: failing while another
@@ -288,18 +379,17 @@ fn forward_watch<T: Send + Sync + 'static>(
 fn forward_group(
     group: Arc<SyncGroup>,
     instance: String,
-    index: usize,
-    tx: mpsc::UnboundedSender<(usize, bool)>,
-) {
+    tx: mpsc::UnboundedSender<TrackerReport>,
+) -> Feed {
     let mut rx = group.subscribe();
-    tokio::spawn(async move {
+    Feed(tokio::spawn(async move {
         let mut last = None;
         loop {
             rx.borrow_and_update();
             let ok = group.faulty_other(&instance).is_none();
             if last != Some(ok) {
                 last = Some(ok);
-                if tx.send((index, ok)).is_err() {
+                if tx.send((TrackerKind::SyncGroup, group.name().to_owned(), ok)).is_err() {
                     return;
                 }
             }
@@ -307,7 +397,7 @@ fn forward_group(
                 return;
             }
         }
-    });
+    }))
 }
 
 /// keepalived removes configured VIPs found on the interface at start: a killed predecessor
@@ -355,15 +445,20 @@ struct Driver {
     /// A preempted MASTER's VIP removal, put off until this time (see [`HANDBACK`]).
     release_at: Option<Instant>,
     events: Option<Arc<dyn StateSink>>,
-    _scripts: Vec<ScriptTracker>,
+    scripts: Vec<RunningScript>,
+    /// Per tracked backend: its `min_up` and the feed of its UP count.
+    backend_feeds: HashMap<String, (u32, Feed)>,
+    _group_feed: Option<Feed>,
+    /// For the feeds of trackers a reload adds.
+    tracker_tx: mpsc::UnboundedSender<TrackerReport>,
 }
 
 impl Driver {
     async fn run(
         mut self,
         mut links: LinkWatcher,
-        mut trackers: mpsc::UnboundedReceiver<(usize, bool)>,
-        mut priority: mpsc::UnboundedReceiver<u8>,
+        mut trackers: mpsc::UnboundedReceiver<TrackerReport>,
+        mut control: mpsc::UnboundedReceiver<Control>,
         mut stop: oneshot::Receiver<oneshot::Sender<()>>,
     ) {
         let name = self.cfg.name.clone();
@@ -371,10 +466,10 @@ impl Driver {
         // (FAULT at once when our link is down, keepalived's `(init)` line).
         let own_ok =
             links.initial_state(&self.cfg.interface).unwrap_or(false) && self.primary.is_some();
-        self.tracker_event(0, own_ok).await;
-        for (i, t) in self.cfg.track_interfaces.clone().iter().enumerate() {
+        self.own_interface_event(own_ok).await;
+        for t in self.cfg.track_interfaces.clone() {
             let up = links.initial_state(&t.name).unwrap_or(false);
-            self.tracker_event(i + 1, up).await;
+            self.tracker_event(TrackerKind::Interface, &t.name, up).await;
         }
         let actions = self.machine.handle(Event::Startup, Instant::now());
         self.execute(actions).await;
@@ -456,25 +551,31 @@ impl Driver {
                             self.refresh_primary().await;
                         }
                         let ok = change.up && self.primary.is_some();
-                        self.tracker_event(0, ok).await;
+                        self.own_interface_event(ok).await;
                     }
-                    if let Some(i) = self.cfg.track_interfaces.iter().position(|t| t.name == change.ifname) {
-                        self.tracker_event(i + 1, change.up).await;
+                    if self.cfg.track_interfaces.iter().any(|t| t.name == change.ifname) {
+                        self.tracker_event(TrackerKind::Interface, &change.ifname, change.up).await;
                     }
                 }
-                Some((index, ok)) = trackers.recv() => {
-                    self.tracker_event(index, ok).await;
+                Some((kind, tracker, ok)) = trackers.recv() => {
+                    self.tracker_event(kind, &tracker, ok).await;
                 }
-                Some(p) = priority.recv() => {
-                    let actions = self.machine.handle(Event::SetPriority(p), Instant::now());
-                    self.execute(actions).await;
-                }
+                Some(c) = control.recv() => match c {
+                    Control::Priority(p) => {
+                        let actions = self.machine.handle(Event::SetPriority(p), Instant::now());
+                        self.execute(actions).await;
+                    }
+                    Control::Reload { cfg, backend_up, done } => {
+                        let result = self.reconfigure(*cfg, backend_up).await;
+                        let _ = done.send(result);
+                    }
+                },
                 _ = heartbeat.tick() => {}
                 _ = address_poll.tick(), if self.primary.is_none() => {
                     // keepalived holds FAULT while the interface has no IPv4 address to send
                     // from; addresses are rarely missing, so a slow poll is enough.
                     if self.refresh_primary().await {
-                        self.tracker_event(0, true).await;
+                        self.own_interface_event(true).await;
                     }
                 }
             }
@@ -550,7 +651,18 @@ impl Driver {
         false
     }
 
-    async fn tracker_event(&mut self, index: usize, ok: bool) {
+    async fn own_interface_event(&mut self, ok: bool) {
+        let own = self.cfg.interface.clone();
+        self.tracker_event(TrackerKind::OwnInterface, &own, ok)
+            .await;
+    }
+
+    /// A tracker's report, by kind and name; one the running config no longer has (a late
+    /// report of a tracker a reload removed) is ignored.
+    async fn tracker_event(&mut self, kind: TrackerKind, name: &str, ok: bool) {
+        let Some(index) = self.machine.config().tracker_index(kind, name) else {
+            return;
+        };
         let actions = self
             .machine
             .handle(Event::Tracker { index, ok }, Instant::now());
@@ -667,14 +779,21 @@ impl Driver {
         } else {
             debug!("{}", logs::removing_vips(&name));
         }
-        for vip in self.cfg.virtual_addresses.clone() {
+        let vips = self.cfg.virtual_addresses.clone();
+        self.change_vips(&vips, add).await;
+    }
+
+    /// Adds or removes these VIPs, each on its device (the instance's interface by default).
+    async fn change_vips(&mut self, vips: &[crate::config::VirtualAddress], add: bool) {
+        let name = self.cfg.name.clone();
+        for vip in vips {
             let dev = vip
                 .dev
                 .clone()
                 .unwrap_or_else(|| self.cfg.interface.clone());
             let r = if add {
                 self.netlink
-                    .add_address(&dev, vip.addr, vip.prefix_len)
+                    .add_address(&dev, vip.addr, vip.prefix_len, vip.label.as_deref())
                     .await
             } else {
                 self.netlink
@@ -693,8 +812,14 @@ impl Driver {
     }
 
     async fn send_garps(&mut self, count: u32) {
+        let vips = self.cfg.virtual_addresses.clone();
+        self.send_garps_for(&vips, count).await;
+    }
+
+    /// One burst of `count` gratuitous ARPs for each of these VIPs, on its device.
+    async fn send_garps_for(&mut self, vips: &[crate::config::VirtualAddress], count: u32) {
         let mut by_dev: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
-        for vip in &self.cfg.virtual_addresses {
+        for vip in vips {
             let dev = vip
                 .dev
                 .clone()

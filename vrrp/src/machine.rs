@@ -231,6 +231,8 @@ pub enum Reason {
         name: String,
         kind: TrackerKind,
     },
+    /// A reload removed or re-weighted what held the instance in FAULT.
+    Reload,
     Shutdown,
 }
 
@@ -272,6 +274,7 @@ impl fmt::Display for Reason {
                 TrackerKind::Backend => write!(f, "backend {name} up"),
                 TrackerKind::SyncGroup => write!(f, "sync group {name} has no member in FAULT"),
             },
+            Reason::Reload => write!(f, "configuration reloaded"),
             Reason::Shutdown => write!(f, "shutdown"),
         }
     }
@@ -351,6 +354,9 @@ enum TrackerStatus {
     Unknown,
     Ok,
     Failed,
+    /// Added by a reload and not reported yet: neutral, so a running MASTER is not taken to
+    /// FAULT by a tracker that merely has not run (its first result decides as usual).
+    Added,
 }
 
 /// An interval in centiseconds, the unit of both versions' configs.
@@ -446,7 +452,7 @@ impl Machine {
                 name: spec.name.clone(),
                 kind: spec.kind,
                 ok: match st {
-                    TrackerStatus::Unknown => None,
+                    TrackerStatus::Unknown | TrackerStatus::Added => None,
                     TrackerStatus::Ok => Some(true),
                     TrackerStatus::Failed => Some(false),
                 },
@@ -736,6 +742,69 @@ impl Machine {
         if self.state == State::Master && !actions.is_empty() {
             actions.push(self.advert());
             self.adver = Some(now + self.cfg.advert_int);
+        }
+        actions
+    }
+
+    /// SIGHUP with a changed instance that keeps its interface, VRID and version (vrrp.md
+    /// §10 "reload"): the new settings apply without a restart. Trackers keep their state by
+    /// kind and name (new ones are neutral until they report); a MASTER stays MASTER unless a
+    /// weight-0 tracker now fails, and sends one advert at once with the new settings, as
+    /// keepalived's masters do on a reload; a BACKUP restarts its down timer with the new
+    /// interval. Changes to or from priority 255 need a restart, not this.
+    pub fn reconfigure(&mut self, cfg: MachineConfig, now: Instant) -> Vec<Action> {
+        let statuses: Vec<TrackerStatus> = cfg
+            .trackers
+            .iter()
+            .map(|spec| {
+                let kept = self
+                    .cfg
+                    .trackers
+                    .iter()
+                    .position(|o| o.kind == spec.kind && o.name == spec.name)
+                    .and_then(|i| self.trackers.get(i).copied());
+                match kept {
+                    Some(status) => status,
+                    None if self.state == State::Initialize => TrackerStatus::Unknown,
+                    None => TrackerStatus::Added,
+                }
+            })
+            .collect();
+        let timing_changed = cfg.advert_int != self.cfg.advert_int;
+        let preempt_changed =
+            cfg.preempt != self.cfg.preempt || cfg.preempt_delay != self.cfg.preempt_delay;
+        let refresh_changed = cfg.garp_master_refresh != self.cfg.garp_master_refresh;
+        self.trackers = statuses;
+        self.cfg = cfg;
+        if timing_changed && (self.cfg.version == Version::V2 || self.state != State::Backup) {
+            // A v3 backup keeps the interval it learned from the master until the next advert.
+            self.master_adver_int = self.cfg.advert_int;
+        }
+        if preempt_changed {
+            self.preempt_since = None;
+        }
+        let mut actions = self.reprioritize();
+        match (self.state, self.fault_cause()) {
+            (State::Backup | State::Master, Some(reason)) => {
+                actions.extend(self.enter_fault(reason));
+            }
+            (State::Fault, None) => {
+                let reason = Reason::Reload;
+                actions.extend(if self.is_owner() {
+                    self.become_master(State::Fault, reason, now)
+                } else {
+                    self.enter_backup(reason, now)
+                });
+            }
+            (State::Master, None) => {
+                if refresh_changed {
+                    self.garp_refresh = self.after(self.cfg.garp_master_refresh, now);
+                }
+                actions.push(self.advert());
+                self.adver = Some(now + self.cfg.advert_int);
+            }
+            (State::Backup, None) if timing_changed => self.reset_down_timer(now),
+            _ => {}
         }
         actions
     }
@@ -1582,6 +1651,50 @@ mod tests {
     }
 
     #[test]
+    fn reload_keeps_a_master_master_with_one_advert_and_no_priority_zero() {
+        let mut m = Bench::master(with_tracker(cfg(100), "eth1", TrackerKind::Interface, -30));
+        let mdi = Duration::from_nanos(3_609_375_000);
+        let at = mdi + ms(300);
+        // New interval, a new weight-0 script that has not run, the interface re-weighted.
+        let mut n = with_tracker(cfg(100), "eth1", TrackerKind::Interface, -40);
+        n = with_tracker(n, "chk_new", TrackerKind::Script, 0);
+        n.advert_int = secs(2);
+        let acts = m.m.reconfigure(n, m.at(at));
+        assert_eq!(acts, vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(m.m.state(), State::Master);
+        assert_eq!(m.m.poll_timeout(), Some(m.at(at + secs(2))));
+        // The new script's first failure is what takes it to FAULT (weight 0), as usual.
+        let acts = m.ev(at + ms(10), Event::Tracker { index: 2, ok: false });
+        assert!(acts.contains(&Action::SendAdvert { priority: 0 }), "{acts:?}");
+        assert_eq!(m.m.state(), State::Fault);
+        // Dropping the failing tracker on the next reload brings it back to BACKUP.
+        let acts = m.m.reconfigure(cfg(100), m.at(at + secs(1)));
+        assert_eq!(m.m.state(), State::Backup, "{acts:?}");
+        assert!(acts.iter().all(|a| !matches!(a, Action::SendAdvert { .. })));
+    }
+
+    #[test]
+    fn reload_keeps_tracker_states_by_name_and_reweighs_them() {
+        let c = with_tracker(cfg(100), "chk_a", TrackerKind::Script, -20);
+        let c = with_tracker(c, "chk_b", TrackerKind::Script, 10);
+        let mut b = Bench::new(c);
+        b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: true });
+        b.ev(Duration::ZERO, Event::Tracker { index: 1, ok: false });
+        b.ev(Duration::ZERO, Event::Tracker { index: 2, ok: true });
+        b.ev(Duration::ZERO, Event::Startup);
+        assert_eq!(b.m.effective_priority(), 90);
+        // chk_b removed, chk_a (still failing) now weighs -50: 100 - 50.
+        let n = with_tracker(cfg(100), "chk_a", TrackerKind::Script, -50);
+        let acts = b.m.reconfigure(n, b.at(secs(1)));
+        assert_eq!(acts, vec![Action::PriorityChanged { from: 90, to: 50 }]);
+        assert_eq!(b.m.state(), State::Backup);
+        // A weight-0 tracker that already fails takes a BACKUP to FAULT at once.
+        let n = with_tracker(cfg(100), "chk_a", TrackerKind::Script, 0);
+        b.m.reconfigure(n, b.at(secs(2)));
+        assert_eq!(b.m.state(), State::Fault);
+    }
+
+    #[test]
     fn master_carries_new_priority_in_next_advert() {
         let c = with_tracker(cfg(100), "eth1", TrackerKind::Interface, -30);
         let mut b = Bench::master(c);
@@ -2073,6 +2186,7 @@ mod tests {
                 addr: Ipv4Addr::new(198, 51, 100, 100),
                 prefix_len: 24,
                 dev: None,
+                label: None,
             }],
             garp_master_delay: secs(5),
             garp_master_repeat: 5,

@@ -261,8 +261,8 @@ fn add_and_del_address_are_idempotent_and_visible_in_ip_addr() {
     let a = lab.host("a");
     let listed = block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
-        nl.add_address("eth0", VIP, 24).await.expect("add");
-        nl.add_address("eth0", VIP, 24).await.expect("add again");
+        nl.add_address("eth0", VIP, 24, None).await.expect("add");
+        nl.add_address("eth0", VIP, 24, None).await.expect("add again");
         nl.addresses("eth0").await.expect("list")
     });
     assert!(listed.contains(&(VIP, 24)), "{listed:?}");
@@ -276,6 +276,40 @@ fn add_and_del_address_are_idempotent_and_visible_in_ip_addr() {
         nl.addresses("eth0").await.expect("list")
     });
     assert_eq!(listed, vec![(A_IP, 24)]);
+    assert!(!a.has_address("198.51.100.100"));
+}
+
+#[test]
+fn a_labelled_address_carries_its_label_in_ip_addr() {
+    if !require_root("a_labelled_address_carries_its_label_in_ip_addr") {
+        return;
+    }
+    let lab = lab();
+    let a = lab.host("a");
+    block_in(a, || async {
+        let nl = Netlink::new().expect("netlink");
+        nl.add_address("eth0", VIP, 24, Some("eth0:vip"))
+            .await
+            .expect("add with label");
+    });
+    // `ip addr` prints the label last on the address's line.
+    let shown = a.exec_ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("198.51.100.100/24"))
+        .unwrap_or_else(|| panic!("VIP missing: {shown}"));
+    assert!(line.contains(" eth0:vip"), "{line}");
+    let own = shown
+        .lines()
+        .find(|l| l.contains("198.51.100.11/24"))
+        .unwrap_or_else(|| panic!("own address missing: {shown}"));
+    assert!(!own.contains("eth0:vip"), "{own}");
+    let by_label = a.exec_ok(&["ip", "-4", "-o", "addr", "show", "label", "eth0:vip"]);
+    assert!(by_label.contains("198.51.100.100/24"), "{by_label}");
+    block_in(a, || async {
+        let nl = Netlink::new().expect("netlink");
+        nl.del_address("eth0", VIP, 24).await.expect("del");
+    });
     assert!(!a.has_address("198.51.100.100"));
 }
 

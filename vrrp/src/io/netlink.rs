@@ -214,22 +214,27 @@ impl Netlink {
             .map(|e| e.addr))
     }
 
-    /// Adds `addr/prefix_len` to the interface. Already present counts as success, so a
-    /// restart or a repeated transition to Master is harmless.
+    /// Adds `addr/prefix_len` to the interface, with `label` as its IFA_LABEL when given
+    /// (keepalived `label`; the kernel names it after the interface otherwise). Already
+    /// present counts as success, so a restart or a repeated transition to Master is harmless.
     pub async fn add_address(
         &self,
         name: &str,
         addr: Ipv4Addr,
         prefix_len: u8,
+        label: Option<&str>,
     ) -> Result<(), NetlinkError> {
         let index = self.link_index(name).await?;
-        match self
+        let mut req = self
             .handle
             .address()
-            .add(index, IpAddr::V4(addr), prefix_len)
-            .execute()
-            .await
-        {
+            .add(index, IpAddr::V4(addr), prefix_len);
+        if let Some(label) = label {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Label(label.to_owned()));
+        }
+        match req.execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
             Err(e) => Err(request_error(
