@@ -4,6 +4,7 @@
 
 use crate::config::{self, LogTarget, Validated};
 use crate::control;
+use crate::instances::Instances;
 use crate::logging;
 use crate::notify_fifo;
 use crate::observe::{self, InstanceSource, Observed};
@@ -177,77 +178,42 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let sync_groups: Vec<_> = cfg
-        .sync_groups
-        .iter()
-        .cloned()
-        .map(vrrp::sync_group::SyncGroup::new)
-        .collect();
-    let mut instances = Vec::new();
+    // Instances run on the engine's runtime, so their tasks (adverts, netlink, trackers)
+    // live there.
+    let mut instances = Instances::new(
+        engine.handle().clone(),
+        gate_table.clone(),
+        masters.clone(),
+        fifo.clone(),
+        &cfg.sync_groups,
+    );
     for inst_cfg in cfg.instances.clone() {
-        let mut opts = vrrp::instance::InstanceOptions::default();
-        if let Some(f) = &feeds {
-            opts.backend_up = f.receivers();
-        }
-        // Always installed: a reload may bring gated frontends in.
-        opts.hook = Some(Arc::new(wiring::GateHook::new(
-            &inst_cfg.name,
-            gate_table.clone(),
-            masters.clone(),
-            tokio::runtime::Handle::current(),
-        )));
-        opts.sync_group = sync_groups
-            .iter()
-            .find(|g| g.contains(&inst_cfg.name))
-            .cloned();
-        if let Some(f) = &fifo {
-            opts.events = Some(f.clone());
-        }
-        // Started on the engine's runtime, so the instance's tasks (adverts, netlink,
-        // trackers) live there.
-        let started = engine
-            .handle()
-            .spawn(vrrp::instance::Instance::start(inst_cfg, opts))
-            .await;
-        match started {
-            Ok(Ok(i)) => instances.push(i),
-            Ok(Err(e)) => {
-                error!("{e}; stopping");
-                stop_instances(instances).await;
-                return ExitCode::from(1);
-            }
-            Err(e) => {
-                error!("VRRP instance start-up failed: {e}; stopping");
-                stop_instances(instances).await;
-                return ExitCode::from(1);
-            }
+        let backend_up = feeds.as_ref().map(|f| f.receivers()).unwrap_or_default();
+        if let Err(e) = instances.start(inst_cfg, backend_up).await {
+            error!("{e}; stopping");
+            instances.stop_everything().await;
+            return ExitCode::from(1);
         }
     }
     let observed = Observed::new(&cfg.node);
     observed.set_balancer(balancer.as_ref());
-    observed.set_instances(instance_sources(&cfg, &instances));
+    observed.set_instances(instance_sources(&cfg, &instances.running));
     let mut stats_cfg = observe::stats_config(&cfg);
     let mut stats = match start_stats(&stats_cfg, &observed) {
         Ok(s) => s,
         Err(e) => {
             error!("{e}; stopping");
-            stop_instances(instances).await;
+            instances.stop_everything().await;
             return ExitCode::from(1);
         }
     };
-    let socket_path = control::socket_path(cfg.file.global.control_socket.as_deref());
     // Hidden test hooks (a wedged engine for the watchdog test), never on by default.
     let test_hooks = std::env::var_os("VRRPLB_TEST_HOOKS").is_some_and(|v| v == "1");
-    let control_task = match control::serve(&socket_path, observed.clone(), test_hooks) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            warn!(
-                "control socket {}: {e}; `vrrplb status` will not answer",
-                socket_path.display()
-            );
-            None
-        }
-    };
+    let mut control = ControlSocket::start(
+        cfg.file.global.control_socket.as_deref(),
+        &observed,
+        test_hooks,
+    );
     let systemd = sdnotify::Notifier::from_env().map(Arc::new);
     let watchdog = match (&systemd, sdnotify::watchdog_interval()) {
         (Some(n), Some(every)) => Some(sdnotify::watchdog(n.clone(), every, observed.clone())),
@@ -266,7 +232,18 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                 if let Some(n) = &systemd {
                     n.reloading();
                 }
-                reload(path, &mut current, &mut balancer, &gate_table, &masters, &mut feeds, &instances, &observed, &mut stats_cfg, &mut stats).await;
+                let mut running = Running {
+                    balancer: &mut balancer,
+                    gate_table: &gate_table,
+                    masters: &masters,
+                    feeds: &mut feeds,
+                    instances: &mut instances,
+                    observed: &observed,
+                    stats_cfg: &mut stats_cfg,
+                    stats: &mut stats,
+                    control: &mut control,
+                };
+                reload(path, &mut current, &mut running).await;
                 if let Some(n) = &systemd {
                     n.ready();
                 }
@@ -282,15 +259,12 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     drop(stats);
     // Masters resign first (priority 0, so the peer takes over after Skew_Time), then the
     // balancer drains what is still in flight.
-    stop_instances(instances).await;
+    instances.stop_everything().await;
     drop(engine);
     if let Some(p) = &balancer {
         p.shutdown(std::time::Duration::from_secs(1)).await;
     }
-    if let Some(t) = control_task {
-        t.abort();
-        let _ = std::fs::remove_file(&socket_path);
-    }
+    control.stop();
     if let Some(t) = fifo_task {
         // The STOP lines are queued; the writer ends when the last sender is gone.
         drop(fifo);
@@ -316,71 +290,37 @@ fn start_stats(
     Ok(Some(s))
 }
 
-/// SIGHUP: validates the file, reloads the balancer and instance priorities in place, and
-/// restarts the stats listener when its settings changed. A file that does not validate, or
-/// a balancer that cannot start, leaves everything as it runs.
-#[allow(clippy::too_many_arguments)]
-async fn reload(
-    path: &Path,
-    current: &mut Validated,
-    balancer: &mut Option<proxy::Proxy>,
-    gate_table: &wiring::GateTable,
-    masters: &Mutex<HashSet<String>>,
-    feeds: &mut Option<wiring::BackendFeeds>,
-    instances: &[vrrp::instance::Instance],
-    observed: &Arc<Observed>,
-    stats_cfg: &mut Option<StatsConfig>,
-    stats: &mut Option<StatsServer>,
-) {
-    // Off the runtime's workers: checking the file loads every certificate.
+/// What a SIGHUP may change in the running daemon.
+struct Running<'a> {
+    balancer: &'a mut Option<proxy::Proxy>,
+    gate_table: &'a wiring::GateTable,
+    masters: &'a Mutex<HashSet<String>>,
+    feeds: &'a mut Option<wiring::BackendFeeds>,
+    instances: &'a mut Instances,
+    observed: &'a Arc<Observed>,
+    stats_cfg: &'a mut Option<StatsConfig>,
+    stats: &'a mut Option<StatsServer>,
+    control: &'a mut ControlSocket,
+}
+
+/// SIGHUP: validates the file, then reloads everything in place: the balancer, the VRRP
+/// instances (keepalived's semantics, see [`Instances::reload`]), the stats listener and the
+/// control socket; the log names each setting that needs a restart. A file that does not
+/// validate, or a balancer that cannot start, leaves everything as it runs.
+async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
+    // Off the runtime's workers: checking the file loads every certificate and resolves
+    // server names.
     let file = path.to_path_buf();
     let Ok(loaded) = tokio::task::spawn_blocking(move || config::load(&file)).await else {
         error!("reload refused: the configuration loader failed");
         return;
     };
-    match loaded {
+    let mut new = match loaded {
         Ok(l) => {
             for w in &l.warnings {
                 warn!("config warning: {w}");
             }
-            // The balancer is rebuilt; instances take a new priority in place,
-            // other instance changes wait for a restart (said, not claimed).
-            if format!("{:?}", config::proxy_config(&l.config))
-                != format!("{:?}", config::proxy_config(current))
-            {
-                if let Err(e) =
-                    reload_balancer(balancer, &l.config, gate_table, masters, feeds).await
-                {
-                    error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
-                    return;
-                }
-            } else if let Some(b) = balancer.as_ref() {
-                // Same balancer settings: certificate files may still have changed; each
-                // TLS frontend reloads its own in place.
-                let previous = b.certificates().clone();
-                if let Err(e) =
-                    load_certificates(&config::proxy_config(&l.config), Some(previous)).await
-                {
-                    error!("certificate reload failed: {e}");
-                }
-            }
-            if !apply_instance_changes(current, &l.config, instances) {
-                warn!("vrrp_instances changed beyond priorities: those settings take effect on restart (systemctl restart vrrplb); the running instances keep the old ones");
-            }
-            *current = l.config;
-            observed.set_node(&current.node);
-            observed.set_balancer(balancer.as_ref());
-            let new_stats = observe::stats_config(current);
-            if !observe::same_stats(stats_cfg, &new_stats) {
-                // The old listener goes first: the new one may want its address.
-                *stats = None;
-                *stats = start_stats(&new_stats, observed).unwrap_or_else(|e| {
-                    error!("{e}; the stats listener stays off until the next reload");
-                    None
-                });
-                *stats_cfg = new_stats;
-            }
-            info!("Configuration reloaded (node {})", current.node);
+            l.config
         }
         Err(rejected) => {
             for e in &rejected.errors {
@@ -390,7 +330,89 @@ async fn reload(
                 "reload refused: {} error(s); keeping the running configuration",
                 rejected.errors.len()
             );
+            return;
         }
+    };
+    // The balancer first: a gated frontend on a VIP this reload adds is listening (the
+    // instance is MASTER) before the VIP's gratuitous ARPs go out.
+    if format!("{:?}", config::proxy_config(&new)) != format!("{:?}", config::proxy_config(current))
+    {
+        if let Err(e) = reload_balancer(r.balancer, &new, r.gate_table, r.masters, r.feeds).await {
+            error!("reload refused: cannot start the new balancer: {e}; keeping the running configuration");
+            return;
+        }
+    } else if let Some(b) = r.balancer.as_ref() {
+        // Same balancer settings: certificate files may still have changed; each
+        // TLS frontend reloads its own in place.
+        let previous = b.certificates().clone();
+        if let Err(e) = load_certificates(&config::proxy_config(&new), Some(previous)).await {
+            error!("certificate reload failed: {e}");
+        }
+    }
+    let feeds = &*r.feeds;
+    let failed = r
+        .instances
+        .reload(
+            &current.instances,
+            &new.instances,
+            (&current.sync_groups, &new.sync_groups),
+            || feeds.as_ref().map(|f| f.receivers()).unwrap_or_default(),
+        )
+        .await;
+    // An instance the reload could not change runs its old settings: remember those, so
+    // the next reload compares with what runs.
+    for name in &failed {
+        let old = current.instances.iter().find(|o| &o.name == name).cloned();
+        new.instances.retain(|n| &n.name != name);
+        new.instances.extend(old);
+    }
+    log_restart_needed(current, &new);
+    r.control
+        .follow(new.file.global.control_socket.as_deref(), r.observed);
+    *current = new;
+    r.observed.set_node(&current.node);
+    r.observed.set_balancer(r.balancer.as_ref());
+    r.observed
+        .set_instances(instance_sources(current, &r.instances.running));
+    let new_stats = observe::stats_config(current);
+    if !observe::same_stats(r.stats_cfg, &new_stats) {
+        // The old listener goes first: the new one may want its address.
+        *r.stats = None;
+        *r.stats = start_stats(&new_stats, r.observed).unwrap_or_else(|e| {
+            error!("{e}; the stats listener stays off until the next reload");
+            None
+        });
+        *r.stats_cfg = new_stats;
+    }
+    if failed.is_empty() {
+        info!("Configuration reloaded (node {})", current.node);
+    } else {
+        warn!(
+            "Configuration reloaded (node {}) except VRRP instance(s) {}, which keep their running settings",
+            current.node,
+            failed.join(", ")
+        );
+    }
+}
+
+/// Settings read once at start: a reload that changes them says so, key by key.
+fn log_restart_needed(old: &Validated, new: &Validated) {
+    let (o, n) = (&old.file.global, &new.file.global);
+    let mut keys = Vec::new();
+    if format!("{:?}", o.log) != format!("{:?}", n.log) {
+        keys.push("global.log");
+    }
+    if o.threads != n.threads {
+        keys.push("global.threads");
+    }
+    if o.vrrp_realtime_priority != n.vrrp_realtime_priority {
+        keys.push("global.vrrp_realtime_priority");
+    }
+    if o.notify_fifo != n.notify_fifo {
+        keys.push("global.notify_fifo");
+    }
+    for key in keys {
+        warn!("{key} changed: it takes effect on restart (systemctl restart vrrplb); the running value stays");
     }
 }
 
@@ -407,43 +429,64 @@ fn instance_sources(
         .collect()
 }
 
-/// SIGHUP: a changed `priority` (not to or from 255) is applied to the running instance in
-/// place, as keepalived does on a reload. False when any other instance change (added,
-/// removed, other keys) is left for a restart.
-fn apply_instance_changes(
-    old: &Validated,
-    new: &Validated,
-    running: &[vrrp::instance::Instance],
-) -> bool {
-    let mut applied_all = old.instances.len() == new.instances.len();
-    for n in &new.instances {
-        let Some(o) = old.instances.iter().find(|o| o.name == n.name) else {
-            applied_all = false;
-            continue;
-        };
-        if o == n {
-            continue;
-        }
-        let mut same_but_priority = o.clone();
-        same_but_priority.priority = n.priority;
-        if same_but_priority != *n {
-            applied_all = false;
-        }
-        let owner = o.priority == 255 || n.priority == 255;
-        if o.priority != n.priority {
-            match running.iter().find(|r| r.name() == n.name) {
-                Some(r) if !owner => {
-                    info!(
-                        "({}) priority {} -> {} (reload)",
-                        n.name, o.priority, n.priority
-                    );
-                    r.set_priority(n.priority);
-                }
-                _ => applied_all = false,
+/// The control socket `vrrplb status` talks to; a reload that names another path moves it.
+struct ControlSocket {
+    path: std::path::PathBuf,
+    task: Option<tokio::task::JoinHandle<()>>,
+    test_hooks: bool,
+}
+
+impl ControlSocket {
+    fn start(configured: Option<&str>, observed: &Arc<Observed>, test_hooks: bool) -> Self {
+        let path = control::socket_path(configured);
+        let task = match control::serve(&path, observed.clone(), test_hooks) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(
+                    "control socket {}: {e}; `vrrplb status` will not answer",
+                    path.display()
+                );
+                None
             }
+        };
+        ControlSocket {
+            path,
+            task,
+            test_hooks,
         }
     }
-    applied_all
+
+    /// Moves to the path a reload configured; on failure the old socket keeps answering.
+    fn follow(&mut self, configured: Option<&str>, observed: &Arc<Observed>) {
+        let path = control::socket_path(configured);
+        if path == self.path {
+            return;
+        }
+        match control::serve(&path, observed.clone(), self.test_hooks) {
+            Ok(t) => {
+                info!(
+                    "control socket moved from {} to {}",
+                    self.path.display(),
+                    path.display()
+                );
+                self.stop();
+                self.path = path;
+                self.task = Some(t);
+            }
+            Err(e) => warn!(
+                "control socket {}: {e}; it stays at {}",
+                path.display(),
+                self.path.display()
+            ),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 fn backend_names(cfg: &Validated) -> Vec<String> {
@@ -526,16 +569,4 @@ async fn reload_balancer(
         cfg.file.backends.len()
     );
     Ok(())
-}
-
-/// Stops every instance at once: masters send their priority-0 adverts together, so the
-/// whole stop takes about one STOP-script wait, not one per instance.
-async fn stop_instances(instances: Vec<vrrp::instance::Instance>) {
-    let stops: Vec<_> = instances
-        .into_iter()
-        .map(|i| tokio::spawn(i.shutdown()))
-        .collect();
-    for s in stops {
-        let _ = s.await;
-    }
 }

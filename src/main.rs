@@ -5,6 +5,7 @@ mod control;
 mod daemon;
 mod engine;
 mod import;
+mod instances;
 mod logging;
 mod notify_fifo;
 mod observe;

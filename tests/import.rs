@@ -219,7 +219,12 @@ fn documentation_style_configs() {
     assert_eq!(get(y, "backends.0.servers.0.weight"), 2);
     assert_eq!(get(y, "backends.0.servers.2.backup"), true);
     assert_eq!(get(y, "backends.0.health_check.interval"), "2s");
-    assert!(has_note(&imp, "docs-keepalived.conf:47:"), "label noted");
+    // keepalived's `label` carries over (the address gets it as IFA_LABEL), without a note.
+    assert_eq!(
+        get(y, "vrrp_instances.0.virtual_ipaddress.0"),
+        "198.51.100.100/24 dev eth0 label eth0:1"
+    );
+    assert!(!has_note(&imp, "docs-keepalived.conf:47:"), "label noted");
     assert!(has_note(&imp, "docs-keepalived.conf:70: `virtual_server"));
     assert!(has_note(&imp, "docs-haproxy.cfg:72: `userlist admins`"));
 }

@@ -61,13 +61,11 @@ fn sighup_rebuilds_the_balancer_without_dropping_clients_and_keeps_server_states
     let client = lab.host("client");
     let ask = move || client.run_in(move || http_get(vip, "/", ""));
 
-    let t0 = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &lb_config("lb1", 101, WEB1));
-    let n2 = start(&lab, "lb2", &dir, &lb_config("lb2", 100, WEB1));
-    assert!(
-        wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
-        "{}",
-        n1.log_text()
+    let (n1, n2) = start_pair(
+        &lab,
+        &dir,
+        &lb_config("lb1", 101, WEB1),
+        &lb_config("lb2", 100, WEB1),
     );
     assert!(
         n1.wait_log("Server web/dead is DOWN", Duration::from_secs(5)),
@@ -207,21 +205,18 @@ fn sighup_applies_a_new_priority_in_place() {
     }
     let lab = Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")]);
     let dir = TempDir::new("reload-prio");
-    let t0 = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &pair_config("lb1", 101, "", ""));
-    let n2 = start(&lab, "lb2", &dir, &pair_config("lb2", 100, "", ""));
-    assert!(
-        wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
-        "{}",
-        n1.log_text()
+    let (n1, n2) = start_pair(
+        &lab,
+        &dir,
+        &pair_config("lb1", 101, "", ""),
+        &pair_config("lb2", 100, "", ""),
     );
-    assert!(n2.wait_log("Entering BACKUP STATE", Duration::from_secs(3)));
 
     // lb2 100 -> 150: it preempts lb1 (it discards lb1's lower adverts, so Master_Down_Interval).
     reprioritize(&lab, &n2, (100, 150), ("lb2", "lb1"), master_down(150), &n1);
     let log2 = n2.log_text();
     assert!(
-        log2.contains("(VI_1) priority 100 -> 150 (reload)"),
+        log2.contains("(VI_1) reloaded in place (BACKUP): priority 100 -> 150"),
         "{log2}"
     );
     assert!(
@@ -235,6 +230,32 @@ fn sighup_applies_a_new_priority_in_place() {
     reprioritize(&lab, &n2, (150, 50), ("lb1", "lb2"), master_down(101), &n1);
     assert_eq!(n1.last_state().as_deref(), Some("MASTER"));
     assert_eq!(n2.last_state().as_deref(), Some("BACKUP"));
+}
+
+/// lb1 MASTER alone first, then lb2 BACKUP: a known starting point. Started together, the
+/// two down timers (Master_Down_Interval 3.605 s at 101, 3.609 s at 100) fire within 4 ms
+/// of each other, so on a loaded machine both became MASTER and lb2 was still handing the
+/// VIP back (250 ms) when the test went on: that is how the priority test flaked (lb2 "took"
+/// the VIP 4 ms after its SIGHUP, then lb1 never lost it within the wait).
+fn start_pair(lab: &Lab, dir: &TempDir, cfg1: &str, cfg2: &str) -> (Node, Node) {
+    let t0 = Instant::now();
+    let n1 = start(lab, "lb1", dir, cfg1);
+    assert!(
+        wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
+        "{}",
+        n1.log_text()
+    );
+    let n2 = start(lab, "lb2", dir, cfg2);
+    assert!(
+        n2.wait_log(
+            "(VI_1) Entering BACKUP STATE (init)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        n2.log_text()
+    );
+    assert!(!lab.host("lb2").has_address(VIP), "{}", n2.log_text());
+    (n1, n2)
 }
 
 /// Rewrites `node`'s priority `from` -> `to`, sends it SIGHUP, and checks that `winner` holds
@@ -263,5 +284,10 @@ fn reprioritize(
         node.log_text(),
         other.log_text()
     );
-    assert!(wait_no_vip(lab.host(loser), Duration::from_secs(2)));
+    assert!(
+        wait_no_vip(lab.host(loser), Duration::from_secs(2)),
+        "{loser} kept the VIP\n{}\n{}",
+        node.log_text(),
+        other.log_text()
+    );
 }

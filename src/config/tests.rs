@@ -276,6 +276,33 @@ fn bad_durations_are_errors() {
 }
 
 #[test]
+fn vip_label_is_read_as_keepalived_writes_it() {
+    let vips = |list: &str| {
+        let t = instance("").replace("[198.51.100.100/24]", list);
+        parse("t.yaml", &t).map(|l| l.config.instances[0].virtual_addresses.clone())
+    };
+    let got = vips("[\"198.51.100.100/24 dev eth1 label eth1:vip\", \"198.51.100.101/24 label eth0:web\", \"198.51.100.102 label eth0\"]")
+        .expect("labels accepted");
+    assert_eq!(got[0].dev.as_deref(), Some("eth1"));
+    assert_eq!(got[0].label.as_deref(), Some("eth1:vip"));
+    assert_eq!(got[1].dev, None);
+    assert_eq!(got[1].label.as_deref(), Some("eth0:web"));
+    assert_eq!(got[2].label.as_deref(), Some("eth0"));
+    let path = "vrrp_instances[0].virtual_ipaddress[0]";
+    for (list, needle) in [
+        ("[\"198.51.100.100/24 label eth1:vip\"]", "start with `eth0:`"),
+        ("[\"198.51.100.100/24 dev eth1 label eth0:vip\"]", "start with `eth1:`"),
+        ("[\"198.51.100.100/24 label eth0:a-very-long\"]", "longer than 15"),
+        ("[\"198.51.100.100/24 label\"]", "`label` needs a name"),
+        ("[\"198.51.100.100/24 label eth0:a label eth0:b\"]", "given twice"),
+        ("[\"198.51.100.100/24 scope link\"]", "unexpected `scope`"),
+    ] {
+        let t = instance("").replace("[198.51.100.100/24]", list);
+        assert_error(&t, 5, path, needle);
+    }
+}
+
+#[test]
 fn bad_addresses_are_errors() {
     let t = instance("").replace("[198.51.100.100/24]", "[198.51.100.300/24]");
     assert_error(

@@ -534,27 +534,27 @@ fn check_scripts(
     out
 }
 
-/// `198.51.100.100/24` or `198.51.100.100/24 dev eth1` (keepalived syntax); no prefix = /32.
-fn parse_vip(text: &str) -> Result<vrrp::VirtualAddress, String> {
+/// `198.51.100.100/24`, optionally followed by `dev eth1` and `label eth1:vip` (keepalived
+/// syntax); no prefix = /32. `interface` is the instance's, the device when `dev` is absent.
+fn parse_vip(text: &str, interface: &str) -> Result<vrrp::VirtualAddress, String> {
+    const FORM: &str = "expected \"A.B.C.D/LEN [dev IFNAME] [label IFNAME:NAME]\"";
     let mut words = text.split_whitespace();
     let cidr = words.next().ok_or("must not be empty")?;
-    let mut dev = None;
+    let (mut dev, mut label) = (None, None);
     while let Some(w) = words.next() {
-        match w {
-            "dev" => {
-                dev = Some(
-                    words
-                        .next()
-                        .ok_or("`dev` needs an interface name")?
-                        .to_owned(),
-                )
-            }
-            other => {
-                return Err(format!(
-                    "unexpected `{other}`; expected \"A.B.C.D/LEN [dev IFNAME]\""
-                ))
-            }
+        let slot = match w {
+            "dev" => &mut dev,
+            "label" => &mut label,
+            other => return Err(format!("unexpected `{other}`; {FORM}")),
+        };
+        if slot.is_some() {
+            return Err(format!("`{w}` given twice; {FORM}"));
         }
+        let value = words.next().ok_or(format!("`{w}` needs a name; {FORM}"))?;
+        *slot = Some(value.to_owned());
+    }
+    if let Some(l) = &label {
+        check_label(l, dev.as_deref().unwrap_or(interface))?;
     }
     let (addr, len) = match cidr.split_once('/') {
         Some((a, l)) => (
@@ -581,7 +581,27 @@ fn parse_vip(text: &str) -> Result<vrrp::VirtualAddress, String> {
         addr,
         prefix_len: len,
         dev,
+        label,
     })
+}
+
+/// An address label as the kernel stores it (IFA_LABEL, at most 15 bytes) and as iproute2
+/// and keepalived accept it: the device's name, or that name, a colon and a suffix.
+fn check_label(label: &str, dev: &str) -> Result<(), String> {
+    if label.len() > 15 {
+        return Err(format!(
+            "label `{label}` is longer than 15 characters (the kernel's limit)"
+        ));
+    }
+    let prefixed = label
+        .strip_prefix(dev)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'));
+    if !prefixed {
+        return Err(format!(
+            "label `{label}` must be the device's name or start with `{dev}:` (e.g. {dev}:vip)"
+        ));
+    }
+    Ok(())
 }
 
 /// `advert_int` in centiseconds: VRRPv2 carries whole seconds (1..=255), VRRPv3 12 bits of
@@ -790,7 +810,7 @@ fn check_instances(
         let mut vips = Vec::new();
         for (j, v) in x.virtual_ipaddress.iter().enumerate() {
             let vp = format!("{p}.virtual_ipaddress[{j}]");
-            match parse_vip(v) {
+            match parse_vip(v, &x.interface) {
                 Ok(vip) => {
                     if let Some(first) = all_vips.get(&vip.addr) {
                         d.error(

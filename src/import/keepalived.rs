@@ -336,7 +336,7 @@ fn instance(item: &Item, body: &[Item], file: &str, doc: &mut Node, notes: &mut 
     doc.list_at("vrrp_instances").push(inst);
 }
 
-/// `ADDR[/LEN] [dev IF] [label L] [brd …] [scope …]` → `ADDR/LEN [dev IF]`.
+/// `ADDR[/LEN] [dev IF] [label L] [brd …] [scope …]` → `ADDR/LEN [dev IF] [label L]`.
 fn vip(v: &Item, o: &Origin, notes: &mut Notes) -> Option<String> {
     let mut out = v.words.first()?.clone();
     let mut i = 1;
@@ -347,7 +347,8 @@ fn vip(v: &Item, o: &Origin, notes: &mut Notes) -> Option<String> {
                 out.push_str(d);
             }
             ("label", Some(l)) => {
-                notes.skip(o, &format!("label {l}: the VIP is added without a label"))
+                out.push_str(" label ");
+                out.push_str(l);
             }
             ("brd" | "broadcast" | "scope", Some(_)) => notes.skip(
                 o,

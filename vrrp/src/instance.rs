@@ -389,7 +389,10 @@ fn forward_group(
             let ok = group.faulty_other(&instance).is_none();
             if last != Some(ok) {
                 last = Some(ok);
-                if tx.send((TrackerKind::SyncGroup, group.name().to_owned(), ok)).is_err() {
+                if tx
+                    .send((TrackerKind::SyncGroup, group.name().to_owned(), ok))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -469,7 +472,8 @@ impl Driver {
         self.own_interface_event(own_ok).await;
         for t in self.cfg.track_interfaces.clone() {
             let up = links.initial_state(&t.name).unwrap_or(false);
-            self.tracker_event(TrackerKind::Interface, &t.name, up).await;
+            self.tracker_event(TrackerKind::Interface, &t.name, up)
+                .await;
         }
         let actions = self.machine.handle(Event::Startup, Instant::now());
         self.execute(actions).await;

@@ -1664,8 +1664,17 @@ mod tests {
         assert_eq!(m.m.state(), State::Master);
         assert_eq!(m.m.poll_timeout(), Some(m.at(at + secs(2))));
         // The new script's first failure is what takes it to FAULT (weight 0), as usual.
-        let acts = m.ev(at + ms(10), Event::Tracker { index: 2, ok: false });
-        assert!(acts.contains(&Action::SendAdvert { priority: 0 }), "{acts:?}");
+        let acts = m.ev(
+            at + ms(10),
+            Event::Tracker {
+                index: 2,
+                ok: false,
+            },
+        );
+        assert!(
+            acts.contains(&Action::SendAdvert { priority: 0 }),
+            "{acts:?}"
+        );
         assert_eq!(m.m.state(), State::Fault);
         // Dropping the failing tracker on the next reload brings it back to BACKUP.
         let acts = m.m.reconfigure(cfg(100), m.at(at + secs(1)));
@@ -1679,7 +1688,13 @@ mod tests {
         let c = with_tracker(c, "chk_b", TrackerKind::Script, 10);
         let mut b = Bench::new(c);
         b.ev(Duration::ZERO, Event::Tracker { index: 0, ok: true });
-        b.ev(Duration::ZERO, Event::Tracker { index: 1, ok: false });
+        b.ev(
+            Duration::ZERO,
+            Event::Tracker {
+                index: 1,
+                ok: false,
+            },
+        );
         b.ev(Duration::ZERO, Event::Tracker { index: 2, ok: true });
         b.ev(Duration::ZERO, Event::Startup);
         assert_eq!(b.m.effective_priority(), 90);

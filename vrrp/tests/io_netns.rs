@@ -262,7 +262,9 @@ fn add_and_del_address_are_idempotent_and_visible_in_ip_addr() {
     let listed = block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
         nl.add_address("eth0", VIP, 24, None).await.expect("add");
-        nl.add_address("eth0", VIP, 24, None).await.expect("add again");
+        nl.add_address("eth0", VIP, 24, None)
+            .await
+            .expect("add again");
         nl.addresses("eth0").await.expect("list")
     });
     assert!(listed.contains(&(VIP, 24)), "{listed:?}");

@@ -113,9 +113,11 @@ pub fn changes(old: &InstanceConfig, new: &InstanceConfig) -> Vec<String> {
             .track_interfaces
             .iter()
             .map(|t| format!("track_interface {} weight {}", t.name, t.weight))
-            .chain(c.track_scripts.iter().map(|t| {
-                format!("track_script {} weight {}", t.script.name, t.weight)
-            }))
+            .chain(
+                c.track_scripts
+                    .iter()
+                    .map(|t| format!("track_script {} weight {}", t.script.name, t.weight)),
+            )
             .chain(c.track_backends.iter().map(|t| {
                 format!(
                     "track_backend {} min_up {} weight {}",
