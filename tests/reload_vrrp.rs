@@ -2,7 +2,7 @@
 //! semantics, issue 14): for each kind of change a client polls the VIP through the balancer
 //! every 20 ms and sees no failed request, the MASTER never leaves MASTER and the BACKUP never
 //! hears a priority-0 advert for the instance; an added VIP answers and gets its gratuitous
-//! ARP, a removed one leaves the interface; a new instance starts as at boot, a removed one
+//! ARP (and its `label`), a removed one leaves the interface; a new instance starts as at boot, a removed one
 //! stops as on SIGTERM, and one whose VRID changed restarts alone.
 
 mod common;
@@ -269,7 +269,7 @@ fn sighup_changes_vips_trackers_timers_and_auth_without_leaving_master() {
     let add_vip = |t: String| {
         t.replace(
             "virtual_ipaddress: [198.51.100.100/24]",
-            &format!("virtual_ipaddress: [198.51.100.100/24, {VIP2}/24]"),
+            &format!("virtual_ipaddress: [198.51.100.100/24, \"{VIP2}/24 label eth0:web\"]"),
         )
         .replace(
             "bind: [\"198.51.100.100:80\"]",
@@ -283,6 +283,9 @@ fn sighup_changes_vips_trackers_timers_and_auth_without_leaving_master() {
     check_polls(&pair, "VIP added", polls);
     assert!(lb1.has_address(VIP2), "{}", pair.logs());
     assert!(!lb2.has_address(VIP2), "{}", pair.logs());
+    // With its keepalived `label` (IFA_LABEL), as `ip addr` shows it.
+    let labelled = lb1.exec_ok(&["ip", "-4", "-o", "addr", "show", "label", "eth0:web"]);
+    assert!(labelled.contains(&format!("{VIP2}/24")), "{labelled}");
     // The client never sent to the new VIP: its entry comes from the GARP.
     let mac1 = lb1.mac();
     assert_eq!(
@@ -304,7 +307,7 @@ fn sighup_changes_vips_trackers_timers_and_auth_without_leaving_master() {
 
     // 2. The VIP removed again: gone from the interface, the other one served throughout.
     let remove_vip = |t: String| {
-        t.replace(&format!(", {VIP2}/24"), "")
+        t.replace(&format!(", \"{VIP2}/24 label eth0:web\""), "")
             .replace(&format!(", \"{VIP2}:80\""), "")
     };
     let polls = polled(client, &[VIP, VIP2], Duration::from_millis(500), || {});

@@ -290,11 +290,23 @@ fn vip_label_is_read_as_keepalived_writes_it() {
     assert_eq!(got[2].label.as_deref(), Some("eth0"));
     let path = "vrrp_instances[0].virtual_ipaddress[0]";
     for (list, needle) in [
-        ("[\"198.51.100.100/24 label eth1:vip\"]", "start with `eth0:`"),
-        ("[\"198.51.100.100/24 dev eth1 label eth0:vip\"]", "start with `eth1:`"),
-        ("[\"198.51.100.100/24 label eth0:a-very-long\"]", "longer than 15"),
+        (
+            "[\"198.51.100.100/24 label eth1:vip\"]",
+            "start with `eth0:`",
+        ),
+        (
+            "[\"198.51.100.100/24 dev eth1 label eth0:vip\"]",
+            "start with `eth1:`",
+        ),
+        (
+            "[\"198.51.100.100/24 label eth0:a-very-long\"]",
+            "longer than 15",
+        ),
         ("[\"198.51.100.100/24 label\"]", "`label` needs a name"),
-        ("[\"198.51.100.100/24 label eth0:a label eth0:b\"]", "given twice"),
+        (
+            "[\"198.51.100.100/24 label eth0:a label eth0:b\"]",
+            "given twice",
+        ),
         ("[\"198.51.100.100/24 scope link\"]", "unexpected `scope`"),
     ] {
         let t = instance("").replace("[198.51.100.100/24]", list);
