@@ -311,7 +311,9 @@ async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
     // Off the runtime's workers: checking the file loads every certificate and resolves
     // server names.
     let file = path.to_path_buf();
-    let Ok(loaded) = tokio::task::spawn_blocking(move || config::load(&file)).await else {
+    let previous = current.resolved.clone();
+    let loaded = tokio::task::spawn_blocking(move || config::load_again(&file, &previous)).await;
+    let Ok(loaded) = loaded else {
         error!("reload refused: the configuration loader failed");
         return;
     };

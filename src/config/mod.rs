@@ -3,6 +3,7 @@
 //! `proxy` crates.
 
 mod duration;
+pub mod resolve;
 pub mod schema;
 mod spans;
 mod tls;
@@ -73,9 +74,15 @@ impl fmt::Display for Rejected {
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Loaded, Rejected> {
+    load_again(path, &resolve::Resolved::new())
+}
+
+/// [`load`] for a reload: a server name that does not resolve now keeps its address from
+/// `previous` (the running config's), with a warning, instead of failing the file.
+pub fn load_again(path: &Path, previous: &resolve::Resolved) -> Result<Loaded, Rejected> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&name, &text),
+        Ok(text) => parse_again(&name, &text, previous),
         Err(e) => Err(Rejected {
             errors: vec![Diagnostic {
                 file: name,
@@ -91,6 +98,10 @@ pub fn load(path: &Path) -> Result<Loaded, Rejected> {
 
 /// Validates config text; `file` is the name used in messages.
 pub fn parse(file: &str, text: &str) -> Result<Loaded, Rejected> {
+    parse_again(file, text, &resolve::Resolved::new())
+}
+
+fn parse_again(file: &str, text: &str, previous: &resolve::Resolved) -> Result<Loaded, Rejected> {
     let spans = Spans::index(text);
     let mut diags = Diags {
         file: file.to_owned(),
@@ -122,7 +133,7 @@ pub fn parse(file: &str, text: &str) -> Result<Loaded, Rejected> {
     // Items that did not deserialise are reported and left out; the rest is still judged, so
     // one bad item does not hide the errors of the others.
     if let Some(cf) = deserialize_sections(value, &mut diags) {
-        let mut validated = validate::validate(&cf, &mut diags);
+        let mut validated = validate::validate(&cf, &mut diags, previous);
         if diags.errors.is_empty() {
             validated.file = cf;
             return Ok(Loaded {

@@ -24,7 +24,7 @@ pub fn proxy_config(v: &Validated) -> ProxyConfig {
             .iter()
             .map(|x| frontend(x, &f.frontends))
             .collect(),
-        f.backends.iter().map(backend).collect(),
+        f.backends.iter().map(|b| backend(b, &v.resolved)).collect(),
     );
     pc.node = v.node.clone();
     pc.access_log = v.log.access_log;
@@ -131,12 +131,18 @@ fn mode(m: &Option<String>) -> Mode {
     }
 }
 
-fn backend(x: &schema::Backend) -> BackendConfig {
+fn backend(x: &schema::Backend, resolved: &super::resolve::Resolved) -> BackendConfig {
     let servers = x
         .servers
         .iter()
         .filter_map(|s| {
-            let mut sc = ServerConfig::new(s.name.clone(), s.address.parse().ok()?);
+            // A host name was resolved when the file was loaded.
+            let addr = s
+                .address
+                .parse()
+                .ok()
+                .or_else(|| resolved.get(&s.address).copied())?;
+            let mut sc = ServerConfig::new(s.name.clone(), addr);
             if let Some(w) = s.weight {
                 sc.weight = w as u32;
             }

@@ -37,6 +37,8 @@ pub struct Validated {
     pub log: LogSettings,
     pub instances: Vec<vrrp::InstanceConfig>,
     pub sync_groups: Vec<vrrp::sync_group::SyncGroupConfig>,
+    /// Server addresses written as host names, with what they resolved to.
+    pub resolved: super::resolve::Resolved,
     /// The file as written, for the parts translated elsewhere (the balancer); filled in by
     /// `parse` once validation is over.
     pub file: ConfigFile,
@@ -68,7 +70,12 @@ pub(crate) const FACILITIES: [(&str, u8); 20] = [
 const HEADER_VARIABLES: [&str; 5] = ["src", "src_port", "dst", "dst_port", "scheme"];
 const ERROR_CODES: [i64; 7] = [400, 403, 408, 500, 502, 503, 504];
 
-pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
+pub(crate) fn validate(
+    cf: &ConfigFile,
+    d: &mut Diags,
+    previous: &super::resolve::Resolved,
+) -> Validated {
+    let mut names = super::resolve::Resolver::new(previous);
     let mut unsupported = Vec::new();
     let log = check_global(&cf.global, d);
     let scripts = check_scripts(&cf.vrrp_scripts, d);
@@ -94,7 +101,7 @@ pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
         d,
         &mut unsupported,
     );
-    check_backends(cf, d, &mut unsupported);
+    check_backends(cf, d, &mut unsupported, &mut names);
     for inst in &instances {
         let path = path_of_instance(cf, &inst.name);
         if !local.interfaces.is_empty() && !local.interfaces.contains(&inst.interface) {
@@ -120,6 +127,7 @@ pub(crate) fn validate(cf: &ConfigFile, d: &mut Diags) -> Validated {
         log,
         instances,
         sync_groups,
+        resolved: names.resolved,
         file: ConfigFile::default(),
     }
 }
@@ -1403,7 +1411,40 @@ fn check_screening(d: &mut Diags, p: &str, f: &super::schema::Frontend, mode: &s
     }
 }
 
-fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>) {
+/// `IP:PORT`, or `HOST:PORT` resolved now (see [`super::resolve`]).
+fn check_server_address(
+    d: &mut Diags,
+    path: &str,
+    text: &str,
+    names: &mut super::resolve::Resolver,
+) {
+    use super::resolve::{host_and_port, Lookup};
+    if text.parse::<SocketAddr>().is_ok() {
+        return;
+    }
+    let Some((host, port)) = host_and_port(text) else {
+        d.error(
+            path,
+            format!("`{text}` is not an IP:port or host:port address (e.g. \"198.51.100.21:80\", \"db1.example.test:5432\")"),
+        );
+        return;
+    };
+    match names.lookup(text, host, port) {
+        Lookup::Found => {}
+        Lookup::Kept(a, why) => d.warning(
+            path,
+            format!("`{host}` does not resolve now ({why}); the server keeps its last address {a}"),
+        ),
+        Lookup::Failed(why) => d.error(path, format!("`{host}` does not resolve: {why}")),
+    }
+}
+
+fn check_backends(
+    cf: &ConfigFile,
+    d: &mut Diags,
+    unsupported: &mut Vec<String>,
+    names: &mut super::resolve::Resolver,
+) {
     duplicates(
         d,
         "backend",
@@ -1468,15 +1509,7 @@ fn check_backends(cf: &ConfigFile, d: &mut Diags, unsupported: &mut Vec<String>)
         );
         for (j, s) in b.servers.iter().enumerate() {
             let sp = format!("{p}.servers[{j}]");
-            if s.address.parse::<SocketAddr>().is_err() {
-                d.error(
-                    &format!("{sp}.address"),
-                    format!(
-                        "`{}` is not an IP:port address (e.g. \"198.51.100.21:80\")",
-                        s.address
-                    ),
-                );
-            }
+            check_server_address(d, &format!("{sp}.address"), &s.address, names);
             if let Some(w) = s.weight {
                 range(d, &format!("{sp}.weight"), w, 0, 256);
             }
