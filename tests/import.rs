@@ -146,17 +146,25 @@ fn seed000_host_routes_and_error_pages() {
     assert_eq!(get(y, "global.log.facility"), "local0");
     assert_eq!(get(y, "frontends.0.name"), "http_frontend");
     assert_eq!(get(y, "frontends.0.forwarded_for"), true);
-    // Servers named by host name are not translated (and said so); so are the backends
-    // left without a server, and the routes to them.
-    assert!(
-        has_note(&imp, "site1.testdomain.com:80"),
-        "{:#?}",
-        imp.notes
-    );
-    assert!(has_note(
-        &imp,
-        "seed000-haproxy.cfg:52: `use_backend subdomain1 if web_host1`"
-    ));
+    // Servers named by host name are translated as they are; where the name does not
+    // resolve (no DNS, or not this name), `check` would refuse it, so its backend is left
+    // out (and said so, with the name), and so are the routes to it.
+    let translated = y["backends"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|b| b["servers"][0]["address"].as_str() == Some("site1.testdomain.com:80"));
+    if !translated {
+        assert!(
+            has_note(&imp, "`site1.testdomain.com` does not resolve"),
+            "{:#?}",
+            imp.notes
+        );
+        assert!(has_note(
+            &imp,
+            "seed000-haproxy.cfg:52: `use_backend subdomain1 if web_host1`"
+        ));
+    }
     assert!(has_note(&imp, "seed000-haproxy.cfg:9: `daemon`"));
 }
 
