@@ -494,4 +494,27 @@ fn sighup_starts_restarts_and_stops_instances_while_the_others_stay_master() {
     let names = pair.status("lb1")["vrrp"].to_string();
     assert!(!names.contains("VI_2"), "{names}");
     pair.assert_vi1_undisturbed("instance removed");
+
+    // 4. Process-wide settings: the control socket moves at once (status answers at the new
+    // path, read from the new file); `threads` and `global.log` are named as needing a
+    // restart and keep running as they were.
+    let global = |t: String| {
+        t.replace("lb1.sock", "lb1-moved.sock")
+            .replace("global:\n", "global:\n  threads: 2\n")
+            .replace("level: debug }", "level: debug, facility: local3 }")
+    };
+    let polls = polled(client, &[VIP], Duration::from_millis(500), || {
+        pair.reload("lb1", global)
+    });
+    check_polls(&pair, "global settings", polls);
+    let l1 = pair.lb1.log_text();
+    for want in [
+        "global.threads changed: it takes effect on restart",
+        "global.log changed: it takes effect on restart",
+        "control socket moved from",
+    ] {
+        assert!(l1.contains(want), "{want}\n{l1}");
+    }
+    assert!(pair.status("lb1")["vrrp"].to_string().contains("VI_1"));
+    pair.assert_vi1_undisturbed("global settings");
 }
