@@ -146,29 +146,34 @@ impl Instances {
         failed
     }
 
-    /// Sync groups: an unchanged group keeps its shared state; a new or changed one gets a
-    /// fresh one. Returns the names of the changed groups whose members must restart (a
-    /// group's members report into one shared view, which cannot be rewired in place).
+    /// Sync groups: an unchanged group keeps its shared state, and so does one whose notify
+    /// scripts alone changed (they are replaced in place); a new group gets a fresh one.
+    /// Returns the names of the groups whose members changed: those members restart (they
+    /// report into one shared view, which cannot be rewired in place).
     fn reload_groups(&mut self, old: &[SyncGroupConfig], new: &[SyncGroupConfig]) -> Vec<String> {
         let mut changed = Vec::new();
         let mut groups = Vec::new();
         for n in new {
-            let kept = old
-                .iter()
-                .any(|o| o == n)
-                .then(|| self.groups.iter().find(|g| g.name() == n.name).cloned())
-                .flatten();
-            groups.push(kept.unwrap_or_else(|| {
-                if old.iter().any(|o| o.name == n.name) {
+            let running = self.groups.iter().find(|g| g.name() == n.name).cloned();
+            let group = match (group_change(old, n), running) {
+                (GroupChange::Same, Some(g)) => g,
+                (GroupChange::Notify, Some(g)) => {
+                    info!("sync group {}: notify scripts reloaded in place", n.name);
+                    g.set_notify(n.notify.clone());
+                    g
+                }
+                (GroupChange::Members, _) => {
                     warn!(
-                        "sync group {} changed: its members {} restart",
+                        "sync group {} changed its members: they restart ({})",
                         n.name,
                         n.members.join(", ")
                     );
                     changed.push(n.name.clone());
+                    SyncGroup::new(n.clone())
                 }
-                SyncGroup::new(n.clone())
-            }));
+                _ => SyncGroup::new(n.clone()),
+            };
+            groups.push(group);
         }
         self.groups = groups;
         changed
@@ -198,5 +203,55 @@ async fn stop_all(instances: Vec<Instance>) {
         .collect();
     for s in stops {
         let _ = s.await;
+    }
+}
+
+/// How a group of the new file differs from the running one of the same name.
+#[derive(Debug, PartialEq, Eq)]
+enum GroupChange {
+    /// New in the file.
+    Added,
+    Same,
+    /// Only the notify scripts.
+    Notify,
+    Members,
+}
+
+fn group_change(old: &[SyncGroupConfig], new: &SyncGroupConfig) -> GroupChange {
+    match old.iter().find(|o| o.name == new.name) {
+        None => GroupChange::Added,
+        Some(o) if o == new => GroupChange::Same,
+        Some(o) if o.members == new.members => GroupChange::Notify,
+        Some(_) => GroupChange::Members,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vrrp::NotifyScripts;
+
+    fn group(members: &[&str], master: Option<&str>) -> SyncGroupConfig {
+        SyncGroupConfig {
+            name: "G1".into(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            notify: NotifyScripts {
+                master: master.map(str::to_owned),
+                ..NotifyScripts::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_group_changes_in_place_unless_its_members_change() {
+        let old = [group(&["VI_1", "VI_2"], None)];
+        assert_eq!(group_change(&old, &old[0]), GroupChange::Same);
+        let notify = group(&["VI_1", "VI_2"], Some("/usr/local/bin/master.sh"));
+        assert_eq!(group_change(&old, &notify), GroupChange::Notify);
+        assert_eq!(
+            group_change(&old, &group(&["VI_1"], None)),
+            GroupChange::Members
+        );
+        assert_eq!(group_change(&[], &old[0]), GroupChange::Added);
     }
 }

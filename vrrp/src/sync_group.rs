@@ -36,7 +36,8 @@ pub struct SyncGroup {
     members: Mutex<HashMap<String, Member>>,
     group_state: Mutex<Option<NotifyState>>,
     changed: watch::Sender<u64>,
-    notifier: Notifier,
+    /// A reload may replace the group's notify scripts in place.
+    notifier: Mutex<Notifier>,
 }
 
 impl SyncGroup {
@@ -47,7 +48,7 @@ impl SyncGroup {
             members: Mutex::new(HashMap::new()),
             group_state: Mutex::new(None),
             changed: watch::channel(0).0,
-            notifier,
+            notifier: Mutex::new(notifier),
         })
     }
 
@@ -110,8 +111,16 @@ impl SyncGroup {
                 self.cfg.name,
                 state.as_str()
             );
-            drop(self.notifier.notify(state, 0));
+            let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+            drop(notifier.notify(state, 0));
         }
+    }
+
+    /// A reload changed only the group's notify scripts: the next group transition runs
+    /// the new ones (the members and their shared state stay).
+    pub fn set_notify(&self, scripts: NotifyScripts) {
+        let mut notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+        *notifier = Notifier::for_group(self.cfg.name.clone(), scripts);
     }
 
     /// Another member in FAULT of its own, if any: while there is one, `instance` is held in
