@@ -395,6 +395,27 @@ fn sighup_changes_vips_trackers_timers_and_auth_without_leaving_master() {
     check_polls(&pair, "authentication changed", polls);
     assert!(pair.lb1.log_text().contains("authentication"));
     pair.assert_vi1_undisturbed("authentication changed");
+
+    // 7. Multicast -> unicast peers on both (keepalived drops a multicast advert on a unicast
+    // instance): the VRRP socket is reopened in place, and lb2 hears lb1's unicast adverts
+    // past its Master_Down_Interval.
+    let unicast = |own: &'static str, peer: &'static str| {
+        move |t: String| {
+            t.replace(
+                "    advert_int: 2\n",
+                &format!(
+                    "    advert_int: 2\n    unicast_src_ip: {own}\n    unicast_peers: [{peer}]\n"
+                ),
+            )
+        }
+    };
+    let polls = polled(client, &[VIP], Duration::from_millis(7500), || {
+        pair.reload("lb2", unicast("198.51.100.12", "198.51.100.11"));
+        pair.reload("lb1", unicast("198.51.100.11", "198.51.100.12"));
+    });
+    check_polls(&pair, "unicast peers", polls);
+    assert!(pair.lb1.log_text().contains("unicast peers"));
+    pair.assert_vi1_undisturbed("unicast peers");
     assert!(!pair.lb1.log_text().contains("take effect on restart"));
     assert_eq!(pair.lb1.count_log("Starting vrrplb"), 1);
 }
