@@ -3,12 +3,13 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use proxy::config::{FrontendConfig, ProxyConfig};
+use proxy::config::{CertSource, FrontendConfig, ProxyConfig, TlsConfig};
 use proxy::Proxy;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn refused(addr: SocketAddr) -> bool {
@@ -215,4 +216,89 @@ async fn frontends_can_be_gated_separately() {
     assert!(refused(format!("127.0.0.1:{p2}").parse().unwrap()).await);
     one.set_serving(false).await.unwrap();
     assert!(refused(format!("127.0.0.1:{p1}").parse().unwrap()).await);
+}
+
+/// A connection the balancer accepted (and, on a TLS frontend, whose handshake finished) but
+/// whose request had not arrived when the drain began: hyper alone closes such a connection
+/// at once, unanswered. It is owed its request: the answer comes with `Connection: close`,
+/// and over TLS the connection then ends with close_notify (a clean EOF for the client).
+async fn drained_before_its_request(tls: bool) {
+    let s = TestServer::start("s").await;
+    let dir = std::env::temp_dir().join(format!("vrrplb-drain-{}-{tls}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut fe = frontend(vec![], Some("be"));
+    let mut roots = rustls::RootCertStore::empty();
+    if tls {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        roots.add(cert.der().clone()).unwrap();
+        let pem = dir.join("site.pem");
+        std::fs::write(&pem, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        fe.tls = Some(TlsConfig::new(vec![CertSource::Pem(pem)]));
+    }
+    let p = start(vec![fe], vec![backend("be", &[&s])]);
+    let tcp = TcpStream::connect(p.addr).await.unwrap();
+    let mut conn: Box<dyn Stream> = if tls {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut c = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        c.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(c));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        Box::new(connector.connect(name, tcp).await.expect("TLS handshake"))
+    } else {
+        Box::new(tcp)
+    };
+    eventually("connection accepted", Duration::from_secs(2), || {
+        p.proxy.stats().connections == 1
+    })
+    .await;
+    let proxy = Arc::new(p.proxy);
+    let stopping = proxy.clone();
+    let stop = tokio::spawn(async move { stopping.shutdown(Duration::from_secs(3)).await });
+    // The listener is closed (and the drain asked) before the request leaves.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !refused(p.addr).await {
+        assert!(Instant::now() < deadline, "listener still open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), conn.read_to_end(&mut answer))
+        .await
+        .expect("the connection ends within the drain");
+    let text = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        read.is_ok(),
+        "not a clean end (close_notify over TLS): {read:?} after {text:?}"
+    );
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text:?}"
+    );
+    stop.await.unwrap();
+    assert_eq!(s.hits(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+#[tokio::test]
+async fn drain_answers_a_plain_connection_that_had_not_sent_its_request() {
+    drained_before_its_request(false).await;
+}
+
+#[tokio::test]
+async fn drain_answers_a_tls_connection_after_its_handshake_and_closes_with_close_notify() {
+    drained_before_its_request(true).await;
 }

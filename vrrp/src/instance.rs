@@ -593,7 +593,8 @@ impl Driver {
     }
 
     /// After our priority-0 advert: waits until a valid advert with a non-zero priority from
-    /// another router says a new MASTER took over, or [`Driver::handover_limit`] passed.
+    /// another router says a new MASTER took over (then [`HANDBACK`] more, while clients follow
+    /// its gratuitous ARPs), or [`Driver::handover_limit`] passed.
     /// Nothing else is handled meanwhile (the instance is stopping).
     async fn hand_over(&mut self, buf: &mut [u8]) {
         let name = self.cfg.name.clone();
@@ -624,9 +625,14 @@ impl Driver {
                     match self.decode(packet).map(|(meta, a)| (meta.src, a.priority)) {
                         Ok((src, priority)) if priority > 0 && !ours.contains(&Some(src)) => {
                             info!(
-                                "({name}) {src} is MASTER now (priority {priority}, {} ms after our priority-0 advert); removing the VIPs",
-                                t0.elapsed().as_millis()
+                                "({name}) {src} is MASTER now (priority {priority}, {} ms after our priority-0 advert); removing the VIPs in {} ms",
+                                t0.elapsed().as_millis(),
+                                HANDBACK.as_millis()
                             );
+                            // Its advert comes before its VIPs, listeners and gratuitous ARPs
+                            // (RFC 5798 §6.4.2 order, a few ms in all): removing ours at once
+                            // left clients a moment with the VIP on neither box (a SYN lost).
+                            tokio::time::sleep(HANDBACK).await;
                             return;
                         }
                         Ok(_) => {}

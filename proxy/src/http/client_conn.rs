@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
+use tokio::sync::Notify;
 
 use crate::observe::accesslog::TlsFacts;
 
@@ -23,6 +24,9 @@ pub(crate) struct ConnShared {
     pub(crate) client_ip: HeaderValue,
     /// TLS facts for the access log; `None` on a plain connection.
     pub(crate) tls: Option<Arc<TlsFacts>>,
+    /// The client has sent its first byte (see [`ConnShared::greeted`]).
+    greeted: AtomicBool,
+    first_bytes: Notify,
 }
 
 impl ConnShared {
@@ -35,6 +39,28 @@ impl ConnShared {
             finished: AtomicU64::new(0),
             first_byte: AtomicU64::new(0),
             timed_out: AtomicBool::new(false),
+            greeted: AtomicBool::new(false),
+            first_bytes: Notify::new(),
+        }
+    }
+
+    /// Called by the socket wrapper when the connection's first bytes arrive.
+    pub(crate) fn greet(&self) {
+        self.greeted.store(true, Ordering::Release);
+        self.first_bytes.notify_one();
+    }
+
+    /// Whether the client has sent anything yet. A connection drained before its first byte
+    /// is one accepted just before its listener closed (or a TLS one that has only finished
+    /// its handshake): it is owed its first request, which hyper would not wait for.
+    pub(crate) fn greeted(&self) -> bool {
+        self.greeted.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the first bytes have arrived (at once if they already have).
+    pub(crate) async fn first_bytes(&self) {
+        if !self.greeted() {
+            self.first_bytes.notified().await;
         }
     }
 

@@ -70,6 +70,8 @@ pub(crate) struct ClientIo<S> {
     /// requests arrive whole, and the timer is then never polled in the headers phase).
     pending_deadline: Option<tokio::time::Instant>,
     write_deadline: Option<Pin<Box<Sleep>>>,
+    /// The first bytes of the connection were seen (and [`ConnShared::greet`] called).
+    greeted: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
@@ -88,6 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
             read_deadline: Box::pin(tokio::time::sleep(timeouts.http_request)),
             pending_deadline: None,
             write_deadline: None,
+            greeted: false,
             timeouts,
             shared,
         }
@@ -126,6 +129,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) {
+        if !self.greeted {
+            self.greeted = true;
+            self.shared.greet();
+        }
         if let Protocol::Sniffing(matched) = self.protocol {
             let want = &H2_PREFACE[matched..];
             let n = want.len().min(bytes.len());
@@ -294,10 +301,23 @@ pub(crate) async fn serve<S>(
     let result = tokio::select! {
         r = conn.as_mut() => r,
         grace = wait_for_drain(&mut drain) => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(grace, conn.as_mut()).await {
-                Ok(r) => r,
-                Err(_) => return,
+            let until = tokio::time::Instant::now() + grace;
+            // hyper closes a connection that has not sent a byte yet at once, unanswered: one
+            // accepted just before the drain (or whose TLS handshake just ended) is owed its
+            // first request, so it gets until its first bytes arrive (within the grace).
+            let early = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = tokio::time::timeout_at(until, shared.first_bytes()) => None,
+            };
+            match early {
+                Some(r) => r,
+                None => {
+                    conn.as_mut().graceful_shutdown();
+                    match tokio::time::timeout_at(until, conn.as_mut()).await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    }
+                }
             }
         }
     };
