@@ -9,13 +9,26 @@
 #                                   measure the outage, restore it and measure the failback
 #   deploy/lab.sh drill --graceful  the same with SIGTERM (priority-0 advert)
 #   deploy/lab.sh drill --https     either drill with the client on https://VIP/ (lab CA in
-#                                   $DIR/tls, a full TLS handshake per request)
+#                                   $DIR/tls, a new TLS connection per request)
+#   deploy/lab.sh drill --tcp       either drill over the tcp frontend VIP:8081: one long-lived
+#                                   connection carries the polls until it breaks, then each
+#                                   poll tries a new connection (kept once it works)
 #   deploy/lab.sh down              remove everything (idempotent)
 #
 # Run as root on Debian 12 (it apt-get installs what it needs). One bridge in its own namespace
 # joins five namespaces: lb1 198.51.100.11 and lb2 .12 (vrrplb from deploy/examples/lb1.yaml
 # and lb2.yaml, VIP 198.51.100.100), web1 .21 and web2 .22 (nginx), and a client .50. Only
 # 198.51.100.0/24 is used and nothing is routed to the host.
+#
+# The VIP serves what a keepalived + HAProxy site serves (seeds 001 and 002):
+#   :80    302 to https://VIP/ (redirect_https, as seed 001's Apache did)
+#   :443   TLS terminated with the lab CA's certificate for www.lab.test and the VIP
+#   :8080  plain HTTP, the example's frontend (seed 001's HAProxy listened there behind
+#          Apache); the plain drill polls it, so its figures carry no TLS cost
+#   :8443  mode tcp TLS pass-through by SNI (seed 002, deploy/examples/seed002-passthrough.yaml's
+#          shape): admin.lab.test -> web2:9443, anything else -> web1/web2:443; the servers
+#          present their own certificates (from the lab CA)
+#   :8081  mode tcp to the servers' plain port 80 (the TCP drill's long-lived connections)
 #
 # Environment:
 #   LAB=name          namespace prefix and state dir name (default vrrplb-lab), so several labs
@@ -37,8 +50,10 @@ DIR=${LAB_DIR:-/run/$LAB}
 PIDS=$DIR/pids
 BIN=$DIR/vrrplb
 VIP=198.51.100.100
-URL=http://$VIP/
+URL=http://$VIP:8080/
 CACERT=()
+# Extra `vrrplb poll` options of a drill (--keep-alive for --tcp).
+POLL_OPTS=()
 BRNS=$LAB-br
 BOXES=(lb1 lb2)
 WEBS=(web1 web2)
@@ -140,6 +155,7 @@ install_deps() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
     command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
     command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
     command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || missing+=(tcpdump)
     command -v sysctl >/dev/null || [ -x /usr/sbin/sysctl ] || missing+=(procps)
     # Building needs a C linker (rustup does not bring one).
@@ -150,7 +166,7 @@ install_deps() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends iproute2 nginx-light rsyslog curl tcpdump \
-        procps ca-certificates "${missing[@]}" >/dev/null
+        procps openssl ca-certificates "${missing[@]}" >/dev/null
     # The distribution's nginx must not hold port 80 on the host; the lab runs its own.
     if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
         systemctl disable --now nginx >/dev/null 2>&1 || true
@@ -213,6 +229,23 @@ make_namespaces() {
     done
 }
 
+# The pass-through's admin pool: web2 serves admin.lab.test on :9443 with its own certificate.
+admin_server() {
+    [ "$1" = web2 ] || return 0
+    cat <<EOF
+    server {
+        listen ${ADDR[$1]}:9443 ssl;
+        server_name admin.lab.test;
+        ssl_certificate $DIR/tls/admin.crt;
+        ssl_certificate_key $DIR/tls/admin.key;
+        location / {
+            default_type text/plain;
+            return 200 "admin on $1 via \$lb\nTLS by $1 itself (admin.lab.test), passed through by \$lb.\n";
+        }
+    }
+EOF
+}
+
 start_web() {
     local w=$1 d=$DIR/$1
     mkdir -p "$d/tmp"
@@ -225,6 +258,9 @@ error_log $d/error.log;
 events { worker_connections 256; }
 http {
     access_log $d/access.log;
+    # The TCP drill keeps one connection for up to ~2000 polls.
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
     client_body_temp_path $d/tmp/body;
     proxy_temp_path $d/tmp/proxy;
     fastcgi_temp_path $d/tmp/fastcgi;
@@ -243,6 +279,19 @@ http {
             return 200 "$w via \$lb\nHello from $w (${ADDR[$w]}), reached through load balancer \$lb for client \$http_x_forwarded_for.\n";
         }
     }
+    # TLS terminated here, with this server's own certificate: the balancer passes it through
+    # (tcp frontend :8443, SNI routing).
+    server {
+        listen ${ADDR[$w]}:443 ssl;
+        server_name $w.lab.test app.lab.test;
+        ssl_certificate $DIR/tls/$w.crt;
+        ssl_certificate_key $DIR/tls/$w.key;
+        location / {
+            default_type text/plain;
+            return 200 "$w via \$lb\nTLS by $w itself ($w.lab.test), passed through by \$lb.\n";
+        }
+    }
+$(admin_server "$w")
 }
 EOF
     ip netns exec "$(ns "$w")" nginx -t -q -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
@@ -298,14 +347,22 @@ write_config() {
             -e "/^    authentication:\$/,/^      auth_pass:/d")
         rt="\n  vrrp_realtime_priority: 50"
     fi
+    lab_frontends >"$d/lab-frontends.yaml"
+    lab_backends >"$d/lab-backends.yaml"
     {
         printf '# Generated by deploy/lab.sh from deploy/examples/%s.yaml for lab %s.\n' "$b" "$LAB"
         sed -e "s|^global:\$|global:\n  control_socket: $d/vrrplb.sock$rt|" \
-            -e "s|^frontends:\$|frontends:\n  - name: www-tls\n    bind: [\"$VIP:443\"]\n    gate: [VI_1]\n    tls: { certificates: [\"$DIR/tls/www.pem\"] }\n    forwarded_for: true\n    default_backend: web|" \
+            -e "/^frontends:\$/r $d/lab-frontends.yaml" \
+            -e "/^backends:\$/r $d/lab-backends.yaml" \
+            -e "s|^    bind: \[\"$VIP:80\"\]|    bind: [\"$VIP:8080\"]|" \
             -e "s|^  log:\$|  log:\n    syslog_socket: $d/log.sock|" \
             -e "s|/etc/vrrplb/maintenance|$d/maintenance|g" \
             "${v3[@]}" "$REPO/deploy/examples/$b.yaml"
     } >"$d/vrrplb.yaml"
+    if ! grep -q "bind: \[\"$VIP:8080\"\]" "$d/vrrplb.yaml" ||
+        ! grep -q "name: www-redirect" "$d/vrrplb.yaml" || ! grep -q "name: app$" "$d/vrrplb.yaml"; then
+        die "deploy/examples/$b.yaml changed shape: cannot move its frontend to :8080 or add the lab's"
+    fi
     if [ "$ms" != 1000 ] && ! grep -q "advert_int: ${ms}ms" "$d/vrrplb.yaml"; then
         die "deploy/examples/$b.yaml changed shape: cannot set advert_int ${ms}ms in it"
     fi
@@ -315,6 +372,72 @@ write_config() {
     fi
     "$BIN" check -c "$d/vrrplb.yaml" >"$d/check.out" 2>&1 ||
         die "vrrplb check -c $d/vrrplb.yaml failed:$(printf '\n')$(cat "$d/check.out")"
+}
+
+# The frontends the lab adds to the example's (which it moves from VIP:80 to VIP:8080).
+lab_frontends() {
+    cat <<EOF
+  # Added by deploy/lab.sh: http -> https on :80 (seed 001), TLS on :443 with the lab CA's
+  # certificate, seed 002's TLS pass-through by SNI on :8443, plain TCP on :8081.
+  - name: www-redirect
+    bind: ["$VIP:80"]
+    gate: [VI_1]
+    redirect_https: true
+    default_backend: web
+  - name: www-tls
+    bind: ["$VIP:443"]
+    gate: [VI_1]
+    tls: { certificates: ["$DIR/tls/www.pem"] }
+    forwarded_for: true
+    default_backend: web
+  - name: tls-in
+    mode: tcp
+    bind: ["$VIP:8443"]
+    gate: [VI_1]
+    timeouts: { client: 1m }
+    routes:
+      - match: { sni: "admin.lab.test" }
+        backend: admin
+    default_backend: app
+  - name: tcp-in
+    mode: tcp
+    bind: ["$VIP:8081"]
+    gate: [VI_1]
+    timeouts: { client: 1m }
+    default_backend: web-tcp
+EOF
+}
+
+# The lab's tcp backends: the servers terminate TLS themselves (checks on their plain port).
+lab_backends() {
+    cat <<EOF
+  - name: app
+    mode: tcp
+    balance: roundrobin
+    servers:
+      - { name: web1, address: "${ADDR[web1]}:443", check_port: 80 }
+      - { name: web2, address: "${ADDR[web2]}:443", check_port: 80 }
+    health_check: { kind: tcp, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+    retries: 3
+    redispatch: true
+    timeouts: { connect: 5s, server: 1m }
+  - name: admin
+    mode: tcp
+    servers:
+      - { name: adm1, address: "${ADDR[web2]}:9443" }
+    health_check: { kind: tcp, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+    timeouts: { connect: 5s, server: 1m }
+  - name: web-tcp
+    mode: tcp
+    balance: roundrobin
+    servers:
+      - { name: web1, address: "${ADDR[web1]}:80" }
+      - { name: web2, address: "${ADDR[web2]}:80" }
+    health_check: { kind: tcp, interval: 2s, timeout: 1s, rise: 2, fall: 3 }
+    retries: 3
+    redispatch: true
+    timeouts: { connect: 5s, server: 1m }
+EOF
 }
 
 start_box() {
@@ -341,25 +464,46 @@ masters() {
 
 one_master() { local m; m=$(masters) && [ -n "$m" ] && [[ $m != *" "* ]] && has_vip "$m"; }
 
+# one_master, and the other box does not hold the VIP any more.
+settled() {
+    local m b
+    one_master || return 1
+    m=$(masters)
+    for b in "${BOXES[@]}"; do
+        [ "$b" = "$m" ] || ! has_vip "$b" || return 1
+    done
+}
+
 client_get() { ip netns exec "$(ns client)" curl -fsS -m 1 "${CACERT[@]}" "$URL"; }
 
-# A throwaway CA and a certificate for the VIP (www.lab.test and the address) in $DIR/tls:
-# the boxes serve https on VIP:443 with it; the drill's client trusts ca.pem.
-make_lab_tls() {
+# issue_cert NAME CN SAN: $DIR/tls/NAME.crt + .key signed by the lab CA.
+issue_cert() {
     local t=$DIR/tls
+    printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=%s\n' "$3" >"$t/$1.ext"
+    openssl req -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$t/$1.key" \
+        -out "$t/$1.csr" -subj "/CN=$2" >/dev/null 2>&1 &&
+        openssl x509 -req -in "$t/$1.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+            -days 30 -extfile "$t/$1.ext" -out "$t/$1.crt" >/dev/null 2>&1 ||
+        die "openssl: cannot make the lab certificate $1"
+    chmod 600 "$t/$1.key"
+}
+
+# A throwaway CA in $DIR/tls and its certificates: www (www.lab.test and the VIP) for the
+# balancers' TLS frontend on VIP:443, and each server's own for the pass-through on VIP:8443
+# (web1.lab.test, web2.lab.test, both also app.lab.test; admin.lab.test on web2:9443).
+# Clients trust ca.pem.
+make_lab_tls() {
+    local t=$DIR/tls w
     mkdir -p "$t"
     openssl req -x509 -nodes -days 30 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
         -keyout "$t/ca.key" -out "$t/ca.pem" -subj "/CN=vrrplb lab $LAB CA" \
         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
         >/dev/null 2>&1 || die "openssl: cannot make the lab CA"
-    printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:www.lab.test,IP:%s\n' "$VIP" >"$t/www.ext"
-    openssl req -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout "$t/www.key" \
-        -out "$t/www.csr" -subj /CN=www.lab.test >/dev/null 2>&1 &&
-        openssl x509 -req -in "$t/www.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-            -days 30 -extfile "$t/www.ext" -out "$t/www.crt" >/dev/null 2>&1 ||
-        die "openssl: cannot make the lab certificate"
+    issue_cert www www.lab.test "DNS:www.lab.test,IP:$VIP"
     cat "$t/www.crt" "$t/www.key" >"$t/www.pem"
-    chmod 600 "$t/www.pem" "$t/www.key" "$t/ca.key"
+    for w in "${WEBS[@]}"; do issue_cert "$w" "$w.lab.test" "DNS:$w.lab.test,DNS:app.lab.test"; done
+    issue_cert admin admin.lab.test DNS:admin.lab.test
+    chmod 600 "$t/www.pem" "$t/ca.key"
 }
 
 cmd_status() {
@@ -412,13 +556,13 @@ cmd_up() {
     say "== namespaces: $BRNS (bridge br0) and $(printf "$LAB-%s " "${HOSTS[@]}")"
     make_namespaces
     local w b
+    make_lab_tls
     for w in "${WEBS[@]}"; do start_web "$w"; done
     for w in "${WEBS[@]}"; do
         wait_for 10 ip netns exec "$(ns client)" curl -fsS -m 1 "http://${ADDR[$w]}/" ||
             die "backend $w does not answer: $(cat "$DIR/$w/error.log" "$DIR/$w/nginx.out" 2>/dev/null)"
     done
     say "== backends web1 web2 answer (nginx)"
-    make_lab_tls
     for b in "${BOXES[@]}"; do
         mkdir -p "$DIR/$b"
         start_rsyslog "$b"
@@ -427,7 +571,11 @@ cmd_up() {
     for b in "${BOXES[@]}"; do start_box "$b"; done
     touch "$DIR/up"
     say "== vrrplb started in lb1 and lb2; waiting for the election (Master_Down_Interval ~3.6 s)"
-    if ! wait_for 20 one_master || ! wait_for 10 client_get; then
+    # Settled: one MASTER and only it holding the VIP. Both boxes start BACKUP, and when lb1
+    # starts a little later lb2 may be MASTER for a moment, keeping the VIP a short hand-back
+    # after lb1 preempts it; a client that resolved the VIP then may need the new MASTER's
+    # second set of gratuitous ARPs (garp_master_delay, 5 s) before it is served.
+    if ! wait_for 20 settled || ! wait_for 10 client_get; then
         cmd_status || true
         for b in "${BOXES[@]}"; do
             say "---- $b syslog ----"
@@ -450,11 +598,16 @@ vrrplb lab "$LAB" is up. State, configs and logs: $DIR
 $(client_get | head -n 1 | sed 's/^/  The client gets: /')
 
 Try:
-  ip netns exec $(ns client) curl http://$VIP/        # a page naming the backend and the balancer
+  ip netns exec $(ns client) curl -I http://$VIP/     # 302 to https://$VIP/ (redirect_https)
+  ip netns exec $(ns client) curl --cacert $DIR/tls/ca.pem https://$VIP/   # a page naming the backend and the balancer
+  ip netns exec $(ns client) curl http://$VIP:8080/   # the same in plain HTTP (the drill's default)
+  ip netns exec $(ns client) openssl s_client -connect $VIP:8443 -servername admin.lab.test -CAfile $DIR/tls/ca.pem
+                                  # TLS pass-through by SNI: the server's own certificate (admin.lab.test)
   $ME status                     # who is MASTER
   $ME drill                      # SIGKILL + link down of the MASTER under a 20 ms client, then failback
   $ME drill --graceful           # the same with SIGTERM
-  $ME drill --https              # the client polls https://VIP/ (new TLS handshake per request)
+  $ME drill --https              # the client polls https://VIP/ (a new TLS connection per request)
+  $ME drill --tcp                # a long-lived TCP connection through VIP:8081, then new ones
   touch $DIR/lb1/maintenance      # maintenance: lb1 drops 20 priority, the VIP moves (rm to return)
   tail -f $DIR/lb1/syslog.log     # (VI_1) Entering MASTER STATE, Server web/web1 is DOWN, access log
   $DIR/vrrplb status -c $DIR/lb1/vrrplb.yaml
@@ -523,6 +676,9 @@ first_garp() {
         }' "$1" 2>/dev/null
 }
 
+# stream_broke POLL_FILE: the epoch ms of the first `STREAM broke` line (--keep-alive), or nothing
+stream_broke() { sed -n '/^STREAM broke at=/{s/^STREAM broke at=\([0-9]*\) .*/\1/p;q}' "$1" 2>/dev/null; }
+
 rel() { if [ -n "$1" ]; then printf '%s' $(($1 - $2)); else printf -- '-'; fi; }
 
 result_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
@@ -559,7 +715,7 @@ lines_of() { wc -l <"$DIR/$1/syslog.log"; }
 # poll_lines FILE T0: the poller's FAIL/OK lines (at most 12), their t= counted from T0 (the
 # kill or the restore) instead of from the client's start, like every other figure printed.
 poll_lines() {
-    grep -E '^(FAIL|OK)' "$1" | head -n 12 |
+    grep -E '^(FAIL|OK|STREAM)' "$1" | head -n 12 |
         awk -v t0="$2" '{
             for (i = 1; i <= NF; i++) if ($i ~ /^at=[0-9]+$/) at = substr($i, 4) + 0
             for (i = 1; i <= NF; i++) if ($i ~ /^t=\+[0-9]+ms$/) $i = sprintf("t=%+dms", at - t0)
@@ -638,19 +794,22 @@ draw_timeline() {
 }
 
 cmd_drill() {
-    local mode=hard
+    local mode=hard proto=http
     while [ $# -gt 0 ]; do
         case "$1" in
             --graceful) mode=graceful ;;
-            # The client polls https://VIP/ (a full TLS handshake per request, the lab CA).
-            --https) URL=https://$VIP/ CACERT=(--cacert "$DIR/tls/ca.pem") ;;
-            *) die "drill: unknown option $1 (use --graceful and/or --https)" ;;
+            # The client polls https://VIP/ (a new TLS connection per request, the lab CA).
+            --https) proto=https URL=https://$VIP/ CACERT=(--cacert "$DIR/tls/ca.pem") ;;
+            # One long-lived connection through the tcp frontend carries the polls until it
+            # breaks; then each poll tries a new connection, kept once it answers.
+            --tcp) proto=tcp URL=http://$VIP:8081/ POLL_OPTS=(--keep-alive) ;;
+            *) die "drill: unknown option $1 (use --graceful and one of --https, --tcp)" ;;
         esac
         shift
     done
     need_root
     lab_is_up || die "lab $LAB is not up (start it with: $ME)"
-    wait_for 15 one_master || {
+    wait_for 15 settled || {
         cmd_status
         die "drill: need exactly one MASTER holding the VIP to start"
     }
@@ -680,7 +839,7 @@ cmd_drill() {
         bound_ms=$((skew_ms + 500))
     fi
 
-    say "== drill ($mode): $old is MASTER (pid $pid, MAC $mac_old), $new is BACKUP (MAC $mac_new)"
+    say "== drill ($mode, $proto): $old is MASTER (pid $pid, MAC $mac_old), $new is BACKUP (MAC $mac_new)"
     start_watchers "$d"
     local off_old off_new
     off_old=$(lines_of "$old")
@@ -688,7 +847,7 @@ cmd_drill() {
     local t_start
     t_start=$(now_ms)
     start_bg drill-poll "$(ns client)" "$d/poll-failover.txt" \
-        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 30s --settle 3s \
+        "$BIN" poll --url "$URL" "${CACERT[@]}" "${POLL_OPTS[@]}" --every 20ms --for 30s --settle 3s \
         --trace "$d/trace-failover.txt"
     sleep 1
     local t_kill
@@ -752,6 +911,14 @@ cmd_drill() {
     local t_switch
     t_switch=$(sed -n '/^SWITCH at=/{s/^SWITCH at=\([0-9]*\) .*/\1/p;q}' "$d/poll-failover.txt" 2>/dev/null || true)
     say "   first answer via $new      : +$(rel "$t_switch" "$t_kill") ms"
+    local t_broke t_back
+    t_broke=$(stream_broke "$d/poll-failover.txt")
+    t_back=$(result_field "$r1" recovered_at)
+    [ "$t_back" != - ] || t_back=""
+    if [ $proto = tcp ]; then
+        say "   long-lived connection     : broke at +$(rel "$t_broke" "$t_kill") ms ($(sed -n '/^STREAM broke/{s/^.* on it: //p;q}' "$d/poll-failover.txt"))"
+        say "   first new connection ok   : +$(rel "$t_back" "$t_kill") ms ($(result_field "$r1" connections) connection(s) opened in all)"
+    fi
     say "   $new entered MASTER        : +$(rel "$t_master" "$t_kill") ms after the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM)"
     say "   VIP added on $new          : +$(rel "$t_vip" "$t_kill") ms"
     say "   first GARP from $new       : +$(rel "$t_garp" "$t_kill") ms (tcpdump on the bridge)"
@@ -778,7 +945,7 @@ cmd_drill() {
     neigh_lines=$(wc -l <"$d/neigh.txt")
     t_start=$(now_ms)
     start_bg drill-poll "$(ns client)" "$d/poll-failback.txt" \
-        "$BIN" poll --url "$URL" "${CACERT[@]}" --every 20ms --for 40s --settle 3s \
+        "$BIN" poll --url "$URL" "${CACERT[@]}" "${POLL_OPTS[@]}" --every 20ms --for 40s --settle 3s \
         --trace "$d/trace-failback.txt"
     sleep 1
     local t_restore
@@ -833,6 +1000,11 @@ cmd_drill() {
     poll_lines "$d/poll-failback.txt" "$t_restore"
     say "   outage seen by the client : $(result_field "$r2" outage_ms) ms, $(result_field "$r2" failed) failed request(s) of $(result_field "$r2" requests) (bound $bound_ms ms)"
     say "   answered before / after   : $(sed -n 's/.* before="\([^"]*\)" after="\([^"]*\)".*/\1  \/  \2/p' <<<"$r2")"
+    local t2_broke
+    t2_broke=$(stream_broke "$d/poll-failback.txt")
+    if [ $proto = tcp ]; then
+        say "   long-lived connection     : broke at +$(rel "$t2_broke" "$t_restore") ms ($(sed -n '/^STREAM broke/{s/^.* on it: //p;q}' "$d/poll-failback.txt"))"
+    fi
     say "   $want entered MASTER        : +$(rel "$t2_master" "$t_restore") ms after the restore"
     say "   $new entered BACKUP        : +$(rel "$t2_backup" "$t_restore") ms"
     say "   VIP added on $want          : +$(rel "$t2_vip" "$t_restore") ms"
@@ -847,8 +1019,8 @@ cmd_drill() {
     say "   files: $d"
     local nm
     nm=$(wc -w <<<"$m_after")
-    say "RESULT phase=failover mode=$mode old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms requests=$(result_field "$r1" requests) svg=$svg1 polls=$(wc -l <"$d/trace-failover.txt")"
-    say "RESULT phase=failback mode=$mode master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms requests=$(result_field "$r2" requests) svg=$svg2 polls=$(wc -l <"$d/trace-failback.txt")"
+    say "RESULT phase=failover mode=$mode proto=$proto old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms requests=$(result_field "$r1" requests) connections=$(result_field "$r1" connections) stream_broke_ms=$(rel "$t_broke" "$t_kill") new_connection_ms=$(rel "$t_back" "$t_kill") files=$d svg=$svg1 polls=$(wc -l <"$d/trace-failover.txt")"
+    say "RESULT phase=failback mode=$mode proto=$proto master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms requests=$(result_field "$r2" requests) connections=$(result_field "$r2" connections) stream_broke_ms=$(rel "$t2_broke" "$t_restore") files=$d svg=$svg2 polls=$(wc -l <"$d/trace-failback.txt")"
 }
 
 case "${1:-up}" in
@@ -866,5 +1038,5 @@ case "${1:-up}" in
         cmd_down
         ;;
     -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-    *) die "unknown command '$1' (up, status, drill [--graceful], down)" ;;
+    *) die "unknown command '$1' (up, status, drill [--graceful] [--https|--tcp], down)" ;;
 esac

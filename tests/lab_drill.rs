@@ -1,7 +1,10 @@
 //! The README's main command end to end: `deploy/lab.sh` brings up the two-box lab under a
 //! unique LAB name, `deploy/lab.sh drill` (SIGKILL + link down) and `drill --graceful`
-//! (SIGTERM) measure the outage a 20 ms client sees and the failback with preemption, and
-//! `deploy/lab.sh down` removes everything, also when an assertion fails.
+//! (SIGTERM) measure the outage a 20 ms client sees and the failback with preemption (plain
+//! HTTP, HTTPS, and a long-lived TCP connection), the VIP's edge is checked with real clients
+//! (curl: :80 redirects to https, :443 with the lab CA; openssl s_client: :8443 passes TLS
+//! through to the server SNI names), and `deploy/lab.sh down` removes everything, also when an
+//! assertion fails.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -176,13 +179,29 @@ fn check_svg(r: &HashMap<String, String>, bands: &[&str], marks: &[&str], text: 
     }
 }
 
-/// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
-fn drill(lab: &mut LabScript, graceful: bool, bounds: Bounds) -> (u64, u64) {
-    drill_with(lab, graceful, false, bounds)
+/// What the drill's client polls.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    /// http://VIP:8080/, a new connection per poll.
+    Http,
+    /// https://VIP/, a new TLS connection per poll.
+    Https,
+    /// http://VIP:8081/ through the tcp frontend, one connection kept while it answers.
+    Tcp,
 }
 
-/// As [`drill`], with the client on `https://VIP/` when `https` (a TLS handshake per poll).
-fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) -> (u64, u64) {
+/// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
+fn drill(lab: &mut LabScript, graceful: bool, bounds: Bounds) -> (u64, u64) {
+    drill_with(lab, graceful, Proto::Http, bounds).0
+}
+
+/// As [`drill`] over `proto`; also returns the failover phase's RESULT fields.
+fn drill_with(
+    lab: &mut LabScript,
+    graceful: bool,
+    proto: Proto,
+    bounds: Bounds,
+) -> ((u64, u64), HashMap<String, String>) {
     let (mode, bound) = if graceful {
         ("graceful", bounds.graceful)
     } else {
@@ -192,8 +211,10 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
     if graceful {
         args.push("--graceful");
     }
-    if https {
-        args.push("--https");
+    match proto {
+        Proto::Http => {}
+        Proto::Https => args.push("--https"),
+        Proto::Tcp => args.push("--tcp"),
     }
     let args = &args[..];
     let (ok, text) = lab.run(args, Duration::from_secs(150));
@@ -202,6 +223,8 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
 
     let f = result(&text, "failover");
     assert_eq!(field(&f, "mode"), mode, "{text}");
+    let proto_name = format!("{proto:?}").to_lowercase();
+    assert_eq!(field(&f, "proto"), proto_name, "{text}");
     assert_eq!(
         (field(&f, "old"), field(&f, "new")),
         ("lb1", "lb2"),
@@ -249,6 +272,34 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
         0,
         "a request failed after the new master answered:\n{text}"
     );
+    if proto == Proto::Tcp {
+        // The long-lived connection broke with the old MASTER (its socket closed by the kill,
+        // or reset by the new MASTER once the client's ARP moved), and a new connection
+        // succeeded within a poll of the new MASTER; it was kept from then on.
+        let broke = num(&f, "stream_broke_ms", &text);
+        let fresh = num(&f, "new_connection_ms", &text);
+        println!(
+            "FIGURE tcp {mode} failover: stream broke at +{broke} ms, first new connection at +{fresh} ms, lb2 MASTER at +{master} ms, {} connections",
+            field(&f, "connections")
+        );
+        if graceful {
+            assert!(broke + 200 >= master && broke <= master + 300, "{text}");
+        } else {
+            assert!(
+                broke <= 300,
+                "stream broke {broke} ms after the kill:\n{text}"
+            );
+        }
+        assert!(
+            fresh <= master + 300 && fresh <= bound,
+            "new connection {fresh} ms, MASTER {master} ms:\n{text}"
+        );
+        assert_eq!(
+            num(&f, "connections", &text),
+            num(&f, "failed", &text) + 1,
+            "a connection per failed poll plus the first, then one kept:\n{text}"
+        );
+    }
     if graceful && num(&f, "failed", &text) == 0 {
         // No request lost: the client's answers moved from lb1 to lb2 while it polled.
         let switch = num(&f, "switch_ms", &text);
@@ -316,7 +367,161 @@ fn drill_with(lab: &mut LabScript, graceful: bool, https: bool, bounds: Bounds) 
         back <= bounds.hard + 2000,
         "failback took {back} ms:\n{text}"
     );
-    (outage, outage_back)
+    ((outage, outage_back), f)
+}
+
+/// The failed polls of a drill's failover phase: (ms from the poller's start, reason).
+fn failed_polls(f: &HashMap<String, String>) -> Vec<(String, String)> {
+    let path = Path::new(field(f, "files")).join("poll-failover.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("FAIL at="))
+        .map(|l| {
+            let mut w = l.splitn(4, ' ');
+            let _at = w.next();
+            let t = w.next().unwrap_or("").to_owned();
+            let _seq = w.next();
+            (t, w.next().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+/// Client-side checks at the VIP's edge from the client namespace: :80 answers 302 to
+/// https, :443 serves the page with the lab CA's certificate (and curl follows the redirect
+/// to it), :8080 serves plain HTTP.
+fn check_edge(name: &str) {
+    let ca = format!("/run/{name}/tls/ca.pem");
+    let curl = |args: &[&str]| -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{name}-client"),
+                "curl",
+                "-sS",
+                "-m",
+                "5",
+            ])
+            .args(args)
+            .output()
+            .expect("curl");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let head = curl(&["-I", "http://198.51.100.100/"]);
+    assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: https://198.51.100.100/\r\n"),
+        "{head}"
+    );
+    let page = curl(&["--cacert", &ca, "https://198.51.100.100/"]);
+    assert!(page.contains(" via lb1\n"), "{page}");
+    let followed = curl(&[
+        "-L",
+        "--cacert",
+        &ca,
+        "-w",
+        "%{url_effective} %{http_version}",
+        "http://198.51.100.100/x",
+    ]);
+    assert!(
+        followed.contains(" via lb1\n") && followed.ends_with("https://198.51.100.100/x 2"),
+        "curl -L from http: {followed}"
+    );
+    // Without the CA the certificate does not verify: it really is the lab's TLS.
+    let strict = curl(&["https://198.51.100.100/"]);
+    assert!(strict.contains("SSL certificate problem"), "{strict}");
+    let plain = curl(&["http://198.51.100.100:8080/"]);
+    assert!(plain.contains(" via lb1\n"), "{plain}");
+}
+
+/// Seed 002's pass-through in the lab: `openssl s_client` in the client namespace sees the
+/// certificate of the server the SNI picked (not the balancer's), verified by the lab CA;
+/// no SNI goes to default_backend; curl through it gets the server's own TLS page.
+fn check_passthrough(name: &str) {
+    let ca = format!("/run/{name}/tls/ca.pem");
+    let s_client = |sni: Option<&str>| -> String {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &format!("{name}-client"), "timeout", "10"])
+            .args([
+                "openssl",
+                "s_client",
+                "-connect",
+                "198.51.100.100:8443",
+                "-CAfile",
+                &ca,
+            ]);
+        match sni {
+            Some(n) => c.args(["-servername", n]),
+            None => c.arg("-noservername"),
+        };
+        let out = c.stdin(Stdio::null()).output().expect("openssl s_client");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let subject = |text: &str| -> String {
+        assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix("subject="))
+            .unwrap_or_else(|| panic!("no subject:\n{text}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        subject(&s_client(Some("admin.lab.test"))),
+        "CN = admin.lab.test"
+    );
+    assert_eq!(
+        subject(&s_client(Some("ADMIN.lab.test"))),
+        "CN = admin.lab.test"
+    );
+    // app.lab.test: the default pool, round robin over web1 and web2, each its own certificate.
+    let mut seen: Vec<String> = (0..4)
+        .map(|_| subject(&s_client(Some("app.lab.test"))))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["CN = web1.lab.test", "CN = web2.lab.test"]);
+    let none = subject(&s_client(None));
+    assert!(
+        none == "CN = web1.lab.test" || none == "CN = web2.lab.test",
+        "no SNI -> default_backend app: {none}"
+    );
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &format!("{name}-client"),
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+        ])
+        .args([
+            "--cacert",
+            &ca,
+            "--resolve",
+            "admin.lab.test:8443:198.51.100.100",
+        ])
+        .arg("https://admin.lab.test:8443/")
+        .output()
+        .expect("curl");
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with("admin on web2 via lb1\nTLS by web2 itself (admin.lab.test)"),
+        "{page}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The balancer logged the pass-through in tcplog form, with the pool SNI picked.
+    let log = std::fs::read_to_string(format!("/run/{name}/lb1/syslog.log")).unwrap_or_default();
+    assert!(log.contains(" tls-in admin/adm1 "), "{log}");
+    assert!(
+        log.contains(" tls-in app/web1 ") && log.contains(" tls-in app/web2 "),
+        "{log}"
+    );
 }
 
 #[test]
@@ -325,7 +530,7 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
     if !require_root(test) {
         return;
     }
-    for tool in ["nginx", "rsyslogd", "tcpdump", "curl"] {
+    for tool in ["nginx", "rsyslogd", "tcpdump", "curl", "openssl"] {
         // Root's PATH under a CI runner may lack sbin; deploy/lab.sh adds it itself.
         let in_sbin = ["/usr/sbin", "/sbin"]
             .iter()
@@ -345,12 +550,16 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
     println!("---- deploy/lab.sh ----\n{text}");
     assert!(ok, "deploy/lab.sh failed:\n{text}");
     assert!(text.contains("198.51.100.100"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "ip netns exec {name}-client curl http://198.51.100.100/"
-        )),
-        "{text}"
-    );
+    for cmd in [
+        "curl -I http://198.51.100.100/",
+        "curl http://198.51.100.100:8080/",
+        "openssl s_client -connect 198.51.100.100:8443 -servername admin.lab.test",
+    ] {
+        assert!(
+            text.contains(&format!("ip netns exec {name}-client {cmd}")),
+            "{text}"
+        );
+    }
     assert_eq!(namespaces_with_prefix(&name).len(), 6, "br + 5 hosts");
     let state = PathBuf::from(format!("/run/{name}"));
     for f in ["lb1/vrrplb.yaml", "lb2/vrrplb.yaml", "pids/vrrplb-lb1.pid"] {
@@ -360,6 +569,11 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
     let cfg = std::fs::read_to_string(state.join("lb1/vrrplb.yaml")).expect("lb1 config");
     assert!(cfg.contains(&format!("syslog_socket: /run/{name}/lb1/log.sock")));
     assert!(cfg.contains(&format!("/usr/bin/test ! -e /run/{name}/lb1/maintenance")));
+    assert!(
+        cfg.contains("    bind: [\"198.51.100.100:8080\"]     # the VIP"),
+        "{cfg}"
+    );
+    check_edge(&name);
 
     let (ok, status) = lab.run(&["status"], Duration::from_secs(30));
     println!("---- deploy/lab.sh status ----\n{status}");
@@ -376,9 +590,34 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
     let (hard, hard_back) = drill(&mut lab, false, V2);
     let (graceful, graceful_back) = drill(&mut lab, true, V2);
     // The same figures hold over HTTPS (the boxes serve VIP:443 with the lab's certificate).
-    let (https_hard, _) = drill_with(&mut lab, false, true, V2);
-    let (https_graceful, _) = drill_with(&mut lab, true, true, V2);
-    println!("FIGURES https: hard {https_hard} ms, graceful {https_graceful} ms");
+    let ((https_hard, _), _) = drill_with(&mut lab, false, Proto::Https, V2);
+    // A graceful stop over HTTPS, three times: no poll may fail because of the stop itself.
+    // Before the stopping MASTER kept its VIP past its successor's first advert, a SYN sent
+    // in the ~1-2 ms with the VIP on neither box was lost ("connect: timed out"); a connection
+    // accepted just before the drain was closed unanswered ("closed before a response").
+    // What cannot be helped without connection state sync (keepalived + HAProxy share it):
+    // a handshake in flight at the very moment the client's ARP entry moves is reset by the
+    // new MASTER; and on this loaded test machine a poll may take over 200 ms. At most one
+    // such failure per drill is tolerated, and each is named.
+    let mut failures = Vec::new();
+    let mut https_graceful = Vec::new();
+    for _ in 0..3 {
+        let ((outage, _), f) = drill_with(&mut lab, true, Proto::Https, V2);
+        https_graceful.push(outage);
+        let failed = failed_polls(&f);
+        assert_eq!(failed.len() as u64, num(&f, "failed", ""), "{failed:?}");
+        for (t, why) in &failed {
+            assert!(
+                !why.starts_with("connect:") && !why.contains("closed before a response"),
+                "graceful https: a poll failed because of the stop at {t}: {why}"
+            );
+        }
+        assert!(failed.len() <= 1, "graceful https: {failed:?}");
+        failures.extend(failed);
+    }
+    println!(
+        "FIGURES https: hard {https_hard} ms, graceful x3 {https_graceful:?} ms, failed polls {failures:?}"
+    );
     println!(
         "FIGURES hard {hard} ms (bound {HARD_BOUND_MS}), failback {hard_back} ms; graceful {graceful} ms (bound {GRACEFUL_BOUND_MS}), failback {graceful_back} ms"
     );
@@ -403,7 +642,7 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
     if !require_root(test) {
         return;
     }
-    for tool in ["nginx", "rsyslogd", "tcpdump", "curl"] {
+    for tool in ["nginx", "rsyslogd", "tcpdump", "curl", "openssl"] {
         let in_sbin = ["/usr/sbin", "/sbin"]
             .iter()
             .any(|d| Path::new(d).join(tool).is_file());
@@ -429,6 +668,7 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
     );
     let (ok, status) = lab.run(&["status"], Duration::from_secs(30));
     assert!(ok && status.contains("MASTER: lb1\n"), "{status}");
+    check_passthrough(&name);
 
     let bounds = Bounds {
         hard: V3_HARD_BOUND_MS,
@@ -444,6 +684,14 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
     );
     println!(
         "FIGURES v3 100ms: hard {hard} ms (bound {V3_HARD_BOUND_MS}), failback {hard_back} ms; graceful {graceful} ms (bound {V3_GRACEFUL_BOUND_MS}), failback {graceful_back} ms"
+    );
+    // A long-lived TCP connection through the tcp frontend across a hard failover: it breaks
+    // with the MASTER, and a new connection succeeds as soon as lb2 is MASTER.
+    let ((tcp_hard, tcp_back), f) = drill_with(&mut lab, false, Proto::Tcp, bounds);
+    println!(
+        "FIGURES v3 tcp: hard {tcp_hard} ms, stream broke at +{} ms, new connection at +{} ms, failback {tcp_back} ms",
+        field(&f, "stream_broke_ms"),
+        field(&f, "new_connection_ms")
     );
     let (ok, text) = lab.run(&["down"], Duration::from_secs(60));
     assert!(ok, "{text}");
