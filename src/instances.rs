@@ -124,17 +124,17 @@ impl Instances {
                 }
                 continue;
             }
-            if o == n {
-                continue;
-            }
             let Some(r) = self.running.iter().find(|r| r.name() == n.name) else {
-                // It failed to start on an earlier reload: try again.
+                // It failed to start again on an earlier reload: try once more.
                 if let Err(e) = self.start(n.clone(), backend_up()).await {
                     error!("({}) cannot start: {e}", n.name);
                     failed.push(n.name.clone());
                 }
                 continue;
             };
+            if o == n {
+                continue;
+            }
             if let Err(e) = r.reconfigure(n.clone(), backend_up()).await {
                 error!(
                     "reload of {} refused: {e}; it keeps running as it was",
