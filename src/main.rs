@@ -101,12 +101,10 @@ fn main() -> ExitCode {
 fn status(config: Option<&std::path::Path>, json: bool) -> ExitCode {
     let configured = match config {
         None => None,
-        Some(p) => match config::load(p) {
-            Ok(l) => l.config.file.global.control_socket.clone(),
-            Err(rejected) => {
-                for e in &rejected.errors {
-                    eprintln!("error: {e}");
-                }
+        Some(p) => match config::control_socket_of(p) {
+            Ok(socket) => socket,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return ExitCode::from(1);
             }
         },

@@ -172,4 +172,16 @@ fn server_host_names_resolve_at_start_and_again_on_sighup() {
     for _ in 0..5 {
         assert!(answered_by("b")(), "{}", log_text());
     }
+    // `status` reads only the control socket's path from the file: it answers although the
+    // file's server name does not resolve now.
+    let out = run_with_timeout(
+        in_mount_ns(&dir, &[BIN, "status", "-c", &cfg_s]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("names"),
+        "status: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -77,6 +77,20 @@ pub fn load(path: &Path) -> Result<Loaded, Rejected> {
     load_again(path, &resolve::Resolved::new())
 }
 
+/// `global.control_socket` of a file, read without judging the rest: `vrrplb status` must
+/// answer while, say, a server name does not resolve or a certificate is being replaced.
+pub fn control_socket_of(path: &Path) -> Result<Option<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text)
+        .map_err(|e| format!("{}: YAML syntax error: {e}", path.display()))?;
+    Ok(value
+        .get("global")
+        .and_then(|g| g.get("control_socket"))
+        .and_then(|s| s.as_str())
+        .map(str::to_owned))
+}
+
 /// [`load`] for a reload: a server name that does not resolve now keeps its address from
 /// `previous` (the running config's), with a warning, instead of failing the file.
 pub fn load_again(path: &Path, previous: &resolve::Resolved) -> Result<Loaded, Rejected> {
