@@ -14,6 +14,12 @@ use vrrp::instance::{Instance, InstanceOptions};
 use vrrp::sync_group::{SyncGroup, SyncGroupConfig};
 use vrrp::InstanceConfig;
 
+/// A sync group whose state changes also go to the notify_fifo (`GROUP` lines).
+fn new_group(cfg: SyncGroupConfig, fifo: &Option<Arc<FifoSink>>) -> Arc<SyncGroup> {
+    let events = fifo.clone().map(|f| f as Arc<dyn vrrp::stats::StateSink>);
+    SyncGroup::with_events(cfg, events)
+}
+
 /// The number of UP servers per backend, for `track_backends`.
 pub type BackendUp = HashMap<String, watch::Receiver<usize>>;
 
@@ -35,12 +41,17 @@ impl Instances {
         fifo: Option<Arc<FifoSink>>,
         groups: &[SyncGroupConfig],
     ) -> Instances {
+        let groups = groups
+            .iter()
+            .cloned()
+            .map(|g| new_group(g, &fifo))
+            .collect();
         Instances {
             engine,
             gate_table,
             masters,
             fifo,
-            groups: groups.iter().cloned().map(SyncGroup::new).collect(),
+            groups,
             running: Vec::new(),
         }
     }
@@ -169,9 +180,9 @@ impl Instances {
                         n.members.join(", ")
                     );
                     changed.push(n.name.clone());
-                    SyncGroup::new(n.clone())
+                    new_group(n.clone(), &self.fifo)
                 }
-                _ => SyncGroup::new(n.clone()),
+                _ => new_group(n.clone(), &self.fifo),
             };
             groups.push(group);
         }

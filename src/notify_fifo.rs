@@ -1,6 +1,6 @@
-//! keepalived's global `notify_fifo`: one line per instance state or priority change, in
-//! order, in keepalived's format (`INSTANCE "VI_1" MASTER 101`), for consumers written for
-//! keepalived. The engine hands lines to a bounded queue and never waits: a full queue, a
+//! keepalived's global `notify_fifo`: one line per instance state or priority change and per
+//! sync group state change, in order, in keepalived's format (`INSTANCE "VI_1" MASTER 101`,
+//! `GROUP "G1" MASTER 0`), for consumers written for keepalived. The engine hands lines to a bounded queue and never waits: a full queue, a
 //! FIFO without a reader or a full pipe drops the line, and drops are counted and logged.
 
 use std::io::Write as _;
@@ -35,11 +35,26 @@ pub fn line(instance: &str, state: State, priority: u8) -> String {
     format!("INSTANCE \"{instance}\" {} {priority}\n", word(state))
 }
 
-impl StateSink for FifoSink {
-    fn changed(&self, instance: &str, state: State, priority: u8) {
-        if self.tx.try_send(line(instance, state, priority)).is_err() {
+/// keepalived writes a group's lines with priority 0.
+pub fn group_line(group: &str, state: State) -> String {
+    format!("GROUP \"{group}\" {} 0\n", word(state))
+}
+
+impl FifoSink {
+    fn send(&self, line: String) {
+        if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+impl StateSink for FifoSink {
+    fn changed(&self, instance: &str, state: State, priority: u8) {
+        self.send(line(instance, state, priority));
+    }
+
+    fn group_changed(&self, group: &str, state: State) {
+        self.send(group_line(group, state));
     }
 }
 
@@ -115,5 +130,7 @@ mod tests {
             line("VI_1", State::Initialize, 0),
             "INSTANCE \"VI_1\" STOP 0\n"
         );
+        assert_eq!(group_line("G1", State::Fault), "GROUP \"G1\" FAULT 0\n");
+        assert_eq!(group_line("G1", State::Initialize), "GROUP \"G1\" STOP 0\n");
     }
 }

@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{pair_config, start, VIP};
-use std::io::{BufRead, BufReader, Write};
+use common::{pair_config, read_fifo, start, VIP};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -160,29 +160,6 @@ fn systemd_ready_reload_stop_and_watchdog_stops_when_the_engine_wedges() {
         messages(&seen)
     );
     let _ = h.wait_exit(pid, Duration::from_secs(10));
-}
-
-/// Lines read from a FIFO by a reader thread.
-fn read_fifo(path: std::path::PathBuf) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l2 = lines.clone();
-    std::thread::spawn(move || {
-        // Opening for reading blocks until a writer opens; reopen after each writer leaves.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            let Ok(f) = std::fs::File::open(&path) else {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            };
-            for line in BufReader::new(f).lines() {
-                match line {
-                    Ok(l) => l2.lock().unwrap_or_else(|e| e.into_inner()).push(l),
-                    Err(_) => break,
-                }
-            }
-        }
-    });
-    lines
 }
 
 fn scrape(lab: &Lab, host: &str, path: &'static str) -> String {

@@ -1,8 +1,9 @@
 //! `vrrp_sync_groups` end to end (keepalived's `vrrp_sync_group`): two instances of a pair in
 //! one group; when one member on the MASTER box goes to FAULT (its weight-0 script fails),
 //! the other member follows although nothing of its own failed, so the peer takes both VIPs;
-//! when the cause goes, both come back. The group's notify script and keepalived's log line
-//! are checked.
+//! when the cause goes, both come back. The group's notify script, keepalived's log line and
+//! the notify_fifo lines (INSTANCE and GROUP, in keepalived's order, STOP at shutdown) are
+//! checked.
 
 mod common;
 
@@ -30,10 +31,23 @@ fn a_member_in_fault_takes_its_sync_group_with_it_and_back() {
         .expect("chmod");
     }
     let flag = dir.join("fault-flag");
+    // lb1 writes its state changes to a FIFO read by this test.
+    let fifo = dir.join("lb1.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let fifo_lines = read_fifo(fifo.clone());
     let cfg = |node: &str, p: u8| {
         let (n, f) = (notify(node).display().to_string(), flag.display());
+        let fifo_key = if node == "lb1" {
+            format!("\n  notify_fifo: {}", fifo.display())
+        } else {
+            String::new()
+        };
         [
-            format!("global:\n  node: {node}\n  log: {{ target: stderr }}\n  vrrp_realtime_priority: 50"),
+            format!("global:\n  node: {node}\n  log: {{ target: stderr }}\n  vrrp_realtime_priority: 50{fifo_key}"),
             format!("vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test ! -e {f}-{node}\"\n    interval: 1\n    weight: 0\n    rise: 1\n    fall: 1"),
             "vrrp_instances:".to_owned(),
             format!("  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
@@ -104,5 +118,71 @@ fn a_member_in_fault_takes_its_sync_group_with_it_and_back() {
             >= 2),
         "group notify: {}",
         notified()
+    );
+
+    // An orderly stop: every member STOPs, then the group.
+    lab.host("lb1").signal(n1.pid, libc::SIGTERM);
+    assert!(lab
+        .host("lb1")
+        .wait_exit(n1.pid, Duration::from_secs(10))
+        .is_some());
+    let fifo_text = || fifo_lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        wait_until(Duration::from_secs(3), || fifo_text()
+            .last()
+            .is_some_and(|l| l == "GROUP \"G1\" STOP 0")),
+        "notify_fifo: {:?}",
+        fifo_text()
+    );
+    let got = fifo_text();
+    println!("notify_fifo lines of lb1: {got:?}");
+    // Each GROUP line comes after the INSTANCE lines that made it (members in any order).
+    let steps: [(&str, &[&str]); 5] = [
+        (
+            "GROUP \"G1\" MASTER 0",
+            &[
+                "INSTANCE \"VI_1\" MASTER 101",
+                "INSTANCE \"VI_2\" MASTER 101",
+            ],
+        ),
+        // VI_1's own FAULT makes the group's, which then takes VI_2.
+        ("GROUP \"G1\" FAULT 0", &["INSTANCE \"VI_1\" FAULT 101"]),
+        (
+            "GROUP \"G1\" BACKUP 0",
+            &[
+                "INSTANCE \"VI_2\" FAULT 101",
+                "INSTANCE \"VI_1\" BACKUP 101",
+            ],
+        ),
+        (
+            "GROUP \"G1\" MASTER 0",
+            &[
+                "INSTANCE \"VI_1\" MASTER 101",
+                "INSTANCE \"VI_2\" MASTER 101",
+            ],
+        ),
+        (
+            "GROUP \"G1\" STOP 0",
+            &["INSTANCE \"VI_1\" STOP 101", "INSTANCE \"VI_2\" STOP 101"],
+        ),
+    ];
+    let mut at = 0;
+    for (group, members) in steps {
+        let Some(i) = got[at..].iter().position(|l| l == group) else {
+            panic!("no {group:?} after line {at} in {got:#?}");
+        };
+        for m in members {
+            assert!(
+                got[at..at + i].iter().any(|l| l == m),
+                "{m:?} not between line {at} and {group:?} in {got:#?}"
+            );
+        }
+        at += i + 1;
+    }
+    assert_eq!(at, got.len(), "GROUP STOP is the last line");
+    let groups: Vec<&String> = got.iter().filter(|l| l.starts_with("GROUP")).collect();
+    assert!(
+        groups.windows(2).all(|w| w[0] != w[1]),
+        "a GROUP line repeated: {groups:?}"
     );
 }

@@ -366,3 +366,26 @@ impl Drop for RawSocket {
         }
     }
 }
+
+/// Lines read from a FIFO by a reader thread.
+pub fn read_fifo(path: std::path::PathBuf) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l2 = lines.clone();
+    std::thread::spawn(move || {
+        // Opening for reading blocks until a writer opens; reopen after each writer leaves.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let Ok(f) = std::fs::File::open(&path) else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            for line in BufReader::new(f).lines() {
+                match line {
+                    Ok(l) => l2.lock().unwrap_or_else(|e| e.into_inner()).push(l),
+                    Err(_) => break,
+                }
+            }
+        }
+    });
+    lines
+}

@@ -128,8 +128,11 @@ impl InstanceStats {
     }
 }
 
-/// Receives every state and priority change of an instance, in order (notify_fifo). Must
-/// return at once: it is called from the engine's loop.
+/// Receives every state and priority change of an instance, and every state change of a
+/// sync group, in order (notify_fifo). Must return at once: it is called from the engine's
+/// loop.
 pub trait StateSink: Send + Sync + 'static {
     fn changed(&self, instance: &str, state: State, priority: u8);
+    /// A sync group's new state (`Initialize` = every member stopped).
+    fn group_changed(&self, _group: &str, _state: State) {}
 }

@@ -3,7 +3,9 @@
 //! tracker on the group, [`crate::machine::TrackerKind::SyncGroup`]), and they come back when
 //! no member is in FAULT of its own any more. Members forced by the group do not count, or
 //! the group could never leave FAULT. The group's notify scripts run when its state changes
-//! (FAULT when a member is, MASTER when all are, BACKUP otherwise).
+//! (FAULT when a member is, MASTER when all are, BACKUP otherwise), and the state sink
+//! (notify_fifo) hears of it after the member's own change, with STOP once every member
+//! stopped (keepalived's order at shutdown).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use tracing::info;
 use crate::config::NotifyScripts;
 use crate::machine::State;
 use crate::notify::{Notifier, NotifyState};
+use crate::stats::StateSink;
 
 /// The configuration of one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +41,16 @@ pub struct SyncGroup {
     changed: watch::Sender<u64>,
     /// A reload may replace the group's notify scripts in place.
     notifier: Mutex<Notifier>,
+    events: Option<Arc<dyn StateSink>>,
 }
 
 impl SyncGroup {
     pub fn new(cfg: SyncGroupConfig) -> Arc<SyncGroup> {
+        SyncGroup::with_events(cfg, None)
+    }
+
+    /// A group whose state changes also go to `events` (notify_fifo's `GROUP` lines).
+    pub fn with_events(cfg: SyncGroupConfig, events: Option<Arc<dyn StateSink>>) -> Arc<SyncGroup> {
         let notifier = Notifier::for_group(cfg.name.clone(), cfg.notify.clone());
         Arc::new(SyncGroup {
             cfg,
@@ -49,6 +58,7 @@ impl SyncGroup {
             group_state: Mutex::new(None),
             changed: watch::channel(0).0,
             notifier: Mutex::new(notifier),
+            events,
         })
     }
 
@@ -76,7 +86,11 @@ impl SyncGroup {
             let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
             let old = members.insert(instance.to_owned(), member);
             let all = self.cfg.members.len();
-            let group = if members.values().any(|m| m.state == State::Fault) {
+            let stopped =
+                members.len() == all && members.values().all(|m| m.state == State::Initialize);
+            let group = if stopped {
+                Some(NotifyState::Stop)
+            } else if members.values().any(|m| m.state == State::Fault) {
                 Some(NotifyState::Fault)
             } else if members.len() == all && members.values().all(|m| m.state == State::Master) {
                 Some(NotifyState::Master)
@@ -101,19 +115,34 @@ impl SyncGroup {
 
     fn set_group_state(&self, group: Option<NotifyState>) {
         let mut current = self.group_state.lock().unwrap_or_else(|e| e.into_inner());
-        if group.is_none() || *current == group {
+        let Some(state) = group else {
+            return;
+        };
+        // Members start in INIT too: STOP only ends a group that had a state.
+        if *current == group || (state == NotifyState::Stop && current.is_none()) {
             return;
         }
         *current = group;
-        if let Some(state) = group {
-            info!(
-                "VRRP_Group({}) Entering {} STATE",
-                self.cfg.name,
-                state.as_str()
-            );
-            let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
-            drop(notifier.notify(state, 0));
+        if let Some(sink) = &self.events {
+            let as_instance = match state {
+                NotifyState::Master => State::Master,
+                NotifyState::Backup => State::Backup,
+                NotifyState::Fault => State::Fault,
+                NotifyState::Stop => State::Initialize,
+            };
+            sink.group_changed(&self.cfg.name, as_instance);
         }
+        if state == NotifyState::Stop {
+            // The daemon is stopping its members: the group's scripts are not started then.
+            return;
+        }
+        info!(
+            "VRRP_Group({}) Entering {} STATE",
+            self.cfg.name,
+            state.as_str()
+        );
+        let notifier = self.notifier.lock().unwrap_or_else(|e| e.into_inner());
+        drop(notifier.notify(state, 0));
     }
 
     /// A reload changed only the group's notify scripts: the next group transition runs
@@ -165,5 +194,55 @@ mod tests {
         g.report("VI_2", State::Fault, false);
         assert_eq!(g.faulty_other("VI_1").as_deref(), Some("VI_2"));
         assert!(!g.contains("VI_3") && g.contains("VI_2"));
+    }
+
+    /// Records what a notify_fifo would get.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl StateSink for Seen {
+        fn changed(&self, instance: &str, state: State, priority: u8) {
+            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            v.push(format!("INSTANCE {instance} {state:?} {priority}"));
+        }
+        fn group_changed(&self, group: &str, state: State) {
+            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            v.push(format!("GROUP {group} {state:?}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn group_changes_reach_the_sink_once_each_and_stop_only_after_a_state() {
+        let seen = Arc::new(Seen::default());
+        let g = SyncGroup::with_events(
+            SyncGroupConfig {
+                name: "G1".into(),
+                members: vec!["VI_1".into(), "VI_2".into()],
+                notify: NotifyScripts::default(),
+            },
+            Some(seen.clone()),
+        );
+        // Both members start in INIT: no STOP for a group that never had a state.
+        g.report("VI_1", State::Initialize, false);
+        g.report("VI_2", State::Initialize, false);
+        g.report("VI_1", State::Backup, false);
+        g.report("VI_2", State::Backup, false);
+        g.report("VI_1", State::Master, false);
+        g.report("VI_2", State::Master, false);
+        g.report("VI_2", State::Master, false);
+        g.report("VI_1", State::Fault, false);
+        g.report("VI_2", State::Fault, true);
+        g.report("VI_1", State::Initialize, false);
+        g.report("VI_2", State::Initialize, false);
+        let got = seen.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(
+            got,
+            [
+                "GROUP G1 Backup",
+                "GROUP G1 Master",
+                "GROUP G1 Fault",
+                "GROUP G1 Initialize"
+            ]
+        );
     }
 }
