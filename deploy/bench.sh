@@ -27,9 +27,25 @@
 #     outage after SIGKILL + link down of the master, on failback (the master returns and
 #     preempts), after a graceful stop (SIGTERM) of the master.
 #  3. idle: RSS and CPU of the master box over an idle period: vrrplb vs keepalived + HAProxy.
+#  4. tls: TLS termination against HAProxy 2.6 `bind ssl crt` (OpenSSL 3.0), same certificate,
+#     TLS 1.2 + 1.3, ALPN h2,http/1.1: keep-alive small responses (wrk https -c32), full
+#     handshakes with a new connection per request for an ECDSA P-256 and an RSA 2048
+#     certificate (parallel python3 ssl clients that never offer a session), resumed handshakes
+#     (wrk https with Connection: close: wrk resumes its session), HTTP/2 (h2load -c8 -m32),
+#     and the RSS of the balancer holding 1000 idle TLS connections (a python3 ssl client).
+#  5. tcp: `mode: tcp` against HAProxy `mode tcp`: 100 KB and 1 MB responses through the
+#     tunnel (wrk keep-alive; CPU s per GB), new TCP connections per second (Connection: close),
+#     TLS pass-through by SNI to nginx serving TLS itself (full handshakes/s, python3 ssl).
+#  6. scrape: 2 frontends, 4 backends, 100 servers: CPU of one scrape of /metrics and of the
+#     stats page (HAProxy: its Prometheus exporter and stats page), and the keep-alive shape with
+#     a scraper fetching /metrics every second against the same run without, alternating.
+#  7. callgrind: instructions per proxied request of vrrplb under `valgrind --tool=callgrind`,
+#     plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1), which
+#     cancels start-up, the TLS handshake and shutdown. vrrplb only.
 #
 # Options:
-#   --quick            2-3 s per wrk shape, 1 round, 1 failover repetition, 5 s idle
+#   --quick            3 s per load shape, 1 round, 1 failover repetition, 5 s idle, 300 idle
+#                      TLS connections, few requests under callgrind
 #   --rounds N         proxy rounds per shape (default 3)
 #   --duration S       seconds per wrk measurement (default 10; warm-up 2 s before each)
 #   --reps N           failover repetitions per implementation (default 3)
@@ -40,7 +56,8 @@
 #                      for a full run, none for --quick
 #   --no-out           write no results file
 #   --no-install       do not apt-get install (fail if a tool is missing)
-#   --only LIST        comma-separated parts to run: proxy,failover,idle (default all)
+#   --only LIST        comma-separated parts to run: proxy,tls,tcp,scrape,callgrind,failover,
+#                      idle (default all)
 #   --perf DIR         after the measurements, profile vrrplb on the keep-alive shape with
 #                      `perf record -g` (needs linux-perf) and leave perf.data + report in DIR
 set -euo pipefail
@@ -90,10 +107,11 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 QUICK=0 ROUNDS=3 DURATION=10 WARM=2 REPS=3 IDLE=30 NAME=vb$$ BIN=${VRRPLB_BIN:-} OUT=
-OUT_SET=0 INSTALL=1 ONLY=proxy,failover,idle PERF_DIR=
+OUT_SET=0 INSTALL=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle PERF_DIR=
+IDLE_TLS=1000 CG_N1=1000 CG_N2=6000
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1 ROUNDS=1 DURATION=3 WARM=1 REPS=1 IDLE=5 ;;
+        --quick) QUICK=1 ROUNDS=1 DURATION=3 WARM=1 REPS=1 IDLE=5 IDLE_TLS=300 CG_N1=50 CG_N2=250 ;;
         --rounds) ROUNDS=$2 && shift ;;
         --duration) DURATION=$2 && shift ;;
         --reps) REPS=$2 && shift ;;
@@ -124,20 +142,26 @@ part() { [[ ,$ONLY, == *,$1,* ]]; }
 
 # --- packages ---------------------------------------------------------------------------------
 if [ $INSTALL = 1 ]; then
-    say "== apt-get update + install haproxy keepalived nginx-light wrk iproute2 curl"
+    say "== apt-get update + install haproxy keepalived nginx-light wrk iproute2 curl openssl python3 nghttp2-client valgrind"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends haproxy keepalived nginx-light wrk iproute2 \
-        curl procps util-linux coreutils >/dev/null
+        curl procps util-linux coreutils openssl python3 nghttp2-client valgrind >/dev/null
     # The distribution daemons must not run on their own on the host.
     for svc in keepalived haproxy nginx; do
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
     done
 fi
-for tool in ip haproxy keepalived nginx wrk curl taskset timeout awk; do
+need=(ip haproxy keepalived nginx wrk curl taskset timeout awk)
+! part tls || need+=(openssl python3 h2load)
+! part tcp || need+=(openssl)
+! part callgrind || need+=(openssl valgrind h2load)
+for tool in "${need[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
         die "$tool is missing (run without --no-install, or install it)"
 done
+# 1000 idle TLS connections and 32-connection loads need more than the usual 1024 descriptors.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export PATH=$PATH:/usr/sbin:/sbin
 
 # --- the binary -------------------------------------------------------------------------------
@@ -336,7 +360,8 @@ start_web() {
     mkdir -p "$d/tmp" "$d/www"
     chmod 755 "$d" "$d/www"
     head -c 102400 /dev/zero | tr '\0' 'x' >"$d/www/100k"
-    chmod 644 "$d/www/100k"
+    head -c 1048576 /dev/zero | tr '\0' 'x' >"$d/www/1m"
+    chmod 644 "$d/www/100k" "$d/www/1m"
     cat >"$d/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -361,10 +386,39 @@ http {
         root $d/www;
         location = / { return 200 "$w\n"; }
         location = /100k { }
+        location = /1m { }
+    }
+    # TLS of its own, for the pass-through shape (the balancer never decrypts)
+    server {
+        listen ${ADDR[$w]}:443 ssl backlog=4096;
+        ssl_certificate $WORK/tls/ecdsa.crt;
+        ssl_certificate_key $WORK/tls/ecdsa.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $d/www;
+        location = / { return 200 "$w\n"; }
     }
 }
 EOF
     spawn "nginx-$w" "$w" "$LOAD_CPU" "$d/nginx.out" nginx -p "$d" -e "$d/error.log" -c "$d/nginx.conf"
+}
+
+# --- certificates -----------------------------------------------------------------------------
+# make_certs: self-signed ECDSA P-256 and RSA 2048 certificates for bench.test and lb1's address,
+# as .crt + .key (nginx) and one PEM with both (vrrplb and HAProxy `crt`), in $WORK/tls
+make_certs() {
+    local d=$WORK/tls k
+    mkdir -p "$d"
+    chmod 755 "$d"
+    for k in ecdsa rsa; do
+        local algo=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1)
+        [ $k = ecdsa ] || algo=(-newkey rsa:2048)
+        openssl req -x509 "${algo[@]}" -nodes -days 30 -subj "/CN=bench.test" \
+            -addext "subjectAltName=DNS:bench.test,IP:${ADDR[lb1]}" \
+            -keyout "$d/$k.key" -out "$d/$k.crt" >/dev/null 2>&1 ||
+            die "openssl could not make the $k certificate"
+        cat "$d/$k.crt" "$d/$k.key" >"$d/$k.pem"
+        chmod 644 "$d/$k".*
+    done
 }
 
 # --- configs ----------------------------------------------------------------------------------
@@ -395,49 +449,257 @@ frontends:
     timeouts: { client: 50s, http_request: 10s }
     default_backend: web
 backends:
-  - name: web
+EOF
+    vrrplb_web_backend web 80 "$HC_VRRPLB"
+}
+
+# vrrplb_web_backend NAME PORT HEALTH_CHECK [MODE]: web1 and web2 on PORT (one list item;
+# no health check when HEALTH_CHECK is empty)
+vrrplb_web_backend() {
+    cat <<EOF
+  - name: $1${4:+
+    mode: $4}
     balance: roundrobin
     servers:
-      - { name: web1, address: "${ADDR[web1]}:80" }
-      - { name: web2, address: "${ADDR[web2]}:80" }
-    health_check: $HC_VRRPLB
+      - { name: web1, address: "${ADDR[web1]}:$2" }
+      - { name: web2, address: "${ADDR[web2]}:$2" }${3:+
+    health_check: $3}
     retries: 3
     redispatch: true
     timeouts: { connect: 5s, server: 50s, queue: 5s }
 EOF
 }
 
+# vrrplb_head NAME: the global section of a single-balancer config
+vrrplb_head() {
+    cat <<EOF
+global:
+  node: bench
+  control_socket: $WORK/$1.sock
+  log: { target: stderr, level: warn, access_log: false }
+EOF
+}
+
+# vrrplb_tls_conf FILE ecdsa|rsa [HEALTH_CHECK]: TLS termination on lb1:443 (TLS 1.2 + 1.3,
+# ALPN h2 + http/1.1), HTTP/1.1 to the same backends as the plain proxy
+vrrplb_tls_conf() {
+    {
+        vrrplb_head "vrrplb-tls-$2"
+        cat <<EOF
+frontends:
+  - name: www-tls
+    bind: ["${ADDR[lb1]}:443"]
+    tls:
+      certificates: ["$WORK/tls/$2.pem"]
+      min_version: "1.2"
+      alpn: [h2, "http/1.1"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+backends:
+EOF
+        vrrplb_web_backend web 80 "${3-$HC_VRRPLB}"
+    } >"$1"
+}
+
+# vrrplb_tcp_conf FILE: mode tcp on lb1:80 (to the servers' :80) and TLS pass-through by SNI
+# on lb1:443 (bench.test to the servers' own TLS on :443)
+vrrplb_tcp_conf() {
+    local hc='{ kind: tcp, interval: 2s, timeout: 1s, rise: 2, fall: 3 }'
+    {
+        vrrplb_head vrrplb-tcp
+        cat <<EOF
+frontends:
+  - name: tcp80
+    mode: tcp
+    bind: ["${ADDR[lb1]}:80"]
+    timeouts: { client: 50s }
+    default_backend: web-tcp
+  - name: tls-pass
+    mode: tcp
+    bind: ["${ADDR[lb1]}:443"]
+    timeouts: { client: 50s }
+    routes:
+      - match: { sni: bench.test }
+        backend: web-tls
+    default_backend: web-tcp
+backends:
+EOF
+        vrrplb_web_backend web-tcp 80 "$hc" tcp
+        vrrplb_web_backend web-tls 443 "$hc" tcp
+    } >"$1"
+}
+
+STATS_AUTH=admin:bench
+# vrrplb_stats_conf FILE: the proxy config grown to 2 frontends, 4 backends and 100 servers
+# (HTTP checks every 2 s), with the stats listener on lb1:8404
+vrrplb_stats_conf() {
+    local b i
+    {
+        vrrplb_head vrrplb-stats
+        cat <<EOF
+  stats:
+    bind: "${ADDR[lb1]}:8404"
+    uri: /stats
+    refresh: 10s
+    show_node: true
+    auth: { user: ${STATS_AUTH%%:*}, password: "${STATS_AUTH#*:}" }
+frontends:
+  - name: www
+    bind: ["${ADDR[lb1]}:80"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+  - name: www2
+    bind: ["${ADDR[lb1]}:8080"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    routes:
+      - match: { path_prefix: /b3/ }
+        backend: b3
+      - match: { path_prefix: /b4/ }
+        backend: b4
+    default_backend: b2
+backends:
+EOF
+        for b in web b2 b3 b4; do
+            cat <<EOF
+  - name: $b
+    balance: roundrobin
+    health_check: $HC_VRRPLB
+    retries: 3
+    redispatch: true
+    timeouts: { connect: 5s, server: 50s, queue: 5s }
+    servers:
+EOF
+            for ((i = 1; i <= 25; i++)); do
+                printf '      - { name: %s-s%02d, address: "%s:80" }\n' "$b" "$i" "${ADDR[web$((i % 2 + 1))]}"
+            done
+        done
+    } >"$1"
+}
+
 # haproxy_conf FILE BIND: HAProxy doing what vrrplb does above. vrrplb's forwarded_for also sets
 # X-Forwarded-Proto and X-Forwarded-Host, so HAProxy is given the same work.
 haproxy_conf() {
-    cat >"$1" <<EOF
+    {
+        haproxy_head "$1" http
+        haproxy_www_frontend www "$2:80" http
+        haproxy_web_backend web 80
+    } >"$1"
+}
+
+# haproxy_head FILE http|tcp: global + defaults. HAProxy's defaults, one thread (the balancer
+# gets one CPU), `tune.ssl.default-dh-param 2048` as recommended for TLS.
+haproxy_head() {
+    cat <<EOF
 global
     maxconn 4096
+    nbthread 1
+    tune.ssl.default-dh-param 2048
 ${BENCH_HAPROXY_GLOBAL:-}
     pidfile $1.pid
     stats socket $1.sock mode 600
 defaults
-    mode http
+    mode $2
     timeout connect 5s
     timeout client 50s
     timeout server 50s
-    timeout http-request 10s
     timeout queue 5s
-    option http-keep-alive
-    option forwardfor
     retries 3
     option redispatch
-frontend www
-    bind $2:80
-    http-request set-header X-Forwarded-Proto http
-    http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found } !{ req.hdr(x-forwarded-host) -m found }
-    default_backend web
-backend web
-    balance roundrobin
-    option httpchk GET /
-    server web1 ${ADDR[web1]}:80 check inter 2s rise 2 fall 3
-    server web2 ${ADDR[web2]}:80 check inter 2s rise 2 fall 3
 EOF
+    [ "$2" = tcp ] || cat <<EOF
+    timeout http-request 10s
+    option http-keep-alive
+    option forwardfor
+EOF
+}
+
+# haproxy_www_frontend NAME BIND PROTO [BACKEND]: an HTTP frontend setting what vrrplb's
+# forwarded_for sets (PROTO: http or https for X-Forwarded-Proto)
+haproxy_www_frontend() {
+    cat <<EOF
+frontend $1
+    bind $2
+    http-request set-header X-Forwarded-Proto $3
+    http-request set-header X-Forwarded-Host %[req.hdr(host)] if { req.hdr(host) -m found } !{ req.hdr(x-forwarded-host) -m found }
+    default_backend ${4:-web}
+EOF
+}
+
+# haproxy_web_backend NAME PORT [tcp]: web1 and web2 on PORT, checked every 2 s
+haproxy_web_backend() {
+    local chk="option httpchk GET /"
+    [ "${3:-}" != tcp ] || chk="option tcp-check"
+    cat <<EOF
+backend $1
+    balance roundrobin
+    $chk
+    server web1 ${ADDR[web1]}:$2 check inter 2s rise 2 fall 3
+    server web2 ${ADDR[web2]}:$2 check inter 2s rise 2 fall 3
+EOF
+}
+
+# haproxy_tls_conf FILE ecdsa|rsa: `bind ssl crt` with the same PEM, TLS 1.2 + 1.3, same ALPN
+haproxy_tls_conf() {
+    {
+        haproxy_head "$1" http
+        haproxy_www_frontend www-tls \
+            "${ADDR[lb1]}:443 ssl crt $WORK/tls/$2.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2" https
+        haproxy_web_backend web 80
+    } >"$1"
+}
+
+# haproxy_tcp_conf FILE: mode tcp on :80 and SNI pass-through on :443, as vrrplb_tcp_conf
+haproxy_tcp_conf() {
+    {
+        haproxy_head "$1" tcp
+        cat <<EOF
+frontend tcp80
+    bind ${ADDR[lb1]}:80
+    default_backend web-tcp
+frontend tls-pass
+    bind ${ADDR[lb1]}:443
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req_ssl_hello_type 1 }
+    use_backend web-tls if { req_ssl_sni -i bench.test }
+    default_backend web-tcp
+EOF
+        haproxy_web_backend web-tcp 80 tcp
+        haproxy_web_backend web-tls 443 tcp
+    } >"$1"
+}
+
+# haproxy_stats_conf FILE: as vrrplb_stats_conf: 2 frontends, 4 backends of 25 servers, the
+# stats page and the Prometheus exporter on lb1:8404
+haproxy_stats_conf() {
+    local b i
+    {
+        haproxy_head "$1" http
+        cat <<EOF
+frontend stats
+    bind ${ADDR[lb1]}:8404
+    stats enable
+    stats uri /stats
+    stats refresh 10s
+    stats show-node
+    stats auth $STATS_AUTH
+    http-request use-service prometheus-exporter if { path /metrics }
+EOF
+        haproxy_www_frontend www "${ADDR[lb1]}:80" http
+        haproxy_www_frontend www2 "${ADDR[lb1]}:8080" http b2
+        cat <<EOF
+    use_backend b3 if { path_beg /b3/ }
+    use_backend b4 if { path_beg /b4/ }
+EOF
+        for b in web b2 b3 b4; do
+            printf 'backend %s\n    balance roundrobin\n    option httpchk GET /\n' "$b"
+            for ((i = 1; i <= 25; i++)); do
+                printf '    server %s-s%02d %s:80 check inter 2s rise 2 fall 3\n' "$b" "$i" "${ADDR[web$((i % 2 + 1))]}"
+            done
+        done
+    } >"$1"
 }
 
 # vrrplb_pair_conf FILE BOX PRIORITY
@@ -485,57 +747,179 @@ vrrp_instance VI_1 {
 EOF
 }
 
-# --- proxy measurements -----------------------------------------------------------------------
+# --- load measurements (parts proxy, tls, tcp, scrape) ------------------------------------------
 # to_ms VALUE: wrk's "612.00us" / "1.23ms" / "1.01s" in milliseconds
 to_ms() {
     awk -v v="$1" 'BEGIN {
+        if (v == "") { print "-"; exit }
         n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
 
+# A shape: which config the balancer runs (CFG: $WORK/vrrplb-CFG.yaml, $WORK/haproxy-CFG.cfg),
+# what the client asks (URL, on lb1 or, for the nginx ceiling, on web1), with which client
+# (wrk: -c32 keep-alive, wrk-close: Connection: close, handshake: parallel python3 ssl clients,
+# h2load: -c8 -m32), and the response body size (for CPU per GB).
 read -r -a SHAPES <<<"${BENCH_SHAPES:-ka close big}" # (BENCH_SHAPES: a subset, for experiments)
-declare -A SHAPE_PATH=([ka]=/ [close]=/ [big]=/100k)
+TLS_SHAPES=(tka tfull-ecdsa tfull-rsa tresume th2)
+TCP_SHAPES=(cbig c1m cclose cpass)
+declare -A SHAPE_CFG=([ka]=proxy [close]=proxy [big]=proxy
+    [tka]=tls-ecdsa [tfull-ecdsa]=tls-ecdsa [tfull-rsa]=tls-rsa [tresume]=tls-ecdsa [th2]=tls-ecdsa
+    [cbig]=tcp [c1m]=tcp [cclose]=tcp [cpass]=tcp [splain]=stats [sscraped]=stats)
+declare -A SHAPE_URL=([ka]=http://@/ [close]=http://@/ [big]=http://@/100k
+    [tka]=https://@/ [tfull-ecdsa]=@:443 [tfull-rsa]=@:443 [tresume]=https://@/ [th2]=https://@/
+    [cbig]=http://@/100k [c1m]=http://@/1m [cclose]=http://@/ [cpass]=@:443
+    [splain]=http://@/ [sscraped]=http://@/)
+declare -A SHAPE_CLIENT=([ka]=wrk [close]=wrk-close [big]=wrk
+    [tka]=wrk [tfull-ecdsa]=handshake [tfull-rsa]=handshake [tresume]=wrk-close [th2]=h2load
+    [cbig]=wrk [c1m]=wrk [cclose]=wrk-close [cpass]=handshake [splain]=wrk [sscraped]=wrk)
+declare -A SHAPE_BYTES=([big]=102400 [cbig]=102400 [c1m]=1048576)
 declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new connection per request"
-    [big]="100 KB, keep-alive (32 conns)")
+    [big]="100 KB, keep-alive (32 conns)"
+    [tka]="TLS, small, keep-alive (wrk, 32 conns)"
+    [tfull-ecdsa]="TLS full handshake, ECDSA P-256, new connection per request (python3 ssl)"
+    [tfull-rsa]="TLS full handshake, RSA 2048, new connection per request (python3 ssl)"
+    [tresume]="TLS resumed handshake, new connection per request (wrk, Connection: close)"
+    [th2]="HTTP/2 over TLS (h2load -c8 -m32)"
+    [cbig]="tcp mode, 100 KB responses (wrk keep-alive, 32 conns)"
+    [c1m]="tcp mode, 1 MB responses (wrk keep-alive, 32 conns)"
+    [cclose]="tcp mode, new TCP connection per request (small, Connection: close)"
+    [cpass]="tcp mode, TLS pass-through by SNI (python3 ssl, full handshakes with the servers)"
+    [splain]="stats config (100 servers), keep-alive, no scraper"
+    [sscraped]="stats config (100 servers), keep-alive, /metrics scraped every 1 s")
+HS_CLIENTS=4 # parallel handshake clients: the client's own handshakes set the pace
+# The full-handshake client (python3 ssl; `openssl s_time` of OpenSSL 3.0 sends no SNI, and
+# wrk resumes): for SECONDS, connect, handshake (TLS 1.3, no certificate check, no session
+# offered), GET / with Connection: close, read to the end, close. Bounded by its deadline and
+# 5 s per connection.
+HANDSHAKE_PY='
+import socket, ssl, sys, time
+host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["http/1.1"])
+req = b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n"
+n = errors = 0
+lat = []
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    t = time.monotonic()
+    try:
+        with socket.create_connection((host, port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="bench.test") as c:
+                c.sendall(req)
+                data = b""
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    data += b
+        if data.startswith(b"HTTP/1.1 200"):
+            n += 1
+            lat.append((time.monotonic() - t) * 1000)
+        else:
+            errors += 1
+    except (OSError, ssl.SSLError):
+        errors += 1
+print("RESULT", n, errors)
+for x in lat:
+    print("LAT %.3f" % x)
+'
 
-# wrk_run SHAPE URL SECONDS OUTFILE
-wrk_run() {
-    local args=(-t1 -c32 "-d${3}s" --latency)
-    [ "$1" != close ] || args+=(-H "Connection: close")
-    nsx cl taskset -c "$LOAD_CPU" timeout $(($3 + 15)) wrk "${args[@]}" "$2" >"$4" 2>&1
+# client_run CLIENT URL SECONDS OUTFILE: one load run from the client namespace, on LOAD_CPU;
+# prints "requests rate p50_ms p99_ms errors" (a "-" where the client gives no figure)
+client_run() {
+    local client=$1 url=$2 secs=$3 out=$4 i
+    local cl=(nsx cl taskset -c "$LOAD_CPU" timeout $((secs + 15)))
+    case "$client" in
+        wrk | wrk-close)
+            local args=(-t1 -c32 "-d${secs}s" --latency)
+            [ "$client" != wrk-close ] || args+=(-H "Connection: close")
+            "${cl[@]}" wrk "${args[@]}" "$url" >"$out" 2>&1 || true
+            local reqs rps p50 p99 errs non2xx
+            reqs=$(awk '/ requests in /{print $1}' "$out")
+            rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
+            p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+            p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+            errs=$(awk '/Socket errors:/{gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
+            non2xx=$(awk '/Non-2xx/{print $NF}' "$out")
+            [ -n "$reqs" ] && [ -n "$rps" ] || return 1
+            echo "$reqs $rps $p50 $p99 $((${errs:-0} + ${non2xx:-0}))"
+            ;;
+        handshake)
+            # HS_CLIENTS python3 ssl clients in parallel, each a new connection with a full
+            # handshake per request (a session is never offered again), SNI bench.test
+            local pids=()
+            for ((i = 0; i < HS_CLIENTS; i++)); do
+                "${cl[@]}" python3 -c "$HANDSHAKE_PY" "${url%:*}" "${url##*:}" "$secs" >"$out.$i" 2>&1 &
+                pids+=($!)
+            done
+            for i in "${pids[@]}"; do wait "$i" || true; done
+            cat "$out".[0-9] >"$out"
+            # each client: "RESULT n errors" and its latencies (ms), one a line, after "LAT"
+            awk '$1 == "LAT" {print $2}' "$out" | sort -g >"$out.lat"
+            awk -v s="$secs" -v k="$HS_CLIENTS" -v lat="$out.lat" '
+                $1 == "RESULT" { c += $2; e += $3; r++ }
+                END { if (r < k || c == 0) exit 1
+                      while ((getline x < lat) > 0) v[++n] = x
+                      printf "%d %.2f %.3f %.3f %d\n", c, c / s, v[int(n * 0.5) + 1], v[int(n * 0.99) + 1], e }' "$out"
+            ;;
+        h2load)
+            "${cl[@]}" h2load -t1 -c8 -m32 -D "$secs" "$url" >"$out" 2>&1 || true
+            awk '/^finished in/ { gsub(",", ""); rps = $4 }
+                 /^requests:/ { done = $8; bad = $10 + $12 + $14 }
+                 END { if (done == "" || rps == "") exit 1; printf "%d %s - - %d\n", done, rps, bad }' "$out"
+            ;;
+        *) die "unknown client $client" ;;
+    esac
 }
 
 ready() { nsx cl curl -fsS -o /dev/null -m 1 "$1"; }
+# ready_url SHAPE HOST: the URL to wait for before a run (plain or https; a TLS pass-through
+# shape has the servers' certificate, so no verification)
+ready_url() {
+    local u=${SHAPE_URL[$1]/@/$2}
+    [[ $u == *://* ]] || u=https://bench.test/
+    echo "$u"
+}
+ready_k() { nsx cl curl -kfsS -o /dev/null -m 1 --resolve "bench.test:443:${ADDR[lb1]}" "$1"; }
 
-# proxy_run IMPL SHAPE ROUND: one measurement; appends a "proxy" line to RAW
-proxy_run() {
-    local impl=$1 shape=$2 round=$3 role="" pid="" url log out t0 t1 hwm=0 threads=0
-    out=$WORK/wrk-$impl-$shape-$round.txt
-    if [ "$impl" = nginx ]; then
-        url=http://${ADDR[web1]}${SHAPE_PATH[$shape]}
+# bal_start IMPL CFG LOG [CPU]: the balancer under test on lb1 (role bal), pinned to BAL_CPU
+bal_start() {
+    local cpu=${4:-$BAL_CPU}
+    if [ "$1" = vrrplb ]; then
+        spawn bal lb1 "$cpu" "$3" "$BIN" run -c "$WORK/vrrplb-$2.yaml" --log stderr
     else
-        url=http://${ADDR[lb1]}${SHAPE_PATH[$shape]}
+        spawn bal lb1 "$cpu" "$3" haproxy -db -f "$WORK/haproxy-$2.cfg"
+    fi
+}
+
+# load_run KIND IMPL SHAPE ROUND: one measurement; appends a KIND line to RAW:
+#   KIND impl shape round rate p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB
+load_run() {
+    local kind=$1 impl=$2 shape=$3 round=$4 role="" pid="" url log out t0 t1 hwm=0 threads=0
+    local host=${ADDR[lb1]} client=${SHAPE_CLIENT[$3]} res
+    out=$WORK/load-$impl-$shape-$round.txt
+    [ "$impl" != nginx ] || host=${ADDR[web1]}
+    url=${SHAPE_URL[$shape]/@/$host}
+    if [ "$impl" != nginx ]; then
         role=bal
         log=$WORK/$impl-$shape-$round.log
-        if [ "$impl" = vrrplb ]; then
-            spawn bal lb1 "$BAL_CPU" "$log" "$BIN" run -c "$WORK/vrrplb-proxy.yaml" --log stderr
-        else
-            spawn bal lb1 "$BAL_CPU" "$log" haproxy -db -f "$WORK/haproxy-proxy.cfg"
-        fi
+        bal_start "$impl" "${SHAPE_CFG[$shape]}" "$log"
         pid=${PIDOF[bal]}
     fi
-    if ! wait_for 15 ready "$url"; then
-        warn "$impl does not answer on $url: $(tail -n 5 "${log:-/dev/null}" 2>/dev/null | tr '\n' ' ')"
+    if ! wait_for 15 ready_k "$(ready_url "$shape" "$host")"; then
+        warn "$impl does not answer for $shape: $(tail -n 5 "${log:-/dev/null}" 2>/dev/null | tr '\n' ' ')"
         FAILURES=$((FAILURES + 1))
         [ -z "$role" ] || stop "$role"
         return 0
     fi
-    wrk_run "$shape" "$url" "$WARM" "$out.warm" || true
+    client_run "$client" "$url" "$WARM" "$out.warm" >/dev/null || true
+    [ "$shape" != sscraped ] || scraper_start "$((WARM + DURATION + 2))"
     t0=$([ -z "$pid" ] && echo 0 || ticks "$pid")
-    if ! wrk_run "$shape" "$url" "$DURATION" "$out"; then
-        warn "wrk failed against $impl ($shape): $(tail -n 3 "$out" | tr '\n' ' ')"
-    fi
+    res=$(client_run "$client" "$url" "$DURATION" "$out") || res=
     if [ -n "$pid" ]; then
         t1=$(ticks "$pid")
         hwm=$(status_kb "$pid" VmHWM)
@@ -548,24 +932,236 @@ proxy_run() {
     else
         t1=0
     fi
-    local reqs rps p50 p99 errs non2xx cpu1k
-    reqs=$(awk '/ requests in /{print $1}' "$out")
-    rps=$(awk '/^Requests\/sec:/{print $2}' "$out")
-    p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-    errs=$(awk '/Socket errors:/{gsub(",", ""); print $4 + $6 + $8 + $10}' "$out")
-    non2xx=$(awk '/Non-2xx/{print $NF}' "$out")
-    errs=$((${errs:-0} + ${non2xx:-0}))
-    if [ -z "$reqs" ] || [ -z "$rps" ]; then
-        warn "no wrk figures for $impl ($shape): $(head -c 300 "$out")"
+    [ "$shape" != sscraped ] || stop scraper
+    if [ -z "$res" ]; then
+        warn "no $client figures for $impl ($shape): $(head -c 300 "$out" | tr '\n' ' ')"
         FAILURES=$((FAILURES + 1))
         return 0
     fi
+    local reqs rps p50 p99 errs cpu1k cpugb
+    read -r reqs rps p50 p99 errs <<<"$res"
     cpu1k=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.5f", d / hz / n * 1000}')
-    printf 'proxy\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$shape" "$round" \
-        "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs" "$threads" >>"$RAW"
-    printf '   %-7s %-6s round %s: %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu %.4f s/1000  hwm %s kB  errors %s\n' \
+    cpugb=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" -v b="${SHAPE_BYTES[$shape]:-0}" \
+        'BEGIN { if (b == 0) print "-"; else printf "%.3f", d / hz / (n * b / 1e9) }')
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$impl" "$shape" "$round" \
+        "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs" "$threads" "$cpugb" >>"$RAW"
+    printf '   %-7s %-12s round %s: %9.0f req/s  p50 %7s ms  p99 %7s ms  cpu %.4f s/1000  hwm %s kB  errors %s\n' \
         "$impl" "$shape" "$round" "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs"
+}
+
+# scraper_start SECONDS: the client fetches /metrics once a second (role scraper), bounded
+scraper_start() {
+    spawn scraper cl "$LOAD_CPU" /dev/null timeout "$1" bash -c \
+        "while :; do curl -s -o /dev/null -m 2 -u '$STATS_AUTH' 'http://${ADDR[lb1]}:8404/metrics'; sleep 1; done"
+}
+
+# rounds KIND SHAPE...: ROUNDS rounds of every shape, vrrplb and HAProxy (and nginx for the
+# proxy part) in an order swapped every round
+rounds() {
+    local kind=$1 r s impl order
+    shift
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for s in "$@"; do
+            if [ $((r % 2)) = 1 ]; then order=(vrrplb anchor); else order=(anchor vrrplb); fi
+            [ "$kind" != proxy ] || order+=(nginx)
+            for impl in "${order[@]}"; do
+                load_run "$kind" "$([ "$impl" = anchor ] && echo haproxy || echo "$impl")" "$s" "$r"
+            done
+        done
+    done
+    # The table names the HAProxy rows "anchor".
+    sed -i "s/^$kind\thaproxy\t/$kind\tanchor\t/" "$RAW"
+}
+
+# --- idle TLS connections -----------------------------------------------------------------------
+# The client: opens N TLS connections (full handshake, ALPN http/1.1), sends nothing, says
+# HELD, holds them, closes them. Bounded: 60 s to open, 5 s per connection.
+IDLE_TLS_PY='
+import socket, ssl, sys, time
+host, port, n, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["http/1.1"])
+conns, failed, deadline = [], 0, time.monotonic() + 60
+try:
+    while len(conns) + failed < n and time.monotonic() < deadline:
+        try:
+            s = socket.create_connection((host, port), timeout=5)
+            conns.append(ctx.wrap_socket(s, server_hostname="bench.test"))
+        except OSError as e:
+            failed += 1
+            print("failed:", e, file=sys.stderr)
+    print("HELD", len(conns), "failed", failed, flush=True)
+    time.sleep(hold)
+finally:
+    for c in conns:
+        c.close()
+print("DONE", flush=True)
+'
+
+# idle_tls_run IMPL ROUND: RSS of the balancer before and while IDLE_TLS idle TLS connections
+# are open; appends "tlsidle impl - round rss_before_kB rss_held_kB held"
+idle_tls_run() {
+    local impl=$1 round=$2 out=$WORK/idle-tls-$1-$2.txt pid before held n i
+    bal_start "$impl" tls-ecdsa "$WORK/$impl-idle-tls-$round.log"
+    pid=${PIDOF[bal]}
+    if ! wait_for 15 ready_k "https://${ADDR[lb1]}/"; then
+        warn "$impl does not answer on https for the idle TLS measurement"
+        FAILURES=$((FAILURES + 1))
+        stop bal
+        return 0
+    fi
+    sleep 1
+    before=$(status_kb "$pid" VmRSS)
+    spawn idleclient cl "$LOAD_CPU" "$out" python3 -c "$IDLE_TLS_PY" "${ADDR[lb1]}" 443 "$IDLE_TLS" 5
+    for ((i = 0; i < 700; i++)); do
+        grep -q '^HELD' "$out" 2>/dev/null && break
+        alive idleclient || break
+        sleep 0.1
+    done
+    sleep 1 # the last handshakes' buffers settle
+    held=$(status_kb "$pid" VmRSS)
+    n=$(awk '/^HELD/{print $2}' "$out")
+    for ((i = 0; i < 150; i++)); do
+        alive idleclient || break
+        sleep 0.1
+    done
+    stop idleclient
+    stop bal
+    if [ -z "$n" ] || [ "$n" -lt "$IDLE_TLS" ]; then
+        warn "$impl: the idle TLS client held ${n:-no} connections of $IDLE_TLS: $(head -c 300 "$out" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        return 0
+    fi
+    printf 'tlsidle\t%s\t-\t%s\t%s\t%s\t%s\n' "$impl" "$round" "$before" "$held" "$n" >>"$RAW"
+    printf '   %-7s %s idle TLS connections: RSS %s kB before, %s kB while held\n' "$impl" "$n" "$before" "$held"
+}
+
+# --- scrape cost ----------------------------------------------------------------------------------
+# scrape_run IMPL ROUND: CPU of one scrape of /metrics and of the stats page, from the
+# balancer's on-CPU time over K scrapes on one keep-alive connection, less its background rate
+# (health checks of 100 servers) measured just before; appends "scrape impl metrics|page
+# round cpu_ms bytes"
+scrape_run() {
+    local impl=$1 round=$2 pid what path k=$((QUICK == 1 ? 50 : 300)) i cfgf
+    bal_start "$impl" stats "$WORK/$impl-scrape-$round.log"
+    pid=${PIDOF[bal]}
+    if ! wait_for 15 nsx cl curl -fsS -o /dev/null -m 1 -u "$STATS_AUTH" "http://${ADDR[lb1]}:8404/metrics"; then
+        warn "$impl does not answer on its stats listener"
+        FAILURES=$((FAILURES + 1))
+        stop bal
+        return 0
+    fi
+    sleep $((QUICK == 1 ? 2 : 5)) # the first checks of every server done
+    for what in metrics page; do
+        path=/metrics
+        [ $what = metrics ] || path=/stats
+        cfgf=$WORK/scrape-$impl-$what.curl
+        : >"$cfgf"
+        for ((i = 0; i < k; i++)); do
+            printf 'url = "http://%s:8404%s"\noutput = "/dev/null"\n' "${ADDR[lb1]}" "$path" >>"$cfgf"
+        done
+        local bytes a b c ta tb tc
+        bytes=$(nsx cl curl -fsS -u "$STATS_AUTH" "http://${ADDR[lb1]}:8404$path" | wc -c)
+        ta=$(date +%s%N) a=$(oncpu_ns "$pid")
+        sleep $((QUICK == 1 ? 1 : 3))
+        tb=$(date +%s%N) b=$(oncpu_ns "$pid")
+        nsx cl taskset -c "$LOAD_CPU" timeout 60 curl -fsS -u "$STATS_AUTH" -K "$cfgf" ||
+            warn "$impl: a scrape of $path failed"
+        tc=$(date +%s%N) c=$(oncpu_ns "$pid")
+        local ms
+        ms=$(awk -v bg=$((b - a)) -v bgt=$((tb - ta)) -v d=$((c - b)) -v t=$((tc - tb)) -v k="$k" \
+            'BEGIN { printf "%.4f", (d - bg * t / bgt) / k / 1e6 }')
+        printf 'scrape\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$what" "$round" "$ms" "$bytes" >>"$RAW"
+        printf '   %-7s scrape of %-8s (%s bytes): %s ms of CPU (%s scrapes)\n' "$impl" "$path" "$bytes" "$ms" "$k"
+    done
+    stop bal
+}
+
+# --- callgrind ----------------------------------------------------------------------------------
+# vrrplb_cg_conf FILE: the plain frontend of the proxy part and the TLS one (ECDSA) in one
+# process, without health checks (their cost grows with time, not with requests)
+vrrplb_cg_conf() {
+    {
+        vrrplb_head vrrplb-cg
+        cat <<EOF
+frontends:
+  - name: www
+    bind: ["${ADDR[lb1]}:80"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+  - name: www-tls
+    bind: ["${ADDR[lb1]}:443"]
+    tls:
+      certificates: ["$WORK/tls/ecdsa.pem"]
+      min_version: "1.2"
+      alpn: [h2, "http/1.1"]
+    forwarded_for: true
+    timeouts: { client: 50s, http_request: 10s }
+    default_backend: web
+backends:
+EOF
+        vrrplb_web_backend web 80 ""
+    } >"$1"
+}
+
+# cg_phase PID OUT URL N: zero the counters, N keep-alive requests on one new connection
+# (h2load --h1 -c1), dump; sets CG_IR to the instructions (Ir) of the phase
+cg_phase() {
+    local pid=$1 out=$2 url=$3 n=$4 before ok
+    CG_IR=
+    callgrind_control -z "$pid" >/dev/null 2>&1 || return 1
+    nsx cl taskset -c "$LOAD_CPU" timeout 300 h2load --h1 -t1 -c1 -n "$n" "$url" >"$out.h2load" 2>&1 || true
+    ok=$(awk '/^requests:/ {print $8}' "$out.h2load")
+    if [ "${ok:-0}" != "$n" ]; then
+        warn "h2load under callgrind: ${ok:-no} of $n requests succeeded: $(tail -n 4 "$out.h2load" | tr '\n' ' ')"
+        return 1
+    fi
+    before=$(ls "$out".* 2>/dev/null | grep -c '\.[0-9]*$')
+    callgrind_control -d "$pid" >/dev/null 2>&1 || return 1
+    CG_IR=$(awk '/^(summary|totals):/ {print $2; exit}' "$out.$((before + 1))" 2>/dev/null)
+    [ -n "$CG_IR" ]
+}
+
+# cg_session ROUND: vrrplb under callgrind; per protocol (plain, tls) a phase of CG_N1 and one
+# of CG_N2 requests: (Ir(N2) - Ir(N1)) / (N2 - N1) cancels the connection's setup (and the TLS
+# handshake) and close. Appends "callgrind vrrplb plain|tls round per_request Ir(N1) Ir(N2)".
+cg_session() {
+    local round=$1 out=$WORK/cg-$1.out log=$WORK/cg-$1.log pid proto url a b per i
+    rm -f "$out" "$out".*
+    spawn bal lb1 "$BAL_CPU" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$BIN" run -c "$WORK/vrrplb-cg.yaml" --log stderr
+    pid=${PIDOF[bal]}
+    if ! wait_for 120 ready_k "https://${ADDR[lb1]}/" || ! wait_for 10 ready "http://${ADDR[lb1]}/"; then
+        warn "vrrplb under callgrind does not answer: $(tail -n 5 "$log" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        stop bal
+        return 0
+    fi
+    for proto in plain tls; do
+        url=http://${ADDR[lb1]}/
+        [ $proto = plain ] || url=https://${ADDR[lb1]}/
+        a= b=
+        ! cg_phase "$pid" "$out" "$url" "$CG_N1" || a=$CG_IR
+        ! cg_phase "$pid" "$out" "$url" "$CG_N2" || b=$CG_IR
+        if [ -z "$a" ] || [ -z "$b" ]; then
+            warn "callgrind $proto: no instruction count (callgrind_control failed?)"
+            FAILURES=$((FAILURES + 1))
+            continue
+        fi
+        per=$(awk -v a="$a" -v b="$b" -v n1="$CG_N1" -v n2="$CG_N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+        printf 'callgrind\tvrrplb\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$round" "$per" "$a" "$b" >>"$RAW"
+        printf '   vrrplb %-5s round %s: %s instructions per request (Ir %s for %s requests, %s for %s)\n' \
+            "$proto" "$round" "$per" "$a" "$CG_N1" "$b" "$CG_N2"
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do # valgrind writes its last file on exit
+        alive bal || break
+        sleep 0.1
+    done
+    stop bal
 }
 
 # --- pairs: start, kill, stop -----------------------------------------------------------------
@@ -805,6 +1401,34 @@ row() {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$cell_v" "$cell_a" "$(ratio "$vm" "$am")" "$goal" "$cell_c"
 }
 
+# row_change LABEL GOAL KIND SHAPE BASE_SHAPE FIELD: the change of SHAPE's median against
+# BASE_SHAPE's in %, for vrrplb and the anchor
+row_change() {
+    local v a w b
+    read -r v _ <<<"$(agg "$3" vrrplb "$4" "$6")"
+    read -r w _ <<<"$(agg "$3" vrrplb "$5" "$6")"
+    read -r a _ <<<"$(agg "$3" anchor "$4" "$6")"
+    read -r b _ <<<"$(agg "$3" anchor "$5" "$6")"
+    pct() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "-" || y == "-" || y + 0 == 0) print "-"; else printf "%+.1f", (x / y - 1) * 100 }'; }
+    printf '| %s | %s | %s |  | %s |  |\n' "$1" "$(pct "$v" "$w")" "$(pct "$a" "$b")" "$2"
+}
+
+# cg_table: instructions per request under callgrind (vrrplb only), against the figure before
+# the proxy crate was laid out in folders (commit 722c471: 21,263-21,272 on ef5cd58)
+cg_table() {
+    say "| figure | vrrplb | reference | vrrplb/reference | goal |"
+    say "|---|---|---|---|---|"
+    local v
+    read -r -a v <<<"$(agg callgrind vrrplb plain 5)"
+    printf '| callgrind: instructions per request, plain HTTP/1.1 keep-alive | %s (%s–%s) | 21,272 (before the layers) | %s | ≤ 1.03 |\n' \
+        "$(fmt "${v[0]}" 0)" "$(fmt "${v[1]}" 0)" "$(fmt "${v[2]}" 0)" "$(ratio "${v[0]}" 21272)"
+    read -r -a v <<<"$(agg callgrind vrrplb tls 5)"
+    printf '| callgrind: instructions per request, TLS 1.3 keep-alive (HTTP/1.1) | %s (%s–%s) | plain: %s | %s | |\n' \
+        "$(fmt "${v[0]}" 0)" "$(fmt "${v[1]}" 0)" "$(fmt "${v[2]}" 0)" \
+        "$(fmt "$(agg callgrind vrrplb plain 5 | cut -d' ' -f1)" 0)" \
+        "$(ratio "${v[0]}" "$(agg callgrind vrrplb plain 5 | cut -d' ' -f1)")"
+}
+
 table() {
     say "| figure | vrrplb | anchor: HAProxy 2.6 / keepalived + HAProxy | vrrplb/anchor | goal | nginx direct |"
     say "|---|---|---|---|---|---|"
@@ -817,6 +1441,47 @@ table() {
             row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "≤ 1" 4 proxy "$s" 8
             row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 proxy "$s" 9 "" 1024
         done
+    fi
+    if part tls; then
+        for s in tka tresume; do
+            row "${SHAPE_NAME[$s]}: requests/s" "≥ 1" 0 tls "$s" 5 range
+            row "${SHAPE_NAME[$s]}: p50 latency, ms" "≤ 1" 3 tls "$s" 6
+            row "${SHAPE_NAME[$s]}: p99 latency, ms" "≤ 1" 3 tls "$s" 7
+            row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "≤ 0.8" 4 tls "$s" 8 range
+            row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls "$s" 9 "" 1024
+        done
+        for s in tfull-ecdsa tfull-rsa; do
+            row "${SHAPE_NAME[$s]}: handshakes/s (the client's pace)" "≥ 1" 0 tls "$s" 5 range
+            row "${SHAPE_NAME[$s]}: CPU s per 1000 handshakes" "≤ 0.67" 4 tls "$s" 8 range
+            row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls "$s" 9 "" 1024
+        done
+        row "${SHAPE_NAME[th2]}: requests/s" "≥ 1" 0 tls th2 5 range
+        row "${SHAPE_NAME[th2]}: CPU s per 1000 requests" "≤ 0.8" 4 tls th2 8 range
+        row "${SHAPE_NAME[th2]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls th2 9 "" 1024
+        row "$IDLE_TLS idle TLS connections: RSS of the balancer, MB" "≤ 1" 1 tlsidle - 6 range 1024
+        row "$IDLE_TLS idle TLS connections: RSS before them, MB" "≤ 1" 1 tlsidle - 5 "" 1024
+    fi
+    if part tcp; then
+        for s in cbig c1m; do
+            row "${SHAPE_NAME[$s]}: requests/s" "≥ 1" 0 tcp "$s" 5 range
+            row "${SHAPE_NAME[$s]}: p99 latency, ms" "≤ 1" 3 tcp "$s" 7
+            row "${SHAPE_NAME[$s]}: CPU s per GB" "≤ 0.7" 2 tcp "$s" 12 range
+        done
+        row "${SHAPE_NAME[cclose]}: connections/s" "≥ 1.2" 0 tcp cclose 5 range
+        row "${SHAPE_NAME[cclose]}: p99 latency, ms" "≤ 1" 3 tcp cclose 7
+        row "${SHAPE_NAME[cclose]}: CPU s per 1000 connections" "≤ 1" 4 tcp cclose 8 range
+        row "${SHAPE_NAME[cpass]}: handshakes/s" "≥ 1" 0 tcp cpass 5 range
+        row "${SHAPE_NAME[cpass]}: CPU s per 1000 connections" "≤ 1" 4 tcp cpass 8 range
+    fi
+    if part scrape; then
+        row "one scrape of /metrics (2 frontends, 4 backends, 100 servers): CPU ms" "< 1 ms" 3 scrape metrics 5 range
+        row "one scrape of /metrics: response bytes" "" 0 scrape metrics 6
+        row "one load of the stats page (HTML): CPU ms" "< 1 ms" 3 scrape page 5 range
+        row "one load of the stats page: response bytes" "" 0 scrape page 6
+        row "${SHAPE_NAME[splain]}: requests/s" "≥ 1" 0 scrapeka splain 5 range
+        row "${SHAPE_NAME[sscraped]}: requests/s" "≥ 1" 0 scrapeka sscraped 5 range
+        row_change "keep-alive requests/s with a scrape of /metrics every 1 s against without, %" \
+            "vrrplb > -2 %" scrapeka sscraped splain 5
     fi
     if part failover; then
         row "failover, SIGKILL + link down of the master: client outage, ms" "≤ 1" 0 failover hard 5 range
@@ -835,29 +1500,67 @@ T_START=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "== lab $NAME: namespaces $BRNS, $(printf "$NAME-%s " "${HOSTS[@]}")"
 lab_up
+make_certs
 for w in web1 web2; do start_web "$w"; done
 for w in web1 web2; do
     wait_for 10 ready "http://${ADDR[$w]}/" || die "nginx $w does not answer: $(cat "$WORK/$w/error.log" "$WORK/$w/nginx.out" 2>/dev/null)"
 done
 vrrplb_proxy_conf "$WORK/vrrplb-proxy.yaml"
 haproxy_conf "$WORK/haproxy-proxy.cfg" "${ADDR[lb1]}"
-"$BIN" check -c "$WORK/vrrplb-proxy.yaml" >/dev/null 2>"$WORK/check.err" ||
-    die "vrrplb check failed: $(cat "$WORK/check.err")"
-haproxy -c -q -f "$WORK/haproxy-proxy.cfg" || die "haproxy -c failed on $WORK/haproxy-proxy.cfg"
-say "== $PIN_NOTE; $DURATION s per wrk run after a $WARM s warm-up, $ROUNDS round(s)"
+for k in ecdsa rsa; do
+    vrrplb_tls_conf "$WORK/vrrplb-tls-$k.yaml" "$k"
+    haproxy_tls_conf "$WORK/haproxy-tls-$k.cfg" "$k"
+done
+vrrplb_tcp_conf "$WORK/vrrplb-tcp.yaml"
+haproxy_tcp_conf "$WORK/haproxy-tcp.cfg"
+vrrplb_stats_conf "$WORK/vrrplb-stats.yaml"
+haproxy_stats_conf "$WORK/haproxy-stats.cfg"
+vrrplb_cg_conf "$WORK/vrrplb-cg.yaml"
+for c in proxy tls-ecdsa tls-rsa tcp stats cg; do
+    "$BIN" check -c "$WORK/vrrplb-$c.yaml" >/dev/null 2>"$WORK/check.err" ||
+        die "vrrplb check failed on $WORK/vrrplb-$c.yaml: $(cat "$WORK/check.err")"
+done
+for c in proxy tls-ecdsa tls-rsa tcp stats; do
+    haproxy -c -q -f "$WORK/haproxy-$c.cfg" || die "haproxy -c failed on $WORK/haproxy-$c.cfg"
+done
+say "== $PIN_NOTE; $DURATION s per load run after a $WARM s warm-up, $ROUNDS round(s)"
 
 if part proxy; then
     say "== proxy throughput (wrk -t1 -c32 --latency)"
+    rounds proxy "${SHAPES[@]}"
+fi
+
+if part tls; then
+    say "== TLS termination (ECDSA P-256 unless named; wrk -c32, $HS_CLIENTS python3 ssl clients, h2load -c8 -m32)"
+    rounds tls "${TLS_SHAPES[@]}"
+    say "== $IDLE_TLS idle TLS connections (python3 ssl client, held 5 s)"
     for ((r = 1; r <= ROUNDS; r++)); do
-        for s in "${SHAPES[@]}"; do
-            if [ $((r % 2)) = 1 ]; then order=(vrrplb anchor nginx); else order=(anchor vrrplb nginx); fi
-            for impl in "${order[@]}"; do
-                proxy_run "$([ "$impl" = anchor ] && echo haproxy || echo "$impl")" "$s" "$r"
-            done
-        done
+        if [ $((r % 2)) = 1 ]; then order=(vrrplb haproxy); else order=(haproxy vrrplb); fi
+        for impl in "${order[@]}"; do idle_tls_run "$impl" "$r"; done
     done
-    # The table names the HAProxy rows "anchor".
-    sed -i 's/^proxy\thaproxy\t/proxy\tanchor\t/' "$RAW"
+    sed -i 's/^tlsidle\thaproxy\t/tlsidle\tanchor\t/' "$RAW"
+fi
+
+if part tcp; then
+    say "== tcp mode (wrk -t1 -c32; $HS_CLIENTS python3 ssl clients for the SNI pass-through)"
+    rounds tcp "${TCP_SHAPES[@]}"
+fi
+
+if part scrape; then
+    say "== stats scrapes (2 frontends, 4 backends, 100 servers) and keep-alive with a scraper"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        if [ $((r % 2)) = 1 ]; then order=(vrrplb haproxy); else order=(haproxy vrrplb); fi
+        for impl in "${order[@]}"; do scrape_run "$impl" "$r"; done
+    done
+    sed -i 's/^scrape\thaproxy\t/scrape\tanchor\t/' "$RAW"
+    rounds scrapeka splain sscraped
+fi
+
+if part callgrind; then
+    say "== callgrind: instructions per request (phases of $CG_N1 and $CG_N2 requests, h2load --h1 -c1, no health checks)"
+    for ((r = 1; r <= (QUICK == 1 ? 1 : 2); r++)); do
+        cg_session "$r"
+    done
 fi
 
 if part failover || part idle; then
@@ -882,21 +1585,21 @@ profile() {
     fi
     pid=${PIDOF[bal]}
     wait_for 15 ready "$url" || die "$impl does not answer for the profile"
-    wrk_run ka "$url" "$WARM" "$d/wrk-warm.txt" || true
+    client_run wrk "$url" "$WARM" "$d/wrk-warm.txt" >/dev/null || true
     perf stat -e raw_syscalls:sys_enter,context-switches,task-clock -p "$pid" -o "$d/perf-stat.txt" \
         -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
     ip -n "$(ns lb1)" -s -s link show dev eth0 >"$d/link-before.txt"
-    wrk_run ka "$url" "$DURATION" "$d/wrk-stat.txt" || true
+    client_run wrk "$url" "$DURATION" "$d/wrk-stat.txt" >/dev/null || true
     ip -n "$(ns lb1)" -s -s link show dev eth0 >"$d/link-after.txt"
     wait "$perf_pid" || true
     perf trace -s -p "$pid" -o "$d/perf-trace.txt" -- sleep 3 >/dev/null 2>&1 &
     perf_pid=$!
-    wrk_run ka "$url" 3 "$d/wrk-trace.txt" || true
+    client_run wrk "$url" 3 "$d/wrk-trace.txt" >/dev/null || true
     wait "$perf_pid" || true
     perf record -q -g -F 999 -p "$pid" -o "$d/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
     perf_pid=$!
-    wrk_run ka "$url" "$DURATION" "$d/wrk-record.txt" || true
+    client_run wrk "$url" "$DURATION" "$d/wrk-record.txt" >/dev/null || true
     wait "$perf_pid" || true
     stop bal
     reqs=$(awk '/ requests in /{print $1}' "$d/wrk-stat.txt")
@@ -948,7 +1651,7 @@ GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ] || GIT_REV+=+dirty
 THREADS_V=$(awk -F'\t' '$1 == "proxy" && $2 == "vrrplb" {print $11; exit}' "$RAW")
 THREADS_A=$(awk -F'\t' '$1 == "proxy" && $2 == "anchor" {print $11; exit}' "$RAW")
-ERRORS=$(awk -F'\t' '$1 == "proxy" && $10 > 0 {printf "%s %s round %s: %s; ", $2, $3, $4, $10}' "$RAW")
+ERRORS=$(awk -F'\t' '$1 ~ /^(proxy|tls|tcp|scrapeka)$/ && $10 > 0 {printf "%s %s round %s: %s; ", $2, $3, $4, $10}' "$RAW")
 
 report() {
     say "## Results"
@@ -965,11 +1668,20 @@ report() {
     [ "$FAILURES" = 0 ] || say "**$FAILURES measurement(s) failed; see the script's output.**"
     say ""
     table
+    if part callgrind; then
+        say ""
+        say "Instructions per proxied request under callgrind: vrrplb in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
+        say ""
+        cg_table
+    fi
     say ""
     say "<details><summary>Raw measurements</summary>"
     say ""
     say '```'
-    say "# proxy    impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads"
+    say "# proxy|tls|tcp|scrapeka impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB"
+    say "# tlsidle  impl - round rss_before_kB rss_held_kB connections"
+    say "# scrape   impl metrics|page round cpu_ms_per_scrape bytes"
+    say "# callgrind vrrplb plain|tls round instructions_per_request Ir(N1) Ir(N2)"
     say "# failover impl scenario rep outage_ms"
     say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"
     cat "$RAW"

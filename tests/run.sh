@@ -21,7 +21,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get install -y -q --no-install-recommends \
     iproute2 procps psmisc iputils-ping nftables curl ca-certificates \
     rsyslog logrotate systemd util-linux bsdutils keepalived haproxy tshark tcpdump wrk nginx-light \
-    openssl python3 nghttp2-client chromium libnss3-tools cmake prometheus \
+    openssl python3 nghttp2-client chromium libnss3-tools cmake prometheus valgrind \
     build-essential pkg-config git >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
