@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # vrrplb against keepalived + HAProxy 2.6, side by side on this machine, in one run (issue 6).
 #
-#   deploy/bench.sh                 the full benchmark (about 12 minutes); writes
+#   deploy/bench.sh                 the full benchmark (about 30 minutes); writes
 #                                   deploy/bench-results.md
-#   deploy/bench.sh --quick         a short run proving the script works (about 2 minutes);
+#   deploy/bench.sh --quick         a short run proving the script works (about 4 minutes);
 #                                   prints the table, writes no file unless --out is given
 #
 # Run as root on Debian 12 from a clone of the repository (Rust from rustup installed). It
-# apt-get installs haproxy, keepalived, nginx-light, wrk, iproute2, curl, builds vrrplb with
+# apt-get installs haproxy, keepalived, nginx-light, wrk, iproute2, curl, openssl, python3,
+# nghttp2-client (h2load) and valgrind, builds vrrplb with
 # `cargo build --release`, and builds a lab of network namespaces joined by one bridge (also in
 # its own namespace): a client 198.51.100.10, two balancer boxes lb1 .11 and lb2 .12 (VIP
 # 198.51.100.100), two nginx backends web1 .21 and web2 .22. Only 198.51.100.0/24 is used and
@@ -39,12 +40,13 @@
 #  6. scrape: 2 frontends, 4 backends, 100 servers: CPU of one scrape of /metrics and of the
 #     stats page (HAProxy: its Prometheus exporter and stats page), and the keep-alive shape with
 #     a scraper fetching /metrics every second against the same run without, alternating.
-#  7. callgrind: instructions per proxied request of vrrplb under `valgrind --tool=callgrind`,
-#     plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1), which
-#     cancels start-up, the TLS handshake and shutdown. vrrplb only.
+#  7. callgrind: instructions per proxied request under `valgrind --tool=callgrind`, vrrplb and
+#     HAProxy, plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1)
+#     over two phases of one connection each, which cancels the connection's setup, the TLS
+#     handshake and its close.
 #
 # Options:
-#   --quick            3 s per load shape, 1 round, 1 failover repetition, 5 s idle, 300 idle
+#   --quick            2 s per load shape, 1 round, 1 failover repetition, 5 s idle, 300 idle
 #                      TLS connections, few requests under callgrind
 #   --rounds N         proxy rounds per shape (default 3)
 #   --duration S       seconds per wrk measurement (default 10; warm-up 2 s before each)
@@ -111,7 +113,7 @@ OUT_SET=0 INSTALL=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle PERF_DIR=
 IDLE_TLS=1000 CG_N1=1000 CG_N2=6000
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1 ROUNDS=1 DURATION=3 WARM=1 REPS=1 IDLE=5 IDLE_TLS=300 CG_N1=50 CG_N2=250 ;;
+        --quick) QUICK=1 ROUNDS=1 DURATION=2 WARM=1 REPS=1 IDLE=5 IDLE_TLS=300 CG_N1=50 CG_N2=250 ;;
         --rounds) ROUNDS=$2 && shift ;;
         --duration) DURATION=$2 && shift ;;
         --reps) REPS=$2 && shift ;;
@@ -1107,6 +1109,18 @@ EOF
     } >"$1"
 }
 
+# haproxy_cg_conf FILE: the same two frontends for HAProxy, no checks
+haproxy_cg_conf() {
+    {
+        haproxy_head "$1" http
+        haproxy_www_frontend www "${ADDR[lb1]}:80" http
+        haproxy_www_frontend www-tls \
+            "${ADDR[lb1]}:443 ssl crt $WORK/tls/ecdsa.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2" https
+        printf 'backend web\n    balance roundrobin\n'
+        printf '    server web%s %s:80\n' 1 "${ADDR[web1]}" 2 "${ADDR[web2]}"
+    } >"$1"
+}
+
 # cg_phase PID OUT URL N: zero the counters, N keep-alive requests on one new connection
 # (h2load --h1 -c1), dump; sets CG_IR to the instructions (Ir) of the phase
 cg_phase() {
@@ -1125,17 +1139,19 @@ cg_phase() {
     [ -n "$CG_IR" ]
 }
 
-# cg_session ROUND: vrrplb under callgrind; per protocol (plain, tls) a phase of CG_N1 and one
-# of CG_N2 requests: (Ir(N2) - Ir(N1)) / (N2 - N1) cancels the connection's setup (and the TLS
-# handshake) and close. Appends "callgrind vrrplb plain|tls round per_request Ir(N1) Ir(N2)".
+# cg_session IMPL ROUND: the balancer under callgrind; per protocol (plain, tls) a phase of
+# CG_N1 and one of CG_N2 requests: (Ir(N2) - Ir(N1)) / (N2 - N1) cancels the connection's setup
+# (and the TLS handshake) and close. Appends "callgrind IMPL plain|tls round per_request Ir(N1)
+# Ir(N2)".
 cg_session() {
-    local round=$1 out=$WORK/cg-$1.out log=$WORK/cg-$1.log pid proto url a b per i
+    local impl=$1 round=$2 out=$WORK/cg-$1-$2.out log=$WORK/cg-$1-$2.log pid proto url a b per i
+    local cmd=("$BIN" run -c "$WORK/vrrplb-cg.yaml" --log stderr)
+    [ "$impl" = vrrplb ] || cmd=(haproxy -db -f "$WORK/haproxy-cg.cfg")
     rm -f "$out" "$out".*
-    spawn bal lb1 "$BAL_CPU" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$BIN" run -c "$WORK/vrrplb-cg.yaml" --log stderr
+    spawn bal lb1 "$BAL_CPU" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}"
     pid=${PIDOF[bal]}
     if ! wait_for 120 ready_k "https://${ADDR[lb1]}/" || ! wait_for 10 ready "http://${ADDR[lb1]}/"; then
-        warn "vrrplb under callgrind does not answer: $(tail -n 5 "$log" | tr '\n' ' ')"
+        warn "$impl under callgrind does not answer: $(tail -n 5 "$log" | tr '\n' ' ')"
         FAILURES=$((FAILURES + 1))
         stop bal
         return 0
@@ -1147,14 +1163,14 @@ cg_session() {
         ! cg_phase "$pid" "$out" "$url" "$CG_N1" || a=$CG_IR
         ! cg_phase "$pid" "$out" "$url" "$CG_N2" || b=$CG_IR
         if [ -z "$a" ] || [ -z "$b" ]; then
-            warn "callgrind $proto: no instruction count (callgrind_control failed?)"
+            warn "callgrind $impl $proto: no instruction count (callgrind_control failed?)"
             FAILURES=$((FAILURES + 1))
             continue
         fi
         per=$(awk -v a="$a" -v b="$b" -v n1="$CG_N1" -v n2="$CG_N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
-        printf 'callgrind\tvrrplb\t%s\t%s\t%s\t%s\t%s\n' "$proto" "$round" "$per" "$a" "$b" >>"$RAW"
-        printf '   vrrplb %-5s round %s: %s instructions per request (Ir %s for %s requests, %s for %s)\n' \
-            "$proto" "$round" "$per" "$a" "$CG_N1" "$b" "$CG_N2"
+        printf 'callgrind\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$proto" "$round" "$per" "$a" "$b" >>"$RAW"
+        printf '   %-7s %-5s round %s: %s instructions per request (Ir %s for %s requests, %s for %s)\n' \
+            "$impl" "$proto" "$round" "$per" "$a" "$CG_N1" "$b" "$CG_N2"
     done
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 600; i++)); do # valgrind writes its last file on exit
@@ -1413,9 +1429,25 @@ row_change() {
     printf '| %s | %s | %s |  | %s |  |\n' "$1" "$(pct "$v" "$w")" "$(pct "$a" "$b")" "$2"
 }
 
-# cg_table: instructions per request under callgrind (vrrplb only), against the figure before
-# the proxy crate was laid out in folders (commit 722c471: 21,263-21,272 on ef5cd58)
+# cg_table: instructions per request under callgrind, vrrplb and HAProxy, and vrrplb's plain
+# figure against the one before the proxy crate was laid out in folders (commit 722c471:
+# 21,263-21,272 on ef5cd58)
 cg_table() {
+    say "| figure | vrrplb | HAProxy 2.6 | vrrplb/HAProxy | goal |"
+    say "|---|---|---|---|---|"
+    local v a p
+    for p in plain tls; do
+        read -r -a v <<<"$(agg callgrind vrrplb "$p" 5)"
+        read -r -a a <<<"$(agg callgrind anchor "$p" 5)"
+        printf '| callgrind: instructions per request, %s | %s (%s–%s) | %s (%s–%s) | %s | %s |\n' \
+            "$([ $p = plain ] && echo "plain HTTP/1.1 keep-alive" || echo "TLS 1.3 keep-alive (HTTP/1.1)")" \
+            "$(fmt "${v[0]}" 0)" "$(fmt "${v[1]}" 0)" "$(fmt "${v[2]}" 0)" \
+            "$(fmt "${a[0]}" 0)" "$(fmt "${a[1]}" 0)" "$(fmt "${a[2]}" 0)" "$(ratio "${v[0]}" "${a[0]}")" \
+            "$([ $p = plain ] && echo "vrrplb ≤ 21,272 x 1.03 = 21,910 (before the layers: $(ratio "${v[0]}" 21272)x)")"
+    done
+}
+
+table() {
     say "| figure | vrrplb | reference | vrrplb/reference | goal |"
     say "|---|---|---|---|---|"
     local v
@@ -1516,11 +1548,12 @@ haproxy_tcp_conf "$WORK/haproxy-tcp.cfg"
 vrrplb_stats_conf "$WORK/vrrplb-stats.yaml"
 haproxy_stats_conf "$WORK/haproxy-stats.cfg"
 vrrplb_cg_conf "$WORK/vrrplb-cg.yaml"
+haproxy_cg_conf "$WORK/haproxy-cg.cfg"
 for c in proxy tls-ecdsa tls-rsa tcp stats cg; do
     "$BIN" check -c "$WORK/vrrplb-$c.yaml" >/dev/null 2>"$WORK/check.err" ||
         die "vrrplb check failed on $WORK/vrrplb-$c.yaml: $(cat "$WORK/check.err")"
 done
-for c in proxy tls-ecdsa tls-rsa tcp stats; do
+for c in proxy tls-ecdsa tls-rsa tcp stats cg; do
     haproxy -c -q -f "$WORK/haproxy-$c.cfg" || die "haproxy -c failed on $WORK/haproxy-$c.cfg"
 done
 say "== $PIN_NOTE; $DURATION s per load run after a $WARM s warm-up, $ROUNDS round(s)"
@@ -1559,8 +1592,10 @@ fi
 if part callgrind; then
     say "== callgrind: instructions per request (phases of $CG_N1 and $CG_N2 requests, h2load --h1 -c1, no health checks)"
     for ((r = 1; r <= (QUICK == 1 ? 1 : 2); r++)); do
-        cg_session "$r"
+        if [ $((r % 2)) = 1 ]; then order=(vrrplb haproxy); else order=(haproxy vrrplb); fi
+        for impl in "${order[@]}"; do cg_session "$impl" "$r"; done
     done
+    sed -i 's/^callgrind\thaproxy\t/callgrind\tanchor\t/' "$RAW"
 fi
 
 if part failover || part idle; then
@@ -1661,8 +1696,11 @@ report() {
     say "vrrplb $VRRPLB_V ($GIT_REV), HAProxy $HAPROXY_V, keepalived $KEEPALIVED_V, nginx $NGINX_V, wrk -t1 -c32."
     say "Proxy: $PIN_NOTE; $DURATION s per run after a $WARM s warm-up, $ROUNDS round(s), order swapped each round; threads in the balancer process: vrrplb ${THREADS_V:-?}, HAProxy ${THREADS_A:-?}."
     say "Failover: $REPS repetition(s) per implementation; idle: ${IDLE} s on the master box."
-    say "Anchor: HAProxy for the proxy rows, keepalived + HAProxy for the failover and idle rows."
-    say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor must be ≥ 1 or ≤ 1."
+    say "Anchor: HAProxy for the proxy, TLS, tcp and stats rows, keepalived + HAProxy for the failover and idle rows."
+    ! part tls || say "TLS: self-signed ECDSA P-256 and RSA 2048 certificates, each one PEM file (chain + key) given to both balancers; HAProxy \`bind ssl crt ... alpn h2,http/1.1 ssl-min-ver TLSv1.2\`, \`nbthread 1\`, \`tune.ssl.default-dh-param 2048\`, defaults otherwise; the clients (wrk, h2load, python3 ssl) use OpenSSL 3.0 and negotiate TLS 1.3. Full handshakes: $HS_CLIENTS python3 ssl clients in parallel on CPU $LOAD_CPU, each a new connection per request that never offers a session; resumed: wrk with Connection: close (wrk offers its last session: resumption confirmed with HAProxy's SslFrontendSessionReuse_pct = 100). Idle: $IDLE_TLS TLS connections (handshake done, ALPN http/1.1, no request) held 5 s."
+    ! part tcp || say "tcp mode: vrrplb \`mode: tcp\` against HAProxy \`mode tcp\` (tcp checks every 2 s); the pass-through frontend routes by the ClientHello's SNI (HAProxy: \`tcp-request inspect-delay 5s\` + \`req_ssl_sni\`) to nginx serving TLS on :443; CPU per GB counts response bytes."
+    ! part scrape || say "Stats: vrrplb's /metrics and stats page against HAProxy's Prometheus exporter (\`use-service prometheus-exporter\`) and stats page, 2 frontends, 4 backends, 100 servers (HTTP checks every 2 s); CPU per scrape = the balancer's on-CPU time over 300 scrapes on one keep-alive connection (50 in --quick) less its background rate measured just before. The scraper row: wrk keep-alive on the same config with and without a curl fetching /metrics every second."
+    say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor against the row's bound (≥ or ≤), or an absolute bound where it has a unit."
     say "CPU figures come from /proc/PID/stat (utime + stime, all threads) in ticks of $((1000 / HZ)) ms, the idle CPU from /proc/PID/task/*/schedstat (ns); RSS and PSS are summed over the box's processes (vrrplb: 1; keepalived parent + VRRP child + HAProxy: 3)."
     [ -z "$ERRORS" ] || say "wrk errors (socket errors + non-2xx): $ERRORS"
     [ "$FAILURES" = 0 ] || say "**$FAILURES measurement(s) failed; see the script's output.**"
@@ -1670,7 +1708,7 @@ report() {
     table
     if part callgrind; then
         say ""
-        say "Instructions per proxied request under callgrind: vrrplb in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
+        say "Instructions per proxied request under callgrind: the balancer in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
         say ""
         cg_table
     fi
@@ -1681,7 +1719,7 @@ report() {
     say "# proxy|tls|tcp|scrapeka impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB"
     say "# tlsidle  impl - round rss_before_kB rss_held_kB connections"
     say "# scrape   impl metrics|page round cpu_ms_per_scrape bytes"
-    say "# callgrind vrrplb plain|tls round instructions_per_request Ir(N1) Ir(N2)"
+    say "# callgrind impl plain|tls round instructions_per_request Ir(N1) Ir(N2)"
     say "# failover impl scenario rep outage_ms"
     say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"
     cat "$RAW"

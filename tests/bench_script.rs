@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
-/// The quick run takes about 4 minutes on a 2-CPU machine (the debug binary under callgrind
-/// is a minute of it).
-const LIMIT: Duration = Duration::from_secs(420);
+/// The quick run takes about 4 minutes on a quiet 2-CPU machine (the debug binary under
+/// callgrind is a minute of it) and 7 on one shared with other builds.
+const LIMIT: Duration = Duration::from_secs(600);
 
 #[test]
 fn bench_script_quick_mode_prints_the_table() {
