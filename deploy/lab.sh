@@ -877,6 +877,11 @@ cmd_drill() {
     local t_master t_vip t_garp t_neigh
     t_master=$(first_syslog "$new" "$off_new" "(VI_1) Entering MASTER STATE")
     t_vip=$(first_monitor "$d/addr-$new.txt" "^\[[^]]*\] [0-9]+: eth0 +inet $VIP/")
+    # A graceful stop: when the old box let the VIP go, and how long both held it (negative:
+    # a gap with the VIP on neither box, where a client's SYN is lost).
+    local t_vip_gone overlap=-
+    t_vip_gone=$(first_monitor "$d/addr-$old.txt" "^\[[^]]*\] Deleted [0-9]+: eth0 +inet $VIP/")
+    [ -z "$t_vip_gone" ] || [ -z "$t_vip" ] || overlap=$((t_vip_gone - t_vip))
     t_garp=$(first_garp "$d/arp.txt" "$mac_new")
     t_neigh=$(first_monitor "$d/neigh.txt" "$VIP dev eth0 lladdr $mac_new")
 
@@ -921,6 +926,7 @@ cmd_drill() {
     fi
     say "   $new entered MASTER        : +$(rel "$t_master" "$t_kill") ms after the $([ $mode = hard ] && echo SIGKILL || echo SIGTERM)"
     say "   VIP added on $new          : +$(rel "$t_vip" "$t_kill") ms"
+    [ -z "$t_vip_gone" ] || say "   VIP removed from $old      : +$(rel "$t_vip_gone" "$t_kill") ms (both held it $overlap ms)"
     say "   first GARP from $new       : +$(rel "$t_garp" "$t_kill") ms (tcpdump on the bridge)"
     say "   client ARP entry -> $new   : +$(rel "$t_neigh" "$t_kill") ms (ip monitor neigh in the client)"
     say "   timeline                  : $svg1 ($(wc -l <"$d/trace-failover.txt") polls)"
@@ -1019,7 +1025,7 @@ cmd_drill() {
     say "   files: $d"
     local nm
     nm=$(wc -w <<<"$m_after")
-    say "RESULT phase=failover mode=$mode proto=$proto old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms requests=$(result_field "$r1" requests) connections=$(result_field "$r1" connections) stream_broke_ms=$(rel "$t_broke" "$t_kill") new_connection_ms=$(rel "$t_back" "$t_kill") files=$d svg=$svg1 polls=$(wc -l <"$d/trace-failover.txt")"
+    say "RESULT phase=failover mode=$mode proto=$proto old=$old new=$new outage_ms=$(result_field "$r1" outage_ms) failed=$(result_field "$r1" failed) runs=$(result_field "$r1" runs) failed_after_recovery=$(result_field "$r1" failed_after_recovery) recovered=$(result_field "$r1" recovered) switch_ms=$(rel "$t_switch" "$t_kill") master_ms=$(rel "$t_master" "$t_kill") vip_ms=$(rel "$t_vip" "$t_kill") garp_ms=$(rel "$t_garp" "$t_kill") client_arp_ms=$(rel "$t_neigh" "$t_kill") bound_ms=$bound_ms requests=$(result_field "$r1" requests) connections=$(result_field "$r1" connections) stream_broke_ms=$(rel "$t_broke" "$t_kill") new_connection_ms=$(rel "$t_back" "$t_kill") vip_gone_ms=$(rel "$t_vip_gone" "$t_kill") vip_overlap_ms=$overlap files=$d svg=$svg1 polls=$(wc -l <"$d/trace-failover.txt")"
     say "RESULT phase=failback mode=$mode proto=$proto master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms requests=$(result_field "$r2" requests) connections=$(result_field "$r2" connections) stream_broke_ms=$(rel "$t2_broke" "$t_restore") files=$d svg=$svg2 polls=$(wc -l <"$d/trace-failback.txt")"
 }
 

@@ -252,6 +252,19 @@ fn drill_with(
             text.contains("(VI_1) 198.51.100.12 is MASTER now"),
             "no hand-over line in lb1's syslog:\n{text}"
         );
+        // lb1 held the VIP well past lb2's first gratuitous ARP, which moves the clients
+        // (before the fix it let go within a few ms of it, sometimes before it: a gap with
+        // the VIP on neither box, where a poll's SYN was lost).
+        let gone = num(&f, "vip_gone_ms", &text);
+        let garp = num(&f, "garp_ms", &text);
+        println!(
+            "FIGURE {mode} hand-over: lb1 let the VIP go at +{gone} ms, lb2's first GARP at +{garp} ms, both held it {} ms",
+            field(&f, "vip_overlap_ms")
+        );
+        assert!(
+            gone >= garp + 100,
+            "lb1 let the VIP go at +{gone} ms, lb2's GARP at +{garp} ms:\n{text}"
+        );
     } else {
         assert!(
             num(&f, "failed", &text) >= 1,
