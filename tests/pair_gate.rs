@@ -39,13 +39,24 @@ fn gated_frontend_follows_master_and_backend_tracking_moves_the_vip() {
     let client = lab.host("client");
     let ask = move || lab_get(client, vip);
 
+    // lb1 alone first: started together, the two down timers (3.605 s at 101, 3.609 s at
+    // 100) fire within 4 ms, so a few ms of start-up difference made both MASTER and lb2
+    // still listened during its 250 ms hand-back when the test looked.
     let t0 = Instant::now();
     let n1 = start(&lab, "lb1", &dir, &pair_lb_config("lb1", 101));
-    let n2 = start(&lab, "lb2", &dir, &pair_lb_config("lb2", 100));
     assert!(
         wait_vip(lab.host("lb1"), t0, Duration::from_secs(8)).is_some(),
         "{}",
         n1.log_text()
+    );
+    let n2 = start(&lab, "lb2", &dir, &pair_lb_config("lb2", 100));
+    assert!(
+        n2.wait_log(
+            "(VI_1) Entering BACKUP STATE (init)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        n2.log_text()
     );
     assert!(wait_until(Duration::from_secs(3), || ask()
         .is_some_and(|(s, b)| s == 200 && b.starts_with("web1"))));
