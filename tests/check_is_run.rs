@@ -192,12 +192,8 @@ fn check_refuses_exactly_what_run_refuses() {
             balancer(&dir, "", "    mode: tcp\n    accept_proxy: true\n    routes: [{ match: { sni: \"*.a.test\" }, backend: web }]\n", "    mode: tcp\n    send_proxy: v2\n    timeouts: { tunnel: 1h }\n"),
         ),
         (
-            "PROXY headers in http mode",
-            balancer(&dir, "", "    accept_proxy: true\n", "    send_proxy: v1\n"),
-        ),
-        (
-            "a tunnel timeout and shutdown_sessions in http mode",
-            balancer(&dir, "", "", "    on_marked_down: shutdown_sessions\n    timeouts: { tunnel: 1h }\n"),
+            "PROXY headers, a tunnel timeout and shutdown_sessions in http mode",
+            balancer(&dir, "", "    accept_proxy: true\n", "    send_proxy: v1\n    on_marked_down: shutdown_sessions\n    timeouts: { tunnel: 1h }\n"),
         ),
         (
             "the stats page",

@@ -1461,10 +1461,7 @@ fn check_backends(
             one_of(d, &format!("{p}.send_proxy"), v, &["v1", "v2"]);
         }
         if let Some(v) = &b.on_marked_down {
-            if one_of(d, &format!("{p}.on_marked_down"), v, &["shutdown_sessions"]) && mode != "tcp"
-            {
-                unsupported.push(format!("on_marked_down in http mode ({p}.on_marked_down)"));
-            }
+            one_of(d, &format!("{p}.on_marked_down"), v, &["shutdown_sessions"]);
         }
         check_set_headers(d, &format!("{p}.set_headers"), &b.set_headers);
         if mode == "tcp" && !b.set_headers.is_empty() {
@@ -1634,11 +1631,6 @@ fn check_backends(
                     &t.tunnel,
                     Duration::from_secs(3600),
                 );
-                if mode != "tcp" {
-                    unsupported.push(format!(
-                        "timeouts.tunnel in http mode ({p}.timeouts.tunnel)"
-                    ));
-                }
             }
         }
         if let Some(t) = &b.tls {

@@ -2,8 +2,10 @@
 //! wrapper (listen/conn.rs) reads to pick its timeout, the guard a request holds while it is in
 //! flight, and the "close without answering" outcome of a service.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -27,7 +29,13 @@ pub(crate) struct ConnShared {
     /// The client has sent its first byte (see [`ConnShared::greeted`]).
     greeted: AtomicBool,
     first_bytes: Notify,
+    /// An upgraded exchange's tunnel (upgrade.rs), run by the connection task once hyper
+    /// has handed the socket over.
+    tunnel: Mutex<Option<PendingTunnel>>,
 }
+
+/// The run of an upgraded exchange's tunnel.
+pub(crate) type PendingTunnel = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl ConnShared {
     pub(crate) fn new(client_ip: HeaderValue, tls: Option<Arc<TlsFacts>>) -> Self {
@@ -41,6 +49,7 @@ impl ConnShared {
             timed_out: AtomicBool::new(false),
             greeted: AtomicBool::new(false),
             first_bytes: Notify::new(),
+            tunnel: Mutex::new(None),
         }
     }
 
@@ -62,6 +71,14 @@ impl ConnShared {
         if !self.greeted() {
             self.first_bytes.notified().await;
         }
+    }
+
+    pub(crate) fn set_tunnel(&self, run: PendingTunnel) {
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
+    }
+
+    pub(crate) fn take_tunnel(&self) -> Option<PendingTunnel> {
+        self.tunnel.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// When the current request's first byte arrived, given the time `now`.

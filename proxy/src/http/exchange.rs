@@ -187,7 +187,13 @@ pub struct ResponseBody {
     conn: Option<(HyperConn, bool)>,
     guard: Option<RequestGuard>,
     bytes: u64,
+    /// `on_marked_down: shutdown_sessions`: resolves when a check marks the server DOWN,
+    /// which cuts the response (and the client connection with it).
+    cut: Option<MarkedDown>,
 }
+
+/// Waits for the next DOWN of a server (its `marked_down` counter changing).
+type MarkedDown = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl ResponseBody {
     pub(crate) fn local(
@@ -206,6 +212,24 @@ impl ResponseBody {
             conn: None,
             guard: Some(guard),
             bytes: head,
+            cut: None,
+        }
+    }
+
+    /// The empty body of a `101` whose exchange continues as a tunnel (upgrade.rs), which
+    /// holds the exchange, the slot and the guard instead.
+    pub(crate) fn empty() -> Self {
+        ResponseBody {
+            inner: Inner::Local(Full::new(Bytes::new())),
+            server_timeout: Duration::ZERO,
+            idle: None,
+            progressed: true,
+            exchange: None,
+            slot: None,
+            conn: None,
+            guard: None,
+            bytes: 0,
+            cut: None,
         }
     }
 
@@ -223,6 +247,15 @@ impl ResponseBody {
             }
             ServerBody::Raw(b) => (Inner::Raw(b), None),
         };
+        let cut = slot.backend().cfg.shutdown_sessions_on_down.then(|| {
+            let mut rx = slot.server().marked_down();
+            rx.borrow_and_update();
+            Box::pin(async move {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }) as MarkedDown
+        });
         ResponseBody {
             inner,
             server_timeout,
@@ -233,6 +266,7 @@ impl ResponseBody {
             conn,
             guard: Some(guard),
             bytes: head,
+            cut,
         }
     }
 
@@ -277,6 +311,15 @@ impl Body for ResponseBody {
                 Poll::Pending => Poll::Pending,
             },
             inner => {
+                if let Some(cut) = &mut this.cut {
+                    if cut.as_mut().poll(cx).is_ready() {
+                        this.cut = None;
+                        this.end(Some((TermCause::Proxy, TermPhase::Data)));
+                        return Poll::Ready(Some(Err(
+                            "server marked DOWN (shutdown_sessions)".into()
+                        )));
+                    }
+                }
                 let polled = match inner {
                     Inner::Upstream(body) => Pin::new(body)
                         .poll_frame(cx)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -37,7 +38,7 @@ pub(crate) struct Frontend {
     pub(crate) screens: bool,
     /// The backends this frontend routes to (routes and default), for `monitor_uri`.
     pub(crate) own_backends: Vec<usize>,
-    pub(crate) http: auto::Builder<TokioExecutor>,
+    pub(crate) http: HttpServer,
     /// `Strict-Transport-Security` value for responses on TLS connections.
     pub(crate) hsts: Option<HeaderValue>,
     pub(crate) access_log: bool,
@@ -166,12 +167,32 @@ impl Frontend {
     }
 }
 
+/// hyper's server for a frontend's connections (both serve WebSocket upgrades).
+pub(crate) enum HttpServer {
+    /// HTTP/1 only: hyper's HTTP/1 server, no protocol sniffing.
+    Http1(http1::Builder),
+    /// HTTP/1 or HTTP/2, told apart by the client's first bytes.
+    Auto(auto::Builder<TokioExecutor>),
+}
+
 /// hyper's server settings. HTTP/2 only where the config asks for it (TLS with `h2` in ALPN,
 /// or `h2c` on a plain listener); otherwise a client's HTTP/2 preface is a bad request.
 /// Streams per connection are bounded, so `maxconn` connections carry at most
 /// `maxconn × h2_max_streams` requests; resetting streams faster than they are served
 /// (rapid reset) or provoking error resets ends the connection with GOAWAY.
-fn server_builder(cfg: &FrontendConfig) -> auto::Builder<TokioExecutor> {
+fn server_builder(cfg: &FrontendConfig) -> HttpServer {
+    let h2 = match &cfg.tls {
+        Some(tls) => tls.offers_h2(),
+        None => cfg.h2c,
+    };
+    if !h2 {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            .keep_alive(true);
+        return HttpServer::Http1(h1);
+    }
     let mut http = auto::Builder::new(TokioExecutor::new());
     http.http1()
         .timer(TokioTimer::new())
@@ -179,20 +200,13 @@ fn server_builder(cfg: &FrontendConfig) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(None)
         .max_buf_size(MAX_REQUEST_HEAD)
         .keep_alive(true);
-    let h2 = match &cfg.tls {
-        Some(tls) => tls.offers_h2(),
-        None => cfg.h2c,
-    };
-    if !h2 {
-        return http.http1_only();
-    }
     http.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(cfg.h2_max_streams)
         .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
         .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
         .max_header_list_size(MAX_REQUEST_HEAD as u32);
-    http
+    HttpServer::Auto(http)
 }
 
 /// Streams a client may reset before they are accepted (hyper's default, stated here).

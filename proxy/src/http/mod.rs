@@ -14,3 +14,4 @@ pub(crate) mod exchange;
 pub(crate) mod frontend;
 pub(crate) mod request;
 pub(crate) mod request_rules;
+pub(crate) mod upgrade;

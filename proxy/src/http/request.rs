@@ -15,6 +15,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
 
 use crate::config::{AccessRule, RuleAction};
 use crate::http::client_conn::{CloseSilently, ConnShared, RequestGuard};
@@ -23,6 +24,7 @@ use crate::http::exchange::{head_size, request_head_size, Exchange, ResponseBody
 use crate::http::frontend::Frontend;
 use crate::http::headers::{self, ConnInfo, ForwardedFields, HeaderTemplate};
 use crate::http::route::RouteDecision;
+use crate::http::upgrade::Tunnel;
 use crate::http::{cookie, request_rules, rewrite};
 use crate::observe::accesslog::{
     AccessLogEntry, ClientCookie, LogServer, RequestLine, ServerCookie, TermCause, TermPhase,
@@ -152,7 +154,7 @@ pub(crate) async fn handle(
         .backend_set_headers
         .get(backend_index)
         .map_or(&[][..], Vec::as_slice);
-    let forwarded = request_ops(
+    let (forwarded, upgrade) = request_ops(
         &fe,
         &be,
         be_headers,
@@ -195,6 +197,11 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(e) => return fe.local(ex, guard, forward_failure(e)),
     };
+    if let Some(client) = upgrade {
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return switch_protocols(&fe, &be, &conn, &shared, resp, slot, client, ex, guard);
+        }
+    }
     let ctx = ResponseContext {
         fe: &fe,
         be: &be,
@@ -379,7 +386,8 @@ const MONITOR_FAIL: Refusal = (
 
 /// Request header operations, in lb.md §8 order (`del_headers` first, so what the frontend
 /// deletes the later operations may write again). Returns the X-Forwarded-* fields when they
-/// are written with the head instead of into the map.
+/// are written with the head instead of into the map, and the client side of a WebSocket
+/// upgrade that is forwarded.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn request_ops(
@@ -391,14 +399,22 @@ fn request_ops(
     parts: &mut Parts,
     bodiless: bool,
     forwarded_host: Option<HeaderValue>,
-) -> Option<ForwardedFields> {
+) -> (Option<ForwardedFields>, Option<OnUpgrade>) {
     for name in &fe.del_headers {
         parts.headers.remove(name);
     }
+    let mut upgrade = None;
     if headers::remove_hop_by_hop_request(&mut parts.headers) {
-        // WebSocket upgrades are not forwarded yet: send a plain request.
-        parts.headers.remove(header::UPGRADE);
-        parts.headers.remove(header::CONNECTION);
+        // A WebSocket upgrade goes through when hyper can hand the client connection over
+        // (HTTP/1.1) and the request is a direct exchange (no body), whose server
+        // connection becomes the tunnel's; otherwise it is sent as a plain request.
+        if bodiless && parts.version == Version::HTTP_11 {
+            upgrade = parts.extensions.remove::<OnUpgrade>();
+        }
+        if upgrade.is_none() {
+            parts.headers.remove(header::UPGRADE);
+            parts.headers.remove(header::CONNECTION);
+        }
     }
     let mut forwarded = None;
     if fe.cfg.forwarded_for {
@@ -440,7 +456,7 @@ fn request_ops(
             }
         }
     }
-    forwarded
+    (forwarded, upgrade)
 }
 
 /// The path and query sent to the server: the client's, less a stripped prefix.
@@ -598,6 +614,67 @@ fn respond(
     };
     let body = ResponseBody::upstream(rbody, be.cfg.timeouts.server, head, slot, ex, guard);
     Response::from_parts(rparts, body)
+}
+
+/// A `101 Switching Protocols` to a forwarded WebSocket upgrade: the 101 goes to the client
+/// with an empty body, and the exchange continues as a tunnel between the two connections
+/// (upgrade.rs), run by the connection task once hyper hands the client socket over.
+#[allow(clippy::too_many_arguments)]
+fn switch_protocols(
+    fe: &Frontend,
+    be: &Arc<Backend>,
+    conn: &ConnInfo,
+    shared: &ConnShared,
+    resp: Response<ServerBody>,
+    slot: Slot,
+    client: OnUpgrade,
+    mut ex: Box<Exchange>,
+    guard: RequestGuard,
+) -> Result<Response<ResponseBody>, CloseSilently> {
+    let (mut rparts, rbody) = resp.into_parts();
+    let server = match rbody {
+        ServerBody::Raw(raw) => raw.into_upgraded(),
+        ServerBody::Hyper(..) => None,
+    };
+    let Some((server, server_early)) = server else {
+        let why = (
+            StatusCode::BAD_GATEWAY,
+            TermCause::Proxy,
+            TermPhase::Headers,
+        );
+        return fe.local(ex, guard, why);
+    };
+    headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, true);
+    if conn.tls {
+        if let Some(v) = &fe.hsts {
+            rparts
+                .headers
+                .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
+    ex.entry.status = rparts.status.as_u16();
+    ex.phase = TermPhase::Data;
+    let tunnel = Tunnel {
+        client,
+        server,
+        server_early,
+        idle: be
+            .cfg
+            .timeouts
+            .tunnel
+            .unwrap_or(fe.cfg.timeouts.client.min(be.cfg.timeouts.server)),
+        head: head_size(32, &rparts.headers),
+        marked_down: be.cfg.shutdown_sessions_on_down.then(|| {
+            let mut rx = slot.server().marked_down();
+            rx.borrow_and_update();
+            rx
+        }),
+        slot,
+        exchange: ex,
+        guard,
+    };
+    shared.set_tunnel(Box::pin(tunnel.run()));
+    Ok(Response::from_parts(rparts, ResponseBody::empty()))
 }
 
 fn request_host_parts(parts: &http::request::Parts) -> Option<&str> {

@@ -31,7 +31,7 @@ use tokio::time::Sleep;
 
 use crate::config::FrontendTimeouts;
 use crate::http::client_conn::{ConnShared, RequestGuard};
-use crate::http::frontend::Frontend;
+use crate::http::frontend::{Frontend, HttpServer};
 use crate::http::headers::ConnInfo;
 use crate::http::request;
 use crate::observe::accesslog::{
@@ -296,31 +296,29 @@ pub(crate) async fn serve<S>(
         let guard = RequestGuard::new(&svc_shared);
         request::handle(svc_fe.clone(), info, svc_shared.clone(), guard, req)
     });
-    let conn = fe.http.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        grace = wait_for_drain(&mut drain) => {
-            let until = tokio::time::Instant::now() + grace;
-            // hyper closes a connection that has not sent a byte yet at once, unanswered: one
-            // accepted just before the drain (or whose TLS handshake just ended) is owed its
-            // first request, so it gets until its first bytes arrive (within the grace).
-            let early = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = tokio::time::timeout_at(until, shared.first_bytes()) => None,
-            };
-            match early {
-                Some(r) => r,
-                None => {
-                    conn.as_mut().graceful_shutdown();
-                    match tokio::time::timeout_at(until, conn.as_mut()).await {
-                        Ok(r) => r,
-                        Err(_) => return,
-                    }
-                }
-            }
+    let io = TokioIo::new(io);
+    let served = match &fe.http {
+        HttpServer::Http1(h1) => {
+            let conn = h1.serve_connection(io, service).with_upgrades();
+            drive(conn, &mut drain, &shared, |c| c.graceful_shutdown()).await
+        }
+        HttpServer::Auto(auto) => {
+            let conn = auto.serve_connection_with_upgrades(io, service);
+            drive(conn, &mut drain, &shared, |c| c.graceful_shutdown()).await
         }
     };
+    let Some(result) = served else { return };
+    if let Some(tunnel) = shared.take_tunnel() {
+        // A WebSocket upgrade (http/upgrade.rs): the connection is the tunnel's now.
+        tokio::pin!(tunnel);
+        tokio::select! {
+            () = tunnel.as_mut() => {}
+            grace = wait_for_drain(&mut drain) => {
+                let _ = tokio::time::timeout(grace, tunnel.as_mut()).await;
+            }
+        }
+        return;
+    }
     let Err(err) = result else { return };
     if shared.timed_out.load(Ordering::Acquire) {
         log_unparsed(&fe, peer, &shared, 408, TermCause::ClientTimeout);
@@ -333,6 +331,44 @@ pub(crate) async fn serve<S>(
     } else {
         tracing::debug!(frontend = %fe.name, client = %peer, error = %err, "connection error");
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs a hyper connection to its end; on a drain request, shuts it down gracefully and
+/// waits at most the grace time (`None`: it was cut).
+async fn drive<C, E>(
+    conn: C,
+    drain: &mut watch::Receiver<Option<Duration>>,
+    shared: &ConnShared,
+    graceful: impl FnOnce(Pin<&mut C>),
+) -> Option<Result<(), BoxError>>
+where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: Into<BoxError>,
+{
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        grace = wait_for_drain(drain) => {
+            let until = tokio::time::Instant::now() + grace;
+            // hyper closes a connection that has not sent a byte yet at once, unanswered: one
+            // accepted just before the drain (or whose TLS handshake just ended) is owed its
+            // first request, so it gets until its first bytes arrive (within the grace).
+            let early = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = tokio::time::timeout_at(until, shared.first_bytes()) => None,
+            };
+            match early {
+                Some(r) => r,
+                None => {
+                    graceful(conn.as_mut());
+                    tokio::time::timeout_at(until, conn.as_mut()).await.ok()?
+                }
+            }
+        }
+    };
+    Some(r.map_err(Into::into))
 }
 
 async fn wait_for_drain(rx: &mut watch::Receiver<Option<Duration>>) -> Duration {

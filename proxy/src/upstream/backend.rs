@@ -537,6 +537,10 @@ impl Slot {
     pub(crate) fn server(&self) -> &Server {
         &self.backend.servers[self.server]
     }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
 }
 
 impl Drop for Slot {

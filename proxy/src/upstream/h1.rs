@@ -577,6 +577,13 @@ impl RawBody {
         Some(conn)
     }
 
+    /// The server connection after a `101`, with the bytes the server sent past its head.
+    pub(crate) fn into_upgraded(mut self) -> Option<(ServerIo, BytesMut)> {
+        let conn = self.conn.take()?;
+        let ConnState { io, buf, .. } = *conn.state;
+        Some((io, buf))
+    }
+
     /// Keeps `headers` (cleared) for parsing the connection's next response, unless it is
     /// unusually large.
     pub(crate) fn recycle(&mut self, headers: &mut HeaderMap) {
