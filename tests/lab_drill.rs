@@ -706,6 +706,15 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
         field(&f, "stream_broke_ms"),
         field(&f, "new_connection_ms")
     );
+    // Graceful: the stream lives on through lb1 until the client's ARP entry moves to lb2,
+    // which resets it; the next poll's new connection goes to lb2.
+    let ((tcp_graceful, _), f) = drill_with(&mut lab, true, Proto::Tcp, bounds);
+    println!(
+        "FIGURES v3 tcp graceful: {tcp_graceful} ms, stream broke at +{} ms, new connection at +{} ms, lb2 MASTER at +{} ms",
+        field(&f, "stream_broke_ms"),
+        field(&f, "new_connection_ms"),
+        field(&f, "master_ms")
+    );
     let (ok, text) = lab.run(&["down"], Duration::from_secs(60));
     assert!(ok, "{text}");
     assert!(namespaces_with_prefix(&name).is_empty(), "namespaces left");
