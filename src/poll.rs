@@ -674,6 +674,49 @@ mod tests {
         (addr, h)
     }
 
+    /// `--keep-alive`'s exchange: a Content-Length answer without `Connection: close` leaves
+    /// the connection reusable (the next request goes on it, no new accept); `Connection:
+    /// close`, a chunked answer or a closed connection do not, and a request on a connection
+    /// the server closed fails (the drill's STREAM broke).
+    #[test]
+    fn keep_alive_reuses_the_connection_while_the_server_keeps_it() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let h = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            let mut buf = [0u8; 1024];
+            for reply in [
+                "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nweb1 via lb1\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nweb1 via lb1\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nweb1 via lb1\n",
+            ] {
+                let n = s.read(&mut buf).unwrap_or(0);
+                assert!(!String::from_utf8_lossy(&buf[..n]).contains("Connection: close"));
+                let _ = s.write_all(reply.as_bytes());
+            }
+            // The connection ends here: one more request on it must fail.
+        });
+        let t = parse_url(&format!("http://{addr}/"), None).expect("url");
+        let to = Duration::from_secs(2);
+        let mut c = connect(&t, to).expect("connect");
+        assert_eq!(
+            exchange(&mut c, &t, to, true),
+            Ok(("web1 via lb1".to_owned(), true))
+        );
+        assert_eq!(
+            exchange(&mut c, &t, to, true),
+            Ok(("web1 via lb1".to_owned(), true))
+        );
+        assert_eq!(
+            exchange(&mut c, &t, to, true),
+            Ok(("web1 via lb1".to_owned(), false)),
+            "Connection: close"
+        );
+        h.join().expect("server");
+        let again = exchange(&mut c, &t, to, true);
+        assert!(again.is_err(), "{again:?}");
+    }
+
     #[test]
     fn get_reads_the_first_body_line_and_judges_the_status() {
         let (addr, h) = serve(vec![
