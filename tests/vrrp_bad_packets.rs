@@ -42,7 +42,7 @@ fn advert(priority: u8, advert_int: u8, addresses: Vec<Ipv4Addr>) -> Vec<u8> {
         priority,
         advert_int: u16::from(advert_int) * 100,
         auth: Auth::Simple(pass(PASS)),
-        addresses,
+        addresses: addresses.into_iter().map(Into::into).collect(),
     }
     .encode_ip(ATTACKER, GROUP)
 }

@@ -6,7 +6,7 @@ use super::duration::DurationValue;
 use super::schema::*;
 use super::{did_you_mean, Diags};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ pub(crate) fn validate(
     let instance_names: HashSet<&str> = cf.vrrp_instances.iter().map(|i| i.name.as_str()).collect();
     let vips: HashSet<IpAddr> = instances
         .iter()
-        .flat_map(|i| i.virtual_addresses.iter().map(|v| IpAddr::V4(v.addr)))
+        .flat_map(|i| i.virtual_addresses.iter().map(|v| v.addr))
         .collect();
     check_frontends(
         cf,
@@ -542,10 +542,13 @@ fn check_scripts(
     out
 }
 
-/// `198.51.100.100/24`, optionally followed by `dev eth1` and `label eth1:vip` (keepalived
-/// syntax); no prefix = /32. `interface` is the instance's, the device when `dev` is absent.
+/// `198.51.100.100/24` or `2001:db8::100/64`, optionally followed by `dev eth1` and
+/// `label eth1:vip` (keepalived syntax, labels IPv4 only); no prefix = /32 (/128). `interface`
+/// is the instance's, the device when `dev` is absent. The family rules (one per instance,
+/// IPv6 only in version 3) are checked by the caller, which knows the instance.
 fn parse_vip(text: &str, interface: &str) -> Result<vrrp::VirtualAddress, String> {
-    const FORM: &str = "expected \"A.B.C.D/LEN [dev IFNAME] [label IFNAME:NAME]\"";
+    const FORM: &str =
+        "expected \"A.B.C.D/LEN [dev IFNAME] [label IFNAME:NAME]\" or \"2001:db8::100/64 [dev IFNAME]\"";
     let mut words = text.split_whitespace();
     let cidr = words.next().ok_or("must not be empty")?;
     let (mut dev, mut label) = (None, None);
@@ -564,27 +567,34 @@ fn parse_vip(text: &str, interface: &str) -> Result<vrrp::VirtualAddress, String
     if let Some(l) = &label {
         check_label(l, dev.as_deref().unwrap_or(interface))?;
     }
-    let (addr, len) = match cidr.split_once('/') {
-        Some((a, l)) => (
-            a,
-            l.parse::<u8>()
-                .ok()
-                .filter(|l| *l <= 32)
-                .ok_or(format!("bad prefix length `{l}` (0..=32)"))?,
-        ),
-        None => (cidr, 32),
+    let (text_addr, len) = match cidr.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (cidr, None),
     };
-    let addr: Ipv4Addr = match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V4(a)) => a,
-        Ok(IpAddr::V6(_)) => {
-            return Err("IPv6 addresses need VRRPv3; VRRPv2 carries IPv4 only".into())
-        }
-        Err(_) => {
+    let Ok(addr) = text_addr.parse::<IpAddr>() else {
+        return Err(format!("`{text_addr}` is not an IP address; {FORM}"));
+    };
+    if addr.is_ipv6() && label.is_some() {
+        return Err(
+            "`label` is for IPv4 addresses only (the kernel keeps no label on IPv6 ones)".into(),
+        );
+    }
+    let max = if addr.is_ipv6() { 128 } else { 32 };
+    let len = match len {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or(format!("bad prefix length `{l}` (0..={max})"))?,
+    };
+    if let IpAddr::V6(v6) = addr {
+        if v6.is_multicast() || v6.is_unspecified() || v6.segments()[0] & 0xffc0 == 0xfe80 {
             return Err(format!(
-                "`{addr}` is not an IPv4 address; expected \"A.B.C.D/LEN [dev IFNAME]\""
-            ))
+                "`{v6}` cannot be a virtual address (multicast, unspecified or link-local)"
+            ));
         }
-    };
+    }
     Ok(vrrp::VirtualAddress {
         addr,
         prefix_len: len,
@@ -651,7 +661,7 @@ fn check_instances(
             .map(|(i, x)| (format!("vrrp_instances[{i}].name"), x.name.as_str())),
     );
     let mut vrids: HashMap<(String, i64), String> = HashMap::new();
-    let mut all_vips: HashMap<Ipv4Addr, String> = HashMap::new();
+    let mut all_vips: HashMap<IpAddr, String> = HashMap::new();
     let mut out = Vec::new();
     for (i, x) in cf.vrrp_instances.iter().enumerate() {
         let p = format!("vrrp_instances[{i}]");
@@ -786,27 +796,35 @@ fn check_instances(
                 }
             }
         };
+        // The family of the instance: its first VIP's (keepalived's rule: one per instance).
+        let ipv6 = x
+            .virtual_ipaddress
+            .first()
+            .and_then(|v| parse_vip(v, &x.interface).ok())
+            .is_some_and(|v| v.addr.is_ipv6());
+        let family = if ipv6 { "IPv6" } else { "IPv4" };
+        let same_family = |d: &mut Diags, path: &str, s: &str| match s.parse::<IpAddr>() {
+            Ok(a) if a.is_ipv6() == ipv6 => Some(a),
+            Ok(_) => {
+                d.error(
+                    path,
+                    format!("`{s}` is not {family}, the family of this instance's VIPs"),
+                );
+                None
+            }
+            Err(_) => {
+                d.error(path, format!("`{s}` is not an {family} address"));
+                None
+            }
+        };
         let unicast_src_ip = x
             .unicast_src_ip
             .as_ref()
-            .and_then(|s| match s.parse::<Ipv4Addr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    d.error(
-                        &format!("{p}.unicast_src_ip"),
-                        format!("`{s}` is not an IPv4 address"),
-                    );
-                    None
-                }
-            });
+            .and_then(|s| same_family(d, &format!("{p}.unicast_src_ip"), s));
         let mut unicast_peers = Vec::new();
         for (j, peer) in x.unicast_peers.iter().enumerate() {
-            match peer.parse::<Ipv4Addr>() {
-                Ok(a) => unicast_peers.push(a),
-                Err(_) => d.error(
-                    &format!("{p}.unicast_peers[{j}]"),
-                    format!("`{peer}` is not an IPv4 address"),
-                ),
+            if let Some(a) = same_family(d, &format!("{p}.unicast_peers[{j}]"), peer) {
+                unicast_peers.push(a);
             }
         }
         if x.virtual_ipaddress.is_empty() {
@@ -819,6 +837,20 @@ fn check_instances(
         for (j, v) in x.virtual_ipaddress.iter().enumerate() {
             let vp = format!("{p}.virtual_ipaddress[{j}]");
             match parse_vip(v, &x.interface) {
+                Ok(vip) if vip.addr.is_ipv6() != ipv6 => d.error(
+                    &vp,
+                    format!(
+                        "{} is not {family} like the first VIP: one address family per instance (as keepalived); use a second instance for the other family",
+                        vip.addr
+                    ),
+                ),
+                Ok(vip) if vip.addr.is_ipv6() && version != vrrp::Version::V3 => d.error(
+                    &vp,
+                    format!(
+                        "{} is IPv6, which needs VRRPv3 (version: 3); VRRPv2 carries IPv4 only",
+                        vip.addr
+                    ),
+                ),
                 Ok(vip) => {
                     if let Some(first) = all_vips.get(&vip.addr) {
                         d.error(

@@ -15,7 +15,7 @@ fn advert(addresses: usize) -> Advertisement {
         advert_int: 100,
         auth: Auth::Simple(*b"vrrplb51"),
         addresses: (0..addresses)
-            .map(|i| Ipv4Addr::new(198, 51, 100, 100 + i as u8))
+            .map(|i| Ipv4Addr::new(198, 51, 100, 100 + i as u8).into())
             .collect(),
     }
 }

@@ -1,7 +1,7 @@
 //! The typed configuration of VRRP instances. The binary builds these from its YAML schema;
 //! this crate never sees YAML.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// The VRRP version an instance speaks (vrrp.md §13). One state machine serves both; the
@@ -36,7 +36,8 @@ impl Version {
 /// A virtual IP address with its prefix length and optional device (keepalived `dev`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualAddress {
-    pub addr: Ipv4Addr,
+    /// IPv4, or IPv6 in a version 3 instance (one family per instance).
+    pub addr: IpAddr,
     pub prefix_len: u8,
     /// Interface to add the address on; `None` = the instance's interface.
     pub dev: Option<String>,
@@ -118,9 +119,10 @@ pub struct InstanceConfig {
     pub preempt_delay: Duration,
     /// VRRPv2 simple password (auth type 1), zero-padded to 8 bytes. None = auth type 0.
     pub auth_pass: Option<[u8; 8]>,
-    pub unicast_src_ip: Option<Ipv4Addr>,
-    /// Non-empty: adverts are sent unicast to each peer instead of to 224.0.0.18.
-    pub unicast_peers: Vec<Ipv4Addr>,
+    /// Same family as the VIPs.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Non-empty: adverts are sent unicast to each peer instead of to 224.0.0.18 / ff02::12.
+    pub unicast_peers: Vec<IpAddr>,
     pub virtual_addresses: Vec<VirtualAddress>,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
@@ -131,4 +133,14 @@ pub struct InstanceConfig {
     pub notify: NotifyScripts,
     /// The `vrrp_sync_groups` entry this instance belongs to, if any.
     pub sync_group: Option<String>,
+}
+
+impl InstanceConfig {
+    /// The instance speaks IPv6 (VRRPv3 over IPv6, RFC 5798): its VIPs are IPv6. The
+    /// configuration guarantees one family per instance.
+    pub fn is_ipv6(&self) -> bool {
+        self.virtual_addresses
+            .first()
+            .is_some_and(|v| v.addr.is_ipv6())
+    }
 }

@@ -8,7 +8,7 @@
 use crate::config::InstanceConfig;
 use crate::io::garp::GarpSender;
 use crate::io::netlink::{LinkWatcher, Netlink};
-use crate::io::socket::{Delivery, VrrpSocket, VRRP_GROUP};
+use crate::io::socket::{Datagram, Delivery, VrrpSocket, VRRP_GROUP, VRRP_GROUP_V6};
 use crate::logs;
 use crate::machine::{
     centiseconds, Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, Reason,
@@ -21,7 +21,7 @@ use crate::sync_group::SyncGroup;
 use crate::track::script::ScriptTracker;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -200,19 +200,29 @@ impl Instance {
         } else {
             Delivery::Unicast
         };
-        let socket =
-            VrrpSocket::open(&cfg.interface, delivery).map_err(|source| InstanceError::Socket {
+        let ipv6 = cfg.is_ipv6();
+        let socket = VrrpSocket::open_family(&cfg.interface, delivery, ipv6).map_err(|source| {
+            InstanceError::Socket {
                 instance: name.clone(),
                 interface: cfg.interface.clone(),
                 source,
-            })?;
+            }
+        })?;
         let links = LinkWatcher::start().await.map_err(nl_err)?;
         let primary = match cfg.unicast_src_ip {
             Some(ip) => Some(ip),
-            None => netlink.primary_ipv4(&cfg.interface).await.ok().flatten(),
+            None => netlink
+                .advert_source(&cfg.interface, ipv6)
+                .await
+                .ok()
+                .flatten(),
         };
-        let machine_cfg =
-            MachineConfig::from_instance(&cfg, primary.unwrap_or(Ipv4Addr::UNSPECIFIED));
+        let unspecified = if ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        let machine_cfg = MachineConfig::from_instance(&cfg, primary.unwrap_or(unspecified));
 
         // Every tracker reports into one channel as (kind, name, ok).
         let (tracker_tx, tracker_rx) = mpsc::unbounded_channel();
@@ -409,7 +419,7 @@ async fn remove_stale_vips(cfg: &InstanceConfig, netlink: &Netlink) {
     for vip in &cfg.virtual_addresses {
         let dev = vip.dev.as_deref().unwrap_or(&cfg.interface);
         let present = netlink
-            .addresses(dev)
+            .addresses_like(dev, vip.addr)
             .await
             .map(|addrs| addrs.iter().any(|(a, _)| *a == vip.addr))
             .unwrap_or(false);
@@ -435,8 +445,9 @@ struct Driver {
     netlink: Netlink,
     /// One GARP sender per interface that carries VIPs, opened when first needed.
     garp: HashMap<String, GarpSender>,
-    /// Our advert source; None while the interface has no IPv4 address (FAULT).
-    primary: Option<Ipv4Addr>,
+    /// Our advert source; None while the interface has no address of the instance's family
+    /// (FAULT): no IPv4 address, or no usable IPv6 link-local one yet.
+    primary: Option<IpAddr>,
     rules: ReceiveRules,
     counters: Arc<DropCounters>,
     limiter: DropLogLimiter,
@@ -534,10 +545,10 @@ impl Driver {
                     info!("({name}) removing the VIPs {} ms after stepping down", self.handback().as_millis());
                     self.release_now().await;
                 }
-                got = self.socket.recv(&mut buf) => match got {
-                    Ok(n) => {
-                        let packet = buf[..n.min(buf.len())].to_vec();
-                        self.on_packet(&packet).await;
+                got = self.socket.recv_datagram(&mut buf) => match got {
+                    Ok(d) => {
+                        let packet = buf[..d.len.min(buf.len())].to_vec();
+                        self.on_packet(&packet, &d).await;
                     }
                     Err(e) => {
                         error!("({name}) receive error on {}: {e}", self.cfg.interface);
@@ -613,16 +624,16 @@ impl Driver {
                     info!("({name}) no new MASTER within {} ms; removing the VIPs", limit.as_millis());
                     return;
                 }
-                got = self.socket.recv(buf) => {
-                    let n = match got {
-                        Ok(n) => n.min(buf.len()),
+                got = self.socket.recv_datagram(buf) => {
+                    let (n, d) = match got {
+                        Ok(d) => (d.len.min(buf.len()), d),
                         Err(e) => {
                             warn!("({name}) receive error on {} while handing over: {e}; removing the VIPs", self.cfg.interface);
                             return;
                         }
                     };
                     let packet = &buf[..n];
-                    match self.decode(packet).map(|(meta, a)| (meta.src, a.priority)) {
+                    match self.decode(packet, &d).map(|(meta, a)| (meta.src, a.priority)) {
                         Ok((src, priority)) if priority > 0 && !ours.contains(&Some(src)) => {
                             info!(
                                 "({name}) {src} is MASTER now (priority {priority}, {} ms after our priority-0 advert); removing the VIPs in {} ms",
@@ -648,7 +659,8 @@ impl Driver {
         if self.cfg.unicast_src_ip.is_some() {
             return true;
         }
-        if let Ok(Some(ip)) = self.netlink.primary_ipv4(&self.cfg.interface).await {
+        let ipv6 = self.cfg.is_ipv6();
+        if let Ok(Some(ip)) = self.netlink.advert_source(&self.cfg.interface, ipv6).await {
             if self.primary.is_none() {
                 info!("({}) using {ip} as advert source", self.cfg.name);
                 // The tie-break compares with our source, so the machine must know it.
@@ -691,17 +703,35 @@ impl Driver {
         }
     }
 
-    /// Parses and validates one received packet (vrrp.md §4).
-    fn decode(&self, packet: &[u8]) -> Result<(packet::IpMeta, Advertisement), packet::DropReason> {
-        packet::parse_ip(packet)
-            .and_then(|(meta, vrrp)| packet::validate(&meta, vrrp, &self.rules).map(|a| (meta, a)))
+    /// Parses and validates one received packet (vrrp.md §4): a whole IPv4 packet, or an
+    /// IPv6 payload with what the kernel told about its header.
+    fn decode(
+        &self,
+        packet: &[u8],
+        d: &Datagram,
+    ) -> Result<(packet::IpMeta, Advertisement), packet::DropReason> {
+        let (meta, vrrp) = match &d.ipv6 {
+            Some(receipt) => (packet::ipv6_meta(receipt)?, packet),
+            None => packet::parse_ip(packet)?,
+        };
+        packet::validate(&meta, vrrp, &self.rules).map(|a| (meta, a))
+    }
+
+    /// The source of a received packet, for log lines about it.
+    fn source_of(packet: &[u8], d: &Datagram) -> IpAddr {
+        match &d.ipv6 {
+            Some(receipt) => receipt.src.into(),
+            None => packet::parse_ip(packet)
+                .map(|(m, _)| m.src)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED.into()),
+        }
     }
 
     /// Validates one received packet (vrrp.md §4) and hands a valid advert to the machine.
     /// Every drop is counted by reason; logging is limited per reason and source.
-    async fn on_packet(&mut self, packet: &[u8]) {
+    async fn on_packet(&mut self, packet: &[u8], d: &Datagram) {
         let now = Instant::now();
-        match self.decode(packet) {
+        match self.decode(packet, d) {
             Ok((meta, advert)) => {
                 InstanceStats::count(&self.stats.adverts_received);
                 if advert.priority > 0 && self.machine.state() != State::Master {
@@ -726,9 +756,7 @@ impl Driver {
             }
             Err(reason) => {
                 self.counters.record(&reason);
-                let src = packet::parse_ip(packet)
-                    .map(|(m, _)| m.src)
-                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let src = Self::source_of(packet, d);
                 if let Some(n) = self.limiter.take_suppressed(now) {
                     warn!("({}) {n} more invalid adverts were not logged (log limit); `vrrplb status` counts them all", self.cfg.name);
                 }
@@ -762,15 +790,19 @@ impl Driver {
             return;
         };
         let advert = self.advert(priority);
-        let dests: Vec<Ipv4Addr> = if self.cfg.unicast_peers.is_empty() {
-            vec![VRRP_GROUP]
-        } else {
-            self.cfg.unicast_peers.clone()
+        let dests: Vec<IpAddr> = match (self.cfg.unicast_peers.is_empty(), src) {
+            (true, IpAddr::V4(_)) => vec![VRRP_GROUP.into()],
+            (true, IpAddr::V6(_)) => vec![VRRP_GROUP_V6.into()],
+            (false, _) => self.cfg.unicast_peers.clone(),
         };
         for dst in dests {
-            let bytes = advert.encode_ip(src, dst);
+            let bytes = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => advert.encode_ip(s, d),
+                // IPv6: the message only; the kernel writes the header (vrrp.md §13).
+                _ => advert.encode_between(src, dst),
+            };
             InstanceStats::count(&self.stats.adverts_sent);
-            if let Err(e) = self.socket.send_to(&bytes, dst).await {
+            if let Err(e) = self.socket.send(&bytes, src, dst).await {
                 warn!(
                     "({}) cannot send advert to {dst} on {}: {e}",
                     self.cfg.name, self.cfg.interface
@@ -828,7 +860,7 @@ impl Driver {
 
     /// One burst of `count` gratuitous ARPs for each of these VIPs, on its device.
     async fn send_garps_for(&mut self, vips: &[crate::config::VirtualAddress], count: u32) {
-        let mut by_dev: HashMap<String, Vec<Ipv4Addr>> = HashMap::new();
+        let mut by_dev: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for vip in vips {
             let dev = vip
                 .dev

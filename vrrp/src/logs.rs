@@ -3,7 +3,7 @@
 //! (info for transitions, priority and script lines whatever the verbosity; debug for the
 //! lines keepalived prints only with `--log-detail`, see [`LogLine::is_detail`]).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::machine::{Action, LogLine, State};
 use crate::packet::DropReason;
@@ -119,13 +119,25 @@ pub fn removing_vips(instance: &str) -> String {
 }
 
 /// Once per VIP before a burst.
-pub fn sending_garps(instance: &str, interface: &str, vip: Ipv4Addr) -> String {
-    format!("({instance}) Sending/queueing gratuitous ARPs on {interface} for {vip}")
+/// keepalived's line for a VIP's burst: gratuitous ARPs for IPv4, unsolicited Neighbour
+/// Advertisements for IPv6.
+pub fn sending_garps(instance: &str, interface: &str, vip: IpAddr) -> String {
+    match vip {
+        IpAddr::V4(_) => {
+            format!("({instance}) Sending/queueing gratuitous ARPs on {interface} for {vip}")
+        }
+        IpAddr::V6(_) => format!(
+            "({instance}) Sending/queueing Unsolicited Neighbour Adverts on {interface} for {vip}"
+        ),
+    }
 }
 
 /// Once per frame.
-pub fn sending_garp(interface: &str, vip: Ipv4Addr) -> String {
-    format!("Sending gratuitous ARP on {interface} for {vip}")
+pub fn sending_garp(interface: &str, vip: IpAddr) -> String {
+    match vip {
+        IpAddr::V4(_) => format!("Sending gratuitous ARP on {interface} for {vip}"),
+        IpAddr::V6(_) => format!("Sending unsolicited Neighbour Advert on {interface} for {vip}"),
+    }
 }
 
 pub fn sent_zero_priority(instance: &str) -> String {
@@ -141,8 +153,8 @@ mod tests {
     use super::*;
     use crate::machine::Reason;
 
-    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 12));
+    const VIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 100));
 
     #[test]
     fn transition_lines() {

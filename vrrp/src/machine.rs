@@ -9,7 +9,7 @@
 //! Adverts reaching [`Event::Advert`] must already have passed [`crate::packet::validate`].
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::{InitialState, InstanceConfig, Version};
@@ -66,7 +66,7 @@ pub struct MachineConfig {
     /// GARPs per VIP in each periodic burst (keepalived default 1).
     pub garp_master_refresh_repeat: u32,
     /// Our advert source address, used for the equal-priority tie-break.
-    pub primary_ip: Ipv4Addr,
+    pub primary_ip: IpAddr,
     /// Indexed by [`Event::Tracker`]'s `index`.
     pub trackers: Vec<TrackerSpec>,
 }
@@ -77,7 +77,7 @@ impl MachineConfig {
     ///
     /// Tracker indices: 0 = own interface, then `track_interfaces`, `track_scripts`,
     /// `track_backends`, each in config order (see [`MachineConfig::tracker_index`]).
-    pub fn from_instance(cfg: &InstanceConfig, primary_ip: Ipv4Addr) -> Self {
+    pub fn from_instance(cfg: &InstanceConfig, primary_ip: IpAddr) -> Self {
         // keepalived ignores nopreempt with `state MASTER` or priority 255, and
         // preempt_delay with nopreempt or `state MASTER` (vrrp.md §7).
         let state_master = cfg.initial_state == InitialState::Master;
@@ -186,7 +186,7 @@ pub enum Event {
     /// A valid advert for our VRID; `src` is its IP source, `advert_int` its interval
     /// (v3 backups learn it as Master_Adver_Interval; in v2 it equals ours).
     Advert {
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
         advert_int: Duration,
     },
@@ -208,14 +208,14 @@ pub enum Reason {
     MasterDownTimer,
     /// The down timer had been shortened to Skew_Time by this master's priority-0 advert.
     PriorityZeroAdvert {
-        from: Ipv4Addr,
+        from: IpAddr,
     },
     HigherPriorityAdvert {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
     },
     SamePriorityHigherIp {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
     },
     TrackerFailed {
@@ -287,22 +287,22 @@ pub enum LogLine {
     /// The down timer fired.
     ReceiveTimeout,
     MasterReceivedHigher {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
         ours: u8,
     },
     MasterReceivedSameHigherIp {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
     },
     /// Lower priority (or equal with a lower address): we answer and stay Master.
     MasterReceivedLower {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
         ours: u8,
     },
     BackupDiscardedLower {
-        from: Ipv4Addr,
+        from: IpAddr,
         priority: u8,
     },
     BackupReceivedPriorityZero,
@@ -397,7 +397,7 @@ pub struct Machine {
     /// Backup only.
     master_down: Option<Instant>,
     /// Set when the down timer was shortened by a priority-0 advert from this address.
-    down_by_priority_zero: Option<Ipv4Addr>,
+    down_by_priority_zero: Option<IpAddr>,
     /// Backup only: when the first lower-priority advert of the current run was seen.
     preempt_since: Option<Instant>,
     /// RFC 5798 Master_Adver_Interval: ours at start, then the master's as a v3 backup
@@ -569,7 +569,7 @@ impl Machine {
     /// RFC 3768/5798 §6.4.2, with keepalived's preempt_delay.
     fn backup_received(
         &mut self,
-        src: Ipv4Addr,
+        src: IpAddr,
         priority: u8,
         advert_int: Duration,
         now: Instant,
@@ -614,7 +614,7 @@ impl Machine {
     /// extra adverts: a received packet never moves our own advert timer, so no stream of
     /// packets can stretch the gaps between our periodic adverts (keepalived 2.2 pushes its
     /// timer back on every packet, which a peer sending every 137 ms turns into 137 ms gaps).
-    fn master_received(&mut self, src: Ipv4Addr, priority: u8, now: Instant) -> Vec<Action> {
+    fn master_received(&mut self, src: IpAddr, priority: u8, now: Instant) -> Vec<Action> {
         let ours = self.effective;
         if priority == 0 {
             return vec![
@@ -622,7 +622,7 @@ impl Machine {
                 self.advert(),
             ];
         }
-        // Tie-break on the addresses as unsigned 32-bit numbers.
+        // Tie-break on the addresses as unsigned numbers (32 or 128 bits, one family).
         let (line, reason) = if priority > ours {
             (
                 LogLine::MasterReceivedHigher {
@@ -635,7 +635,7 @@ impl Machine {
                     priority,
                 },
             )
-        } else if priority == ours && u32::from(src) > u32::from(self.cfg.primary_ip) {
+        } else if priority == ours && src > self.cfg.primary_ip {
             (
                 LogLine::MasterReceivedSameHigherIp {
                     from: src,
@@ -974,7 +974,7 @@ fn next_after(deadline: Instant, period: Duration, now: Instant) -> Instant {
 impl Machine {
     /// The interface got its first IPv4 address after start-up (the instance was held in
     /// FAULT until then): from now on it is our advert source and tie-break address.
-    pub fn set_primary_ip(&mut self, ip: Ipv4Addr) {
+    pub fn set_primary_ip(&mut self, ip: IpAddr) {
         self.cfg.primary_ip = ip;
     }
 
@@ -997,10 +997,11 @@ mod tests {
     use crate::config::{
         NotifyScripts, ScriptConfig, TrackBackend, TrackInterface, TrackScript, VirtualAddress,
     };
+    use std::net::Ipv4Addr;
 
-    const OURS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
-    const PEER_HIGH: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 12);
-    const PEER_LOW: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+    const OURS: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11));
+    const PEER_HIGH: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 12));
+    const PEER_LOW: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10));
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -1076,7 +1077,7 @@ mod tests {
             self.m.handle(e, now)
         }
 
-        fn advert(&mut self, d: Duration, src: Ipv4Addr, priority: u8) -> Vec<Action> {
+        fn advert(&mut self, d: Duration, src: IpAddr, priority: u8) -> Vec<Action> {
             self.ev(
                 d,
                 Event::Advert {
@@ -1554,9 +1555,9 @@ mod tests {
         assert_eq!(b.m.state(), State::Master);
         // 10.0.0.1 < 198.51.100.11 < 200.0.0.1 as unsigned numbers (200.x is negative as i32).
         let mut b = Bench::master(cfg(100));
-        b.advert(secs(5), Ipv4Addr::new(10, 0, 0, 1), 100);
+        b.advert(secs(5), Ipv4Addr::new(10, 0, 0, 1).into(), 100);
         assert_eq!(b.m.state(), State::Master);
-        b.advert(secs(6), Ipv4Addr::new(200, 0, 0, 1), 100);
+        b.advert(secs(6), Ipv4Addr::new(200, 0, 0, 1).into(), 100);
         assert_eq!(b.m.state(), State::Backup);
     }
 
@@ -2152,7 +2153,7 @@ mod tests {
         );
         assert_eq!(
             Reason::HigherPriorityAdvert {
-                from: Ipv4Addr::new(198, 51, 100, 12),
+                from: Ipv4Addr::new(198, 51, 100, 12).into(),
                 priority: 150
             }
             .to_string(),
@@ -2198,7 +2199,7 @@ mod tests {
             unicast_src_ip: None,
             unicast_peers: vec![],
             virtual_addresses: vec![VirtualAddress {
-                addr: Ipv4Addr::new(198, 51, 100, 100),
+                addr: Ipv4Addr::new(198, 51, 100, 100).into(),
                 prefix_len: 24,
                 dev: None,
                 label: None,

@@ -1,12 +1,12 @@
 //! VRRP advertisement codec and receive validation, versions 2 (RFC 3768 §5, §7.1) and 3
-//! (RFC 5798 §5, §7.1); vrrp.md §2–§4 and §13.
+//! (RFC 5798 §5, §7.1, IPv4 and IPv6); vrrp.md §2–§4 and §13.
 //!
 //! Pure: bytes in, values out. Nothing here may panic on any input, so every read goes
 //! through a bounds-checked accessor and the parser is fuzzed (`vrrp/fuzz`).
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ pub use crate::config::Version;
 pub const IPPROTO_VRRP: u8 = 112;
 /// The VRRP multicast group.
 pub const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The VRRP multicast group of IPv6 (RFC 5798 §5.1.2.2), link scope.
+pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 /// TTL of every advert sent; multicast adverts with another TTL are dropped (RFC §7.1).
 pub const VRRP_TTL: u8 = 255;
 /// keepalived's ToS: precedence "internetwork control".
@@ -64,16 +66,59 @@ pub struct Advertisement {
     pub advert_int: u16,
     /// Always [`Auth::None`] in v3.
     pub auth: Auth,
-    /// Virtual addresses in config order. At most 255 are encoded (the count is one byte).
-    pub addresses: Vec<Ipv4Addr>,
+    /// Virtual addresses in config order, all of the family of the IP packet (IPv6 in v3
+    /// only). At most 255 are encoded (the count is one byte).
+    pub addresses: Vec<IpAddr>,
 }
 
 /// What the IP header of a received packet tells us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpMeta {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 Hop Limit.
     pub ttl: u8,
+}
+
+/// What an IPv6 raw socket tells about a received advert besides its payload (the kernel
+/// never hands the IPv6 header over): the source from `recvmsg`'s address, the rest from
+/// control messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Receipt {
+    pub src: Ipv6Addr,
+    /// From `IPV6_PKTINFO`; None when the kernel gave none.
+    pub dst: Option<Ipv6Addr>,
+    /// From `IPV6_HOPLIMIT`; None when the kernel gave none.
+    pub hop_limit: Option<i32>,
+    /// A hop-by-hop, destination options or routing header came with it.
+    pub extension_headers: bool,
+}
+
+/// The header facts of an IPv6 advert (vrrp.md §13). Adverts with extension headers are
+/// dropped: RFC 5798 adverts never carry any, and one in front of 112 is a way to slip past
+/// filters that look at the first next header only.
+pub fn ipv6_meta(r: &Ipv6Receipt) -> Result<IpMeta, DropReason> {
+    if r.extension_headers {
+        return Err(DropReason::ExtensionHeaders);
+    }
+    let Some(dst) = r.dst else {
+        return Err(DropReason::BadIpHeader {
+            what: "no destination address (IPV6_PKTINFO)",
+        });
+    };
+    let ttl = match r.hop_limit.map(u8::try_from) {
+        Some(Ok(h)) => h,
+        _ => {
+            return Err(DropReason::BadIpHeader {
+                what: "no hop limit (IPV6_HOPLIMIT)",
+            })
+        }
+    };
+    Ok(IpMeta {
+        src: r.src.into(),
+        dst: dst.into(),
+        ttl,
+    })
 }
 
 /// One's-complement sum of 16-bit big-endian words, unfolded; an odd trailing byte is padded
@@ -126,17 +171,26 @@ pub fn v3_checksum(src: IpAddr, dst: IpAddr, msg: &[u8]) -> u16 {
     fold(pseudo + ones_sum(msg))
 }
 
-/// The message length for `count` addresses (keepalived demands it exactly).
-fn message_len(version: Version, count: usize) -> usize {
+/// The message length for `count` addresses of `addr_len` bytes (keepalived demands it
+/// exactly).
+fn message_len(version: Version, count: usize, addr_len: usize) -> usize {
     match version {
-        Version::V2 => FIXED_LEN + 4 * count + AUTH_LEN,
-        Version::V3 => FIXED_LEN + 4 * count,
+        Version::V2 => FIXED_LEN + addr_len * count + AUTH_LEN,
+        Version::V3 => FIXED_LEN + addr_len * count,
+    }
+}
+
+/// Bytes of one address in an advert carried over `src`'s family.
+fn address_len(src: IpAddr) -> usize {
+    match src {
+        IpAddr::V4(_) => 4,
+        IpAddr::V6(_) => 16,
     }
 }
 
 impl Advertisement {
     /// Number of addresses actually encoded (the count field is one byte).
-    fn encoded_addresses(&self) -> &[Ipv4Addr] {
+    fn encoded_addresses(&self) -> &[IpAddr] {
         let n = self.addresses.len().min(usize::from(u8::MAX));
         &self.addresses[..n]
     }
@@ -153,7 +207,7 @@ impl Advertisement {
     /// The VRRP message sent from `src` to `dst` (the addresses enter v3's checksum only).
     pub fn encode_between(&self, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         let addrs = self.encoded_addresses();
-        let mut out = Vec::with_capacity(message_len(self.version, addrs.len()));
+        let mut out = Vec::with_capacity(message_len(self.version, addrs.len(), 16));
         out.push(self.version.number() << 4 | TYPE_ADVERTISEMENT);
         out.push(self.vrid);
         out.push(self.priority);
@@ -171,7 +225,10 @@ impl Advertisement {
         }
         out.extend_from_slice(&[0, 0]);
         for a in addrs {
-            out.extend_from_slice(&a.octets());
+            match a {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+            }
         }
         let sum = match self.version {
             Version::V2 => {
@@ -249,6 +306,8 @@ struct RawAdvert<'a> {
     /// Centiseconds.
     advert_int: u16,
     addresses: &'a [u8],
+    /// 4 (IPv4) or 16 (IPv6).
+    addr_len: usize,
     auth_data: &'a [u8],
 }
 
@@ -282,7 +341,15 @@ impl<'a> RawAdvert<'a> {
             });
         }
         // keepalived demands the exact length (vrrp.md §4 check 3).
-        let expected = message_len(version, usize::from(count));
+        // VRRPv2 is IPv4 only (RFC 3768); over IPv6 only version 3 exists.
+        if src.is_ipv6() && version == Version::V2 {
+            return Err(DropReason::VersionMismatch {
+                got,
+                expected: Version::V3.number(),
+            });
+        }
+        let addr_len = address_len(src);
+        let expected = message_len(version, usize::from(count), addr_len);
         if bytes.len() < expected {
             return Err(DropReason::Truncated {
                 expected,
@@ -309,7 +376,13 @@ impl<'a> RawAdvert<'a> {
                 version: version.number(),
             });
         }
-        let (addresses, auth_data) = rest.split_at(4 * usize::from(count));
+        let Some((addresses, auth_data)) = rest.split_at_checked(addr_len * usize::from(count))
+        else {
+            return Err(DropReason::Truncated {
+                expected,
+                got: bytes.len(),
+            });
+        };
         Ok(RawAdvert {
             version,
             vrid,
@@ -317,6 +390,7 @@ impl<'a> RawAdvert<'a> {
             auth_type,
             advert_int,
             addresses,
+            addr_len,
             auth_data,
         })
     }
@@ -337,10 +411,14 @@ impl<'a> RawAdvert<'a> {
         }
     }
 
-    fn address_iter(&self) -> impl Iterator<Item = Ipv4Addr> + 'a {
+    fn address_iter(&self) -> impl Iterator<Item = IpAddr> + 'a {
         self.addresses
-            .chunks_exact(4)
-            .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+            .chunks_exact(self.addr_len)
+            .filter_map(|c| match c.len() {
+                4 => <[u8; 4]>::try_from(c).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(c).ok().map(IpAddr::from),
+                _ => None,
+            })
     }
 
     fn into_advert(self, auth: Auth) -> Advertisement {
@@ -390,8 +468,8 @@ pub fn parse_ip(packet: &[u8]) -> Result<(IpMeta, &[u8]), DropReason> {
     };
     let meta = IpMeta {
         ttl: hdr[8],
-        src: Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15]),
-        dst: Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19]),
+        src: Ipv4Addr::new(hdr[12], hdr[13], hdr[14], hdr[15]).into(),
+        dst: Ipv4Addr::new(hdr[16], hdr[17], hdr[18], hdr[19]).into(),
     };
     Ok((meta, payload))
 }
@@ -418,7 +496,7 @@ pub enum DropReason {
     UnicastOnMulticast,
     /// Unicast advert from an address not in `unicast_peers`.
     NotAPeer {
-        src: Ipv4Addr,
+        src: IpAddr,
     },
     BadTtl {
         got: u8,
@@ -434,8 +512,10 @@ pub enum DropReason {
     },
     /// An advert whose source is our own address (a loop, or a spoof).
     FromOurselves {
-        src: Ipv4Addr,
+        src: IpAddr,
     },
+    /// IPv6: a hop-by-hop, destination options or routing header before the advert.
+    ExtensionHeaders,
     /// v3: a Max Adver Int of 0 (a backup would learn a zero Master_Down_Interval).
     ZeroInterval,
     BadType {
@@ -477,7 +557,7 @@ pub enum DropReason {
     /// One of our VIPs is missing from the advert.
     AddressMismatch {
         vrid: u8,
-        missing: Ipv4Addr,
+        missing: IpAddr,
     },
     /// v2 only (v3 backups learn the master's interval). Centiseconds.
     IntervalMismatch {
@@ -514,10 +594,11 @@ pub enum DropKind {
     VersionMismatch,
     FromOurselves,
     ZeroInterval,
+    ExtensionHeaders,
 }
 
 impl DropKind {
-    pub const ALL: [DropKind; 25] = [
+    pub const ALL: [DropKind; 26] = [
         DropKind::TooShort,
         DropKind::BadIpHeader,
         DropKind::IpLengthMismatch,
@@ -543,6 +624,7 @@ impl DropKind {
         DropKind::VersionMismatch,
         DropKind::FromOurselves,
         DropKind::ZeroInterval,
+        DropKind::ExtensionHeaders,
     ];
 
     /// Stable short name, used as the counter name.
@@ -573,6 +655,7 @@ impl DropKind {
             DropKind::VersionMismatch => "version_mismatch",
             DropKind::FromOurselves => "from_ourselves",
             DropKind::ZeroInterval => "zero_interval",
+            DropKind::ExtensionHeaders => "extension_headers",
         }
     }
 }
@@ -605,6 +688,7 @@ impl DropReason {
             DropReason::VersionMismatch { .. } => DropKind::VersionMismatch,
             DropReason::FromOurselves { .. } => DropKind::FromOurselves,
             DropReason::ZeroInterval => DropKind::ZeroInterval,
+            DropReason::ExtensionHeaders => DropKind::ExtensionHeaders,
         }
     }
 
@@ -662,6 +746,9 @@ impl fmt::Display for DropReason {
             DropReason::ZeroInterval => {
                 write!(f, "advertisement interval of 0 centiseconds is invalid")
             }
+            DropReason::ExtensionHeaders => {
+                write!(f, "IPv6 advert with extension headers")
+            }
             DropReason::BadType { got } => write!(f, "Invalid packet type. {got}"),
             DropReason::Truncated { expected, got } => {
                 write!(f, "packet truncated: {got} bytes, advert needs {expected}")
@@ -715,14 +802,14 @@ pub struct ReceiveRules {
     /// Centiseconds; compared in v2 only.
     pub advert_int: u16,
     /// Our VIPs; compared with the advert's list as a set.
-    pub addresses: Vec<Ipv4Addr>,
+    pub addresses: Vec<IpAddr>,
     /// Non-empty = unicast mode: multicast adverts are dropped, the TTL is not checked, and
     /// the source must be one of these (keepalived's `check_unicast_src`, always on here).
-    pub unicast_peers: Vec<Ipv4Addr>,
+    pub unicast_peers: Vec<IpAddr>,
     /// We are the address owner (priority 255).
     pub owner: bool,
     /// Our advert source: an advert from it is dropped (the driver sets it once known).
-    pub own_address: Option<Ipv4Addr>,
+    pub own_address: Option<IpAddr>,
 }
 
 impl ReceiveRules {
@@ -745,7 +832,7 @@ impl ReceiveRules {
 
     /// Check 7: the advert's address list equals ours as a set. Public so that the driver
     /// can log a mismatch in an owner's (priority 255) advert, which is processed anyway.
-    pub fn address_mismatch(&self, addresses: &[Ipv4Addr]) -> Option<DropReason> {
+    pub fn address_mismatch(&self, addresses: &[IpAddr]) -> Option<DropReason> {
         if addresses.len() != self.addresses.len() {
             return Some(DropReason::AddressCountMismatch {
                 got: addresses.len(),
@@ -803,13 +890,13 @@ pub fn validate(
             return Err(DropReason::BadTtl { got: meta.ttl });
         }
     }
+    // IPv6: the Hop Limit is checked in both modes (vrrp.md §13); a unicast peer on the
+    // link sends 255 as well.
+    if meta.src.is_ipv6() && meta.ttl != VRRP_TTL {
+        return Err(DropReason::BadTtl { got: meta.ttl });
+    }
     // 2–4.
-    let raw = RawAdvert::parse(
-        raw_vrrp,
-        Some(rules.version),
-        meta.src.into(),
-        meta.dst.into(),
-    )?;
+    let raw = RawAdvert::parse(raw_vrrp, Some(rules.version), meta.src, meta.dst)?;
     // 5.
     if raw.vrid != rules.vrid {
         return Err(DropReason::UnknownVrid { got: raw.vrid });
@@ -900,7 +987,7 @@ impl DropCounters {
 pub struct DropLogLimiter {
     interval: Duration,
     capacity: usize,
-    last: HashMap<(&'static str, Ipv4Addr), Instant>,
+    last: HashMap<(&'static str, IpAddr), Instant>,
     /// A cap over all sources, so adverts with spoofed sources cannot fill the log either:
     /// at most `budget` lines per interval; the rest are counted in `suppressed`.
     budget: usize,
@@ -963,7 +1050,7 @@ impl DropLogLimiter {
             || reason_key == DropKind::AddressCountMismatch.key()
     }
 
-    pub fn should_log(&mut self, reason_key: &'static str, src: Ipv4Addr, now: Instant) -> bool {
+    pub fn should_log(&mut self, reason_key: &'static str, src: IpAddr, now: Instant) -> bool {
         let key = (reason_key, src);
         if let Some(last) = self.last.get_mut(&key) {
             if Self::log_once(reason_key) || now.saturating_duration_since(*last) < self.interval {
@@ -1001,7 +1088,7 @@ mod tests {
         let t0 = Instant::now();
         let mut l = DropLogLimiter::new(Duration::from_secs(1));
         let logged = (0..1000u32)
-            .filter(|i| l.should_log("bad_checksum", Ipv4Addr::from(0xC633_6400 + i), t0))
+            .filter(|i| l.should_log("bad_checksum", Ipv4Addr::from(0xC633_6400 + i).into(), t0))
             .count();
         assert_eq!(logged, DropLogLimiter::DEFAULT_BUDGET);
         assert_eq!(l.take_suppressed(t0 + Duration::from_millis(500)), None);
@@ -1009,7 +1096,7 @@ mod tests {
         // A new interval has a fresh budget.
         assert!(l.should_log(
             "bad_ttl",
-            Ipv4Addr::new(198, 51, 100, 7),
+            Ipv4Addr::new(198, 51, 100, 7).into(),
             t0 + Duration::from_secs(1)
         ));
     }
@@ -1020,11 +1107,11 @@ mod tests {
             .collect()
     }
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
-    const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100));
+    const VIP2: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 101));
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 
-    fn advert(priority: u8, auth: Auth, addresses: Vec<Ipv4Addr>) -> Advertisement {
+    fn advert(priority: u8, auth: Auth, addresses: Vec<IpAddr>) -> Advertisement {
         Advertisement {
             version: Version::V2,
             vrid: 51,
@@ -1092,8 +1179,8 @@ mod tests {
         assert_eq!(
             meta,
             IpMeta {
-                src: SRC,
-                dst: VRRP_GROUP,
+                src: std::net::IpAddr::V4(SRC),
+                dst: std::net::IpAddr::V4(VRRP_GROUP),
                 ttl: 255
             }
         );
@@ -1121,8 +1208,8 @@ mod tests {
             advert_int: 100,
             auth: Auth::Simple(pass("1111")),
             addresses: vec![
-                Ipv4Addr::new(198, 51, 100, 100),
-                Ipv4Addr::new(198, 51, 100, 101),
+                std::net::IpAddr::V4(Ipv4Addr::new(198, 51, 100, 100)),
+                Ipv4Addr::new(198, 51, 100, 101).into(),
             ],
         };
         let msg = adv.encode();
@@ -1141,8 +1228,8 @@ mod tests {
             auth: Auth::Simple(pass("1111")),
             advert_int: 100,
             addresses: vec![
-                Ipv4Addr::new(198, 51, 100, 101),
-                Ipv4Addr::new(198, 51, 100, 100),
+                std::net::IpAddr::V4(Ipv4Addr::new(198, 51, 100, 101)),
+                Ipv4Addr::new(198, 51, 100, 100).into(),
             ],
             unicast_peers: vec![],
             owner: false,
@@ -1168,8 +1255,8 @@ mod tests {
 
     fn mcast_meta() -> IpMeta {
         IpMeta {
-            src: SRC,
-            dst: VRRP_GROUP,
+            src: std::net::IpAddr::V4(SRC),
+            dst: std::net::IpAddr::V4(VRRP_GROUP),
             ttl: 255,
         }
     }
@@ -1404,7 +1491,7 @@ mod tests {
         );
         // The same bytes from another source fail: the pseudo-header is part of the sum.
         assert_eq!(
-            Advertisement::decode_between(&msg, VIP.into(), VRRP_GROUP.into()),
+            Advertisement::decode_between(&msg, VIP, VRRP_GROUP.into()),
             Err(DropReason::BadChecksum { version: 3 })
         );
         let pkt = adv.encode_ip(SRC, VRRP_GROUP);
@@ -1420,6 +1507,167 @@ mod tests {
         assert_eq!(v3_checksum(src, dst, &msg), 0xaa49);
         msg[6..8].copy_from_slice(&0xaa49u16.to_be_bytes());
         assert_eq!(v3_checksum(src, dst, &msg), 0);
+    }
+
+    const LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    const LL_PEER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+    const VIP6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100));
+
+    fn v6_advert(priority: u8) -> Advertisement {
+        Advertisement {
+            addresses: vec![VIP6],
+            ..v3_advert(priority, 10)
+        }
+    }
+
+    fn v6_rules() -> ReceiveRules {
+        ReceiveRules {
+            addresses: vec![VIP6],
+            own_address: Some(LL.into()),
+            ..v3_rules()
+        }
+    }
+
+    fn receipt(src: Ipv6Addr, hop_limit: i32) -> Ipv6Receipt {
+        Ipv6Receipt {
+            src,
+            dst: Some(VRRP_GROUP_V6),
+            hop_limit: Some(hop_limit),
+            extension_headers: false,
+        }
+    }
+
+    /// Computed independently (Python, RFC 1071 over the RFC 8200 §8.1 pseudo-header):
+    /// 16-byte addresses, checksum over fe80::1 -> ff02::12.
+    #[test]
+    fn v6_advert_matches_reference_bytes_and_validates() {
+        let adv = v6_advert(100);
+        let msg = adv.encode_between(LL.into(), VRRP_GROUP_V6.into());
+        assert_eq!(
+            msg,
+            hex("31 33 64 01 00 0a 3d e9 20 01 0d b8 00 00 00 00 00 00 00 00 00 00 01 00")
+        );
+        let meta = ipv6_meta(&receipt(LL_PEER, 255)).expect("meta");
+        // From the peer the checksum differs: re-encode as the peer would.
+        let from_peer = adv.encode_between(LL_PEER.into(), VRRP_GROUP_V6.into());
+        assert_eq!(validate(&meta, &from_peer, &v6_rules()), Ok(adv.clone()));
+        // Our own bytes replayed from the peer's address: the pseudo-header catches it.
+        assert_eq!(
+            validate(&meta, &msg, &v6_rules()),
+            Err(DropReason::BadChecksum { version: 3 })
+        );
+        // From ourselves.
+        let own = ipv6_meta(&receipt(LL, 255)).expect("meta");
+        assert_eq!(
+            validate(&own, &msg, &v6_rules()),
+            Err(DropReason::FromOurselves { src: LL.into() })
+        );
+    }
+
+    #[test]
+    fn v6_drops_hop_limit_extension_headers_v2_and_count_lies() {
+        let adv = v6_advert(100);
+        let good = adv.encode_between(LL_PEER.into(), VRRP_GROUP_V6.into());
+        let rules = v6_rules();
+        // Hop limit other than 255 (a forwarded or off-link advert), in both modes.
+        let hl64 = ipv6_meta(&receipt(LL_PEER, 64)).expect("meta");
+        assert_eq!(
+            validate(&hl64, &good, &rules),
+            Err(DropReason::BadTtl { got: 64 })
+        );
+        let uni = ReceiveRules {
+            unicast_peers: vec![LL_PEER.into()],
+            ..rules.clone()
+        };
+        let hl64_uni = IpMeta {
+            dst: LL.into(),
+            ..hl64
+        };
+        assert_eq!(
+            validate(&hl64_uni, &good, &uni),
+            Err(DropReason::BadTtl { got: 64 })
+        );
+        // Missing facts and extension headers.
+        let ext = Ipv6Receipt {
+            extension_headers: true,
+            ..receipt(LL_PEER, 255)
+        };
+        assert_eq!(ipv6_meta(&ext), Err(DropReason::ExtensionHeaders));
+        assert_eq!(ext_key(), "extension_headers");
+        for r in [
+            Ipv6Receipt {
+                dst: None,
+                ..receipt(LL_PEER, 255)
+            },
+            Ipv6Receipt {
+                hop_limit: None,
+                ..receipt(LL_PEER, 255)
+            },
+            receipt(LL_PEER, 256),
+            receipt(LL_PEER, -1),
+        ] {
+            assert!(matches!(ipv6_meta(&r), Err(DropReason::BadIpHeader { .. })));
+        }
+        let meta = ipv6_meta(&receipt(LL_PEER, 255)).expect("meta");
+        // A v2 message over IPv6.
+        let v2 = Advertisement {
+            version: Version::V2,
+            advert_int: 100,
+            ..adv.clone()
+        }
+        .encode_between(LL_PEER.into(), VRRP_GROUP_V6.into());
+        assert_eq!(
+            validate(&meta, &v2, &rules),
+            Err(DropReason::VersionMismatch {
+                got: 2,
+                expected: 3
+            })
+        );
+        // Count lies: two addresses claimed, one carried; one claimed, two carried; and an
+        // IPv4-sized list under an IPv6 header.
+        let mut lie = good.clone();
+        lie[3] = 2;
+        assert_eq!(
+            validate(&meta, &lie, &rules),
+            Err(DropReason::Truncated {
+                expected: 40,
+                got: 24
+            })
+        );
+        let mut long = good.clone();
+        long.extend_from_slice(&good[8..]);
+        assert_eq!(
+            validate(&meta, &long, &rules),
+            Err(DropReason::BadLength {
+                expected: 24,
+                got: 40
+            })
+        );
+        let v4_sized = v3_advert(100, 10).encode_between(LL_PEER.into(), VRRP_GROUP_V6.into());
+        assert_eq!(
+            validate(&meta, &v4_sized, &rules),
+            Err(DropReason::Truncated {
+                expected: 24,
+                got: 12
+            })
+        );
+        // Another VIP than ours.
+        let other = Advertisement {
+            addresses: vec!["2001:db8::200".parse().expect("v6")],
+            ..adv
+        }
+        .encode_between(LL_PEER.into(), VRRP_GROUP_V6.into());
+        assert_eq!(
+            validate(&meta, &other, &rules),
+            Err(DropReason::AddressMismatch {
+                vrid: 0x33,
+                missing: VIP6
+            })
+        );
+    }
+
+    fn ext_key() -> &'static str {
+        DropReason::ExtensionHeaders.key()
     }
 
     #[test]
@@ -1507,12 +1755,14 @@ mod tests {
             DropKind::AddressCountMismatch
         );
         let mine = ReceiveRules {
-            own_address: Some(SRC),
+            own_address: Some(std::net::IpAddr::V4(SRC)),
             ..v3_rules()
         };
         assert_eq!(
             check(m, &wire(&v3_advert(100, 10)), &mine),
-            Err(DropReason::FromOurselves { src: SRC })
+            Err(DropReason::FromOurselves {
+                src: std::net::IpAddr::V4(SRC)
+            })
         );
     }
 
@@ -1530,12 +1780,12 @@ mod tests {
     fn unicast_mode_checks() {
         let peer = Ipv4Addr::new(198, 51, 100, 12);
         let r = ReceiveRules {
-            unicast_peers: vec![peer],
+            unicast_peers: vec![std::net::IpAddr::V4(peer)],
             ..rules()
         };
         let uni = IpMeta {
-            src: peer,
-            dst: Ipv4Addr::new(198, 51, 100, 11),
+            src: std::net::IpAddr::V4(peer),
+            dst: std::net::IpAddr::V4(Ipv4Addr::new(198, 51, 100, 11)),
             ttl: 64,
         };
         // TTL is not checked in unicast mode.
@@ -1543,7 +1793,7 @@ mod tests {
         assert_eq!(
             check(
                 IpMeta {
-                    src: peer,
+                    src: std::net::IpAddr::V4(peer),
                     ..mcast_meta()
                 },
                 &good(),
@@ -1555,13 +1805,15 @@ mod tests {
         assert_eq!(
             check(
                 IpMeta {
-                    src: stranger,
+                    src: std::net::IpAddr::V4(stranger),
                     ..uni
                 },
                 &good(),
                 &r
             ),
-            Err(DropReason::NotAPeer { src: stranger })
+            Err(DropReason::NotAPeer {
+                src: std::net::IpAddr::V4(stranger)
+            })
         );
         assert_eq!(
             check(uni, &good(), &rules()),
@@ -1707,14 +1959,14 @@ mod tests {
         let mut l = DropLogLimiter::new(Duration::from_secs(60));
         let a = Ipv4Addr::new(198, 51, 100, 1);
         let b = Ipv4Addr::new(198, 51, 100, 2);
-        assert!(l.should_log("bad_checksum", a, t0));
-        assert!(!l.should_log("bad_checksum", a, t0 + 59 * s));
-        assert!(l.should_log("bad_checksum", b, t0 + s));
-        assert!(l.should_log("bad_ttl", a, t0 + s));
-        assert!(l.should_log("bad_checksum", a, t0 + 60 * s));
+        assert!(l.should_log("bad_checksum", std::net::IpAddr::V4(a), t0));
+        assert!(!l.should_log("bad_checksum", std::net::IpAddr::V4(a), t0 + 59 * s));
+        assert!(l.should_log("bad_checksum", std::net::IpAddr::V4(b), t0 + s));
+        assert!(l.should_log("bad_ttl", std::net::IpAddr::V4(a), t0 + s));
+        assert!(l.should_log("bad_checksum", std::net::IpAddr::V4(a), t0 + 60 * s));
         // Address mismatches: once per peer, then only counted.
-        assert!(l.should_log("address_mismatch", a, t0));
-        assert!(!l.should_log("address_mismatch", a, t0 + 3600 * s));
+        assert!(l.should_log("address_mismatch", std::net::IpAddr::V4(a), t0));
+        assert!(!l.should_log("address_mismatch", std::net::IpAddr::V4(a), t0 + 3600 * s));
     }
 
     #[test]
@@ -1723,13 +1975,29 @@ mod tests {
         let mut l = DropLogLimiter::with_capacity(Duration::from_secs(60), 3);
         let ip = |n| Ipv4Addr::new(198, 51, 100, n);
         for n in 0..3u8 {
-            assert!(l.should_log("bad_ttl", ip(n), t0 + Duration::from_secs(u64::from(n))));
+            assert!(l.should_log(
+                "bad_ttl",
+                std::net::IpAddr::V4(ip(n)),
+                t0 + Duration::from_secs(u64::from(n))
+            ));
         }
-        assert!(l.should_log("bad_ttl", ip(9), t0 + Duration::from_secs(5)));
+        assert!(l.should_log(
+            "bad_ttl",
+            std::net::IpAddr::V4(ip(9)),
+            t0 + Duration::from_secs(5)
+        ));
         assert_eq!(l.len(), 3);
         // ip(0) was the oldest and was evicted, so it logs again; ip(2) is still limited.
-        assert!(!l.should_log("bad_ttl", ip(2), t0 + Duration::from_secs(6)));
-        assert!(l.should_log("bad_ttl", ip(0), t0 + Duration::from_secs(6)));
+        assert!(!l.should_log(
+            "bad_ttl",
+            std::net::IpAddr::V4(ip(2)),
+            t0 + Duration::from_secs(6)
+        ));
+        assert!(l.should_log(
+            "bad_ttl",
+            std::net::IpAddr::V4(ip(0)),
+            t0 + Duration::from_secs(6)
+        ));
         assert_eq!(l.len(), 3);
     }
 
@@ -1745,7 +2013,10 @@ mod tests {
             any::<u8>(),
             any::<u8>(),
             prop_oneof![v2, v3],
-            prop::collection::vec(any::<u32>().prop_map(Ipv4Addr::from), 0..20),
+            prop::collection::vec(
+                any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+                0..20,
+            ),
         )
             .prop_map(|(vrid, priority, (version, advert_int, auth), addresses)| {
                 Advertisement {
@@ -1768,9 +2039,24 @@ mod tests {
             prop_assert_eq!(meta.ttl, 255);
             prop_assert_eq!(checksum(&pkt[..20]), 0);
             prop_assert_eq!(
-                Advertisement::decode_between(msg, meta.src.into(), meta.dst.into()),
+                Advertisement::decode_between(msg, meta.src, meta.dst),
                 Ok(adv)
             );
+        }
+
+        #[test]
+        fn v6_encode_then_decode_is_identity(
+            vrid in any::<u8>(),
+            priority in any::<u8>(),
+            advert_int in 0..=V3_MAX_ADVERT_INT,
+            addresses in prop::collection::vec(any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))), 0..20),
+            src in any::<u128>(),
+        ) {
+            let adv = Advertisement { version: Version::V3, vrid, priority, advert_int, auth: Auth::None, addresses };
+            let (src, dst) = (IpAddr::V6(Ipv6Addr::from(src)), IpAddr::V6(VRRP_GROUP_V6));
+            let bytes = adv.encode_between(src, dst);
+            prop_assert_eq!(bytes.len(), 8 + 16 * adv.addresses.len());
+            prop_assert_eq!(Advertisement::decode_between(&bytes, src, dst), Ok(adv));
         }
 
         #[test]

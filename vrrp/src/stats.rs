@@ -4,7 +4,7 @@
 //! atomics; the rest sits behind a mutex taken only on state changes and by readers.
 
 use crate::machine::{State, TrackerKind};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -54,7 +54,7 @@ pub struct InstanceDetail {
     pub base_priority: u8,
     /// The MASTER as this box knows it: itself while MASTER, else the source of the last
     /// valid advert with a non-zero priority.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     pub last_transition: Option<TransitionRecord>,
     pub trackers: Vec<TrackerState>,
 }

@@ -158,7 +158,7 @@ fn codec_built_advert_round_trips_through_the_kernel() {
         priority: 150,
         advert_int: 100,
         auth: Auth::Simple(*b"s3cret\0\0"),
-        addresses: vec![VIP, Ipv4Addr::new(198, 51, 100, 101)],
+        addresses: vec![VIP.into(), Ipv4Addr::new(198, 51, 100, 101).into()],
     };
     let bytes = sent.encode_ip(A_IP, VRRP_GROUP);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -170,7 +170,10 @@ fn codec_built_advert_round_trips_through_the_kernel() {
     })
     .expect("b received the advert");
     let (meta, msg) = parse_ip(&got).expect("valid IP packet");
-    assert_eq!((meta.ttl, meta.src, meta.dst), (255, A_IP, VRRP_GROUP));
+    assert_eq!(
+        (meta.ttl, meta.src, meta.dst),
+        (255, A_IP.into(), VRRP_GROUP.into())
+    );
     assert_eq!(Advertisement::decode(msg).expect("valid advert"), sent);
 }
 
@@ -261,23 +264,27 @@ fn add_and_del_address_are_idempotent_and_visible_in_ip_addr() {
     let a = lab.host("a");
     let listed = block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
-        nl.add_address("eth0", VIP, 24, None).await.expect("add");
-        nl.add_address("eth0", VIP, 24, None)
+        nl.add_address("eth0", VIP.into(), 24, None)
+            .await
+            .expect("add");
+        nl.add_address("eth0", VIP.into(), 24, None)
             .await
             .expect("add again");
         nl.addresses("eth0").await.expect("list")
     });
-    assert!(listed.contains(&(VIP, 24)), "{listed:?}");
-    assert!(listed.contains(&(A_IP, 24)), "{listed:?}");
+    assert!(listed.contains(&(VIP.into(), 24)), "{listed:?}");
+    assert!(listed.contains(&(A_IP.into(), 24)), "{listed:?}");
     assert!(a.addresses().contains(&"198.51.100.100/24".to_owned()));
 
     let listed = block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
-        nl.del_address("eth0", VIP, 24).await.expect("del");
-        nl.del_address("eth0", VIP, 24).await.expect("del again");
+        nl.del_address("eth0", VIP.into(), 24).await.expect("del");
+        nl.del_address("eth0", VIP.into(), 24)
+            .await
+            .expect("del again");
         nl.addresses("eth0").await.expect("list")
     });
-    assert_eq!(listed, vec![(A_IP, 24)]);
+    assert_eq!(listed, vec![(A_IP.into(), 24)]);
     assert!(!a.has_address("198.51.100.100"));
 }
 
@@ -290,7 +297,7 @@ fn a_labelled_address_carries_its_label_in_ip_addr() {
     let a = lab.host("a");
     block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
-        nl.add_address("eth0", VIP, 24, Some("eth0:vip"))
+        nl.add_address("eth0", VIP.into(), 24, Some("eth0:vip"))
             .await
             .expect("add with label");
     });
@@ -310,7 +317,7 @@ fn a_labelled_address_carries_its_label_in_ip_addr() {
     assert!(by_label.contains("198.51.100.100/24"), "{by_label}");
     block_in(a, || async {
         let nl = Netlink::new().expect("netlink");
-        nl.del_address("eth0", VIP, 24).await.expect("del");
+        nl.del_address("eth0", VIP.into(), 24).await.expect("del");
     });
     assert!(!a.has_address("198.51.100.100"));
 }
@@ -507,7 +514,7 @@ fn gratuitous_arps_reach_peer_and_update_its_neighbour_table() {
         ready_rx.recv().expect("capture ready");
         block_in(a, move || async move {
             let g = GarpSender::open("eth0", a_mac).expect("garp socket");
-            g.send_burst(&[VIP], 3, Duration::from_millis(20))
+            g.send_burst(&[VIP.into()], 3, Duration::from_millis(20))
                 .await
                 .expect("send burst");
         });

@@ -60,9 +60,7 @@ pub fn restart_reason(old: &InstanceConfig, new: &InstanceConfig) -> Option<Stri
 
 /// Whether the VIPs are IPv6 (the first one decides: one family per instance).
 fn family(c: &InstanceConfig) -> Option<bool> {
-    c.virtual_addresses
-        .first()
-        .map(|v| IpAddr::from(v.addr).is_ipv6())
+    c.virtual_addresses.first().map(|v| v.addr.is_ipv6())
 }
 
 /// What differs between two configs of one instance, a short phrase each, for the log.
@@ -199,13 +197,12 @@ impl Driver {
             Delivery::Unicast
         };
         if delivery != self.socket.delivery() {
-            self.socket = VrrpSocket::open(&new.interface, delivery).map_err(|source| {
-                InstanceError::Socket {
+            self.socket = VrrpSocket::open_family(&new.interface, delivery, new.is_ipv6())
+                .map_err(|source| InstanceError::Socket {
                     instance: name.clone(),
                     interface: new.interface.clone(),
                     source,
-                }
-            })?;
+                })?;
         }
 
         self.swap_trackers(&new, fresh, &backend_up);
@@ -227,8 +224,13 @@ impl Driver {
         }
         self.rules = ReceiveRules::from_config(&self.cfg);
         self.rules.own_address = self.primary;
+        let unspecified = if self.cfg.is_ipv6() {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
         let machine_cfg =
-            MachineConfig::from_instance(&self.cfg, self.primary.unwrap_or(Ipv4Addr::UNSPECIFIED));
+            MachineConfig::from_instance(&self.cfg, self.primary.unwrap_or(unspecified));
         info!(
             "({name}) reloaded in place ({}): {}",
             self.machine.state(),
@@ -367,7 +369,7 @@ mod tests {
 
     fn vip(last: u8, label: Option<&str>) -> VirtualAddress {
         VirtualAddress {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: Ipv4Addr::new(198, 51, 100, last).into(),
             prefix_len: 24,
             dev: None,
             label: label.map(str::to_owned),
@@ -381,7 +383,7 @@ mod tests {
         n.virtual_addresses.push(vip(101, None));
         n.advert_int = 200;
         n.auth_pass = Some(*b"secret\0\0");
-        n.unicast_peers = vec![Ipv4Addr::new(198, 51, 100, 12)];
+        n.unicast_peers = vec![Ipv4Addr::new(198, 51, 100, 12).into()];
         n.priority = 150;
         n.nopreempt = true;
         assert_eq!(restart_reason(&old, &n), None);

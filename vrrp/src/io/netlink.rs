@@ -1,7 +1,7 @@
 //! Interface addresses and link state through rtnetlink.
 //!
 //! [`Netlink`] answers the questions an instance asks (which index and MAC an interface has,
-//! which IPv4 address adverts go out from, is it up) and adds and removes VIPs.
+//! which address adverts go out from, is it up) and adds and removes VIPs.
 //! [`LinkWatcher`] turns the kernel's RTNLGRP_LINK notifications into up/down changes, so a
 //! cable pull reaches the state machine in milliseconds instead of at the next poll.
 //!
@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -78,41 +78,49 @@ fn link_name(link: &LinkMessage) -> Option<&str> {
     })
 }
 
-/// One IPv4 address of an interface as the kernel reports it.
+/// One address of an interface as the kernel reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Ipv4Entry {
-    addr: Ipv4Addr,
+struct AddrEntry {
+    addr: IpAddr,
     prefix_len: u8,
     secondary: bool,
+    /// IPv6: still in duplicate address detection (or failed it): not usable as a source.
+    tentative: bool,
 }
 
-fn ipv4_entry(msg: &AddressMessage) -> Option<Ipv4Entry> {
-    if msg.header.family != AddressFamily::Inet {
-        return None;
-    }
+fn addr_entry(msg: &AddressMessage) -> Option<AddrEntry> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point
-    // links, so it is only a fallback.
+    // links, so it is only a fallback (IPv6 sends IFA_ADDRESS only).
     let local = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(v4)) => Some(*v4),
+        AddressAttribute::Local(ip) => Some(*ip),
         _ => None,
     });
     let addr = local.or_else(|| {
         msg.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(IpAddr::V4(v4)) => Some(*v4),
+            AddressAttribute::Address(ip) => Some(*ip),
             _ => None,
         })
     })?;
     // The header holds the low 8 flag bits; IFA_FLAGS, when present, holds all 32.
-    let secondary = msg.header.flags.contains(AddressHeaderFlags::Secondary)
-        || msg.attributes.iter().any(|a| match a {
-            AddressAttribute::Flags(f) => f.contains(AddressFlags::Secondary),
-            _ => false,
-        });
-    Some(Ipv4Entry {
+    let flag = |h: AddressHeaderFlags, f: AddressFlags| {
+        msg.header.flags.contains(h)
+            || msg.attributes.iter().any(|a| match a {
+                AddressAttribute::Flags(all) => all.contains(f),
+                _ => false,
+            })
+    };
+    Some(AddrEntry {
         addr,
         prefix_len: msg.header.prefix_len,
-        secondary,
+        secondary: flag(AddressHeaderFlags::Secondary, AddressFlags::Secondary),
+        tentative: flag(AddressHeaderFlags::Tentative, AddressFlags::Tentative)
+            || flag(AddressHeaderFlags::Dadfailed, AddressFlags::Dadfailed),
     })
+}
+
+/// fe80::/10.
+fn is_link_local(ip: &Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// A connection to the kernel's routing netlink, served by a task on the current tokio
@@ -177,27 +185,46 @@ impl Netlink {
         Ok(flags_up(self.link(name).await?.header.flags))
     }
 
-    async fn ipv4_entries(&self, name: &str) -> Result<Vec<Ipv4Entry>, NetlinkError> {
+    async fn entries(
+        &self,
+        name: &str,
+        family: AddressFamily,
+    ) -> Result<Vec<AddrEntry>, NetlinkError> {
         let index = self.link_index(name).await?;
         let mut req = self.handle.address().get().set_link_index_filter(index);
-        // Ask the kernel for IPv4 only rather than filtering a full dump here.
-        req.message_mut().header.family = AddressFamily::Inet;
+        // Ask the kernel for one family rather than filtering a full dump here.
+        req.message_mut().header.family = family;
         req.execute()
-            .try_filter_map(|msg| async move { Ok(ipv4_entry(&msg)) })
+            .try_filter_map(|msg| async move { Ok(addr_entry(&msg)) })
             .try_collect()
             .await
             .map_err(|e| request_error(format!("list addresses of {name}"), e))
     }
 
-    /// Every IPv4 address on the interface with its prefix length, in the kernel's order
-    /// (primaries first).
-    pub async fn addresses(&self, name: &str) -> Result<Vec<(Ipv4Addr, u8)>, NetlinkError> {
+    /// Every address of `addr`'s family on the interface with its prefix length, in the
+    /// kernel's order (primaries first).
+    pub async fn addresses_like(
+        &self,
+        name: &str,
+        addr: IpAddr,
+    ) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+        let family = match addr {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         Ok(self
-            .ipv4_entries(name)
+            .entries(name, family)
             .await?
             .into_iter()
             .map(|e| (e.addr, e.prefix_len))
             .collect())
+    }
+
+    /// Every IPv4 address on the interface with its prefix length, in the kernel's order
+    /// (primaries first).
+    pub async fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>, NetlinkError> {
+        self.addresses_like(name, Ipv4Addr::UNSPECIFIED.into())
+            .await
     }
 
     /// The interface's primary IPv4 address: the first one the kernel does not flag as
@@ -207,32 +234,67 @@ impl Netlink {
     /// before it, so the real address still comes first.
     pub async fn primary_ipv4(&self, name: &str) -> Result<Option<Ipv4Addr>, NetlinkError> {
         Ok(self
-            .ipv4_entries(name)
+            .entries(name, AddressFamily::Inet)
             .await?
             .into_iter()
-            .find(|e| !e.secondary)
-            .map(|e| e.addr))
+            .filter(|e| !e.secondary)
+            .find_map(|e| match e.addr {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            }))
+    }
+
+    /// The interface's IPv6 link-local address once it is usable (past duplicate address
+    /// detection): the source of IPv6 adverts (RFC 5798 §5.1.2.1) and the tie-break address.
+    pub async fn link_local_ipv6(&self, name: &str) -> Result<Option<Ipv6Addr>, NetlinkError> {
+        Ok(self
+            .entries(name, AddressFamily::Inet6)
+            .await?
+            .into_iter()
+            .filter(|e| !e.tentative)
+            .find_map(|e| match e.addr {
+                IpAddr::V6(v6) if is_link_local(&v6) => Some(v6),
+                _ => None,
+            }))
+    }
+
+    /// The advert source of an instance of `family`'s addresses: the primary IPv4 address,
+    /// or the IPv6 link-local one.
+    pub async fn advert_source(
+        &self,
+        name: &str,
+        ipv6: bool,
+    ) -> Result<Option<IpAddr>, NetlinkError> {
+        Ok(if ipv6 {
+            self.link_local_ipv6(name).await?.map(IpAddr::V6)
+        } else {
+            self.primary_ipv4(name).await?.map(IpAddr::V4)
+        })
     }
 
     /// Adds `addr/prefix_len` to the interface, with `label` as its IFA_LABEL when given
-    /// (keepalived `label`; the kernel names it after the interface otherwise). Already
-    /// present counts as success, so a restart or a repeated transition to Master is harmless.
+    /// (keepalived `label`, IPv4 only; the kernel names it after the interface otherwise).
+    /// Already present counts as success, so a restart or a repeated transition to Master is
+    /// harmless. IPv6 addresses skip duplicate address detection (`nodad`): a VIP must answer
+    /// the moment we are MASTER, and the VRRP election already decided who holds it.
     pub async fn add_address(
         &self,
         name: &str,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         prefix_len: u8,
         label: Option<&str>,
     ) -> Result<(), NetlinkError> {
         let index = self.link_index(name).await?;
-        let mut req = self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(addr), prefix_len);
-        if let Some(label) = label {
+        let mut req = self.handle.address().add(index, addr, prefix_len);
+        if let Some(label) = label.filter(|_| addr.is_ipv4()) {
             req.message_mut()
                 .attributes
                 .push(AddressAttribute::Label(label.to_owned()));
+        }
+        if addr.is_ipv6() {
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match req.execute().await {
             Ok(()) => Ok(()),
@@ -252,14 +314,20 @@ impl Netlink {
     pub async fn del_address(
         &self,
         name: &str,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         prefix_len: u8,
     ) -> Result<(), NetlinkError> {
         let index = self.link_index(name).await?;
-        let msg = AddressMessageBuilder::<Ipv4Addr>::new()
-            .index(index)
-            .address(addr, prefix_len)
-            .build();
+        let msg = match addr {
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+            IpAddr::V6(a) => AddressMessageBuilder::<Ipv6Addr>::new()
+                .index(index)
+                .address(a, prefix_len)
+                .build(),
+        };
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),

@@ -1,14 +1,21 @@
-//! The raw IPv4 socket that carries VRRP advertisements (IP protocol 112).
+//! The raw IP socket that carries VRRP advertisements (IP protocol 112), IPv4 or IPv6.
 //!
-//! Set up as keepalived does on Linux (vrrp.md §3): one `SOCK_RAW` socket per interface, bound
-//! to it with `SO_BINDTODEVICE`, `IP_HDRINCL` so we write the whole IP header (TTL 255, ToS
-//! 0xC0, our chosen source), and in multicast mode a membership of 224.0.0.18 on that interface
-//! only. The socket is non-blocking and driven by tokio's reactor.
+//! Set up as keepalived does on Linux (vrrp.md §3, §13): one `SOCK_RAW` socket per interface,
+//! bound to it with `SO_BINDTODEVICE`, and in multicast mode a membership of the group
+//! (224.0.0.18 or ff02::12) on that interface only. IPv4: `IP_HDRINCL` so we write the whole
+//! IP header (TTL 255, ToS 0xC0, our chosen source). IPv6 never hands the header over in
+//! either direction: the hop limit (255) is a socket option, the source (the link-local
+//! address) goes in an `IPV6_PKTINFO` control message, and on receive the destination, the
+//! hop limit and any extension header come back as control messages. The VRRP checksum is
+//! ours on both sides (not `IPV6_CHECKSUM`), so a bad one is counted rather than silently
+//! dropped by the kernel. The socket is non-blocking and driven by tokio's reactor.
 
-use std::io::{self, Read};
+use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6};
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -18,6 +25,22 @@ use tokio::io::Interest;
 pub const IPPROTO_VRRP: i32 = 112;
 /// The VRRP multicast group (RFC 3768 §5.2.2).
 pub const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The VRRP multicast group of IPv6 (RFC 5798 §5.1.2.2).
+pub const VRRP_GROUP_V6: Ipv6Addr = crate::packet::VRRP_GROUP_V6;
+/// Hop limit of every IPv6 advert (RFC 5798 §5.1.2.3).
+const HOP_LIMIT: u32 = 255;
+/// Room for the control messages of one received IPv6 advert: pktinfo and hop limit, plus
+/// extension headers, whose presence alone matters (a truncated set still tells it).
+const CMSG_SPACE: usize = 256;
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datagram {
+    /// Bytes in the buffer: the whole IPv4 packet (header included), or the IPv6 payload.
+    pub len: usize,
+    /// IPv6 only: what the kernel said about the packet.
+    pub ipv6: Option<crate::packet::Ipv6Receipt>,
+}
 
 /// How adverts reach the peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +72,25 @@ pub struct VrrpSocket {
     ifname: String,
     ifindex: u32,
     delivery: Delivery,
+    ipv6: bool,
 }
 
 impl VrrpSocket {
     /// Opens the socket on `ifname` in the calling thread's network namespace. Needs
     /// CAP_NET_RAW, and a tokio runtime with IO enabled.
     pub fn open(ifname: &str, delivery: Delivery) -> Result<VrrpSocket, SocketError> {
+        Self::open_family(ifname, delivery, false)
+    }
+
+    /// Opens an IPv4 (`ipv6` false) or IPv6 socket; see [`VrrpSocket::open`].
+    pub fn open_family(
+        ifname: &str,
+        delivery: Delivery,
+        ipv6: bool,
+    ) -> Result<VrrpSocket, SocketError> {
+        if ipv6 {
+            return Self::open_v6(ifname, delivery);
+        }
         let ifindex = nix::net::if_::if_nametoindex(ifname)
             .map_err(|_| SocketError::NoSuchInterface(ifname.to_owned()))?;
         let step = |step: &'static str| {
@@ -98,7 +134,109 @@ impl VrrpSocket {
             ifname: ifname.to_owned(),
             ifindex,
             delivery,
+            ipv6: false,
         })
+    }
+
+    fn open_v6(ifname: &str, delivery: Delivery) -> Result<VrrpSocket, SocketError> {
+        let ifindex = nix::net::if_::if_nametoindex(ifname)
+            .map_err(|_| SocketError::NoSuchInterface(ifname.to_owned()))?;
+        let step = |step: &'static str| {
+            let ifname = ifname.to_owned();
+            move |source: io::Error| SocketError::Setup {
+                ifname,
+                step,
+                source,
+            }
+        };
+        let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(step("socket(AF_INET6, SOCK_RAW, 112)"))?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(step("SO_BINDTODEVICE"))?;
+        sock.set_multicast_hops_v6(HOP_LIMIT)
+            .map_err(step("IPV6_MULTICAST_HOPS"))?;
+        sock.set_unicast_hops_v6(HOP_LIMIT)
+            .map_err(step("IPV6_UNICAST_HOPS"))?;
+        sock.set_multicast_loop_v6(false)
+            .map_err(step("IPV6_MULTICAST_LOOP"))?;
+        sock.set_multicast_if_v6(ifindex)
+            .map_err(step("IPV6_MULTICAST_IF"))?;
+        sock.set_multicast_all_v6(false)
+            .map_err(step("IPV6_MULTICAST_ALL"))?;
+        for (opt, name) in [
+            (libc::IPV6_RECVPKTINFO, "IPV6_RECVPKTINFO"),
+            (libc::IPV6_RECVHOPLIMIT, "IPV6_RECVHOPLIMIT"),
+            (libc::IPV6_RECVHOPOPTS, "IPV6_RECVHOPOPTS"),
+            (libc::IPV6_RECVDSTOPTS, "IPV6_RECVDSTOPTS"),
+            (libc::IPV6_RECVRTHDR, "IPV6_RECVRTHDR"),
+        ] {
+            set_int(&sock, libc::IPPROTO_IPV6, opt, 1).map_err(step(name))?;
+        }
+        if delivery == Delivery::Multicast {
+            sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex)
+                .map_err(step("IPV6_ADD_MEMBERSHIP ff02::12"))?;
+        }
+        sock.set_nonblocking(true).map_err(step("O_NONBLOCK"))?;
+        // SAFETY: `sock` owns its descriptor and the AsyncFd keeps it, unreplaced and open,
+        // until both are dropped together.
+        let fd = unsafe {
+            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(|e| step("register with tokio")(io::Error::from(e)))?;
+        Ok(VrrpSocket {
+            fd,
+            ifname: ifname.to_owned(),
+            ifindex,
+            delivery,
+            ipv6: true,
+        })
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// Receives one advert of either family: the whole IPv4 packet, or the IPv6 payload
+    /// with what the control messages told (see [`Datagram`]).
+    pub async fn recv_datagram(&self, buf: &mut [u8]) -> io::Result<Datagram> {
+        if !self.ipv6 {
+            let len = self.recv(buf).await?;
+            return Ok(Datagram { len, ipv6: None });
+        }
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|inner| recv_v6(inner.get_ref(), buf)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends one advert: a complete IPv4 packet to `dst` (`src` is in its header), or an
+    /// IPv6 VRRP message from `src` (our link-local or configured address) to `dst`.
+    pub async fn send(&self, packet: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
+        match (src, dst) {
+            (_, IpAddr::V4(dst)) => self.send_to(packet, dst).await,
+            (IpAddr::V6(src), IpAddr::V6(dst)) => loop {
+                let mut guard = self.fd.writable().await?;
+                match guard.try_io(|inner| send_v6(inner.get_ref(), packet, src, dst, self.ifindex))
+                {
+                    Ok(Ok(n)) if n == packet.len() => return Ok(()),
+                    Ok(Ok(n)) => {
+                        return Err(io::Error::other(format!(
+                            "short send on {}: {n} of {} bytes",
+                            self.ifname,
+                            packet.len()
+                        )))
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => continue,
+                }
+            },
+            (IpAddr::V4(_), IpAddr::V6(_)) => Err(io::Error::other(
+                "an IPv6 advert needs an IPv6 source address",
+            )),
+        }
     }
 
     pub fn ifname(&self) -> &str {
@@ -177,4 +315,96 @@ fn set_multicast_if_index(sock: &Socket, ifindex: u32) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+fn set_int(sock: &Socket, level: i32, opt: i32, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: a valid socket fd, and a pointer to a live c_int with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One `recvmsg` on the IPv6 socket: the payload into `buf`, the facts into a receipt.
+fn recv_v6(sock: &Socket, buf: &mut [u8]) -> io::Result<Datagram> {
+    let mut cmsg = [0u8; CMSG_SPACE];
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = nix::sys::socket::recvmsg::<SockaddrIn6>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let src = msg.address.map(|a| a.ip()).unwrap_or(Ipv6Addr::UNSPECIFIED);
+    let mut receipt = crate::packet::Ipv6Receipt {
+        src,
+        dst: None,
+        hop_limit: None,
+        extension_headers: false,
+    };
+    match msg.cmsgs() {
+        Ok(cmsgs) => {
+            for c in cmsgs {
+                match c {
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        receipt.dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                    }
+                    ControlMessageOwned::Ipv6HopLimit(h) => receipt.hop_limit = Some(h),
+                    ControlMessageOwned::Unknown(u)
+                        if u.cmsg_header.cmsg_level == libc::IPPROTO_IPV6
+                            && matches!(
+                                u.cmsg_header.cmsg_type,
+                                libc::IPV6_HOPOPTS | libc::IPV6_DSTOPTS | libc::IPV6_RTHDR
+                            ) =>
+                    {
+                        receipt.extension_headers = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Only option headers can outgrow the buffer.
+        Err(_) => receipt.extension_headers = true,
+    }
+    Ok(Datagram {
+        len: msg.bytes,
+        ipv6: Some(receipt),
+    })
+}
+
+/// One `sendmsg` of an IPv6 advert with its source address and interface in `IPV6_PKTINFO`.
+fn send_v6(
+    sock: &Socket,
+    msg: &[u8],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    ifindex: u32,
+) -> io::Result<usize> {
+    let info = libc::in6_pktinfo {
+        ipi6_addr: libc::in6_addr {
+            s6_addr: src.octets(),
+        },
+        ipi6_ifindex: ifindex,
+    };
+    // Link-scope destinations (ff02::12, fe80::peer) name the interface in the scope id.
+    let to = SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, ifindex));
+    nix::sys::socket::sendmsg(
+        sock.as_raw_fd(),
+        &[IoSlice::new(msg)],
+        &[ControlMessage::Ipv6PacketInfo(&info)],
+        MsgFlags::empty(),
+        Some(&to),
+    )
+    .map_err(io::Error::from)
 }
