@@ -1,7 +1,8 @@
 //! VRRP interop with a real keepalived 2.2 (vrrp.md §12, §13): one keepalived and one vrrplb
 //! share VRID 51 in a lab, in VRRPv2 with and without PASS authentication and in VRRPv3 at
-//! 100 ms, each side in turn as Master; hard (SIGKILL) and graceful (SIGTERM) failover both
-//! ways within the RFC bounds, and neither side complains about the other's adverts.
+//! 100 ms over IPv4 and over IPv6, each side in turn as Master; hard (SIGKILL) and graceful
+//! (SIGTERM) failover both ways within the RFC bounds, and neither side complains about the
+//! other's adverts.
 
 mod common;
 
@@ -15,9 +16,11 @@ use testkit::{require_root, Host, Lab, TempDir};
 
 const KEEPALIVED: &str = "/usr/sbin/keepalived";
 const PASSWORD: &str = "xyz";
-/// Host addresses: keepalived on .11, vrrplb on .12.
+/// Host addresses: keepalived on .11, vrrplb on .12 (and ::11, ::12 in IPv6 tests).
 const KA: (&str, &str) = ("ka", "198.51.100.11/24");
 const LB: (&str, &str) = ("lb", "198.51.100.12/24");
+/// The VIP of the IPv6 tests.
+const VIP6: &str = "2001:db8:51::100";
 
 /// keepalived's complaints about a received advert (vrrp.md §11, "bad adverts"), and vrrplb's
 /// drop lines (they carry a `drop_reason` field; silent drops log "dropped advert").
@@ -59,15 +62,24 @@ struct Proto {
     /// VRRPv3 at 100 ms (no authentication); otherwise VRRPv2 at 1 s.
     v3: bool,
     auth: Option<&'static str>,
+    /// VRRPv3 over IPv6: the VIP is [`VIP6`], adverts go from link-local addresses.
+    v6: bool,
 }
 
 const V3: Proto = Proto {
     v3: true,
     auth: None,
+    v6: false,
 };
 
+const V3_IPV6: Proto = Proto { v6: true, ..V3 };
+
 fn v2(auth: Option<&'static str>) -> Proto {
-    Proto { v3: false, auth }
+    Proto {
+        v3: false,
+        auth,
+        v6: false,
+    }
 }
 
 impl Proto {
@@ -84,8 +96,57 @@ impl Proto {
         format!("    advert_int 1\n{auth_block}")
     }
 
+    fn vip(self) -> &'static str {
+        if self.v6 {
+            VIP6
+        } else {
+            VIP
+        }
+    }
+
+    /// The VIP with its prefix length, as both configs write it.
+    fn vip_cidr(self) -> String {
+        if self.v6 {
+            format!("{VIP6}/64")
+        } else {
+            format!("{VIP}/24")
+        }
+    }
+
+    /// Waits until `h` holds the VIP; the time from `since`.
+    fn wait_vip(self, h: &Host, since: Instant, timeout: Duration) -> Option<Duration> {
+        testkit::wait_until(timeout, || h.has_address(self.vip())).then(|| since.elapsed())
+    }
+
+    fn wait_no_vip(self, h: &Host, timeout: Duration) -> bool {
+        testkit::wait_until(timeout, || !h.has_address(self.vip()))
+    }
+
+    /// The address `h`'s adverts come from (and log lines name): its IPv4 address, or its
+    /// IPv6 link-local one.
+    fn advert_source(self, h: &Host) -> String {
+        if self.v6 {
+            h.link_local().expect("IPv6 link-local address")
+        } else {
+            h.ip().to_owned()
+        }
+    }
+
+    /// Makes a lab of keepalived and vrrplb hosts, with IPv6 on for the IPv6 tests.
+    fn lab(self) -> Lab {
+        let lab = Lab::new(&[KA, LB]);
+        if self.v6 {
+            lab.host("ka").enable_ipv6("2001:db8:51::11/64");
+            lab.host("lb").enable_ipv6("2001:db8:51::12/64");
+        }
+        lab
+    }
+
     fn vrrplb_config(self, priority: u8) -> String {
-        let c = vrrplb_config(priority, self.auth);
+        let mut c = vrrplb_config(priority, self.auth);
+        if self.v6 {
+            c = c.replace(&format!("[{VIP}/24]"), &format!("[\"{VIP6}/64\"]"));
+        }
         if self.v3 {
             // Sub-second timers want the engine on a realtime thread (keepalived's advice).
             c.replace(
@@ -117,6 +178,7 @@ impl Proto {
 
     fn label(self) -> &'static str {
         match (self.v3, self.auth) {
+            (true, _) if self.v6 => "VRRPv3 100 ms over IPv6",
             (true, _) => "VRRPv3 100 ms",
             (false, Some(_)) => "auth PASS",
             (false, None) => "no auth",
@@ -136,7 +198,8 @@ impl Keepalived {
         let conf = format!(
             "global_defs {{\n    router_id {run}\n{rt}}}\n\
              vrrp_instance VI_1 {{\n    interface eth0\n    state BACKUP\n    virtual_router_id 51\n    \
-             priority {priority}\n{lines}    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+             priority {priority}\n{lines}    virtual_ipaddress {{\n        {}\n    }}\n}}\n",
+            proto.vip_cidr()
         );
         let conf_path = dir.join(&format!("{run}.conf"));
         std::fs::write(&conf_path, conf).expect("write keepalived.conf");
@@ -203,8 +266,8 @@ impl Keepalived {
 
 /// Deletes the VIP a killed daemon left on `h` (the clean-up a real operator or the next start
 /// would do), so the next step starts from a clean interface.
-fn remove_left_vip(h: &Host) {
-    let out = h.exec(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+fn remove_left_vip(h: &Host, p: Proto) {
+    let out = h.exec(&["ip", "addr", "del", &p.vip_cidr(), "dev", "eth0"]);
     println!(
         "  removed the VIP left on {} by the killed daemon: {}",
         h.name,
@@ -248,7 +311,7 @@ fn assert_no_complaints(name: &str, log: &str) {
 /// keepalived returns (keepalived must accept our adverts: it discards them as lower priority),
 /// and take over after keepalived's priority-0 advert within Skew_Time.
 fn keepalived_master_vrrplb_backup(p: Proto) {
-    let lab = Lab::new(&[KA, LB]);
+    let lab = p.lab();
     let dir = TempDir::new("ka-master");
     let (ka, lb) = (lab.host("ka"), lab.host("lb"));
     println!(
@@ -258,7 +321,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
 
     let t0 = Instant::now();
     let k1 = Keepalived::start(ka, &dir, "ka1", 101, p);
-    let took = wait_vip(ka, t0, p.master_down(101) + Duration::from_secs(3));
+    let took = p.wait_vip(ka, t0, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "keepalived alone becomes Master",
         took,
@@ -278,7 +341,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
     // Longer than vrrplb's Master_Down_Interval: keepalived's adverts must keep it Backup.
     std::thread::sleep(p.master_down(100) + Duration::from_millis(1500));
     assert!(
-        !lb.has_address(VIP),
+        !lb.has_address(p.vip()),
         "vrrplb took the VIP from a live keepalived Master:\n{}",
         node.log_text()
     );
@@ -289,7 +352,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
         node.log_text()
     );
     assert!(
-        ka.has_address(VIP),
+        ka.has_address(p.vip()),
         "keepalived lost the VIP:\n{}",
         k1.log_text()
     );
@@ -298,20 +361,20 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
     let t_kill = Instant::now();
     k1.kill_hard(ka);
     let bound = p.master_down(100) + Duration::from_millis(500);
-    let took = wait_vip(lb, t_kill, bound + Duration::from_secs(2));
+    let took = p.wait_vip(lb, t_kill, bound + Duration::from_secs(2));
     assert_within(
         "SIGKILL keepalived -> vrrplb Master",
         took,
         bound,
         &[("vrrplb", node.log_text()), ("keepalived", k1.log_text())],
     );
-    remove_left_vip(ka);
+    remove_left_vip(ka, p);
 
     // keepalived comes back with the higher priority and preempts us: it must accept our
     // adverts (it logs them as lower priority and discards them) and we must yield to its.
     let t_back = Instant::now();
     let k2 = Keepalived::start(ka, &dir, "ka2", 101, p);
-    let took = wait_vip(ka, t_back, p.master_down(101) + Duration::from_secs(3));
+    let took = p.wait_vip(ka, t_back, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "restarted keepalived (101) preempts vrrplb",
         took,
@@ -319,22 +382,26 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
         &[("vrrplb", node.log_text()), ("keepalived", k2.log_text())],
     );
     assert!(
-        wait_no_vip(lb, Duration::from_secs(2)),
+        p.wait_no_vip(lb, Duration::from_secs(2)),
         "vrrplb kept the VIP after keepalived preempted:\n{}",
         node.log_text()
     );
     assert!(
         node.wait_log(
-            "(VI_1) Master received advert from 198.51.100.11 with higher priority 101, ours 100",
+            &format!(
+                "(VI_1) Master received advert from {} with higher priority 101, ours 100",
+                p.advert_source(ka)
+            ),
             Duration::from_secs(2)
         ),
         "{}",
         node.log_text()
     );
     assert!(
-        k2.log_text().contains(
-            "(VI_1) received lower priority (100) advert from 198.51.100.12 - discarding"
-        ),
+        k2.log_text().contains(&format!(
+            "(VI_1) received lower priority (100) advert from {} - discarding",
+            p.advert_source(lb)
+        )),
         "keepalived never accepted vrrplb's adverts as valid:\n{}",
         k2.log_text()
     );
@@ -344,7 +411,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
     let t_term = Instant::now();
     k2.stop(ka);
     let bound = p.skew(100) + Duration::from_millis(500);
-    let took = wait_vip(lb, t_term, bound + Duration::from_secs(3));
+    let took = p.wait_vip(lb, t_term, bound + Duration::from_secs(3));
     assert_within(
         "SIGTERM keepalived -> vrrplb Master",
         took,
@@ -362,7 +429,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
         "keepalived did not exit on SIGTERM"
     );
     assert!(
-        !ka.has_address(VIP),
+        !ka.has_address(p.vip()),
         "keepalived left its VIP after a graceful stop"
     );
 
@@ -375,7 +442,7 @@ fn keepalived_master_vrrplb_backup(p: Proto) {
 /// (the proof that it accepts them), take over after SIGKILL within Master_Down_Interval, yield
 /// when vrrplb returns, and take over after our priority-0 advert within Skew_Time.
 fn vrrplb_master_keepalived_backup(p: Proto) {
-    let lab = Lab::new(&[KA, LB]);
+    let lab = p.lab();
     let dir = TempDir::new("lb-master");
     let (ka, lb) = (lab.host("ka"), lab.host("lb"));
     println!(
@@ -385,7 +452,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
 
     let t0 = Instant::now();
     let n1 = start(&lab, "lb", &dir, &p.vrrplb_config(101));
-    let took = wait_vip(lb, t0, p.master_down(101) + Duration::from_secs(3));
+    let took = p.wait_vip(lb, t0, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "vrrplb alone becomes Master",
         took,
@@ -402,7 +469,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
     // Longer than keepalived's Master_Down_Interval: our adverts must keep it Backup.
     std::thread::sleep(p.master_down(100) + Duration::from_millis(1500));
     assert!(
-        !ka.has_address(VIP),
+        !ka.has_address(p.vip()),
         "keepalived took the VIP from a live vrrplb Master:\n{}",
         k.log_text()
     );
@@ -412,7 +479,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
         k.log_text()
     );
     assert!(
-        lb.has_address(VIP),
+        lb.has_address(p.vip()),
         "vrrplb lost the VIP:\n{}",
         n1.log_text()
     );
@@ -421,7 +488,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
     let t_kill = Instant::now();
     lb.signal(n1.pid, Signal::SIGKILL as i32);
     let bound = p.master_down(100) + Duration::from_millis(500);
-    let took = wait_vip(ka, t_kill, bound + Duration::from_secs(2));
+    let took = p.wait_vip(ka, t_kill, bound + Duration::from_secs(2));
     assert_within(
         "SIGKILL vrrplb -> keepalived Master",
         took,
@@ -429,13 +496,13 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
         &[("keepalived", k.log_text()), ("vrrplb", n1.log_text())],
     );
     lb.wait_exit(n1.pid, Duration::from_secs(5));
-    remove_left_vip(lb);
+    remove_left_vip(lb, p);
 
     // vrrplb comes back with the higher priority and preempts keepalived.
     let before = n1.count_log("Entering MASTER STATE");
     let t_back = Instant::now();
     let n2 = start(&lab, "lb", &dir, &p.vrrplb_config(101));
-    let took = wait_vip(lb, t_back, p.master_down(101) + Duration::from_secs(3));
+    let took = p.wait_vip(lb, t_back, p.master_down(101) + Duration::from_secs(3));
     assert_within(
         "restarted vrrplb (101) preempts keepalived",
         took,
@@ -443,22 +510,26 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
         &[("vrrplb", n2.log_text()), ("keepalived", k.log_text())],
     );
     assert!(
-        wait_no_vip(ka, Duration::from_secs(2)),
+        p.wait_no_vip(ka, Duration::from_secs(2)),
         "keepalived kept the VIP after vrrplb preempted:\n{}",
         k.log_text()
     );
     assert!(
         k.wait_log(
-            "(VI_1) Master received advert from 198.51.100.12 with higher priority 101, ours 100",
+            &format!(
+                "(VI_1) Master received advert from {} with higher priority 101, ours 100",
+                p.advert_source(lb)
+            ),
             Duration::from_secs(2)
         ),
         "{}",
         k.log_text()
     );
     assert!(
-        n2.log_text().contains(
-            "(VI_1) received lower priority (100) advert from 198.51.100.11 - discarding"
-        ),
+        n2.log_text().contains(&format!(
+            "(VI_1) received lower priority (100) advert from {} - discarding",
+            p.advert_source(ka)
+        )),
         "vrrplb never accepted keepalived's adverts as valid:\n{}",
         n2.log_text()
     );
@@ -474,7 +545,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
     let t_term = Instant::now();
     lb.signal(n2.pid, Signal::SIGTERM as i32);
     let bound = p.skew(100) + Duration::from_millis(500);
-    let took = wait_vip(ka, t_term, bound + Duration::from_secs(3));
+    let took = p.wait_vip(ka, t_term, bound + Duration::from_secs(3));
     assert_within(
         "SIGTERM vrrplb -> keepalived Master",
         took,
@@ -492,7 +563,7 @@ fn vrrplb_master_keepalived_backup(p: Proto) {
         "vrrplb did not exit on SIGTERM"
     );
     assert!(
-        !lb.has_address(VIP),
+        !lb.has_address(p.vip()),
         "vrrplb left its VIP after a graceful stop"
     );
 
@@ -544,6 +615,20 @@ fn keepalived_master_vrrplb_backup_in_v3_at_100ms() {
 fn vrrplb_master_keepalived_backup_in_v3_at_100ms() {
     if have_keepalived("vrrplb_master_keepalived_backup_in_v3_at_100ms") {
         vrrplb_master_keepalived_backup(V3);
+    }
+}
+
+#[test]
+fn keepalived_master_vrrplb_backup_in_v3_over_ipv6() {
+    if have_keepalived("keepalived_master_vrrplb_backup_in_v3_over_ipv6") {
+        keepalived_master_vrrplb_backup(V3_IPV6);
+    }
+}
+
+#[test]
+fn vrrplb_master_keepalived_backup_in_v3_over_ipv6() {
+    if have_keepalived("vrrplb_master_keepalived_backup_in_v3_over_ipv6") {
+        vrrplb_master_keepalived_backup(V3_IPV6);
     }
 }
 

@@ -321,7 +321,7 @@ fn bad_addresses_are_errors() {
         &t,
         5,
         "vrrp_instances[0].virtual_ipaddress[0]",
-        "not an IPv4 address",
+        "not an IP address",
     );
     let t = instance("").replace("[198.51.100.100/24]", "[198.51.100.100/33]");
     assert_error(
@@ -439,7 +439,7 @@ fn every_error_is_reported_not_just_the_first() {
         "t.yaml:8:21: vrrp_instances[0].track_scripts[0]: no vrrp_script named `nope`",
         "t.yaml:13:5: vrrp_instances[1].colour: unknown key",
         "t.yaml:11:5: vrrp_instances[1].virtual_router_id: 999 is out of range",
-        "t.yaml:12:25: vrrp_instances[1].virtual_ipaddress[0]: `bad` is not an IPv4 address",
+        "t.yaml:12:25: vrrp_instances[1].virtual_ipaddress[0]: `bad` is not an IP address",
     ] {
         assert!(
             errs.iter().any(|e| e.starts_with(needle)),
@@ -907,5 +907,68 @@ fn seed002_passthrough_example_is_valid_tcp() {
     assert_eq!(
         app.health_check.as_ref().map(|h| h.kind),
         Some(proxy::config::CheckKind::Tcp)
+    );
+}
+
+#[test]
+fn ipv6_instances_need_version_3_and_one_family() {
+    let v6 = |extra: &str| {
+        format!(
+            "vrrp_instances:\n  - name: VI_6\n    interface: eth0\n    virtual_router_id: 52\n    virtual_ipaddress: [\"2001:db8:51::100/64\"]\n{extra}"
+        )
+    };
+    let ok = parse("t.yaml", &v6("    version: 3\n    advert_int: 100ms\n"))
+        .unwrap_or_else(|r| panic!("IPv6 v3 instance rejected:\n{r}"));
+    let inst = &ok.config.instances[0];
+    assert!(inst.is_ipv6());
+    assert_eq!(
+        (
+            inst.virtual_addresses[0].addr,
+            inst.virtual_addresses[0].prefix_len
+        ),
+        ("2001:db8:51::100".parse::<std::net::IpAddr>().unwrap(), 64)
+    );
+    // No prefix: a host route, as /32 is for IPv4.
+    let host = v6("    version: 3\n").replace("/64", "");
+    assert_eq!(
+        parse("t.yaml", &host).unwrap().config.instances[0].virtual_addresses[0].prefix_len,
+        128
+    );
+    assert_error(
+        &v6(""),
+        5,
+        "vrrp_instances[0].virtual_ipaddress[0]",
+        "needs VRRPv3",
+    );
+    assert_error(
+        &v6("    version: 3\n").replace("/64\"]", "/64\", 198.51.100.100/24]"),
+        5,
+        "vrrp_instances[0].virtual_ipaddress[1]",
+        "one address family per instance",
+    );
+    assert_error(
+        &v6("    version: 3\n    unicast_peers: [198.51.100.12]\n"),
+        7,
+        "vrrp_instances[0].unicast_peers[0]",
+        "is not IPv6",
+    );
+    assert_error(
+        &v6("    version: 3\n").replace("/64", "/129"),
+        5,
+        "vrrp_instances[0].virtual_ipaddress[0]",
+        "0..=128",
+    );
+    assert_error(
+        &v6("    version: 3\n").replace("2001:db8:51::100/64", "fe80::1/64"),
+        5,
+        "vrrp_instances[0].virtual_ipaddress[0]",
+        "link-local",
+    );
+    // An IPv4 instance keeps its rules: IPv6 unicast peers are refused there too.
+    assert_error(
+        &instance("    unicast_peers: [\"2001:db8::12\"]\n"),
+        6,
+        "vrrp_instances[0].unicast_peers[0]",
+        "is not IPv4",
     );
 }

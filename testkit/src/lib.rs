@@ -2,8 +2,8 @@
 //! namespace with `eth0` on the bridge and `lo` up), processes started inside them and tracked
 //! by PID, everything removed on drop, also when the test panics.
 //!
-//! Names are unique per process and per lab, so tests run in parallel. Only 198.51.100.0/24 and
-//! 203.0.113.0/24 are ever used, and nothing is routed to the host.
+//! Names are unique per process and per lab, so tests run in parallel. Only 198.51.100.0/24,
+//! 203.0.113.0/24 and 2001:db8::/32 are ever used, and nothing is routed to the host.
 
 pub mod pki;
 
@@ -248,11 +248,79 @@ impl Host {
             .collect()
     }
 
-    /// Whether `addr` (without prefix) is on eth0.
+    /// Whether `addr` (without prefix, IPv4 or IPv6) is on eth0.
     pub fn has_address(&self, addr: &str) -> bool {
-        self.addresses()
-            .iter()
-            .any(|a| a.split('/').next() == Some(addr))
+        let list = if addr.contains(':') {
+            self.addresses6()
+        } else {
+            self.addresses()
+        };
+        list.iter().any(|a| a.split('/').next() == Some(addr))
+    }
+
+    /// Turns IPv6 on for eth0 with instant addresses and adds `cidr6` (2001:db8::/32 only):
+    /// duplicate address detection off (`accept_dad=0`), and the link bounced so that the
+    /// link-local address, made while DAD was still on, is made again usable at once.
+    pub fn enable_ipv6(&self, cidr6: &str) {
+        assert!(
+            cidr6.starts_with("2001:db8:"),
+            "test IPv6 addresses must come from 2001:db8::/32, not {cidr6}"
+        );
+        for key in ["all", "default", "eth0"] {
+            for (name, value) in [("disable_ipv6", "0"), ("accept_dad", "0")] {
+                self.exec_ok(&[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{key}.{name}={value}"),
+                ]);
+            }
+        }
+        self.exec_ok(&["ip", "link", "set", "eth0", "down"]);
+        self.exec_ok(&["ip", "link", "set", "eth0", "up"]);
+        self.exec_ok(&["ip", "-6", "addr", "add", cidr6, "dev", "eth0", "nodad"]);
+        assert!(
+            wait_until(Duration::from_secs(5), || self.link_local().is_some()),
+            "{}: no usable IPv6 link-local address on eth0",
+            self.name
+        );
+    }
+
+    /// Global IPv6 addresses on eth0, as "2001:db8::1/64".
+    pub fn addresses6(&self) -> Vec<String> {
+        self.inet6("global")
+    }
+
+    /// eth0's IPv6 link-local address once usable (not tentative), without prefix.
+    pub fn link_local(&self) -> Option<String> {
+        self.inet6("link")
+            .first()
+            .and_then(|a| a.split('/').next())
+            .map(str::to_owned)
+    }
+
+    fn inet6(&self, scope: &str) -> Vec<String> {
+        let out = self.exec(&[
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", scope,
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("tentative"))
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                it.position(|w| w == "inet6")?;
+                it.next().map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// The MAC this host's IPv6 neighbour table holds for `ip` (any state but FAILED/INCOMPLETE).
+    pub fn neighbour_mac6(&self, ip: &str) -> Option<String> {
+        let out = self.exec(&["ip", "-6", "neigh", "show", ip, "dev", "eth0"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().next()?;
+        let mut it = line.split_whitespace();
+        it.position(|w| w == "lladdr")?;
+        it.next().map(str::to_owned)
     }
 
     /// The MAC address of eth0.
