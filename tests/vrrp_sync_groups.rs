@@ -186,3 +186,114 @@ fn a_member_in_fault_takes_its_sync_group_with_it_and_back() {
         "a GROUP line repeated: {groups:?}"
     );
 }
+
+/// keepalived's other half of `vrrp_sync_group`: a member that steps down to BACKUP (it
+/// heard a higher-priority master) takes the whole group to BACKUP, and a member whose own
+/// master is gone does not go MASTER while another member still hears a live master. A pair
+/// of two-member groups: lb1 (101) holds both VIPs; lb1 is made deaf to VI_2's adverts only
+/// (nftables drops VRRP with VRID 52), then lb2 (150) starts. lb2's members go MASTER
+/// together; lb1's VI_1 hears the better master and steps down, and VI_2 must follow
+/// although it never hears lb2's VI_2 (without the group it would stay MASTER: both boxes
+/// would hold VIP2), and it must stay BACKUP although its down timer keeps firing.
+#[test]
+fn a_member_stepping_down_takes_its_sync_group_to_backup() {
+    let test = "sync_groups_backup";
+    if !require_root(test) || !testkit::require_tool(test, "nft") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")]);
+    let dir = TempDir::new("sync-backup");
+    let cfg = |node: &str, p: u8| {
+        [
+            format!("global:\n  node: {node}\n  log: {{ target: stderr }}\n  vrrp_realtime_priority: 50"),
+            "vrrp_instances:".to_owned(),
+            format!("  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP}/24]"),
+            format!("  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP2}/24]"),
+            "vrrp_sync_groups:\n  - name: G1\n    group: [VI_1, VI_2]\n".to_owned(),
+        ]
+        .join("\n")
+    };
+    let (lb1, lb2) = (lab.host("lb1"), lab.host("lb2"));
+    let both = |h: &testkit::Host| h.has_address(VIP) && h.has_address(VIP2);
+    let none = |h: &testkit::Host| !h.has_address(VIP) && !h.has_address(VIP2);
+    let n1 = start(&lab, "lb1", &dir, &cfg("lb1", 101));
+    assert!(
+        wait_until(Duration::from_secs(8), || both(lb1)),
+        "{}",
+        n1.log_text()
+    );
+    // lb1 stops hearing VRID 52 (the second byte of the VRRP header).
+    lb1.exec_ok(&["nft", "add", "table", "ip", "deaf52"]);
+    lb1.exec_ok(&[
+        "nft",
+        "add",
+        "chain",
+        "ip",
+        "deaf52",
+        "input",
+        "{ type filter hook input priority 0 ; }",
+    ]);
+    lb1.exec_ok(&[
+        "nft", "add", "rule", "ip", "deaf52", "input", "ip", "protocol", "vrrp", "@th,8,8", "52",
+        "drop",
+    ]);
+
+    let t0 = Instant::now();
+    let n2 = start(&lab, "lb2", &dir, &cfg("lb2", 150));
+    let moved = wait_until(Duration::from_secs(5), || both(lb2) && none(lb1));
+    println!(
+        "sync group BACKUP: lb2 holds both VIPs and lb1 none {:?} after lb2 started",
+        t0.elapsed()
+    );
+    let logs = || {
+        format!(
+            "--- lb1 ---\n{}\n--- lb2 ---\n{}",
+            n1.log_text(),
+            n2.log_text()
+        )
+    };
+    assert!(moved, "{}", logs());
+    // Stable: lb1's VI_2 never hears lb2's VI_2, its down timer fires again and again, and
+    // the group holds it in BACKUP while VI_1 hears lb2.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(both(lb2) && none(lb1), "{}", logs());
+    let log1 = n1.log_text();
+    for needle in [
+        "(VI_1) Master received advert from 198.51.100.12 with higher priority 150, ours 101",
+        "VRRP_Group(G1) Syncing instances to BACKUP state",
+        "(VI_2) Entering BACKUP STATE",
+        "(VI_2) master down, but another member of the sync group still hears its master",
+    ] {
+        assert!(log1.contains(needle), "no {needle:?} in lb1's log:\n{log1}");
+    }
+    assert_eq!(
+        n1.count_log("(VI_2) Entering MASTER STATE"),
+        1,
+        "{}",
+        logs()
+    );
+    assert!(
+        n1.count_log("VRRP_Group(G1) Syncing instances to BACKUP state") == 1,
+        "{}",
+        logs()
+    );
+    let log2 = n2.log_text();
+    assert!(
+        log2.contains("VRRP_Group(G1) Syncing instances to MASTER state"),
+        "{log2}"
+    );
+
+    // lb1 hears VI_2 again and lb2 stops: lb1's members go MASTER together.
+    lb1.exec_ok(&["nft", "delete", "table", "ip", "deaf52"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let t1 = Instant::now();
+    lb2.signal(n2.pid, libc::SIGTERM);
+    let back = wait_until(Duration::from_secs(3), || both(lb1) && none(lb2));
+    println!(
+        "sync group: lb1 holds both VIPs again {:?} after lb2's graceful stop",
+        t1.elapsed()
+    );
+    assert!(back, "{}", logs());
+}

@@ -17,7 +17,7 @@ use crate::machine::{
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
 use crate::stats::{InstanceStats, StateSink, TransitionRecord, HEARTBEAT};
-use crate::sync_group::SyncGroup;
+use crate::sync_group::{GroupSignal, MemberReport, SyncGroup};
 use crate::track::script::ScriptTracker;
 use std::collections::HashMap;
 use std::future::Future;
@@ -246,6 +246,11 @@ impl Instance {
                 .tracker_index(TrackerKind::SyncGroup, group.name())
                 .map(|_| forward_group(group.clone(), name.clone(), tracker_tx.clone()))
         });
+        let (group_tx, group_rx) = mpsc::unbounded_channel();
+        let sync_feed = opts
+            .sync_group
+            .as_ref()
+            .map(|group| forward_syncs(group, group_tx));
         let machine = Machine::new(machine_cfg);
         let (status_tx, status) = watch::channel(InstanceStatus {
             state: State::Initialize,
@@ -279,14 +284,16 @@ impl Instance {
             hook: opts.hook,
             sync_group: opts.sync_group,
             release_at: None,
+            moved_by_group: false,
             events: opts.events,
             scripts,
             backend_feeds,
             _group_feed: group_feed,
+            _sync_feed: sync_feed,
             tracker_tx,
         };
         let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(driver.run(links, tracker_rx, control_rx, stop_rx));
+        let task = tokio::spawn(driver.run(links, tracker_rx, group_rx, control_rx, stop_rx));
         Ok(Instance {
             name,
             status,
@@ -413,6 +420,21 @@ fn forward_group(
     }))
 }
 
+/// Hands the group's "Syncing instances to BACKUP/MASTER state" orders to the instance.
+fn forward_syncs(group: &SyncGroup, tx: mpsc::UnboundedSender<GroupSignal>) -> Feed {
+    let mut rx = group.subscribe_syncs();
+    Feed(tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let signal = rx.borrow_and_update().1;
+            if let Some(signal) = signal {
+                if tx.send(signal).is_err() {
+                    return;
+                }
+            }
+        }
+    }))
+}
+
 /// keepalived removes configured VIPs found on the interface at start: a killed predecessor
 /// (SIGKILL, crash) left them there, and a box that is not MASTER must not hold them.
 async fn remove_stale_vips(cfg: &InstanceConfig, netlink: &Netlink) {
@@ -458,11 +480,14 @@ struct Driver {
     sync_group: Option<Arc<SyncGroup>>,
     /// A preempted MASTER's VIP removal, put off until this time (see [`HANDBACK`]).
     release_at: Option<Instant>,
+    /// The last transition was ordered by the sync group.
+    moved_by_group: bool,
     events: Option<Arc<dyn StateSink>>,
     scripts: Vec<RunningScript>,
     /// Per tracked backend: its `min_up` and the feed of its UP count.
     backend_feeds: HashMap<String, (u32, Feed)>,
     _group_feed: Option<Feed>,
+    _sync_feed: Option<Feed>,
     /// For the feeds of trackers a reload adds.
     tracker_tx: mpsc::UnboundedSender<TrackerReport>,
 }
@@ -472,6 +497,7 @@ impl Driver {
         mut self,
         mut links: LinkWatcher,
         mut trackers: mpsc::UnboundedReceiver<TrackerReport>,
+        mut group: mpsc::UnboundedReceiver<GroupSignal>,
         mut control: mpsc::UnboundedReceiver<Control>,
         mut stop: oneshot::Receiver<oneshot::Sender<()>>,
     ) {
@@ -538,7 +564,20 @@ impl Driver {
                     return;
                 }
                 _ = sleep => {
+                    if let Some(g) = &self.sync_group {
+                        self.machine.set_group_hold(g.holds_master(&self.cfg.name));
+                    }
                     let actions = self.machine.handle_timeout(Instant::now());
+                    self.execute(actions).await;
+                    // A member held by the group is now ready for MASTER: tell the others.
+                    self.report_to_group();
+                }
+                Some(signal) = group.recv() => {
+                    let event = match signal {
+                        GroupSignal::Backup => Event::GroupBackup,
+                        GroupSignal::Master => Event::GroupMaster,
+                    };
+                    let actions = self.machine.handle(event, Instant::now());
                     self.execute(actions).await;
                 }
                 _ = release => {
@@ -695,10 +734,14 @@ impl Driver {
 
     fn report_to_group(&self) {
         if let Some(g) = &self.sync_group {
-            g.report(
+            g.report_member(
                 &self.cfg.name,
-                self.machine.state(),
-                self.machine.fault_is_by_group(),
+                MemberReport {
+                    state: self.machine.state(),
+                    by_group: self.machine.fault_is_by_group(),
+                    wants_master: self.machine.wants_master(),
+                    moved_by_group: self.moved_by_group,
+                },
             );
         }
     }
@@ -1008,6 +1051,7 @@ impl Driver {
                     if let Some(line) = logs::transition(&self.cfg.name, from, to) {
                         info!(reason = %reason, "{line}");
                     }
+                    self.moved_by_group = matches!(reason, Reason::SyncGroup { .. });
                     if to == State::Master {
                         InstanceStats::count(&self.stats.become_master);
                     }

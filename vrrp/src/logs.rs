@@ -59,6 +59,9 @@ pub fn line(instance: &str, line: &LogLine) -> String {
         LogLine::MasterReceivedPriorityZero => {
             format!("({instance}) Master received priority 0 message")
         }
+        LogLine::HeldByGroup => format!(
+            "({instance}) master down, but another member of the sync group still hears its master: staying BACKUP until the group goes MASTER together"
+        ),
     }
 }
 

@@ -199,6 +199,11 @@ pub enum Event {
     Shutdown,
     /// A reload changed the configured priority (not to or from 255, the owner's).
     SetPriority(u8),
+    /// Another member of our sync group stepped down to BACKUP: a MASTER follows it.
+    GroupBackup,
+    /// Another member of our sync group became MASTER: a BACKUP whose master is gone too
+    /// (its down timer fired while the group held it) follows it.
+    GroupMaster,
 }
 
 /// Why a transition happened; `Display` is the structured `reason` field.
@@ -233,6 +238,10 @@ pub enum Reason {
     },
     /// A reload removed or re-weighted what held the instance in FAULT.
     Reload,
+    /// Moved with the other members of this sync group (keepalived `vrrp_sync_group`).
+    SyncGroup {
+        name: String,
+    },
     Shutdown,
 }
 
@@ -275,6 +284,7 @@ impl fmt::Display for Reason {
                 TrackerKind::SyncGroup => write!(f, "sync group {name} has no member in FAULT"),
             },
             Reason::Reload => write!(f, "configuration reloaded"),
+            Reason::SyncGroup { name } => write!(f, "sync group {name} moved together"),
             Reason::Shutdown => write!(f, "shutdown"),
         }
     }
@@ -307,6 +317,9 @@ pub enum LogLine {
     },
     BackupReceivedPriorityZero,
     MasterReceivedPriorityZero,
+    /// The down timer fired but another member of the sync group still hears a live
+    /// master: this one stays BACKUP (keepalived: a group goes MASTER together).
+    HeldByGroup,
 }
 
 impl LogLine {
@@ -403,6 +416,11 @@ pub struct Machine {
     /// RFC 5798 Master_Adver_Interval: ours at start, then the master's as a v3 backup
     /// hears it. In v2 it stays ours (validation drops any other).
     master_adver_int: Duration,
+    /// Backup in a sync group: the down timer fired while the group held us, so our master
+    /// is gone and we are ready for MASTER as soon as the other members are.
+    down_expired: bool,
+    /// Set by the driver: another member of the sync group is not ready for MASTER.
+    group_hold: bool,
     /// Master only.
     adver: Option<Instant>,
     garp_again: Option<Instant>,
@@ -421,6 +439,8 @@ impl Machine {
             master_down: None,
             down_by_priority_zero: None,
             preempt_since: None,
+            down_expired: false,
+            group_hold: false,
             adver: None,
             garp_again: None,
             garp_refresh: None,
@@ -516,6 +536,15 @@ impl Machine {
             Event::Tracker { index, ok } => self.tracker_changed(index, ok, now),
             Event::Shutdown => self.shutdown(),
             Event::SetPriority(p) => self.set_priority(p, now),
+            Event::GroupBackup if self.state == State::Master => {
+                let reason = self.group_reason();
+                self.enter_backup(reason, now)
+            }
+            Event::GroupMaster if self.state == State::Backup && self.down_expired => {
+                let reason = self.group_reason();
+                self.become_master(State::Backup, reason, now)
+            }
+            Event::GroupBackup | Event::GroupMaster => Vec::new(),
         }
     }
 
@@ -524,6 +553,15 @@ impl Machine {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         let mut actions = Vec::new();
         match self.state {
+            State::Backup if due(self.master_down) && self.group_hold => {
+                // keepalived's vrrp_sync_can_goto_master: wait (one more Master_Down_Interval
+                // at most, or until the group says go) for the other members.
+                if !self.down_expired {
+                    actions.push(Action::Log(LogLine::HeldByGroup));
+                }
+                self.down_expired = true;
+                self.master_down = Some(now + self.master_down_interval());
+            }
             State::Backup if due(self.master_down) => {
                 let reason = match self.down_by_priority_zero {
                     Some(from) => Reason::PriorityZeroAdvert { from },
@@ -895,12 +933,14 @@ impl Machine {
     fn reset_down_timer(&mut self, now: Instant) {
         self.master_down = Some(now + self.master_down_interval());
         self.down_by_priority_zero = None;
+        self.down_expired = false;
     }
 
     fn clear_timers(&mut self) {
         self.master_down = None;
         self.down_by_priority_zero = None;
         self.preempt_since = None;
+        self.down_expired = false;
         self.adver = None;
         self.garp_again = None;
         self.garp_refresh = None;
@@ -976,6 +1016,29 @@ impl Machine {
     /// FAULT until then): from now on it is our advert source and tie-break address.
     pub fn set_primary_ip(&mut self, ip: IpAddr) {
         self.cfg.primary_ip = ip;
+    }
+
+    /// Sync groups: while `hold` is set, an expired down timer does not make us MASTER
+    /// (another member still hears a live master); see [`Event::GroupMaster`].
+    pub fn set_group_hold(&mut self, hold: bool) {
+        self.group_hold = hold;
+    }
+
+    /// MASTER, or a BACKUP whose master is gone (its down timer fired while held by the
+    /// group): what the other members of a sync group wait for before going MASTER.
+    pub fn wants_master(&self) -> bool {
+        self.state == State::Master || (self.state == State::Backup && self.down_expired)
+    }
+
+    fn group_reason(&self) -> Reason {
+        let name = self
+            .cfg
+            .trackers
+            .iter()
+            .find(|t| t.kind == TrackerKind::SyncGroup)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        Reason::SyncGroup { name }
     }
 
     /// In FAULT (or about to be) only because of the sync group: no weight-0 tracker of its
@@ -1105,6 +1168,56 @@ mod tests {
             assert_eq!(b.m.state(), State::Master);
             b
         }
+    }
+
+    #[test]
+    fn a_sync_group_member_waits_for_the_others_and_moves_with_them() {
+        let mut b = Bench::start(cfg(100));
+        let mdi = b.m.master_down_interval();
+        // Our master is gone but another member still hears its own: held in BACKUP.
+        b.m.set_group_hold(true);
+        assert!(!b.m.wants_master());
+        assert_eq!(b.tick(mdi), vec![Action::Log(LogLine::HeldByGroup)]);
+        assert_eq!(b.m.state(), State::Backup);
+        assert!(b.m.wants_master());
+        assert_eq!(b.deadline(), Some(mdi * 2));
+        // Held again: logged once per episode.
+        assert!(b.tick(mdi * 2).is_empty());
+        // A live master shows up again: not ready any more, and the group's go is ignored.
+        b.advert(mdi * 2 + ms(10), PEER_HIGH, 150);
+        assert!(!b.m.wants_master());
+        assert!(b.ev(mdi * 2 + ms(20), Event::GroupMaster).is_empty());
+        // It goes; held once more, then the last member's go takes it to MASTER at once.
+        let t = mdi * 3 + ms(10);
+        assert_eq!(b.tick(t), vec![Action::Log(LogLine::HeldByGroup)]);
+        let reason = Reason::SyncGroup {
+            name: String::new(),
+        };
+        assert_eq!(
+            b.ev(t + ms(5), Event::GroupMaster),
+            becoming_master(State::Backup, reason.clone(), 100)
+        );
+        // Without the hold the timer works as ever.
+        let mut free = Bench::start(cfg(100));
+        free.m.set_group_hold(false);
+        free.tick(mdi);
+        assert_eq!(free.m.state(), State::Master);
+        // A MASTER told that another member stepped down follows it; a BACKUP ignores it.
+        assert_eq!(
+            b.ev(t + ms(50), Event::GroupBackup),
+            vec![
+                Action::Transition {
+                    from: State::Master,
+                    to: State::Backup,
+                    reason
+                },
+                Action::RemoveVips,
+                Action::Notify(NotifyState::Backup),
+            ]
+        );
+        assert!(b.ev(t + ms(60), Event::GroupBackup).is_empty());
+        assert_eq!(b.m.state(), State::Backup);
+        assert!(!b.m.wants_master());
     }
 
     fn becoming_master(from: State, reason: Reason, priority: u8) -> Vec<Action> {

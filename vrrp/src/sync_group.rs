@@ -2,10 +2,15 @@
 //! FAULT for a reason of its own takes the others to FAULT with it (they hold a weight-0
 //! tracker on the group, [`crate::machine::TrackerKind::SyncGroup`]), and they come back when
 //! no member is in FAULT of its own any more. Members forced by the group do not count, or
-//! the group could never leave FAULT. The group's notify scripts run when its state changes
-//! (FAULT when a member is, MASTER when all are, BACKUP otherwise), and the state sink
-//! (notify_fifo) hears of it after the member's own change, with STOP once every member
-//! stopped (keepalived's order at shutdown).
+//! the group could never leave FAULT. A MASTER that steps down to BACKUP (it heard a better
+//! master) takes the other MASTERs to BACKUP ("Syncing instances to BACKUP state"), and a
+//! BACKUP whose master is gone waits to go MASTER until every member's master is gone too
+//! (keepalived's `vrrp_sync_can_goto_master`); the last one to get there takes the others
+//! with it ("Syncing instances to MASTER state"), so the group's VIPs never split between
+//! two boxes. The group's notify scripts run when its state changes (FAULT when a member
+//! is, MASTER when all are, BACKUP otherwise), and the state sink (notify_fifo) hears of it
+//! after the member's own change, with STOP once every member stopped (keepalived's order
+//! at shutdown).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,12 +36,36 @@ struct Member {
     state: State,
     /// In FAULT only because another member is.
     by_group: bool,
+    /// MASTER, or BACKUP with its master gone ([`crate::machine::Machine::wants_master`]).
+    wants_master: bool,
+}
+
+/// A member's report after a transition, a tracker change or a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberReport {
+    pub state: State,
+    /// In FAULT only because another member is.
+    pub by_group: bool,
+    pub wants_master: bool,
+    /// The last transition was the group's doing (it must not sync the others again).
+    pub moved_by_group: bool,
+}
+
+/// What a member's driver is told to do by the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSignal {
+    /// Another member stepped down: a MASTER goes to BACKUP.
+    Backup,
+    /// Another member went MASTER: a BACKUP whose master is gone follows.
+    Master,
 }
 
 /// The shared view of a group's members, one per group for the life of the daemon.
 pub struct SyncGroup {
     cfg: SyncGroupConfig,
     members: Mutex<HashMap<String, Member>>,
+    /// Bumped on every "Syncing instances to BACKUP/MASTER state", with its direction.
+    syncs: watch::Sender<(u64, Option<GroupSignal>)>,
     group_state: Mutex<Option<NotifyState>>,
     changed: watch::Sender<u64>,
     /// A reload may replace the group's notify scripts in place.
@@ -55,6 +84,7 @@ impl SyncGroup {
         Arc::new(SyncGroup {
             cfg,
             members: Mutex::new(HashMap::new()),
+            syncs: watch::channel((0, None)).0,
             group_state: Mutex::new(None),
             changed: watch::channel(0).0,
             notifier: Mutex::new(notifier),
@@ -75,16 +105,56 @@ impl SyncGroup {
         self.changed.subscribe()
     }
 
-    /// A member's state after a transition or a tracker change. Must be called inside a
-    /// tokio runtime (the group's notify scripts start from here).
+    /// Every sync the group orders, in order: (count, direction).
+    pub fn subscribe_syncs(&self) -> watch::Receiver<(u64, Option<GroupSignal>)> {
+        self.syncs.subscribe()
+    }
+
+    /// A member's state after a transition or a tracker change (no sync of its own).
     pub fn report(&self, instance: &str, state: State, by_group: bool) {
+        self.report_member(
+            instance,
+            MemberReport {
+                state,
+                by_group,
+                wants_master: state == State::Master,
+                moved_by_group: false,
+            },
+        );
+    }
+
+    /// A member's state after a transition, a tracker change or a timer. Must be called
+    /// inside a tokio runtime (the group's notify scripts start from here).
+    pub fn report_member(&self, instance: &str, r: MemberReport) {
+        let state = r.state;
         let member = Member {
             state,
-            by_group: state == State::Fault && by_group,
+            by_group: state == State::Fault && r.by_group,
+            wants_master: r.wants_master,
         };
-        let (changed, group) = {
+        let (changed, group, sync) = {
             let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
             let old = members.insert(instance.to_owned(), member);
+            let was = old.map(|m| m.state);
+            let others = |st: State| {
+                members
+                    .iter()
+                    .any(|(name, m)| name != instance && m.state == st)
+            };
+            // keepalived syncs on a member's own move, never on one the group made.
+            let sync = match (was, state) {
+                (Some(State::Master), State::Backup)
+                    if !r.moved_by_group && others(State::Master) =>
+                {
+                    Some(GroupSignal::Backup)
+                }
+                (Some(w), State::Master)
+                    if w != State::Master && !r.moved_by_group && others(State::Backup) =>
+                {
+                    Some(GroupSignal::Master)
+                }
+                _ => None,
+            };
             let all = self.cfg.members.len();
             let stopped =
                 members.len() == all && members.values().all(|m| m.state == State::Initialize);
@@ -99,8 +169,22 @@ impl SyncGroup {
             } else {
                 None
             };
-            (old != Some(member), group)
+            (old != Some(member), group, sync)
         };
+        if let Some(signal) = sync {
+            let to = match signal {
+                GroupSignal::Backup => "BACKUP",
+                GroupSignal::Master => "MASTER",
+            };
+            info!(
+                "VRRP_Group({}) Syncing instances to {to} state",
+                self.cfg.name
+            );
+            self.syncs.send_modify(|(n, s)| {
+                *n = n.wrapping_add(1);
+                *s = Some(signal);
+            });
+        }
         if member.state == State::Fault && !member.by_group && changed {
             info!(
                 "VRRP_Group({}) Syncing instances to FAULT state",
@@ -152,6 +236,15 @@ impl SyncGroup {
         *notifier = Notifier::for_group(self.cfg.name.clone(), scripts);
     }
 
+    /// Whether `instance` must wait before going MASTER: another member is BACKUP and still
+    /// hears a live master (keepalived's `vrrp_sync_can_goto_master`).
+    pub fn holds_master(&self, instance: &str) -> bool {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members
+            .iter()
+            .any(|(name, m)| name != instance && m.state == State::Backup && !m.wants_master)
+    }
+
     /// Another member in FAULT of its own, if any: while there is one, `instance` is held in
     /// FAULT too.
     pub fn faulty_other(&self, instance: &str) -> Option<String> {
@@ -173,6 +266,42 @@ mod tests {
             members: vec!["VI_1".into(), "VI_2".into()],
             notify: NotifyScripts::default(),
         })
+    }
+
+    fn r(state: State, wants_master: bool, moved_by_group: bool) -> MemberReport {
+        MemberReport {
+            state,
+            by_group: false,
+            wants_master,
+            moved_by_group,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_member_stepping_down_syncs_the_group_to_backup_and_back_to_master() {
+        let g = group();
+        let mut syncs = g.subscribe_syncs();
+        g.report_member("VI_1", r(State::Master, true, false));
+        g.report_member("VI_2", r(State::Master, true, false));
+        assert!(!syncs.has_changed().unwrap_or(true));
+        // VI_1 heard a better master: the group orders BACKUP, once.
+        g.report_member("VI_1", r(State::Backup, false, false));
+        assert!(syncs.has_changed().unwrap_or(false));
+        assert_eq!(syncs.borrow_and_update().1, Some(GroupSignal::Backup));
+        // VI_2 follows; its move was the group's, so nothing more is ordered.
+        g.report_member("VI_2", r(State::Backup, false, true));
+        assert!(!syncs.has_changed().unwrap_or(true));
+        // VI_2's master is gone, VI_1's is not: VI_2 waits, VI_1 would not.
+        g.report_member("VI_2", r(State::Backup, true, true));
+        assert!(g.holds_master("VI_2"));
+        assert!(!g.holds_master("VI_1"));
+        // VI_1's master goes too: nothing holds VI_1, it goes MASTER and takes VI_2 along.
+        g.report_member("VI_1", r(State::Backup, true, false));
+        assert!(!g.holds_master("VI_1") && !g.holds_master("VI_2"));
+        g.report_member("VI_1", r(State::Master, true, false));
+        assert_eq!(syncs.borrow_and_update().1, Some(GroupSignal::Master));
+        g.report_member("VI_2", r(State::Master, true, true));
+        assert!(!syncs.has_changed().unwrap_or(true));
     }
 
     #[tokio::test]
