@@ -399,3 +399,98 @@ fn v6_pair_serves_the_vip_fails_over_and_announces_it() {
         .collect();
     assert!(complaints.is_empty(), "{complaints:#?}");
 }
+
+/// IPv6 unicast mode: each box sends its adverts to the peer's global address from its own
+/// (`unicast_src_ip`), hop limit 255, no ff02::12 membership. The pair elects, fails over on
+/// a graceful stop and the wire shows only unicast adverts.
+#[test]
+fn v6_unicast_pair_elects_and_hands_over() {
+    let test = "v6_unicast_pair";
+    if !require_root(test) || !require_tool(test, "tshark") {
+        return;
+    }
+    let lab = Lab::new(&[("lb1", "198.51.100.11/24"), ("lb2", "198.51.100.12/24")]);
+    let (lb1, lb2) = (lab.host("lb1"), lab.host("lb2"));
+    lb1.enable_ipv6("2001:db8:51::11/64");
+    lb2.enable_ipv6("2001:db8:51::12/64");
+    let dir = TempDir::new("vrrp-v6-unicast");
+    let capture = Capture::start(lb2, &dir);
+    let cfg = |node: &str, priority: u8, me: &str, peer: &str| {
+        format!(
+            "global:\n  node: {node}\n  log: {{ target: stderr, level: debug }}\n  vrrp_realtime_priority: 50\n\
+             vrrp_instances:\n  - name: VI_6\n    interface: eth0\n    virtual_router_id: 52\n    priority: {priority}\n    \
+             version: 3\n    advert_int: 100ms\n    unicast_src_ip: \"{me}\"\n    unicast_peers: [\"{peer}\"]\n    \
+             virtual_ipaddress: [\"{VIP6}/64\"]\n"
+        )
+    };
+    let n1 = start(
+        &lab,
+        "lb1",
+        &dir,
+        &cfg("lb1", 101, "2001:db8:51::11", "2001:db8:51::12"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || lb1.has_address(VIP6)),
+        "{}",
+        n1.log_text()
+    );
+    let n2 = start(
+        &lab,
+        "lb2",
+        &dir,
+        &cfg("lb2", 100, "2001:db8:51::12", "2001:db8:51::11"),
+    );
+    assert!(
+        n2.wait_log(
+            "(VI_6) Entering BACKUP STATE (init)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        logs(&[&n1, &n2])
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lb2.has_address(VIP6) && n2.count_log("Entering MASTER") == 0,
+        "lb2 does not hear lb1's unicast adverts:\n{}",
+        logs(&[&n1, &n2])
+    );
+    let t1 = Instant::now();
+    lb1.signal(n1.pid, libc::SIGTERM);
+    let took =
+        wait_until(Duration::from_secs(3), || lb2.has_address(VIP6)).then(|| t1.elapsed());
+    println!("v6 unicast graceful stop: lb2 holds the VIP after {took:?}");
+    assert!(took.is_some(), "{}", logs(&[&n1, &n2]));
+    assert!(
+        n2.log_text()
+            .contains("(VI_6) Backup received priority 0 advertisement"),
+        "{}",
+        n2.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let frames = capture.stop(lb2);
+    // Before lb2's daemon ran, its kernel answered lb1's unicast adverts with ICMPv6 errors
+    // quoting them (two IPv6 headers in one frame): those are not adverts.
+    let adverts: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| f.vrrp_version.is_some() && !f.src.contains(','))
+        .collect();
+    let from_lb1 = adverts
+        .iter()
+        .filter(|a| a.src == "2001:db8:51::11")
+        .count();
+    println!(
+        "v6 unicast: {} adverts on lb2's wire, {from_lb1} from lb1",
+        adverts.len()
+    );
+    assert!(from_lb1 >= 20, "{adverts:?}");
+    for a in &adverts {
+        let pair = (a.src.as_str(), a.dst.as_str());
+        assert!(
+            (pair == ("2001:db8:51::11", "2001:db8:51::12")
+                || pair == ("2001:db8:51::12", "2001:db8:51::11"))
+                && a.hlim == 255
+                && a.checksum_good,
+            "not a unicast advert between the peers with hop limit 255 and a good checksum: {a:?}"
+        );
+    }
+}
