@@ -456,8 +456,7 @@ fn v6_unicast_pair_elects_and_hands_over() {
     );
     let t1 = Instant::now();
     lb1.signal(n1.pid, libc::SIGTERM);
-    let took =
-        wait_until(Duration::from_secs(3), || lb2.has_address(VIP6)).then(|| t1.elapsed());
+    let took = wait_until(Duration::from_secs(3), || lb2.has_address(VIP6)).then(|| t1.elapsed());
     println!("v6 unicast graceful stop: lb2 holds the VIP after {took:?}");
     assert!(took.is_some(), "{}", logs(&[&n1, &n2]));
     assert!(
@@ -493,4 +492,154 @@ fn v6_unicast_pair_elects_and_hands_over() {
             "not a unicast advert between the peers with hop limit 255 and a good checksum: {a:?}"
         );
     }
+}
+
+/// An IPv6 raw socket for protocol 112 on eth0, sending to ff02::12 with the given hop limit
+/// and, when `hop_by_hop`, a hop-by-hop options header (PadN only) before the advert. Must
+/// run inside the namespace.
+fn send_v6_raw(payloads: &[Vec<u8>], hop_limit: i32, hop_by_hop: bool) {
+    use std::os::fd::AsRawFd;
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV6,
+        socket2::Type::RAW,
+        Some(socket2::Protocol::from(112)),
+    )
+    .expect("raw IPv6 socket");
+    sock.bind_device(Some(b"eth0")).expect("SO_BINDTODEVICE");
+    let ifindex = nix::net::if_::if_nametoindex("eth0").expect("eth0");
+    sock.set_multicast_if_v6(ifindex)
+        .expect("IPV6_MULTICAST_IF");
+    sock.set_multicast_hops_v6(hop_limit as u32)
+        .expect("IPV6_MULTICAST_HOPS");
+    if hop_by_hop {
+        // Next header (the kernel fills it), length 0 (8 bytes), PadN of 4.
+        let hbh: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+        // SAFETY: a valid fd and a buffer of the given length.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPOPTS,
+                hbh.as_ptr().cast(),
+                hbh.len() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "IPV6_HOPOPTS: {}", std::io::Error::last_os_error());
+    }
+    let to = socket2::SockAddr::from(std::net::SocketAddrV6::new(
+        "ff02::12".parse().expect("group"),
+        0,
+        0,
+        ifindex,
+    ));
+    for p in payloads {
+        sock.send_to(p, &to).expect("send advert");
+    }
+}
+
+/// Hostile and broken IPv6 adverts at a MASTER: a forwarded one (hop limit 64), a bad
+/// checksum, an address count that lies, a hop-by-hop header in front, a VRRPv2 message.
+/// Each would demote it (priority 254) if accepted; each is dropped and counted by reason in
+/// `vrrplb status`, and the MASTER stays MASTER.
+#[test]
+fn v6_master_drops_bad_adverts_by_reason() {
+    let test = "v6_bad_adverts";
+    if !require_root(test) {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("lb1", "198.51.100.11/24"),
+        ("attacker", "198.51.100.66/24"),
+    ]);
+    let (lb1, attacker) = (lab.host("lb1"), lab.host("attacker"));
+    lb1.enable_ipv6("2001:db8:51::11/64");
+    attacker.enable_ipv6("2001:db8:51::66/64");
+    let dir = TempDir::new("vrrp-v6-bad");
+    let n1 = start(&lab, "lb1", &dir, &v6_config("lb1", 101));
+    assert!(
+        wait_until(Duration::from_secs(5), || lb1.has_address(VIP6)),
+        "{}",
+        n1.log_text()
+    );
+    let drops = || -> std::collections::HashMap<String, u64> {
+        let status = n1.status();
+        status
+            .lines()
+            .find(|l| l.starts_with("drops VI_6 "))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(2)
+                    .filter_map(|kv| kv.split_once('='))
+                    .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let src: std::net::IpAddr = attacker
+        .link_local()
+        .expect("attacker link-local")
+        .parse()
+        .expect("address");
+    let group: std::net::IpAddr = "ff02::12".parse().expect("group");
+    let advert = |version: vrrp::Version, advert_int: u16| vrrp::packet::Advertisement {
+        version,
+        vrid: 52,
+        priority: 254,
+        advert_int,
+        auth: vrrp::packet::Auth::None,
+        addresses: vec![VIP6.parse().expect("VIP")],
+    };
+    let good = advert(vrrp::Version::V3, 10).encode_between(src, group);
+    let mut bad_sum = good.clone();
+    bad_sum[2] ^= 0x01;
+    // Count 2 with one address, its checksum made right again.
+    let mut lie = good.clone();
+    lie[3] = 2;
+    lie[6] = 0;
+    lie[7] = 0;
+    let sum = vrrp::packet::v3_checksum(src, group, &lie);
+    lie[6..8].copy_from_slice(&sum.to_be_bytes());
+    let v2 = advert(vrrp::Version::V2, 100).encode_between(src, group);
+    let cases: [(&str, Vec<u8>, i32, bool, &str); 5] = [
+        ("hop limit 64", good.clone(), 64, false, "bad_ttl"),
+        ("bad checksum", bad_sum, 255, false, "bad_checksum"),
+        ("count 2 with 1 address", lie, 255, false, "truncated"),
+        ("hop-by-hop header", good, 255, true, "extension_headers"),
+        ("VRRPv2 over IPv6", v2, 255, false, "version_mismatch"),
+    ];
+    for (name, payload, hop_limit, hbh, key) in cases {
+        let before = drops().get(key).copied().unwrap_or(0);
+        attacker.run_in(move || send_v6_raw(&[payload], hop_limit, hbh));
+        let mut now = before;
+        let counted = wait_until(Duration::from_secs(3), || {
+            now = drops().get(key).copied().unwrap_or(0);
+            now > before
+        });
+        println!("v6 bad advert, {name}: {key} {before} -> {now}");
+        assert!(
+            counted,
+            "{name}: {key} not counted: {:?}\n{}",
+            drops(),
+            n1.log_text()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lb1.has_address(VIP6), "{}", n1.log_text());
+    assert_eq!(
+        n1.count_log("Entering MASTER STATE"),
+        1,
+        "{}",
+        n1.log_text()
+    );
+    assert_eq!(
+        n1.count_log("Entering BACKUP STATE"),
+        1,
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        n1.log_text().contains("IPv6 advert with extension headers"),
+        "{}",
+        n1.log_text()
+    );
 }
