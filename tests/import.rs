@@ -299,3 +299,15 @@ fn access_rules_monitor_uri_and_header_rules() {
         );
     }
 }
+
+#[test]
+fn an_ipv6_instance_is_imported_as_vrrpv3() {
+    let imp = import(Some("docs-ipv6-keepalived.conf"), None);
+    let y = &imp.yaml;
+    assert_eq!(get(y, "vrrp_instances.0.version"), Value::from(3));
+    assert_eq!(get(y, "vrrp_instances.0.advert_int"), Value::from("100ms"));
+    assert_eq!(
+        get(y, "vrrp_instances.0.virtual_ipaddress.0"),
+        Value::from("2001:db8:51::100/64 dev eth0")
+    );
+}

@@ -239,6 +239,7 @@ fn instance(item: &Item, body: &[Item], file: &str, doc: &mut Node, notes: &mut 
     };
     let mut inst = Node::map().from(&o);
     inst.set("name", Node::str(name).from(&o));
+    let mut ipv6 = false;
     for st in body {
         let so = origin(file, st);
         let key = st.words[0].as_str();
@@ -290,6 +291,11 @@ fn instance(item: &Item, body: &[Item], file: &str, doc: &mut Node, notes: &mut 
                 for v in b {
                     let vo = origin(file, v);
                     if let Some(vip) = vip(v, &vo, notes) {
+                        ipv6 |= vip
+                            .split(['/', ' '])
+                            .next()
+                            .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+                            .is_some_and(|a| a.is_ipv6());
                         inst.list_at("virtual_ipaddress")
                             .push(Node::str(vip).from(&vo));
                     }
@@ -332,6 +338,11 @@ fn instance(item: &Item, body: &[Item], file: &str, doc: &mut Node, notes: &mut 
             }
             _ => notes.skip(&so, "vrrp_instance setting with no vrrplb equivalent"),
         }
+    }
+    // keepalived runs an IPv6 instance in VRRPv3 whatever its version says (VRRPv2 is
+    // IPv4 only); vrrplb wants it written.
+    if ipv6 && inst.get("version").is_none() {
+        inst.set("version", Node::int(3).from(&o));
     }
     doc.list_at("vrrp_instances").push(inst);
 }
