@@ -267,7 +267,7 @@ fn access_rules_monitor_uri_and_header_rules() {
     assert_eq!(get(y, "frontends.0.rules.3.match.src.0"), "198.51.100.66");
     assert_eq!(get(y, "frontends.0.rules.3.deny"), 403);
     assert!(
-        get(y, "frontends.0.rules.4").is_null(),
+        get(y, "frontends.0.rules.5").is_null(),
         "unless / ! rules are not guessed"
     );
     assert!(has_note(
@@ -278,20 +278,26 @@ fn access_rules_monitor_uri_and_header_rules() {
         &imp,
         &format!("{f}:22: `http-request deny if !office`")
     ));
+    // A tcp-request rule in an http frontend: kept, with what differs said at its line.
+    assert_eq!(get(y, "frontends.0.rules.4.match.src.0"), "203.0.113.77");
     assert!(has_note(
         &imp,
-        &format!("{f}:24: `use_backend app if office`")
+        &format!("{f}:24: `tcp-request content reject")
+    ));
+    assert!(has_note(
+        &imp,
+        &format!("{f}:25: `use_backend app if office`")
     ));
     // tcp mode: the connection rule on src; inspect-delay is not needed.
     assert_eq!(get(y, "frontends.1.rules.0.match.src.0"), "203.0.113.99");
     assert_eq!(get(y, "frontends.1.rules.0.deny"), 403);
     assert!(has_note(
         &imp,
-        &format!("{f}:31: `tcp-request inspect-delay")
+        &format!("{f}:32: `tcp-request inspect-delay")
     ));
     // Backend set-header.
     assert_eq!(get(y, "backends.0.set_headers.X-Backend"), "app1");
-    for line in [15, 16, 17, 18, 19, 20, 23, 30, 35] {
+    for line in [15, 16, 17, 18, 19, 20, 23, 31, 36] {
         assert!(
             !has_note(&imp, &format!("{f}:{line}:")),
             "line {line} was translated, yet noted: {:?}",

@@ -469,11 +469,26 @@ impl Frontend {
             "tcp-request"
                 if matches!(w.get(1).map(String::as_str), Some("connection" | "content")) =>
             {
-                match w.get(2).map(String::as_str) {
+                let tcp = matches!(
+                    n.get("mode").map(|m| &m.value),
+                    Some(super::doc::Value::Str(m)) if m == "tcp"
+                );
+                let took = match w.get(2).map(String::as_str) {
                     Some("reject") => self.rule(&w[3..], Verdict::Deny(403), o),
                     Some("accept") => self.rule(&w[3..], Verdict::Allow, o),
                     _ => skip("only `tcp-request connection|content reject|accept [if COND]` is translated"),
+                };
+                if !tcp
+                    && matches!(took, Took::Done)
+                    && w.get(2).map(String::as_str) == Some("reject")
+                {
+                    // vrrplb's rules answer in http mode; HAProxy closes without a word.
+                    self.notes.push((
+                        o.clone(),
+                        "translated as `deny: 403`: in an http frontend the client gets a 403 instead of a closed connection".into(),
+                    ));
                 }
+                took
             }
             "redirect"
                 if w.get(1).map(String::as_str) == Some("scheme")
