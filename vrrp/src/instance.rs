@@ -947,11 +947,13 @@ impl Driver {
         }
     }
 
-    /// A preempted MASTER hands back gently: the removal of its VIPs (and the closing of its
-    /// listeners) is put off by [`Driver::handback`], as a stopping MASTER's is until its
-    /// successor speaks, so a client still sending here as the new MASTER's gratuitous ARPs
-    /// go out is served. Returning to MASTER meanwhile cancels it (the VIPs never left);
-    /// any other transition removes them first.
+    /// A preempted MASTER hands back gently, by the graceful stop's rule ([`Driver::hand_over`]:
+    /// the new MASTER's first advert, then [`HANDBACK`] more): the advert that preempts us is
+    /// the new MASTER's first (it sends it as it takes over, before its VIPs and gratuitous
+    /// ARPs), so the removal of our VIPs (and the closing of our listeners) is put off by
+    /// [`Driver::handback`] from it, and a client still sending here as those ARPs go out is
+    /// served. Returning to MASTER meanwhile cancels it (the VIPs never left); any other
+    /// transition removes them first.
     fn defer_release(&mut self, actions: &mut Vec<Action>) {
         let preempted = actions.iter().any(|a| {
             matches!(
