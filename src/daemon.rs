@@ -84,6 +84,7 @@ pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
     for w in &loaded.warnings {
         warn!("config warning: {w}");
     }
+    raise_open_files_limit();
     let runtime = match runtime_builder(cfg.file.global.threads)
         .enable_all()
         .build()
@@ -95,6 +96,33 @@ pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
         }
     };
     runtime.block_on(serve(path, cfg))
+}
+
+/// Raises the soft limit of open files to the hard one: every client connection costs one
+/// descriptor and every server connection another, so the usual soft limit (1024) would stop
+/// a balancer at a few hundred sessions, far below `maxconn` (HAProxy sizes it the same way).
+fn raise_open_files_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur >= lim.rlim_max {
+        return;
+    }
+    let before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        info!("open files limit raised from {before} to {}", lim.rlim_cur);
+    } else {
+        warn!(
+            "cannot raise the open files limit from {before}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// `global.threads`: 1 (default) runs everything on the calling thread, which costs the
