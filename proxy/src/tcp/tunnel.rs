@@ -5,18 +5,24 @@
 //!
 //! A direction holds no buffer while its socket is idle: the buffer is taken when the socket
 //! is readable and dropped once it has drained, so ten thousand idle tunnels cost their
-//! sockets and tasks, not 2 × 64 KiB each.
+//! sockets and tasks, not 2 × 64 KiB each. A read that fills the whole buffer starts a bulk
+//! burst, moved with splice(2) through a pooled pipe until the socket is drained
+//! (splice.rs).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-const CHUNK: usize = 64 * 1024;
+use super::splice::{Pipe, SPLICE_CHUNK};
+
+const CHUNK: usize = SPLICE_CHUNK;
 
 /// How a tunnel ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,10 +124,68 @@ async fn pump(
                     to.write_all(&buf[..n]).await.map_err(|_| Failed::Write)?;
                     count.fetch_add(n as u64, Ordering::Relaxed);
                     last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    if n == CHUNK {
+                        // A bulk transfer: the rest of the burst goes through a pipe.
+                        if let Burst::Ended = splice_burst(&from, &to, count, last, start).await? {
+                            let _ = to.shutdown().await;
+                            return Ok(());
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => return Err(Failed::Read),
             }
         }
+    }
+}
+
+/// How a spliced burst ended.
+enum Burst {
+    /// The reader has nothing more for now (or no pipe was to be had): back to copying.
+    Drained,
+    /// End of stream.
+    Ended,
+}
+
+/// Splices `from` to `to` through a pooled pipe until `from` has nothing more to give.
+async fn splice_burst(
+    from: &ReadHalf<'_>,
+    to: &WriteHalf<'_>,
+    count: &AtomicU64,
+    last: &AtomicU64,
+    start: Instant,
+) -> Result<Burst, Failed> {
+    let Some(pipe) = Pipe::take() else {
+        return Ok(Burst::Drained);
+    };
+    let (reader, writer): (&TcpStream, &TcpStream) = (from.as_ref(), to.as_ref());
+    let (src, dst) = (reader.as_raw_fd(), writer.as_raw_fd());
+    loop {
+        // The pipe is empty here, so a refusal to fill it means the socket is drained.
+        let n = match reader.try_io(Interest::READABLE, || pipe.fill(src)) {
+            Ok(0) => {
+                pipe.give_back();
+                return Ok(Burst::Ended);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pipe.give_back();
+                return Ok(Burst::Drained);
+            }
+            Err(_) => return Err(Failed::Read),
+        };
+        let mut left = n;
+        // On a write failure the pipe may still hold bytes: it is closed, not given back.
+        while left > 0 {
+            writer.writable().await.map_err(|_| Failed::Write)?;
+            match writer.try_io(Interest::WRITABLE, || pipe.drain(dst, left)) {
+                Ok(0) => return Err(Failed::Write),
+                Ok(m) => left -= m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(Failed::Write),
+            }
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
