@@ -360,3 +360,33 @@ async fn tls_frontend_reads_the_header_before_the_handshake() {
         .expect("closed in time");
     assert!(r.is_err(), "a handshake without the PROXY header must fail");
 }
+
+/// Frontend `rules` judge the carried client: a deny for 203.0.113.66/32 refuses that
+/// client (403 before any server) and lets another carried client through, although both
+/// connect from 127.0.0.1.
+#[tokio::test]
+async fn rules_see_the_carried_client() {
+    use proxy::config::{AccessRule, Cidr, RuleAction};
+    let s = header_server("a").await;
+    let mut fe = frontend();
+    fe.rules = vec![AccessRule {
+        src: vec![Cidr::parse("203.0.113.66/32").unwrap()],
+        methods: Vec::new(),
+        path_prefix: None,
+        action: RuleAction::Deny(403),
+    }];
+    let (_proxy, addr) = start(fe, backend(&[&s], ProxyVersion::V1));
+    let ask = |ip: &'static str| async move {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(format!("PROXY TCP4 {ip} 198.51.100.1 40000 80\r\nGET /x HTTP/1.1\r\nHost: www.example.test\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        common::read_until_close(&mut c, WAIT).await
+    };
+    let denied = ask("203.0.113.66").await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    let allowed = ask("203.0.113.67").await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(allowed.contains("src=203.0.113.67:40000"), "{allowed}");
+    assert_eq!(s.connections.load(Ordering::SeqCst), 1);
+}
