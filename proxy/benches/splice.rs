@@ -1,7 +1,7 @@
 //! splice(2) through a pipe against the plain copy (issue 11 §5), as the tcp tunnel relays
 //! bytes: a sender writes N bytes over loopback to a relay, which moves them to a receiver
 //! on a second loopback connection, either with read(2)/write(2) through a 64 KiB buffer
-//! (what tcp/tunnel.rs does) or with splice(2) socket → pipe → socket, 64 KiB at a time.
+//! (what upstream/relay.rs does) or with splice(2) socket → pipe → socket, 64 KiB at a time.
 //! Printed per size and method: the median over the runs of the relay thread's CPU time and
 //! of the wall time (throughput).
 //!

@@ -15,24 +15,21 @@
 //! frontend's `client` and the backend's `server`, as tcp mode), or when a check marks the
 //! server DOWN and the backend has `on_marked_down: shutdown_sessions`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use crate::http::client_conn::RequestGuard;
 use crate::http::exchange::Exchange;
 use crate::observe::accesslog::{TermCause, TermPhase};
 use crate::upstream::backend::Slot;
 use crate::upstream::io::ServerIo;
-
-/// Read size of each direction.
-const CHUNK: usize = 16 * 1024;
+use crate::upstream::relay::{self, Moved, RelayEnd};
 
 /// An upgraded exchange waiting for hyper to hand over the client socket.
 pub(crate) struct Tunnel {
@@ -51,13 +48,10 @@ pub(crate) struct Tunnel {
     pub(crate) guard: RequestGuard,
 }
 
-/// How a tunnel ended.
+/// How a tunnel ended: the relay's end, or cut because its server went DOWN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum End {
-    Closed,
-    ClientError,
-    ServerError,
-    Idle,
+    Relay(RelayEnd),
     MarkedDown,
 }
 
@@ -75,41 +69,42 @@ impl Tunnel {
             mut exchange,
             guard,
         } = self;
-        let to_client = AtomicU64::new(0);
+        let moved = Moved::default();
         let end = match client.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
                 let tunnel = async {
                     if !server_early.is_empty() {
                         if client.write_all(&server_early).await.is_err() {
-                            return End::ClientError;
+                            return RelayEnd::ClientError;
                         }
-                        to_client.fetch_add(server_early.len() as u64, Ordering::Relaxed);
+                        let n = server_early.len() as u64;
+                        moved.to_client.fetch_add(n, Ordering::Relaxed);
                     }
-                    copy_both(&mut client, &mut server, idle, &to_client).await
+                    relay::relay(&mut client, &mut server, idle, &moved).await
                 };
                 tokio::pin!(tunnel);
                 tokio::select! {
-                    end = &mut tunnel => end,
+                    end = &mut tunnel => End::Relay(end),
                     () = down(&mut marked_down) => End::MarkedDown,
                 }
             }
             Err(e) => {
                 tracing::debug!(error = %e, "client connection not upgraded");
-                End::ClientError
+                End::Relay(RelayEnd::ClientError)
             }
         };
         let (cause, phase) = match end {
-            End::Closed => (TermCause::Normal, TermPhase::Done),
-            End::ClientError => (TermCause::ClientAbort, TermPhase::Data),
-            End::ServerError => (TermCause::ServerAbort, TermPhase::Data),
-            End::Idle => (TermCause::ClientTimeout, TermPhase::Data),
+            End::Relay(RelayEnd::Closed) => (TermCause::Normal, TermPhase::Done),
+            End::Relay(RelayEnd::ClientError) => (TermCause::ClientAbort, TermPhase::Data),
+            End::Relay(RelayEnd::ServerError) => (TermCause::ServerAbort, TermPhase::Data),
+            End::Relay(RelayEnd::Idle) => (TermCause::ClientTimeout, TermPhase::Data),
             End::MarkedDown => (TermCause::Proxy, TermPhase::Data),
         };
         exchange.entry.termination.cause = cause;
         exchange.entry.termination.phase = phase;
         drop(slot);
-        exchange.finish(head + to_client.load(Ordering::Relaxed));
+        exchange.finish(head + moved.to_client.load(Ordering::Relaxed));
         drop(guard);
     }
 }
@@ -122,89 +117,5 @@ async fn down(rx: &mut Option<watch::Receiver<u64>>) {
             }
         }
         None => std::future::pending().await,
-    }
-}
-
-/// Copies both ways until both directions ended, one side failed, or nothing moved for
-/// `idle`.
-async fn copy_both<C, S>(
-    client: &mut C,
-    server: &mut S,
-    idle: Duration,
-    to_client: &AtomicU64,
-) -> End
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let (cr, cw) = tokio::io::split(client);
-    let (sr, sw) = tokio::io::split(server);
-    let start = Instant::now();
-    // Milliseconds after `start` of the last byte moved.
-    let last = AtomicU64::new(0);
-    let to_server = AtomicU64::new(0);
-    let up = pump(cr, sw, &to_server, &last, start);
-    let down = pump(sr, cw, to_client, &last, start);
-    tokio::pin!(up, down);
-    let (mut up_done, mut down_done) = (false, false);
-    let watch = idle_watch(&last, start, idle);
-    tokio::pin!(watch);
-    while !(up_done && down_done) {
-        tokio::select! {
-            r = &mut up, if !up_done => match r {
-                Ok(()) => up_done = true,
-                Err(Failed::Read) => return End::ClientError,
-                Err(Failed::Write) => return End::ServerError,
-            },
-            r = &mut down, if !down_done => match r {
-                Ok(()) => down_done = true,
-                Err(Failed::Read) => return End::ServerError,
-                Err(Failed::Write) => return End::ClientError,
-            },
-            () = &mut watch => return End::Idle,
-        }
-    }
-    End::Closed
-}
-
-/// Resolves once nothing moved for `idle` (one timer wake per period on a busy tunnel).
-async fn idle_watch(last: &AtomicU64, start: Instant, idle: Duration) {
-    loop {
-        let at = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
-        if Instant::now() >= at {
-            return;
-        }
-        tokio::time::sleep_until(at).await;
-    }
-}
-
-enum Failed {
-    Read,
-    Write,
-}
-
-/// Copies `from` to `to` until end of stream (then shuts `to` down) or an error.
-async fn pump<R, W>(
-    mut from: R,
-    mut to: W,
-    count: &AtomicU64,
-    last: &AtomicU64,
-    start: Instant,
-) -> Result<(), Failed>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = from.read(&mut buf).await.map_err(|_| Failed::Read)?;
-        if n == 0 {
-            let _ = to.shutdown().await;
-            return Ok(());
-        }
-        to.write_all(&buf[..n]).await.map_err(|_| Failed::Write)?;
-        to.flush().await.map_err(|_| Failed::Write)?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
-        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }

@@ -7,7 +7,5 @@ pub(crate) mod first_bytes;
 /// use it too); this path stays for the fuzz target and tests.
 pub use crate::proxy_header;
 mod session;
-mod splice;
-mod tunnel;
 
 pub(crate) use session::{serve, TcpFrontend};

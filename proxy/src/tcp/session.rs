@@ -14,7 +14,6 @@ use tokio::sync::watch;
 
 use super::clienthello::Inspect;
 use super::first_bytes::{self, FirstBytesError, Hello};
-use super::tunnel::{self, Moved, TunnelEnd};
 use crate::config::{FrontendConfig, HostMatch, ProxyVersion, RuleAction};
 use crate::observe::accesslog::{
     format_tcplog, LogServer, TcpLogEntry, TermCause, TermPhase, TerminationState,
@@ -23,6 +22,7 @@ use crate::observe::counters::ProxyCounters;
 use crate::observe::meters::Meters;
 use crate::proxy_header;
 use crate::upstream::backend::{Acquire, Backend, Slot};
+use crate::upstream::relay::{self, Moved, RelayEnd};
 
 /// A tcp-mode frontend at run time.
 pub(crate) struct TcpFrontend {
@@ -312,7 +312,7 @@ async fn run(
     let mut marked_down = slot.server().marked_down();
     marked_down.borrow_and_update();
     let shutdown_on_down = backend.cfg.shutdown_sessions_on_down;
-    let tunnel = tunnel::run(client, &mut server, idle, moved);
+    let tunnel = relay::relay_tcp(client, &mut server, idle, moved);
     tokio::pin!(tunnel);
     let end = tokio::select! {
         end = &mut tunnel => end,
@@ -327,13 +327,13 @@ async fn run(
         }
     };
     match end {
-        TunnelEnd::Closed => {}
-        TunnelEnd::ClientError => out.ended(TermCause::ClientAbort, TermPhase::Data),
-        TunnelEnd::ServerError => out.ended(TermCause::ServerAbort, TermPhase::Data),
-        TunnelEnd::Idle if fe.cfg.timeouts.client <= backend.cfg.timeouts.server => {
+        RelayEnd::Closed => {}
+        RelayEnd::ClientError => out.ended(TermCause::ClientAbort, TermPhase::Data),
+        RelayEnd::ServerError => out.ended(TermCause::ServerAbort, TermPhase::Data),
+        RelayEnd::Idle if fe.cfg.timeouts.client <= backend.cfg.timeouts.server => {
             out.ended(TermCause::ClientTimeout, TermPhase::Data)
         }
-        TunnelEnd::Idle => out.ended(TermCause::ServerTimeout, TermPhase::Data),
+        RelayEnd::Idle => out.ended(TermCause::ServerTimeout, TermPhase::Data),
     }
     drop(slot);
 }

@@ -3,7 +3,7 @@
 //! hand-written HTTP/1 client (h1.rs) or hyper, the request body on its way (body.rs), the
 //! header fields both sides share (fields.rs), health checks (health.rs, probe.rs) and TLS to
 //! the servers (tls.rs: client configuration and handshake; io.rs: a server connection's
-//! stream, plain or TLS).
+//! stream, plain or TLS), and the byte relay of every tunnel (relay.rs, splice.rs).
 
 pub mod balance;
 pub mod fields;
@@ -17,5 +17,7 @@ pub(crate) mod connector;
 pub(crate) mod forward;
 pub(crate) mod h1;
 pub(crate) mod io;
+pub(crate) mod relay;
 pub(crate) mod response_rules;
+pub(crate) mod splice;
 pub(crate) mod stats;

@@ -1,4 +1,4 @@
-//! Bulk transfers in the tcp tunnel move through a pipe with splice(2) instead of being
+//! Bulk transfers in a byte relay (relay.rs) move through a pipe with splice(2) instead of being
 //! copied through user space (issue 11 §5). Measured with proxy/benches/splice.rs: the
 //! relay's CPU per MB drops by about a third (0.22–0.27 ms against 0.34–0.56 ms), the
 //! throughput stays the same.
