@@ -1029,20 +1029,27 @@ cmd_drill() {
     say "RESULT phase=failback mode=$mode proto=$proto master=$want masters=$nm outage_ms=$(result_field "$r2" outage_ms) failed=$(result_field "$r2" failed) runs=$(result_field "$r2" runs) failed_after_recovery=$(result_field "$r2" failed_after_recovery) recovered=$(result_field "$r2" recovered) master_ms=$(rel "$t2_master" "$t_restore") backup_ms=$(rel "$t2_backup" "$t_restore") vip_ms=$(rel "$t2_vip" "$t_restore") garp_ms=$(rel "$t2_garp" "$t_restore") client_arp_ms=$(rel "$t2_neigh" "$t_restore") bound_ms=$bound_ms requests=$(result_field "$r2" requests) connections=$(result_field "$r2" connections) stream_broke_ms=$(rel "$t2_broke" "$t_restore") files=$d svg=$svg2 polls=$(wc -l <"$d/trace-failback.txt")"
 }
 
-case "${1:-up}" in
-    up)
-        if [ $# -gt 0 ]; then shift; fi
-        cmd_up "$@"
-        ;;
-    status) cmd_status ;;
-    drill)
-        shift
-        cmd_drill "$@"
-        ;;
-    down)
-        need_root
-        cmd_down
-        ;;
-    -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-    *) die "unknown command '$1' (up, status, drill [--graceful] [--https|--tcp], down)" ;;
-esac
+lab_main() {
+    case "${1:-up}" in
+        up)
+            if [ $# -gt 0 ]; then shift; fi
+            cmd_up "$@"
+            ;;
+        status) cmd_status ;;
+        drill)
+            shift
+            cmd_drill "$@"
+            ;;
+        down)
+            need_root
+            cmd_down
+            ;;
+        -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
+        *) die "unknown command '$1' (up, status, drill [--graceful] [--https|--tcp], down)" ;;
+    esac
+}
+
+# deploy/aa-lab.sh sources this file for its functions; only a run of lab.sh itself acts.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    lab_main "$@"
+fi

@@ -4,6 +4,7 @@ mod config;
 mod control;
 mod daemon;
 mod engine;
+mod example;
 mod import;
 mod instances;
 mod logging;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
     name = "vrrplb",
     version,
     about = "A VRRPv2 pair and an HTTP load balancer in one binary (keepalived + HAProxy)",
-    after_help = "Examples:\n  vrrplb check -c /etc/vrrplb/vrrplb.yaml      validate a config (like haproxy -c / keepalived -t)\n  vrrplb run -c /etc/vrrplb/vrrplb.yaml        run in the foreground (systemd style)\n  vrrplb run -c lb1.yaml --log stderr          same, logging to the terminal\n  vrrplb status -c /etc/vrrplb/vrrplb.yaml     ask the running daemon who is MASTER\n\nSignals: SIGTERM/SIGINT stop in order, SIGHUP reloads the file."
+    after_help = "Examples:\n  vrrplb check -c /etc/vrrplb/vrrplb.yaml      validate a config (like haproxy -c / keepalived -t)\n  vrrplb run -c /etc/vrrplb/vrrplb.yaml        run in the foreground (systemd style)\n  vrrplb run -c lb1.yaml --log stderr          same, logging to the terminal\n  vrrplb status -c /etc/vrrplb/vrrplb.yaml     ask the running daemon who is MASTER\n  vrrplb example active-active --boxes 3 --box 1   box 1 of 3 sharing 3 VIPs (one MASTER each)\n\nSignals: SIGTERM/SIGINT stop in order, SIGHUP reloads the file."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -64,6 +65,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print an example config on stdout (`vrrplb example active-active --boxes 3 --box 1`).
+    Example {
+        #[command(subcommand)]
+        example: example::Example,
+    },
     /// GET a URL every few ms and report failures and the outage (the failover drill's client).
     #[command(hide = true)]
     Poll(poll::PollArgs),
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
             keepalived,
             haproxy,
         } => import::run(keepalived.as_deref(), haproxy.as_deref()),
+        Command::Example { example } => example::run(&example),
         Command::Poll(args) => poll::run(&args),
     }
 }

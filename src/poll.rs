@@ -1,5 +1,6 @@
 //! `vrrplb poll` (hidden): the failover drill's client. It GETs one URL at a fixed cadence
-//! (20 ms in the drill) over a tiny blocking HTTP/1.1 client with short connect and read
+//! (20 ms in the drill; with several `--url`s, one after the other in turn, as clients of a
+//! DNS name with several addresses spread over them) over a tiny blocking HTTP/1.1 client with short connect and read
 //! timeouts (an `https://` URL: a new TLS connection per request, the server verified against
 //! `--cacert`, else the system store; `--keep-alive`: one connection kept while it answers),
 //! prints one line per failed request with its wall-clock time, and ends with a summary a
@@ -34,9 +35,10 @@ const MAX_RESPONSE: usize = 64 * 1024;
 
 #[derive(clap::Args)]
 pub struct PollArgs {
-    /// The URL to GET: http[s]://HOST[:PORT][/PATH].
-    #[arg(long)]
-    url: String,
+    /// The URL to GET: http[s]://HOST[:PORT][/PATH]. Repeated: the requests go to each in
+    /// turn (round robin), as DNS round-robin clients spread over several VIPs.
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// CA bundle (PEM) that verifies an https server (default: the system store).
     #[arg(long)]
     cacert: Option<PathBuf>,
@@ -55,8 +57,9 @@ pub struct PollArgs {
     /// Upper bound on the number of requests (default: what --for and --every allow).
     #[arg(long)]
     max_requests: Option<u64>,
-    /// Also write every request to this file, one `AT_MS ok|fail` line each (the drill's
-    /// timeline draws them; stdout keeps only the failures).
+    /// Also write every request to this file, one `AT_MS ok|fail VIA HOST` line each (VIA:
+    /// the balancer the answer names, `-` if none; HOST: the URL's host[:port]); the drill's
+    /// timeline draws them and counts requests per balancer; stdout keeps only the failures.
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Keep the connection for the next polls (HTTP/1.1 keep-alive) while it answers: the
@@ -414,7 +417,16 @@ fn via(body: &str) -> Option<&str> {
 }
 
 pub fn run(args: &PollArgs) -> ExitCode {
-    let target = match parse_url(&args.url, args.cacert.as_ref()) {
+    let targets: Result<Vec<Target>, String> = args
+        .url
+        .iter()
+        .map(|u| parse_url(u, args.cacert.as_ref()))
+        .collect();
+    let targets = match targets {
+        Ok(t) if args.keep_alive && t.len() > 1 => {
+            eprintln!("error: --keep-alive polls one --url (a connection goes to one server)");
+            return ExitCode::from(2);
+        }
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -428,7 +440,7 @@ pub fn run(args: &PollArgs) -> ExitCode {
         .clamp(1, 1_000_000);
     println!(
         "poll: GET {} every {}ms for {}ms (timeout {}ms, at most {} requests{}) start_at={}",
-        args.url,
+        args.url.join(" "),
         every.as_millis(),
         args.duration.as_millis(),
         args.timeout.as_millis(),
@@ -449,11 +461,13 @@ pub fn run(args: &PollArgs) -> ExitCode {
     // The first request of a process pays one-time costs (code paged in, the TLS client set
     // up): under load it took more than 200 ms in the lab, a failure that was no outage. It
     // is made once before the clock starts, and not counted.
-    let warm = connect(&target, WARMUP_TIMEOUT)
-        .and_then(|mut c| exchange(&mut c, &target, WARMUP_TIMEOUT, false));
-    match warm {
-        Ok((body, _)) => println!("WARMUP ok \"{body}\""),
-        Err(why) => println!("WARMUP failed: {why}"),
+    for target in &targets {
+        let warm = connect(target, WARMUP_TIMEOUT)
+            .and_then(|mut c| exchange(&mut c, target, WARMUP_TIMEOUT, false));
+        match warm {
+            Ok((body, _)) => println!("WARMUP ok \"{body}\""),
+            Err(why) => println!("WARMUP failed: {why}"),
+        }
     }
     let start = Instant::now();
     let end = start + args.duration;
@@ -477,8 +491,10 @@ pub fn run(args: &PollArgs) -> ExitCode {
         let rel = start.elapsed().as_millis();
         let seq = t.requests;
         t.requests += 1;
+        // Round robin over the URLs (the modulo of a count below 1,000,000 fits usize).
+        let target = &targets[(seq % targets.len() as u64) as usize];
         let answer = match kept.take() {
-            Some((mut conn, n)) => match exchange(&mut conn, &target, args.timeout, true) {
+            Some((mut conn, n)) => match exchange(&mut conn, target, args.timeout, true) {
                 Ok((body, again)) => {
                     if again {
                         kept = Some((conn, n + 1));
@@ -499,9 +515,8 @@ pub fn run(args: &PollArgs) -> ExitCode {
             },
             None => {
                 t.connections += 1;
-                connect(&target, args.timeout).and_then(|mut conn| {
-                    let (body, again) =
-                        exchange(&mut conn, &target, args.timeout, args.keep_alive)?;
+                connect(target, args.timeout).and_then(|mut conn| {
+                    let (body, again) = exchange(&mut conn, target, args.timeout, args.keep_alive)?;
                     if again {
                         kept = Some((conn, 1));
                     }
@@ -510,8 +525,7 @@ pub fn run(args: &PollArgs) -> ExitCode {
             }
         };
         if let Some(f) = trace.as_mut() {
-            let mark = if answer.is_ok() { "ok" } else { "fail" };
-            let _ = writeln!(f, "{at} {mark}");
+            let _ = writeln!(f, "{}", trace_line(at, &answer, target));
         }
         match answer {
             Ok(body) => {
@@ -586,6 +600,17 @@ pub fn run(args: &PollArgs) -> ExitCode {
     }
     let _ = writeln!(stdout, "{}", summary(&t));
     ExitCode::SUCCESS
+}
+
+/// One `--trace` line: `AT_MS ok|fail VIA HOST` (VIA `-` when the answer names no balancer).
+fn trace_line(at: u128, answer: &Result<String, String>, target: &Target) -> String {
+    let (mark, by) = match answer {
+        Ok(body) => ("ok", via(body).filter(|v| !v.is_empty()).unwrap_or("-")),
+        Err(_) => ("fail", "-"),
+    };
+    // A name with a space would shift the columns a script reads.
+    let by = by.split_whitespace().next().unwrap_or("-");
+    format!("{at} {mark} {by} {}", target.host_header)
 }
 
 fn summary(t: &Tally) -> String {
@@ -839,6 +864,19 @@ mod tests {
             s.ends_with("switch_t=- before=\"web1 via lb2\" after=\"web2 via lb1\""),
             "{s}"
         );
+    }
+
+    #[test]
+    fn trace_lines_name_the_balancer_and_the_url_host() {
+        let t = parse_url("http://198.51.100.101/", None).expect("url");
+        let ok = Ok("web1 via lb2".to_owned());
+        assert_eq!(trace_line(7, &ok, &t), "7 ok lb2 198.51.100.101");
+        let odd = Ok("web1 via lb 2".to_owned());
+        assert_eq!(trace_line(7, &odd, &t), "7 ok lb 198.51.100.101");
+        let plain = Ok("hello".to_owned());
+        assert_eq!(trace_line(8, &plain, &t), "8 ok - 198.51.100.101");
+        let failed = Err("connect: timed out after 200ms".to_owned());
+        assert_eq!(trace_line(9, &failed, &t), "9 fail - 198.51.100.101");
     }
 
     #[test]
