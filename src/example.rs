@@ -95,10 +95,10 @@ fn advert(text: &str, ipv6: bool) -> Result<(String, u8), String> {
     .ok_or_else(|| {
         format!("--advert {text:?}: expected whole seconds (\"1s\") or ms (\"100ms\")")
     })?;
-    if ms % 1000 == 0 && (1000..=255_000).contains(&ms) && !ipv6 {
+    if ms.is_multiple_of(1000) && (1000..=255_000).contains(&ms) && !ipv6 {
         return Ok(((ms / 1000).to_string(), 2));
     }
-    if !(10..=40_950).contains(&ms) || ms % 10 != 0 {
+    if !(10..=40_950).contains(&ms) || !ms.is_multiple_of(10) {
         return Err(format!(
             "--advert {text:?}: VRRPv3 takes 10ms..40950ms in steps of 10 ms"
         ));
