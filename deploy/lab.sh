@@ -15,6 +15,9 @@
 #                                   poll tries a new connection (kept once it works)
 #   deploy/lab.sh down              remove everything (idempotent)
 #
+# deploy/aa-lab.sh is its sibling for N boxes sharing M VIPs (active-active by VIP); it uses
+# this file's functions.
+#
 # Run as root on Debian 12 (it apt-get installs what it needs). One bridge in its own namespace
 # joins five namespaces: lb1 198.51.100.11 and lb2 .12 (vrrplb from deploy/examples/lb1.yaml
 # and lb2.yaml, VIP 198.51.100.100), web1 .21 and web2 .22 (nginx), and a client .50. Only
