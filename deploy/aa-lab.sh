@@ -325,26 +325,38 @@ stop_pollers() {
     stop_recorded drill-load TERM
 }
 
+# Each box's syslog length when a drill phase began (report reads the lines after it).
+declare -A SYSLOG_FROM=()
+mark_syslogs() {
+    local b
+    for b in "${BOXES[@]}"; do SYSLOG_FROM[$b]=$(lines_of "$b"); done
+}
+
 # report PHASE DIR T0 T_SETTLED: per VIP who answered before T0 and after T_SETTLED, its
-# failed polls and outage, when its VIP reached its new box; the load per box in both windows
+# failed polls and outage, when its new box entered MASTER (syslog) and had the address; the
+# load per box in both windows
 report() {
-    local phase=$1 d=$2 t0=$3 t_set=$4 k r from to vip_ms t_end moved
+    local phase=$1 d=$2 t0=$3 t_set=$4 k r from to vip_ms master_ms t_end moved
     t_end=$(now_ms)
-    say "   VIP                    before  after  moved  failed polls  outage   VIP up at"
+    say "   VIP                    before  after  moved  failed polls  outage   new box MASTER / VIP up at"
     for ((k = 1; k <= ${#VIPS[@]}; k++)); do
         r=$(grep '^RESULT' "$d/poll-$phase-$k.txt" || true)
         from=$(main_via "$d/trace-$phase-$k.txt" 0 "$t0")
         to=$(main_via "$d/trace-$phase-$k.txt" "$t_set" "$t_end")
         moved=no
         vip_ms=-
-        if [ "$from" != "$to" ]; then
+        master_ms=-
+        if [ "$from" != "$to" ] && [[ " ${BOXES[*]} " == *" $to "* ]]; then
             moved=yes
             vip_ms=$(rel "$(first_monitor "$d/addr-$phase-$to.txt" "^\[[^]]*\] [0-9]+: eth0 +inet ${VIPS[$k - 1]}/")" "$t0")
+            master_ms=$(rel "$(first_syslog "$to" "${SYSLOG_FROM[$to]:-0}" "(VI_$k) Entering MASTER STATE")" "$t0")
+        elif [ "$from" != "$to" ]; then
+            moved=yes
         fi
         printf '   VI_%-2s %-16s %-7s %-6s %-6s %6s of %-5s %5s ms  %s\n' "$k" "${VIPS[$k - 1]}" "$from" "$to" "$moved" \
             "$(result_field "$r" failed)" "$(result_field "$r" requests)" "$(result_field "$r" outage_ms)" \
-            "$([ "$vip_ms" = - ] && echo - || echo "+$vip_ms ms")"
-        say "VIPRESULT phase=$phase vip=VI_$k addr=${VIPS[$k - 1]} from=$from to=$to moved=$moved failed=$(result_field "$r" failed) requests=$(result_field "$r" requests) outage_ms=$(result_field "$r" outage_ms) recovered=$(result_field "$r" recovered) vip_ms=$vip_ms" >>"$d/results.txt"
+            "$([ "$moved" = no ] && echo - || echo "+$master_ms / +$vip_ms ms")"
+        say "VIPRESULT phase=$phase vip=VI_$k addr=${VIPS[$k - 1]} from=$from to=$to moved=$moved failed=$(result_field "$r" failed) requests=$(result_field "$r" requests) outage_ms=$(result_field "$r" outage_ms) recovered=$(result_field "$r" recovered) master_ms=$master_ms vip_ms=$vip_ms" >>"$d/results.txt"
     done
     local before after
     before=$(window_counts "$d/load-trace-$phase.txt" 0 "$t0")
@@ -399,6 +411,7 @@ cmd_aa_drill() {
     for b in "${BOXES[@]}"; do
         start_bg "drill-addr-$b" "$(ns "$b")" "$d/addr-failover-$b.txt" ip -ts monitor address
     done
+    mark_syslogs
     start_pollers "$d" failover 40
     sleep 2
     local t_kill t_moved t_set i
@@ -429,6 +442,7 @@ cmd_aa_drill() {
     for b in "${BOXES[@]}"; do
         start_bg "drill-addr-$b" "$(ns "$b")" "$d/addr-failback-$b.txt" ip -ts monitor address
     done
+    mark_syslogs
     start_pollers "$d" failback 40
     sleep 2
     local t_restore

@@ -233,10 +233,13 @@ fn drill(lab: &mut Lab, victim: u32) {
                 "VI_{k} outage {outage} ms > {MOVED_BOUND_MS} ms:\n{text}"
             );
             assert_eq!(v.get("recovered").copied(), Some("yes"), "{text}");
+            // The heir's own account: its syslog and its address, both within the bound.
+            let master = num(&v, "master_ms", &text);
+            let vip = num(&v, "vip_ms", &text);
+            assert!(master <= MOVED_BOUND_MS && vip <= MOVED_BOUND_MS, "{text}");
             println!(
-                "FIGURE failover of {dead}: VI_{k} -> {heir}, outage {outage} ms ({failed} failed polls of {}), VIP up on {heir} at +{} ms (bound {MOVED_BOUND_MS} ms)",
+                "FIGURE failover of {dead}: VI_{k} -> {heir}, outage {outage} ms ({failed} failed polls of {}), {heir} MASTER at +{master} ms, VIP up at +{vip} ms (bound {MOVED_BOUND_MS} ms)",
                 num(&v, "requests", &text),
-                v.get("vip_ms").copied().unwrap_or("-")
             );
         } else {
             assert_eq!(v.get("moved").copied(), Some("no"), "{text}");
@@ -273,10 +276,11 @@ fn drill(lab: &mut Lab, victim: u32) {
         "{text}"
     );
     println!(
-        "FIGURE failback of {dead}: VI_{victim} {heir} -> {dead}, outage {} ms ({} failed polls), VIP up at +{} ms",
+        "FIGURE failback of {dead}: VI_{victim} {heir} -> {dead}, outage {} ms ({} failed polls), {dead} MASTER at +{} ms, VIP up at +{} ms",
         num(&v, "outage_ms", &text),
         num(&v, "failed", &text),
-        v.get("vip_ms").copied().unwrap_or("-")
+        num(&v, "master_ms", &text),
+        num(&v, "vip_ms", &text),
     );
     let l = line(&text, "LOAD phase=failback window=after ");
     for b in ["lb1", "lb2", "lb3"] {
