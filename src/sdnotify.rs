@@ -82,7 +82,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 }
 
 /// How long an engine loop may go without turning before the pings stop: half the watchdog
-/// period, and never less than three heartbeats (a loop turns at least once per heartbeat).
+/// period, and never less than three heartbeats (an idle loop turns every two heartbeats, [`vrrp::stats::IDLE_BEAT`]).
 pub fn stale_after(interval: Duration) -> Duration {
     (interval / 2).max(vrrp::stats::HEARTBEAT * 3)
 }

@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use testkit::{require_root, wait_until, Lab, TempDir};
 
@@ -296,4 +297,146 @@ fn a_member_stepping_down_takes_its_sync_group_to_backup() {
         t1.elapsed()
     );
     assert!(back, "{}", logs());
+}
+
+/// Failback through a sync group without a lost request (issue 13 §8): lb2 (100) holds both
+/// members and serves VIP2 through a frontend gated on VI_2; lb1 (150) returns and preempts.
+/// lb2 is deaf to VRID 52, so its VI_2 leaves MASTER only because the group takes it along
+/// when VI_1 is preempted; that step-down keeps VIP2 and its listener for the hand-back
+/// (HANDBACK after the preempting advert) like a preempted member, so a client polling VIP2
+/// every 20 ms loses nothing while its ARP entry moves to lb1. Wall time about 12 s.
+#[test]
+fn a_sync_group_failback_loses_no_request() {
+    let test = "sync_groups_failback";
+    if !require_root(test) || !testkit::require_tool(test, "nft") {
+        return;
+    }
+    let lab = Lab::new(&[
+        ("lb1", "198.51.100.11/24"),
+        ("lb2", "198.51.100.12/24"),
+        ("web1", "198.51.100.21/24"),
+        ("client", "198.51.100.50/24"),
+    ]);
+    let dir = TempDir::new("sync-failback");
+    let listener = lab
+        .host("web1")
+        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
+    let _web1 = Backend::serve_on(listener, "web1");
+    let cfg = |node: &str, p: u8| {
+        [
+            format!("global:\n  node: {node}\n  log: {{ target: stderr }}\n  vrrp_realtime_priority: 50"),
+            "vrrp_instances:".to_owned(),
+            format!("  - name: VI_1\n    interface: eth0\n    virtual_router_id: 51\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP}/24]"),
+            format!("  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    priority: {p}\n    version: 3\n    advert_int: 100ms"),
+            format!("    virtual_ipaddress: [{VIP2}/24]"),
+            "vrrp_sync_groups:\n  - name: G1\n    group: [VI_1, VI_2]".to_owned(),
+            format!("frontends:\n  - name: www\n    bind: [\"{VIP2}:80\"]\n    gate: [VI_2]\n    default_backend: web"),
+            "backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n".to_owned(),
+        ]
+        .join("\n")
+    };
+    let (lb1, lb2) = (lab.host("lb1"), lab.host("lb2"));
+    let both = |h: &testkit::Host| h.has_address(VIP) && h.has_address(VIP2);
+    let none = |h: &testkit::Host| !h.has_address(VIP) && !h.has_address(VIP2);
+    // lb2 never hears VRID 52: its VI_2 can only follow VI_1.
+    lb2.exec_ok(&["nft", "add", "table", "ip", "deaf52"]);
+    lb2.exec_ok(&[
+        "nft",
+        "add",
+        "chain",
+        "ip",
+        "deaf52",
+        "input",
+        "{ type filter hook input priority 0 ; }",
+    ]);
+    lb2.exec_ok(&[
+        "nft", "add", "rule", "ip", "deaf52", "input", "ip", "protocol", "vrrp", "@th,8,8", "52",
+        "drop",
+    ]);
+    let n2 = start(&lab, "lb2", &dir, &cfg("lb2", 100));
+    assert!(
+        wait_until(Duration::from_secs(8), || both(lb2)),
+        "{}",
+        n2.log_text()
+    );
+    let url = format!("http://{VIP2}/");
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let vip2: std::net::SocketAddr = format!("{VIP2}:80").parse().expect("addr");
+            lab.host("client")
+                .run_in(move || http_get(vip2, "/", ""))
+                .is_some_and(|(s, _)| s == 200)
+        }),
+        "VIP2 does not answer through lb2:\n{}",
+        n2.log_text()
+    );
+
+    // The client polls VIP2 every 20 ms while lb1 returns and preempts.
+    let client = lab.host("client");
+    let mut poll = client.command(BIN);
+    poll.args([
+        "poll",
+        "--url",
+        &url,
+        "--every",
+        "20ms",
+        "--for",
+        "6s",
+        "--timeout",
+        "200ms",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    // Owned by the lab until taken back below (killed with it if an assertion fails first).
+    let poller = client.spawn(poll);
+    std::thread::sleep(Duration::from_millis(1000));
+    let t0 = Instant::now();
+    let n1 = start(&lab, "lb1", &dir, &cfg("lb1", 150));
+    let moved = wait_until(Duration::from_secs(4), || both(lb1) && none(lb2));
+    println!(
+        "sync group failback: lb1 holds both VIPs and lb2 none {:?} after lb1 started",
+        t0.elapsed()
+    );
+    let logs = || {
+        format!(
+            "--- lb1 ---\n{}\n--- lb2 ---\n{}",
+            n1.log_text(),
+            n2.log_text()
+        )
+    };
+    assert!(moved, "{}", logs());
+    let out = client
+        .take_child(poller)
+        .expect("the poller")
+        .wait_with_output()
+        .expect("vrrplb poll");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    let result = text
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT line:\n{text}\n{}", logs()));
+    let field = |k: &str| -> u64 {
+        result
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k} in {result}"))
+    };
+    assert!(field("requests") >= 100, "{result}");
+    let log2 = n2.log_text();
+    for needle in [
+        "VRRP_Group(G1) Syncing instances to BACKUP state",
+        "(VI_2) keeping the VIPs 250 ms after stepping down",
+        "(VI_2) removing the VIPs 250 ms after stepping down",
+    ] {
+        assert!(log2.contains(needle), "no {needle:?} in lb2's log:\n{log2}");
+    }
+    assert_eq!(
+        field("failed"),
+        0,
+        "requests lost on failback:\n{text}\n{}",
+        logs()
+    );
 }

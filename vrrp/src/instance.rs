@@ -3,9 +3,11 @@
 //! gratuitous ARPs, notify scripts, log lines) in the order the machine gives them.
 //!
 //! The machine decides; this file only does I/O. Where "a backup receives a priority-0
-//! advert" is handled: `machine.rs`. Where the advert is read and validated: [`Driver::on_packet`].
+//! advert" is handled: `machine.rs`. Where the advert is read and validated:
+//! `Driver::on_packet` (below).
 
 use crate::config::InstanceConfig;
+use crate::io::alarm::Alarm;
 use crate::io::garp::GarpSender;
 use crate::io::netlink::{LinkWatcher, Netlink};
 use crate::io::socket::{Datagram, Delivery, VrrpSocket, VRRP_GROUP, VRRP_GROUP_V6};
@@ -16,7 +18,7 @@ use crate::machine::{
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
-use crate::stats::{InstanceStats, StateSink, TransitionRecord, HEARTBEAT};
+use crate::stats::{InstanceStats, StateSink, TransitionRecord, IDLE_BEAT};
 use crate::sync_group::{GroupSignal, MemberReport, SyncGroup};
 use crate::track::script::ScriptTracker;
 use std::collections::HashMap;
@@ -34,10 +36,17 @@ pub use reload::{changes, restart_reason};
 
 /// How much longer than one advert interval a stopping MASTER waits for its successor.
 const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
-/// How long a preempted MASTER keeps its VIPs and listeners after stepping down. The new
-/// MASTER's gratuitous ARPs leave right after the advert that preempted us, so clients move
-/// within milliseconds; this covers them and the requests they had in flight, and is short
-/// enough that two boxes answering ARP for the VIP does not matter.
+/// How long a MASTER that leaves for another one (preempted, stopping, or moved by its sync
+/// group) keeps its VIPs and listeners after the new MASTER's first advert. Why a fixed time
+/// and why 250 ms: the new MASTER sends that advert, then adds its VIPs, opens its listeners
+/// and sends its gratuitous ARPs, a few ms in all (lab drill: its first GARP 1-5 ms after the
+/// advert, also on this loaded 2-core machine); a client moves its ARP entry on receiving
+/// one. What is left to cover is a request sent just before that, which needs one LAN round
+/// trip plus the balancer's answer, and a GARP delayed by a busy box. Keeping the VIP longer
+/// costs nothing visible (two boxes answer ARP for it, the newest GARP wins), while letting
+/// it go early loses a SYN. Watching the VIP's traffic instead (keep it until none arrived
+/// for some ms) would need a packet tap on the request path for a gain of ~200 ms in which
+/// nothing is lost; so the fixed margin stays, about ten times the slowest GARP seen.
 const HANDBACK: Duration = Duration::from_millis(250);
 
 /// What other parts of the program may read about an instance.
@@ -517,8 +526,15 @@ impl Driver {
 
         let mut buf = vec![0u8; 2048];
         let mut address_poll = tokio::time::interval(Duration::from_secs(1));
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut alarm = match Alarm::new() {
+            Ok(a) => a,
+            Err(e) => {
+                error!(
+                    "({name}) cannot create the engine's timer (timerfd): {e}; instance stopped"
+                );
+                return;
+            }
+        };
         loop {
             // The watchdog trusts this beat: it must come from this loop turning.
             self.stats.beat();
@@ -526,13 +542,16 @@ impl Driver {
                 error!("({name}) engine loop stalled on purpose (test hook)");
                 std::future::pending::<()>().await;
             }
-            let deadline = self.machine.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            // One timer (io/alarm.rs says why not tokio's): the machine's next deadline, or
+            // the idle beat when that is further away (adverts, received or sent, turn the
+            // loop often enough on their own).
+            let idle_beat = Instant::now() + IDLE_BEAT;
+            let deadline = self.machine.poll_timeout().filter(|d| *d <= idle_beat);
+            if let Err(e) = alarm.set(deadline.unwrap_or(idle_beat)) {
+                error!("({name}) cannot arm the engine's timer: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             let release_at = self.release_at;
             let release = async {
                 match release_at {
@@ -563,7 +582,16 @@ impl Driver {
                     }
                     return;
                 }
-                _ = sleep => {
+                fired = alarm.fired() => {
+                    if let Err(e) = fired {
+                        error!("({name}) the engine's timer failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    if deadline.is_none() {
+                        // The idle beat: the loop turned, which is all the watchdog asks.
+                        continue;
+                    }
                     if let Some(g) = &self.sync_group {
                         self.machine.set_group_hold(g.holds_master(&self.cfg.name));
                     }
@@ -624,7 +652,6 @@ impl Driver {
                         let _ = done.send(result);
                     }
                 },
-                _ = heartbeat.tick() => {}
                 _ = address_poll.tick(), if self.primary.is_none() => {
                     // keepalived holds FAULT while the interface has no IPv4 address to send
                     // from; addresses are rarely missing, so a slow poll is enough.
@@ -947,7 +974,8 @@ impl Driver {
         }
     }
 
-    /// A preempted MASTER hands back gently, by the graceful stop's rule ([`Driver::hand_over`]:
+    /// A preempted MASTER (or one its sync group moves to BACKUP) hands back gently, by the
+    /// graceful stop's rule ([`Driver::hand_over`]:
     /// the new MASTER's first advert, then [`HANDBACK`] more): the advert that preempts us is
     /// the new MASTER's first (it sends it as it takes over, before its VIPs and gratuitous
     /// ARPs), so the removal of our VIPs (and the closing of our listeners) is put off by
@@ -955,6 +983,8 @@ impl Driver {
     /// served. Returning to MASTER meanwhile cancels it (the VIPs never left); any other
     /// transition removes them first.
     fn defer_release(&mut self, actions: &mut Vec<Action>) {
+        // Moved to BACKUP by the sync group: another member was preempted (or heard a better
+        // MASTER), and this member's successor takes over with it, so the same hand-back.
         let preempted = actions.iter().any(|a| {
             matches!(
                 a,
@@ -962,7 +992,8 @@ impl Driver {
                     from: State::Master,
                     to: State::Backup,
                     reason: Reason::HigherPriorityAdvert { .. }
-                        | Reason::SamePriorityHigherIp { .. },
+                        | Reason::SamePriorityHigherIp { .. }
+                        | Reason::SyncGroup { .. },
                 }
             )
         });

@@ -9,8 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How often the driver's loop wakes to prove it is alive when nothing else happens.
+/// The watchdog's unit: an engine loop that has not turned for three of these is wedged.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long the driver's loop sleeps at most when nothing happens. Adverts turn it far more
+/// often (a MASTER's timer, a BACKUP's received adverts), so this beat only fires on an idle
+/// loop (FAULT, a silent link); it is two heartbeats so that a BACKUP at 1 s adverts never
+/// wakes for it between two adverts, and stays a heartbeat inside the watchdog's limit.
+pub const IDLE_BEAT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionRecord {

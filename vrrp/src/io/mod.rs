@@ -1,4 +1,5 @@
-//! Everything that touches the kernel: sockets, netlink, ARP.
+//! Everything that touches the kernel: sockets, netlink, ARP, the timer.
+pub mod alarm;
 pub mod garp;
 pub mod netlink;
 pub mod socket;

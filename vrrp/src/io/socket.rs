@@ -8,12 +8,13 @@
 //! address) goes in an `IPV6_PKTINFO` control message, and on receive the destination, the
 //! hop limit and any extension header come back as control messages. The VRRP checksum is
 //! ours on both sides (not `IPV6_CHECKSUM`), so a bad one is counted rather than silently
-//! dropped by the kernel. The socket is non-blocking and driven by tokio's reactor.
+//! dropped by the kernel. The socket is non-blocking; tokio's reactor watches it for reading only.
 
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::mem;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6};
 
@@ -75,6 +76,22 @@ pub struct VrrpSocket {
     ipv6: bool,
 }
 
+/// The error maker of one setup step, naming the interface and the step.
+fn setup_error(ifname: &str, step: &'static str) -> impl FnOnce(io::Error) -> SocketError {
+    let ifname = ifname.to_owned();
+    move |source| SocketError::Setup {
+        ifname,
+        step,
+        source,
+    }
+}
+
+/// How many times a send that found the socket buffer full is retried, [`SEND_RETRY_PAUSE`]
+/// apart, before it fails (a raw socket's buffer holds hundreds of adverts: a full one means
+/// the interface is stuck, and a late advert is as good as none).
+const SEND_RETRIES: u32 = 20;
+const SEND_RETRY_PAUSE: Duration = Duration::from_millis(1);
+
 impl VrrpSocket {
     /// Opens the socket on `ifname` in the calling thread's network namespace. Needs
     /// CAP_NET_RAW, and a tokio runtime with IO enabled.
@@ -88,20 +105,33 @@ impl VrrpSocket {
         delivery: Delivery,
         ipv6: bool,
     ) -> Result<VrrpSocket, SocketError> {
-        if ipv6 {
-            return Self::open_v6(ifname, delivery);
-        }
         let ifindex = nix::net::if_::if_nametoindex(ifname)
             .map_err(|_| SocketError::NoSuchInterface(ifname.to_owned()))?;
-        let step = |step: &'static str| {
-            let ifname = ifname.to_owned();
-            move |source: io::Error| SocketError::Setup {
-                ifname,
-                step,
-                source,
-            }
+        let sock = if ipv6 {
+            Self::socket_v6(ifname, ifindex, delivery)?
+        } else {
+            Self::socket_v4(ifname, ifindex, delivery)?
         };
+        sock.set_nonblocking(true)
+            .map_err(setup_error(ifname, "O_NONBLOCK"))?;
+        // Readable only: adverts are sent straight away (see `send_to`), and an edge-triggered
+        // write interest would wake the engine once more after every advert, when the kernel
+        // frees the sent packet and reports the buffer space.
+        // SAFETY: `sock` owns its descriptor and the AsyncFd keeps it, unreplaced and open,
+        // until both are dropped together.
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+            .map_err(|e| setup_error(ifname, "register with tokio")(io::Error::from(e)))?;
+        Ok(VrrpSocket {
+            fd,
+            ifname: ifname.to_owned(),
+            ifindex,
+            delivery,
+            ipv6,
+        })
+    }
 
+    fn socket_v4(ifname: &str, ifindex: u32, delivery: Delivery) -> Result<Socket, SocketError> {
+        let step = |step| setup_error(ifname, step);
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
             .map_err(step("socket(AF_INET, SOCK_RAW, 112)"))?;
         // Only this interface's adverts: two instances on two interfaces with the same VRID
@@ -122,33 +152,11 @@ impl VrrpSocket {
             sock.join_multicast_v4_n(&VRRP_GROUP, &InterfaceIndexOrAddress::Index(ifindex))
                 .map_err(step("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
         }
-        sock.set_nonblocking(true).map_err(step("O_NONBLOCK"))?;
-        // SAFETY: `sock` owns its descriptor and the AsyncFd keeps it, unreplaced and open,
-        // until both are dropped together.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| step("register with tokio")(io::Error::from(e)))?;
-        Ok(VrrpSocket {
-            fd,
-            ifname: ifname.to_owned(),
-            ifindex,
-            delivery,
-            ipv6: false,
-        })
+        Ok(sock)
     }
 
-    fn open_v6(ifname: &str, delivery: Delivery) -> Result<VrrpSocket, SocketError> {
-        let ifindex = nix::net::if_::if_nametoindex(ifname)
-            .map_err(|_| SocketError::NoSuchInterface(ifname.to_owned()))?;
-        let step = |step: &'static str| {
-            let ifname = ifname.to_owned();
-            move |source: io::Error| SocketError::Setup {
-                ifname,
-                step,
-                source,
-            }
-        };
+    fn socket_v6(ifname: &str, ifindex: u32, delivery: Delivery) -> Result<Socket, SocketError> {
+        let step = |step| setup_error(ifname, step);
         let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
             .map_err(step("socket(AF_INET6, SOCK_RAW, 112)"))?;
         sock.bind_device(Some(ifname.as_bytes()))
@@ -176,20 +184,7 @@ impl VrrpSocket {
             sock.join_multicast_v6(&VRRP_GROUP_V6, ifindex)
                 .map_err(step("IPV6_ADD_MEMBERSHIP ff02::12"))?;
         }
-        sock.set_nonblocking(true).map_err(step("O_NONBLOCK"))?;
-        // SAFETY: `sock` owns its descriptor and the AsyncFd keeps it, unreplaced and open,
-        // until both are dropped together.
-        let fd = unsafe {
-            AsyncFd::register_with_interest(sock, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(|e| step("register with tokio")(io::Error::from(e)))?;
-        Ok(VrrpSocket {
-            fd,
-            ifname: ifname.to_owned(),
-            ifindex,
-            delivery,
-            ipv6: true,
-        })
+        Ok(sock)
     }
 
     pub fn is_ipv6(&self) -> bool {
@@ -217,25 +212,45 @@ impl VrrpSocket {
     pub async fn send(&self, packet: &[u8], src: IpAddr, dst: IpAddr) -> io::Result<()> {
         match (src, dst) {
             (_, IpAddr::V4(dst)) => self.send_to(packet, dst).await,
-            (IpAddr::V6(src), IpAddr::V6(dst)) => loop {
-                let mut guard = self.fd.writable().await?;
-                match guard.try_io(|inner| send_v6(inner.get_ref(), packet, src, dst, self.ifindex))
-                {
-                    Ok(Ok(n)) if n == packet.len() => return Ok(()),
-                    Ok(Ok(n)) => {
-                        return Err(io::Error::other(format!(
-                            "short send on {}: {n} of {} bytes",
-                            self.ifname,
-                            packet.len()
-                        )))
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Err(_would_block) => continue,
-                }
-            },
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let sent = self
+                    .send_nonblocking(|sock| send_v6(sock, packet, src, dst, self.ifindex))
+                    .await?;
+                self.whole(sent, packet.len())
+            }
             (IpAddr::V4(_), IpAddr::V6(_)) => Err(io::Error::other(
                 "an IPv6 advert needs an IPv6 source address",
             )),
+        }
+    }
+
+    /// One non-blocking send, at once; only when the socket buffer is full is it retried a
+    /// little later (the socket has no write interest, see [`VrrpSocket::open_family`]).
+    async fn send_nonblocking(
+        &self,
+        mut send: impl FnMut(&Socket) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut retries = 0;
+        loop {
+            match send(self.fd.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && retries < SEND_RETRIES => {
+                    retries += 1;
+                    tokio::time::sleep(SEND_RETRY_PAUSE).await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn whole(&self, sent: usize, len: usize) -> io::Result<()> {
+        if sent == len {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "short send on {}: {sent} of {len} bytes",
+                self.ifname
+            )))
         }
     }
 
@@ -273,21 +288,10 @@ impl VrrpSocket {
     /// checksum, the total length, and the identification when it is 0.
     pub async fn send_to(&self, ip_packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
         let addr = SockAddr::from(SocketAddrV4::new(dst, 0));
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|inner| inner.get_ref().send_to(ip_packet, &addr)) {
-                Ok(Ok(n)) if n == ip_packet.len() => return Ok(()),
-                Ok(Ok(n)) => {
-                    return Err(io::Error::other(format!(
-                        "short send on {}: {n} of {} bytes",
-                        self.ifname,
-                        ip_packet.len()
-                    )))
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
+        let sent = self
+            .send_nonblocking(|sock| sock.send_to(ip_packet, &addr))
+            .await?;
+        self.whole(sent, ip_packet.len())
     }
 }
 
