@@ -27,13 +27,13 @@ pub enum Example {
 #[derive(clap::Args, Clone)]
 pub struct ActiveActive {
     /// How many boxes share the VIPs (2..10).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     boxes: u32,
     /// Which box this config is for (1..N); it owns VIPs BOX, BOX+N, BOX+2N, ...
-    #[arg(long = "box")]
+    #[arg(long = "box", value_name = "I")]
     this_box: u32,
     /// How many VIPs (1..64; default: one per box).
-    #[arg(long)]
+    #[arg(long, value_name = "M")]
     vips: Option<u32>,
     /// The first VIP with its prefix length; the others follow it (.101, .102, ...).
     #[arg(long, default_value = "198.51.100.101/24")]
@@ -51,7 +51,7 @@ pub struct ActiveActive {
     #[arg(long, default_value_t = 80)]
     port: u16,
     /// A backend server ADDRESS:PORT (repeat; default 198.51.100.21:80 and .22:80).
-    #[arg(long = "server")]
+    #[arg(long = "server", value_name = "ADDRESS:PORT")]
     servers: Vec<String>,
 }
 
