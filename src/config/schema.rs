@@ -444,7 +444,8 @@ pub struct BackendTimeouts {
     pub server: Option<DurationValue>,
     pub queue: Option<DurationValue>,
     pub server_idle: Option<DurationValue>,
-    /// Inactivity limit of a tunnel: tcp mode, WebSocket and CONNECT.
+    /// Inactivity limit of a tunnel: a tcp-mode session, and in http mode a WebSocket upgrade
+    /// (after its 101) or a CONNECT (after its 2xx).
     pub tunnel: Option<DurationValue>,
 }
 

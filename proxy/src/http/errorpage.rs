@@ -76,6 +76,7 @@ fn builtin_sentence(status: StatusCode) -> &'static str {
         403 => "You are not allowed to reach this resource.",
         408 => "The request took too long to arrive, so the connection was closed.",
         500 => "The load balancer hit an internal problem while handling this request.",
+        501 => "The load balancer does not support this kind of request.",
         502 => "The application server sent back a broken or incomplete answer.",
         503 => "No application server is available to answer this request right now.",
         504 => "The application server did not answer in time.",

@@ -80,6 +80,26 @@ impl Frontend {
     }
 }
 
+impl Frontend {
+    /// 501 to a CONNECT over HTTP/2: hyper would hand over the stream, but a tunnel per
+    /// stream is not built (README "CONNECT"); logged `PR--` with a line.
+    #[cold]
+    fn connect_over_h2(
+        &self,
+        ex: Box<Exchange>,
+        guard: RequestGuard,
+        conn: &ConnInfo,
+    ) -> Result<Response<ResponseBody>, CloseSilently> {
+        tracing::info!(frontend = %self.name, client = %conn.src, "CONNECT over HTTP/2 is not supported");
+        let why = (
+            StatusCode::NOT_IMPLEMENTED,
+            TermCause::Proxy,
+            TermPhase::Request,
+        );
+        self.local(ex, guard, why)
+    }
+}
+
 fn into_local(
     resp: Response<Full<Bytes>>,
     ex: Box<Exchange>,
@@ -120,6 +140,15 @@ pub(crate) async fn handle(
     let mut ex = open_exchange(&fe, &conn, &shared, &req);
     if let Err(bad) = http1_rules(&mut req) {
         return fe.bad_request(ex, guard, &conn, bad);
+    }
+    if req.method() == Method::CONNECT {
+        if req.version() == Version::HTTP_2 {
+            return fe.connect_over_h2(ex, guard, &conn);
+        }
+        let has_body = !req.body().is_end_stream();
+        if let Err(bad) = request_rules::check_connect(req.uri(), has_body) {
+            return fe.bad_request(ex, guard, &conn, bad);
+        }
     }
     if fe.screens {
         if let Some(answer) = screen(&fe, &conn, &req, &mut ex) {
@@ -198,7 +227,12 @@ pub(crate) async fn handle(
         Err(e) => return fe.local(ex, guard, forward_failure(e)),
     };
     if let Some(client) = upgrade {
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let switched = if out.parts.method == Method::CONNECT {
+            resp.status().is_success()
+        } else {
+            resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        };
+        if switched {
             return switch_protocols(&fe, &be, &conn, &shared, resp, slot, client, ex, guard);
         }
     }
@@ -404,14 +438,19 @@ fn request_ops(
         parts.headers.remove(name);
     }
     let mut upgrade = None;
+    if parts.method == Method::CONNECT {
+        // Checked bodiless and HTTP/1 (handle): a 2xx makes it a tunnel.
+        upgrade = parts.extensions.remove::<OnUpgrade>();
+    }
     if headers::remove_hop_by_hop_request(&mut parts.headers) {
         // A WebSocket upgrade goes through when hyper can hand the client connection over
         // (HTTP/1.1) and the request is a direct exchange (no body), whose server
         // connection becomes the tunnel's; otherwise it is sent as a plain request.
-        if bodiless && parts.version == Version::HTTP_11 {
+        let connect = parts.method == Method::CONNECT;
+        if bodiless && parts.version == Version::HTTP_11 && !connect {
             upgrade = parts.extensions.remove::<OnUpgrade>();
         }
-        if upgrade.is_none() {
+        if upgrade.is_none() || connect {
             parts.headers.remove(header::UPGRADE);
             parts.headers.remove(header::CONNECTION);
         }
@@ -616,9 +655,10 @@ fn respond(
     Response::from_parts(rparts, body)
 }
 
-/// A `101 Switching Protocols` to a forwarded WebSocket upgrade: the 101 goes to the client
-/// with an empty body, and the exchange continues as a tunnel between the two connections
-/// (upgrade.rs), run by the connection task once hyper hands the client socket over.
+/// A `101 Switching Protocols` to a forwarded WebSocket upgrade, or a 2xx to a CONNECT: the
+/// answer goes to the client with an empty body, and the exchange continues as a tunnel
+/// between the two connections (upgrade.rs), run by the connection task once hyper hands the
+/// client socket over.
 #[allow(clippy::too_many_arguments)]
 fn switch_protocols(
     fe: &Frontend,
@@ -645,6 +685,10 @@ fn switch_protocols(
         return fe.local(ex, guard, why);
     };
     headers::remove_hop_by_hop_response(&mut rparts.headers, rparts.status, true);
+    // A 2xx to CONNECT has no content (RFC 9110 §9.3.6): no framing field may reach the
+    // client, which would wait for a body that never comes.
+    rparts.headers.remove(header::CONTENT_LENGTH);
+    rparts.headers.remove(header::TRANSFER_ENCODING);
     if conn.tls {
         if let Some(v) = &fe.hsts {
             rparts

@@ -20,6 +20,10 @@ pub(crate) enum BadRequest {
     InvalidHost,
     InvalidAuthority,
     TransferEncoding,
+    /// A CONNECT whose target is not `host:port` alone.
+    ConnectTarget,
+    /// A CONNECT with content.
+    ConnectBody,
 }
 
 impl BadRequest {
@@ -30,6 +34,8 @@ impl BadRequest {
             BadRequest::InvalidHost => "Host is not a valid host[:port]",
             BadRequest::InvalidAuthority => "the target's authority is not a valid host[:port]",
             BadRequest::TransferEncoding => "Transfer-Encoding other than a single chunked",
+            BadRequest::ConnectTarget => "CONNECT target is not host:port",
+            BadRequest::ConnectBody => "CONNECT with a body",
         }
     }
 }
@@ -101,6 +107,21 @@ pub(crate) fn check_transfer_encoding(headers: &HeaderMap) -> Result<(), BadRequ
     }
 }
 
+/// A CONNECT (RFC 9110 §9.3.6): the target is an authority with a port and nothing else (no
+/// scheme, user info or path), and the request has no content (a body would be relayed into
+/// the tunnel as if the client had sent it after the server's answer).
+pub(crate) fn check_connect(uri: &Uri, has_body: bool) -> Result<(), BadRequest> {
+    let bare = uri.scheme().is_none() && uri.path_and_query().is_none();
+    match uri.authority() {
+        Some(a) if bare && a.port_u16().is_some() && valid_host(a.as_str().as_bytes()) => {}
+        _ => return Err(BadRequest::ConnectTarget),
+    }
+    if has_body {
+        return Err(BadRequest::ConnectBody);
+    }
+    Ok(())
+}
+
 /// Bytes of a reg-name (RFC 3986 §3.2.2: unreserved, sub-delims other than `,`, `%`).
 static REG_NAME: [bool; 256] = {
     let mut t = [false; 256];
@@ -170,6 +191,35 @@ pub(crate) fn valid_host(b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_targets() {
+        for good in ["a.test:443", "198.51.100.7:22", "[2001:db8::1]:8443"] {
+            let uri: Uri = good.parse().expect(good);
+            assert_eq!(check_connect(&uri, false), Ok(()), "{good}");
+            assert_eq!(check_connect(&uri, true), Err(BadRequest::ConnectBody));
+        }
+        // No port, a path, a scheme, user info, origin or asterisk form: not host:port.
+        for bad in [
+            "a.test",
+            "a.test:443/x",
+            "http://a.test:443",
+            "http://a.test:443/",
+            "u@a.test:443",
+            "/",
+            "/a.test:443",
+            "*",
+        ] {
+            let Ok(uri) = bad.parse::<Uri>() else {
+                continue; // hyper answers 400 itself
+            };
+            assert_eq!(
+                check_connect(&uri, false),
+                Err(BadRequest::ConnectTarget),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn hosts() {

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use http::uri::Authority;
 use tokio::sync::{oneshot, watch};
 
 use crate::config::{BackendConfig, Balance, ServerConfig};
@@ -57,7 +56,6 @@ pub struct Transition {
 pub(crate) struct Server {
     pub(crate) name: Arc<str>,
     pub(crate) cfg: ServerConfig,
-    pub(crate) authority: Authority,
     pub(crate) upstream: Upstream,
     up: AtomicBool,
     inflight: AtomicUsize,
@@ -165,7 +163,6 @@ impl Backend {
             .iter()
             .map(|s| Server {
                 name: s.name.as_str().into(),
-                authority: authority_of(s),
                 upstream: Upstream::new(
                     s.addr,
                     &cfg.timeouts,
@@ -514,12 +511,6 @@ impl Backend {
         });
         t
     }
-}
-
-fn authority_of(s: &ServerConfig) -> Authority {
-    // A SocketAddr always renders as a valid authority (`1.2.3.4:80`, `[::1]:80`).
-    Authority::try_from(s.addr.to_string().as_str())
-        .unwrap_or_else(|_| Authority::from_static("0.0.0.0:0"))
 }
 
 /// One request in flight on a server; dropping it frees the server.

@@ -64,21 +64,14 @@ pub(crate) struct Outgoing {
     pub forwarded: Option<ForwardedFields>,
 }
 
-fn build_request(
-    out: &Outgoing,
-    server: &crate::upstream::backend::Server,
-) -> Request<RequestBody> {
+fn build_request(out: &Outgoing) -> Request<RequestBody> {
     debug_assert!(
         out.forwarded.is_none(),
         "only direct exchanges defer fields"
     );
-    // Origin form (`/path?query`), as a client talking to the server directly sends it;
-    // CONNECT names an authority.
-    let uri = if out.parts.method == Method::CONNECT {
-        Uri::from(server.authority.clone())
-    } else {
-        Uri::from(out.path_and_query.clone())
-    };
+    // Origin form (`/path?query`), as a client talking to the server directly sends it
+    // (CONNECT is always a direct exchange).
+    let uri = Uri::from(out.path_and_query.clone());
     let mut req = Request::new(RequestBody::new(&out.body));
     *req.method_mut() = out.parts.method.clone();
     *req.uri_mut() = uri;
@@ -89,10 +82,7 @@ fn build_request(
     *req.headers_mut() = out.parts.headers.clone();
     // hyper's client sends a GET, HEAD or OPTIONS body of unknown length as no body at all
     // (and the server would read it as the next request): frame it explicitly.
-    if out.body.is_some()
-        && out.parts.method != Method::CONNECT
-        && !req.headers().contains_key(http::header::CONTENT_LENGTH)
-    {
+    if out.body.is_some() && !req.headers().contains_key(http::header::CONTENT_LENGTH) {
         req.headers_mut().insert(
             http::header::TRANSFER_ENCODING,
             http::HeaderValue::from_static("chunked"),
@@ -162,11 +152,11 @@ enum Outcome {
 }
 
 /// Requests sent directly (h1.rs): no body, HTTP/1.1 (or HTTP/2 from the client, sent as
-/// 1.1), not CONNECT.
+/// 1.1); every CONNECT (it has no body: request.rs refuses one), whose server connection
+/// becomes the tunnel's.
 fn direct(out: &Outgoing) -> bool {
     out.body.is_none()
-        && out.parts.version != Version::HTTP_10
-        && out.parts.method != Method::CONNECT
+        && (out.parts.version != Version::HTTP_10 || out.parts.method == Method::CONNECT)
 }
 
 /// One attempt through a direct exchange.
@@ -185,10 +175,16 @@ async fn attempt_direct(
     *reused = conn.reused;
     let connected = Instant::now();
     stats.connect = Some(connected.saturating_duration_since(started));
+    // CONNECT names the client's authority (`host:port`), as a forward proxy behind
+    // expects; request.rs made sure there is one.
+    let target = match out.parts.uri.authority() {
+        Some(a) if out.parts.method == Method::CONNECT => a.as_str(),
+        _ => out.path_and_query.as_str(),
+    };
     let r = h1::send(
         conn,
         &out.parts.method,
-        out.path_and_query.as_str(),
+        target,
         &out.parts.headers,
         out.forwarded.as_ref(),
         tokio::time::Instant::from_std(connected) + server_timeout,
@@ -213,7 +209,7 @@ async fn attempt_hyper(
     stats: &mut Attempts,
     reused: &mut bool,
 ) -> Outcome {
-    let mut req = build_request(out, server);
+    let mut req = build_request(out);
     // A request the connection never took (it was closing as we picked it) goes out on
     // another one (hyper-util's `retry_canceled_requests`); not a retry.
     loop {

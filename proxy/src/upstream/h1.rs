@@ -153,13 +153,7 @@ pub(crate) async fn send(
             names,
             ..
         } = &mut *conn.state;
-        let mut exchange = pin!(write_and_read_head(
-            io,
-            buf,
-            out,
-            names,
-            method == Method::HEAD
-        ));
+        let mut exchange = pin!(write_and_read_head(io, buf, out, names, Asked::of(method)));
         std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(r);
@@ -222,7 +216,7 @@ async fn write_and_read_head(
     buf: &mut BytesMut,
     out: &[u8],
     names: &mut NameCache,
-    head_request: bool,
+    asked: Asked,
 ) -> Result<Head, SendError> {
     // The flush matters for TLS only (rustls may hold records the socket did not take).
     if let Err(e) = async {
@@ -237,7 +231,7 @@ async fn write_and_read_head(
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some(head) = parse_head(buf, head_request, names)? {
+            if let Some(head) = parse_head(buf, asked, names)? {
                 return Ok(head);
             }
             if buf.len() >= MAX_HEAD {
@@ -256,6 +250,40 @@ async fn write_and_read_head(
             Err(e) if received => return Err(SendError::Closed(format!("reading the head: {e}"))),
             Err(e) => return Err(SendError::Empty(Some(e))),
         }
+    }
+}
+
+/// What the request was, as far as the response's framing cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Head,
+    /// A CONNECT: a 2xx answer ends the head and turns the connection into a tunnel.
+    Connect,
+    Other,
+}
+
+impl Asked {
+    fn of(method: &Method) -> Asked {
+        if *method == Method::HEAD {
+            Asked::Head
+        } else if *method == Method::CONNECT {
+            Asked::Connect
+        } else {
+            Asked::Other
+        }
+    }
+
+    fn head(head_request: bool) -> Asked {
+        if head_request {
+            Asked::Head
+        } else {
+            Asked::Other
+        }
+    }
+
+    /// A response with this status makes the connection a tunnel.
+    fn tunnels(self, code: u16) -> bool {
+        self == Asked::Connect && (200..300).contains(&code)
     }
 }
 
@@ -373,7 +401,7 @@ impl NameCache {
 /// would remove them anyway; otherwise they stay for it to handle the named fields.
 fn parse_head(
     buf: &mut BytesMut,
-    head_request: bool,
+    asked: Asked,
     names: &mut NameCache,
 ) -> Result<Option<Head>, SendError> {
     loop {
@@ -440,8 +468,7 @@ fn parse_head(
             }
         }
         let cached = names.entries.get(..fields.len()).unwrap_or(&[]);
-        let (framing, drop_length) =
-            framing(code, version, head_request, fields, cached, has_te, has_cl)?;
+        let (framing, drop_length) = framing(code, version, asked, fields, cached, has_te, has_cl)?;
         let mut headers = std::mem::take(&mut names.spare);
         headers.reserve(fields.len());
         for (h, e) in fields.iter().zip(cached) {
@@ -465,7 +492,9 @@ fn parse_head(
                 resp.extensions_mut().insert(r);
             }
         }
-        let keep_alive = keep_alive && !close && code != 101 && framing != Framing::Close;
+        // After a 101, or a 2xx to CONNECT, the connection is a tunnel's.
+        let tunnel = code == 101 || asked.tunnels(code);
+        let keep_alive = keep_alive && !close && !tunnel && framing != Framing::Close;
         return Ok(Some((resp, framing, keep_alive, nothing_named)));
     }
 }
@@ -482,13 +511,14 @@ fn restore(buf: &mut BytesMut, bytes: Bytes) {
 fn framing(
     code: u16,
     version: Version,
-    head_request: bool,
+    asked: Asked,
     fields: &[httparse::Header<'_>],
     names: &[CachedName],
     has_te: bool,
     has_cl: bool,
 ) -> Result<(Framing, bool), SendError> {
-    if code == 101 || code == 204 || code == 304 || head_request {
+    // A 2xx to CONNECT has no body whatever its fields say (RFC 9110 §9.3.6).
+    if code == 101 || code == 204 || code == 304 || asked == Asked::Head || asked.tunnels(code) {
         return Ok((Framing::Done, false));
     }
     let values = |kind: Kind| {
@@ -893,7 +923,7 @@ pub(crate) fn replay(data: &[u8], reads: &[usize], head_request: bool) -> Replay
     };
     loop {
         let head = loop {
-            match parse_head(&mut buf, head_request, &mut names) {
+            match parse_head(&mut buf, Asked::head(head_request), &mut names) {
                 Ok(Some(head)) => break head,
                 Ok(None) if buf.len() < MAX_HEAD && read(&mut buf) => {}
                 Ok(None) if buf.is_empty() => return out,
@@ -983,7 +1013,11 @@ mod tests {
 
     fn head(text: &str, head_request: bool) -> Result<Option<Head>, SendError> {
         let mut buf = BytesMut::from(text);
-        parse_head(&mut buf, head_request, &mut NameCache::default())
+        parse_head(
+            &mut buf,
+            Asked::head(head_request),
+            &mut NameCache::default(),
+        )
     }
 
     fn framing_of(text: &str) -> Framing {
@@ -1032,6 +1066,28 @@ mod tests {
         ] {
             assert!(matches!(head(bad, false), Err(SendError::Bad(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_2xx_to_connect_ends_at_its_head_and_the_connection_is_the_tunnels() {
+        let mut names = NameCache::default();
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 Connection established\r\nContent-Length: 9\r\n\r\nTLS bytes"[..],
+        );
+        let (resp, framing, keep_alive, _) = parse_head(&mut buf, Asked::Connect, &mut names)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!(resp.status(), 200);
+        assert_eq!((framing, keep_alive), (Framing::Done, false));
+        // What follows the head is the tunnel's first bytes.
+        assert_eq!(&buf[..], b"TLS bytes");
+        // A refusal is framed like any response, and the connection may serve again.
+        let mut buf =
+            BytesMut::from(&b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\ndenied"[..]);
+        let (_, framing, keep_alive, _) = parse_head(&mut buf, Asked::Connect, &mut names)
+            .expect("valid")
+            .expect("complete");
+        assert_eq!((framing, keep_alive), (Framing::Length(6), true));
     }
 
     #[test]
@@ -1101,7 +1157,7 @@ mod tests {
         let mut names = NameCache::default();
         let mut parse = |text: &str| {
             let mut buf = BytesMut::from(text);
-            parse_head(&mut buf, false, &mut names)
+            parse_head(&mut buf, Asked::Other, &mut names)
                 .expect("valid")
                 .expect("complete")
         };
@@ -1148,7 +1204,7 @@ mod tests {
         let capacity = used.capacity();
         names.spare = used;
         let mut buf = BytesMut::from(first);
-        let (resp, ..) = parse_head(&mut buf, false, &mut names)
+        let (resp, ..) = parse_head(&mut buf, Asked::Other, &mut names)
             .expect("valid")
             .expect("complete");
         assert_eq!(names_of(&resp), expected);
@@ -1156,9 +1212,9 @@ mod tests {
         assert_eq!(names.spare.capacity(), 0, "taken");
         // An invalid name fails without spoiling the cache for the next response.
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nServer: a\r\nX{: 1\r\n\r\n");
-        assert!(parse_head(&mut buf, false, &mut names).is_err());
+        assert!(parse_head(&mut buf, Asked::Other, &mut names).is_err());
         let mut buf = BytesMut::from(first);
-        let (resp, ..) = parse_head(&mut buf, false, &mut names)
+        let (resp, ..) = parse_head(&mut buf, Asked::Other, &mut names)
             .expect("valid")
             .expect("complete");
         assert_eq!(names_of(&resp), expected);
