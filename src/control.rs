@@ -74,6 +74,19 @@ pub fn render(snap: &Snapshot) -> String {
         };
         let _ = writeln!(s, "drops {} {drops}", i.name);
     }
+    for a in &snap.announce {
+        let _ = writeln!(
+            s,
+            "announce {} {} {} on {} {}s ({}) withdrawals {}",
+            a.name,
+            a.address,
+            a.state,
+            a.interface,
+            snap.time.saturating_sub(a.since),
+            a.reason,
+            a.withdrawals
+        );
+    }
     for f in &snap.proxy.frontends {
         let c = &f.counters;
         let _ = writeln!(

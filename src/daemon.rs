@@ -179,7 +179,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     let gate_table: wiring::GateTable = Arc::new(tokio::sync::Mutex::new(
         balancer
             .as_ref()
-            .map(|p| wiring::gated_frontends(p, &cfg.file.frontends))
+            .map(|p| wiring::gated_frontends(p, &cfg))
             .unwrap_or_default(),
     ));
     let masters = Arc::new(Mutex::new(HashSet::new()));
@@ -223,7 +223,16 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let mut announcers = crate::announce::Announcers::new(crate::announce::Wiring {
+        gates: gate_table.clone(),
+        masters: masters.clone(),
+    });
+    announcers.start_all(
+        &cfg.announces,
+        &feeds.as_ref().map(|f| f.receivers()).unwrap_or_default(),
+    );
     let observed = Observed::new(&cfg.node);
+    observed.set_announces(announcers.sources());
     observed.set_balancer(balancer.as_ref());
     observed.set_instances(instance_sources(&cfg, &instances.running));
     let mut stats_cfg = observe::stats_config(&cfg);
@@ -231,6 +240,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             error!("{e}; stopping");
+            announcers.stop_everything().await;
             instances.stop_everything().await;
             return ExitCode::from(1);
         }
@@ -266,6 +276,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                     masters: &masters,
                     feeds: &mut feeds,
                     instances: &mut instances,
+                    announcers: &mut announcers,
                     observed: &observed,
                     stats_cfg: &mut stats_cfg,
                     stats: &mut stats,
@@ -285,6 +296,8 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         w.abort();
     }
     drop(stats);
+    // Announced addresses go first (bgpd withdraws them while the listeners still drain).
+    announcers.stop_everything().await;
     // Masters resign first (priority 0, so the peer takes over after Skew_Time), then the
     // balancer drains what is still in flight.
     instances.stop_everything().await;
@@ -325,6 +338,7 @@ struct Running<'a> {
     masters: &'a Mutex<HashSet<String>>,
     feeds: &'a mut Option<wiring::BackendFeeds>,
     instances: &'a mut Instances,
+    announcers: &'a mut crate::announce::Announcers,
     observed: &'a Arc<Observed>,
     stats_cfg: &'a mut Option<StatsConfig>,
     stats: &'a mut Option<StatsServer>,
@@ -396,6 +410,9 @@ async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
         new.instances.retain(|n| &n.name != name);
         new.instances.extend(old);
     }
+    let backend_up = feeds.as_ref().map(|f| f.receivers()).unwrap_or_default();
+    r.announcers.reload(&new.announces, &backend_up).await;
+    r.observed.set_announces(r.announcers.sources());
     log_restart_needed(current, &new);
     r.control
         .follow(new.file.global.control_socket.as_deref(), r.observed);
@@ -579,7 +596,7 @@ async fn reload_balancer(
     };
     let gated = new
         .as_ref()
-        .map(|p| wiring::gated_frontends(p, &cfg.file.frontends))
+        .map(|p| wiring::gated_frontends(p, cfg))
         .unwrap_or_default();
     // Dropping the new balancer on error closes whatever it opened.
     wiring::swap_gates(table, masters, gated).await?;

@@ -1,5 +1,6 @@
 //! vrrplb: keepalived + HAProxy in one binary.
 
+mod announce;
 mod config;
 mod control;
 mod daemon;

@@ -4,7 +4,9 @@
 //! stay for the life of the process.
 
 use crate::config::{schema, translate, Validated};
-use proxy::observe::snapshot::{Snapshot, TrackerView, TransitionView, VrrpInstanceView};
+use proxy::observe::snapshot::{
+    AnnounceView, Snapshot, TrackerView, TransitionView, VrrpInstanceView,
+};
 use proxy::observe::stats_server::{StatsConfig, DEFAULT_REALM};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -93,6 +95,7 @@ pub struct Observed {
     node: Mutex<String>,
     proxy: Mutex<Option<proxy::StatsHandle>>,
     instances: Mutex<Vec<InstanceSource>>,
+    announces: Mutex<Vec<crate::announce::Source>>,
 }
 
 impl Observed {
@@ -102,6 +105,7 @@ impl Observed {
             node: Mutex::new(node.to_owned()),
             proxy: Mutex::new(None),
             instances: Mutex::new(Vec::new()),
+            announces: Mutex::new(Vec::new()),
         })
     }
 
@@ -115,6 +119,10 @@ impl Observed {
 
     pub fn set_instances(&self, list: Vec<InstanceSource>) {
         *lock(&self.instances) = list;
+    }
+
+    pub fn set_announces(&self, list: Vec<crate::announce::Source>) {
+        *lock(&self.announces) = list;
     }
 
     /// The longest time any instance's loop has not turned (`None` without instances).
@@ -143,8 +151,22 @@ impl Observed {
             time: unix_secs(SystemTime::now()),
             maxconn: handle.as_ref().map(|h| h.maxconn()).unwrap_or(0),
             vrrp: lock(&self.instances).iter().map(|i| i.view()).collect(),
+            announce: lock(&self.announces).iter().map(announce_view).collect(),
             proxy: handle.map(|h| h.stats()).unwrap_or_default(),
         }
+    }
+}
+
+fn announce_view(a: &crate::announce::Source) -> AnnounceView {
+    let st = a.status.borrow();
+    AnnounceView {
+        name: a.cfg.name.clone(),
+        address: a.cfg.address(),
+        interface: a.cfg.interface.clone(),
+        state: st.state.as_str().to_owned(),
+        reason: st.reason.clone(),
+        since: unix_secs(st.since),
+        withdrawals: st.withdrawals,
     }
 }
 

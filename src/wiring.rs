@@ -16,19 +16,28 @@ pub struct GatedFrontend {
     pub instances: HashSet<String>,
 }
 
-/// The gated frontends of a config, each with its own gate.
+/// The gated frontends of a config, each with its own gate: opened by the VRRP instances of
+/// its `gate` list and by the announcements that name it.
 pub fn gated_frontends(
     p: &proxy::Proxy,
-    frontends: &[crate::config::schema::Frontend],
+    cfg: &crate::config::Validated,
 ) -> Arc<Vec<GatedFrontend>> {
     Arc::new(
-        frontends
+        cfg.file
+            .frontends
             .iter()
             .filter_map(|f| {
+                let mut sources: HashSet<String> = f.gate.iter().flatten().cloned().collect();
+                sources.extend(
+                    cfg.announces
+                        .iter()
+                        .filter(|a| a.frontends.contains(&f.name))
+                        .map(|a| a.gate_key()),
+                );
                 Some(GatedFrontend {
                     name: f.name.clone(),
                     gate: p.frontend_gate(&f.name)?,
-                    instances: f.gate.as_ref()?.iter().cloned().collect(),
+                    instances: sources,
                 })
             })
             .collect(),
@@ -91,12 +100,6 @@ impl GateHook {
     }
 }
 
-impl Gates {
-    fn masters(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        lock_masters(&self.masters)
-    }
-}
-
 fn lock_masters(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -113,37 +116,61 @@ impl MasterHook for GateHook {
 
 impl Gates {
     async fn open(&self) {
-        let table = self.frontends.lock().await;
-        self.masters().insert(self.instance.clone());
-        for f in table
-            .iter()
-            .filter(|f| f.instances.contains(&self.instance))
-        {
-            if let Err(e) = f.gate.set_serving(true).await {
-                error!(
-                    "({}) MASTER but frontend {} cannot listen: {e}",
-                    self.instance, f.name
-                );
-            }
+        for (name, e) in open_source(&self.frontends, &self.masters, &self.instance).await {
+            error!(
+                "({}) MASTER but frontend {name} cannot listen: {e}",
+                self.instance
+            );
         }
     }
 
     async fn close(&self) {
-        let table = self.frontends.lock().await;
-        self.masters().remove(&self.instance);
-        for f in table
+        for (name, e) in close_source(&self.frontends, &self.masters, &self.instance).await {
+            error!("({}) cannot close frontend {name}: {e}", self.instance);
+        }
+    }
+}
+
+/// A source of serving (a VRRP instance that became MASTER, an announced address) opens the
+/// frontends it gates. Returns the frontends that cannot listen, with why.
+pub async fn open_source(
+    frontends: &GateTable,
+    masters: &Mutex<HashSet<String>>,
+    source: &str,
+) -> Vec<(String, String)> {
+    let table = frontends.lock().await;
+    lock_masters(masters).insert(source.to_owned());
+    let mut failed = Vec::new();
+    for f in table.iter().filter(|f| f.instances.contains(source)) {
+        if let Err(e) = f.gate.set_serving(true).await {
+            failed.push((f.name.clone(), e.to_string()));
+        }
+    }
+    failed
+}
+
+/// The source stops serving: its frontends close unless another of their sources still
+/// serves. Returns the frontends that failed to close, with why.
+pub async fn close_source(
+    frontends: &GateTable,
+    masters: &Mutex<HashSet<String>>,
+    source: &str,
+) -> Vec<(String, String)> {
+    let table = frontends.lock().await;
+    lock_masters(masters).remove(source);
+    let mut failed = Vec::new();
+    for f in table.iter().filter(|f| f.instances.contains(source)) {
+        // Another instance of its gate list may still be MASTER: then it keeps serving.
+        let still = lock_masters(masters)
             .iter()
-            .filter(|f| f.instances.contains(&self.instance))
-        {
-            // Another instance of its gate list may still be MASTER: then it keeps serving.
-            let still = self.masters().iter().any(|m| f.instances.contains(m));
-            if !still {
-                if let Err(e) = f.gate.set_serving(false).await {
-                    error!("({}) cannot close frontend {}: {e}", self.instance, f.name);
-                }
+            .any(|m| f.instances.contains(m));
+        if !still {
+            if let Err(e) = f.gate.set_serving(false).await {
+                failed.push((f.name.clone(), e.to_string()));
             }
         }
     }
+    failed
 }
 
 /// A reload of the balancer: opens the new balancer's gated frontends whose instances are

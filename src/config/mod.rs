@@ -2,6 +2,7 @@
 //! its file, line and key path, and translation into the typed configs of the `vrrp` and
 //! `proxy` crates.
 
+pub mod announce;
 mod duration;
 pub mod resolve;
 pub mod schema;
@@ -233,13 +234,14 @@ impl Diags<'_> {
     }
 }
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "global",
     "vrrp_scripts",
     "vrrp_instances",
     "vrrp_sync_groups",
     "frontends",
     "backends",
+    "announce",
 ];
 
 /// Deserialises section by section and item by item, so one typo does not hide the next.
@@ -296,6 +298,7 @@ fn deserialize_sections(value: serde_yaml::Value, d: &mut Diags) -> Option<Confi
             "vrrp_sync_groups" => cf.vrrp_sync_groups = typed_list(v, "vrrp_sync_groups", d),
             "frontends" => cf.frontends = typed_list(v, "frontends", d),
             "backends" => cf.backends = typed_list(v, "backends", d),
+            "announce" => cf.announce = typed_list(v, "announce", d),
             other => {
                 let hint = did_you_mean(other, &SECTIONS)
                     .map(|s| format!(" (did you mean `{s}`?)"))

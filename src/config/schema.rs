@@ -22,6 +22,37 @@ pub struct ConfigFile {
     pub frontends: Vec<Frontend>,
     #[serde(default)]
     pub backends: Vec<Backend>,
+    /// Addresses held on a local interface while this box is healthy, for a routing daemon
+    /// (FRR's bgpd) to announce (README "One VIP from every box").
+    #[serde(default)]
+    pub announce: Vec<Announce>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Announce {
+    /// Names it in logs and `vrrplb status`; the address when not set.
+    pub name: Option<String>,
+    /// A host address: `198.51.100.200/32`, `198.51.100.200` or `2001:db8::200/128`.
+    pub address: String,
+    /// Where the address is added; `lo` when not set.
+    pub interface: Option<String>,
+    /// Frontends that serve on the address: their listeners open after it is added and close
+    /// before it goes, and one that cannot listen withdraws it.
+    #[serde(default)]
+    pub frontends: Vec<String>,
+    #[serde(default)]
+    pub track_backends: Vec<AnnounceBackend>,
+    /// Names of `vrrp_scripts`; each must pass.
+    #[serde(default)]
+    pub track_scripts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceBackend {
+    pub backend: String,
+    pub min_up: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

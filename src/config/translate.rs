@@ -22,7 +22,12 @@ pub fn proxy_config(v: &Validated) -> ProxyConfig {
     let mut pc = ProxyConfig::new(
         f.frontends
             .iter()
-            .map(|x| frontend(x, &f.frontends))
+            .map(|x| {
+                let mut fc = frontend(x, &f.frontends);
+                // A frontend serving an announced address opens with the announcement.
+                fc.gated |= f.announce.iter().any(|a| a.frontends.contains(&x.name));
+                fc
+            })
             .collect(),
         f.backends.iter().map(|b| backend(b, &v.resolved)).collect(),
     );

@@ -37,6 +37,8 @@ pub struct Validated {
     pub log: LogSettings,
     pub instances: Vec<vrrp::InstanceConfig>,
     pub sync_groups: Vec<vrrp::sync_group::SyncGroupConfig>,
+    /// The `announce` section.
+    pub announces: Vec<super::announce::Announcement>,
     /// Server addresses written as host names, with what they resolved to.
     pub resolved: super::resolve::Resolved,
     /// The file as written, for the parts translated elsewhere (the balancer); filled in by
@@ -88,9 +90,11 @@ pub(crate) fn validate(
     let sync_groups = check_sync_groups(cf, &mut instances, d);
     let local = LocalMachine::read();
     let instance_names: HashSet<&str> = cf.vrrp_instances.iter().map(|i| i.name.as_str()).collect();
+    let announces = super::announce::check(cf, &scripts, &local.interfaces, d);
     let vips: HashSet<IpAddr> = instances
         .iter()
         .flat_map(|i| i.virtual_addresses.iter().map(|v| v.addr))
+        .chain(announces.iter().map(|a| a.addr))
         .collect();
     check_frontends(
         cf,
@@ -127,6 +131,7 @@ pub(crate) fn validate(
         log,
         instances,
         sync_groups,
+        announces,
         resolved: names.resolved,
         file: ConfigFile::default(),
     }

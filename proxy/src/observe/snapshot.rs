@@ -16,7 +16,26 @@ pub struct Snapshot {
     pub time: u64,
     pub maxconn: usize,
     pub vrrp: Vec<VrrpInstanceView>,
+    /// Addresses held for a routing daemon to announce (ECMP), one per `announce` entry.
+    pub announce: Vec<AnnounceView>,
     pub proxy: ProxyStats,
+}
+
+/// One `announce` entry as its task reports it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AnnounceView {
+    pub name: String,
+    /// `198.51.100.200/32`.
+    pub address: String,
+    pub interface: String,
+    /// `announced`, `withdrawn` or `pending` (waiting for a first script result).
+    pub state: String,
+    /// Why it is withdrawn, or what holds it.
+    pub reason: String,
+    /// Unix seconds of the last change.
+    pub since: u64,
+    /// Times it went from announced to withdrawn.
+    pub withdrawals: u64,
 }
 
 /// One VRRP instance as the engine reports it.
