@@ -10,6 +10,7 @@ Measures, against the VIP that every healthy box announces:
   join       the dead box boots again: the same figures for the route's return
   sick       every backend of a box fails its health checks: the box withdraws itself
   heal       its backends come back: it announces again
+  stop       vrrplb on a box stops (SIGTERM): it removes the address, bgpd withdraws it
 Prints one line per figure and a final `RESULT key=value ...` line that tests parse.
 Everything is bounded in count and time.
 """
@@ -234,6 +235,7 @@ def main():
     result.update(event(args, router, "join", "revive", "b1", all3))
     result.update(event(args, router, "sick", "sick", "b2", ("b1", "b3")))
     result.update(event(args, router, "heal", "heal", "b2", all3))
+    result.update(event(args, router, "stop", "stop", "b3", ("b1", "b2")))
     print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
 
 

@@ -6,7 +6,9 @@
 #   deploy/ecmp-lab.sh status   the router's route to the VIP and each box's `vrrplb status`
 #   deploy/ecmp-lab.sh drill    measure: spread of new flows, a box's death (link down +
 #                               SIGKILL of vrrplb and its FRR), a box whose backends all fail,
-#                               a box that joins; prints the figures (deploy/ecmp-drill.py)
+#                               a box that joins, vrrplb's SIGTERM on a box; prints the
+#                               figures (deploy/ecmp-drill.py)
+#   deploy/ecmp-lab.sh fail|revive|sick|heal|stop BOX   one step of the drill by hand
 #   deploy/ecmp-lab.sh down     remove everything (idempotent)
 #
 # Topology (network namespaces, one bridge in its own namespace, nothing routed to the host):
@@ -227,7 +229,7 @@ stop_frr() {
 start_box() {
     local b=$1 d=$DIR/$1
     mkdir -p "$d"
-    sed -e "s/@NODE@/$b/g" -e "s|@SOCK@|$d/vrrplb.sock|g" \
+    sed -e "s/^  node: .*/  node: $b/" -e "s|^  control_socket: .*|  control_socket: $d/vrrplb.sock|" \
         "$REPO/deploy/examples/ecmp-box.yaml" >"$d/vrrplb.yaml"
     ip netns exec "$(ns "$b")" "$BIN" check -c "$d/vrrplb.yaml" >/dev/null ||
         die "vrrplb check refused $d/vrrplb.yaml"
@@ -297,6 +299,9 @@ cmd_revive() {
     start_bg "vrrplb-$b" "$(ns "$b")" "$DIR/$b/vrrplb.log" "$BIN" run -c "$DIR/$b/vrrplb.yaml" --log stderr
 }
 
+# stop BOX: vrrplb's orderly stop (SIGTERM): it removes the VIP and bgpd withdraws it.
+cmd_stop() { stop_recorded "vrrplb-$1" TERM; }
+
 # sick BOX / heal BOX: the box cannot reach any backend (prohibit routes: connects fail at once).
 cmd_sick() {
     local w
@@ -334,7 +339,7 @@ case "${1:-}" in
     up) cmd_up ;;
     status) cmd_status ;;
     drill) shift; cmd_drill "$@" ;;
-    fail | revive | sick | heal)
+    fail | revive | sick | heal | stop)
         c=$1
         shift
         [ $# -eq 1 ] && [[ " ${BOXES[*]} " == *" $1 "* ]] || die "$c needs a box: ${BOXES[*]}"

@@ -21,7 +21,7 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get install -y -q --no-install-recommends \
     iproute2 procps psmisc iputils-ping nftables curl ca-certificates \
     rsyslog logrotate systemd util-linux bsdutils keepalived haproxy tshark tcpdump wrk nginx-light \
-    openssl python3 nghttp2-client chromium libnss3-tools cmake prometheus valgrind \
+    openssl python3 nghttp2-client chromium libnss3-tools cmake prometheus valgrind frr \
     build-essential pkg-config git >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -31,7 +31,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 # Distribution daemons we installed must not run on their own and hold the VIPs or ports.
-for svc in keepalived haproxy nginx; do
+for svc in keepalived haproxy nginx frr; do
     systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 

@@ -972,3 +972,72 @@ fn ipv6_instances_need_version_3_and_one_family() {
         "is not IPv4",
     );
 }
+
+const ECMP_BOX: &str = include_str!("../../deploy/examples/ecmp-box.yaml");
+
+#[test]
+fn the_ecmp_example_announces_its_vip_and_gates_its_frontend() {
+    let loaded = parse("ecmp", ECMP_BOX).unwrap_or_else(|r| panic!("rejected:\n{r}"));
+    let a = &loaded.config.announces[0];
+    assert_eq!(a.name, "web-vip");
+    assert_eq!(a.address(), "198.51.100.200/32");
+    assert_eq!(a.interface, "lo");
+    assert_eq!(a.frontends, ["www"]);
+    assert_eq!(a.backends, [("web".to_owned(), 1)]);
+    // The frontend it names opens with it (a gated listener), though it has no `gate` key.
+    let pc = translate::proxy_config(&loaded.config);
+    assert!(pc.frontends[0].gated);
+}
+
+#[test]
+fn announce_entries_are_checked() {
+    let base = "frontends:\n  - name: www\n    bind: [\"198.51.100.200:80\"]\n    default_backend: web\n  - name: other\n    bind: [\"198.51.100.9:80\"]\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{ name: w1, address: \"198.51.100.21:80\" }]\nvrrp_scripts:\n  chk: { script: /bin/true }\n";
+    let with = |announce: &str| format!("{base}announce:\n{announce}");
+    assert_error(
+        &with("  - address: 198.51.100.200/24\n"),
+        14,
+        "announce[0].address",
+        "/32",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n    frontends: [wwww]\n"),
+        15,
+        "announce[0].frontends[0]",
+        "did you mean `www`",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n    frontends: [other]\n"),
+        15,
+        "announce[0].frontends[0]",
+        "binds neither 198.51.100.200",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n    track_backends: [{ backend: webb }]\n"),
+        15,
+        "announce[0].track_backends[0].backend",
+        "no backend named `webb`",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n    track_backends: [{ backend: web, min_up: 0 }]\n"),
+        15,
+        "announce[0].track_backends[0].min_up",
+        "out of range",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n    track_scripts: [chk_x]\n"),
+        15,
+        "announce[0].track_scripts[0]",
+        "no vrrp_script named `chk_x`",
+    );
+    assert_error(
+        &with("  - address: 198.51.100.200\n  - address: 198.51.100.200/32\n"),
+        15,
+        "announce[1].address",
+        "already announced",
+    );
+    // A script, a backend and a frontend together are fine; the name defaults to the address.
+    let ok = with("  - address: 198.51.100.200\n    frontends: [www]\n    track_backends: [{ backend: web }]\n    track_scripts: [chk]\n");
+    let loaded = parse("t.yaml", &ok).unwrap_or_else(|r| panic!("rejected:\n{r}"));
+    assert_eq!(loaded.config.announces[0].name, "198.51.100.200");
+    assert_eq!(loaded.config.announces[0].scripts[0].name, "chk");
+}
