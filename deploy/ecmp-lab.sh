@@ -24,8 +24,9 @@
 # run side by side; reach one with
 #   ip netns exec LAB-r vtysh --vty_socket $DIR/r/run -c 'show bfd peers brief'.
 #
+# Run as root on Debian 12 (it apt-get installs frr, nginx-light and python3 when missing).
 # Environment: LAB (namespace prefix, default ecmp), LAB_DIR (state, default /run/$LAB),
-# VRRPLB_BIN (binary to use instead of building one).
+# VRRPLB_BIN (binary to use instead of building one), LAB_NO_APT=1 (install nothing).
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/lib/frr"
 
@@ -108,9 +109,18 @@ wait_for() {
 # --- the binary and the tools ---
 
 need_tools() {
-    local t
-    for t in ip nginx python3 curl zebra bgpd bfdd vtysh; do
-        command -v "$t" >/dev/null || die "$t is missing (apt-get install iproute2 nginx-light python3 curl frr)"
+    local t missing=()
+    command -v nginx >/dev/null || missing+=(nginx-light)
+    command -v python3 >/dev/null || missing+=(python3)
+    command -v vtysh >/dev/null && [ -x /usr/lib/frr/bgpd ] || missing+=(frr)
+    if [ ${#missing[@]} -gt 0 ] && [ -z "${LAB_NO_APT:-}" ]; then
+        say "== apt-get install ${missing[*]}"
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+        # The distribution's FRR and nginx must not run on the host; the lab runs its own.
+        systemctl disable --now frr nginx >/dev/null 2>&1 || true
+    fi
+    for t in ip nginx python3 zebra bgpd bfdd vtysh; do
+        command -v "$t" >/dev/null || die "$t is missing (apt-get install iproute2 nginx-light python3 frr)"
     done
 }
 

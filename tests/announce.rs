@@ -1,0 +1,102 @@
+//! The `announce` section against the real binary in a namespace, without a routing daemon:
+//! the address is on `lo` and its frontend listens exactly while the tracked script passes,
+//! each transition logged with why; `vrrplb status` shows it; SIGHUP moves it to another
+//! address (the old one withdrawn, the new one announced); SIGTERM removes it.
+//! Wall time: about 4 s.
+
+mod common;
+
+use common::{listening, start};
+use std::time::Duration;
+use testkit::{require_root, wait_until, Lab, TempDir};
+
+fn config(dir: &TempDir, address: &str) -> String {
+    let flag = dir.join("healthy");
+    format!(
+        "global:\n  node: lb\n  log: {{ target: stderr }}\n\
+         vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test -e {}\"\n    interval: 100ms\n\
+         announce:\n  - name: web-vip\n    address: {address}/32\n    frontends: [www]\n    track_scripts: [chk]\n\
+         frontends:\n  - name: www\n    bind: [\"0.0.0.0:8080\"]\n    default_backend: web\n\
+         backends:\n  - name: web\n    servers: [{{ name: w1, address: \"198.51.100.21:80\" }}]\n",
+        flag.display()
+    )
+}
+
+fn on_lo(lab: &Lab, addr: &str) -> bool {
+    lab.host("lb")
+        .addresses_on("lo")
+        .iter()
+        .any(|a| a == &format!("{addr}/32"))
+}
+
+#[test]
+fn an_announced_address_follows_its_script_reloads_and_goes_on_sigterm() {
+    if !require_root("announce") {
+        return;
+    }
+    let lab = Lab::new(&[("lb", "198.51.100.11/24")]);
+    let dir = TempDir::new("announce");
+    let flag = dir.join("healthy");
+    let node = start(&lab, "lb", &dir, &config(&dir, "198.51.100.200"));
+    let h = lab.host("lb");
+    let t = Duration::from_secs(5);
+
+    // The script fails: no address, no listener.
+    assert!(
+        node.wait_log(
+            "announce web-vip 198.51.100.200/32: withdrawn (script chk: failing)",
+            t
+        ),
+        "{}",
+        node.log_text()
+    );
+    assert!(!on_lo(&lab, "198.51.100.200"));
+    assert!(!listening(h, 8080));
+
+    // It passes: the address, then the listener.
+    std::fs::write(&flag, "").expect("flag");
+    assert!(
+        wait_until(t, || on_lo(&lab, "198.51.100.200")),
+        "{}",
+        node.log_text()
+    );
+    assert!(wait_until(t, || listening(h, 8080)));
+    assert!(node.wait_log("announce web-vip 198.51.100.200/32: announced on lo", t));
+    let status = node.status();
+    assert!(
+        status.contains("announce web-vip 198.51.100.200/32 announced on lo"),
+        "{status}"
+    );
+
+    // It fails again: both go, and status says why.
+    std::fs::remove_file(&flag).expect("flag");
+    assert!(wait_until(t, || !on_lo(&lab, "198.51.100.200")));
+    assert!(wait_until(t, || !listening(h, 8080)));
+    let status = node.status();
+    assert!(
+        status.contains("withdrawn on lo")
+            && status.contains("(script chk: failing) withdrawals 1"),
+        "{status}"
+    );
+
+    // SIGHUP to another address while healthy: the old one is withdrawn, the new announced.
+    std::fs::write(&flag, "").expect("flag");
+    assert!(wait_until(t, || on_lo(&lab, "198.51.100.200")));
+    std::fs::write(&node.config, config(&dir, "198.51.100.201")).expect("config");
+    h.signal(node.pid, libc::SIGHUP);
+    assert!(
+        wait_until(t, || on_lo(&lab, "198.51.100.201")),
+        "{}",
+        node.log_text()
+    );
+    assert!(wait_until(t, || !on_lo(&lab, "198.51.100.200")));
+    assert!(wait_until(t, || listening(h, 8080)), "{}", node.log_text());
+
+    // SIGTERM: the address goes before the process ends.
+    h.signal(node.pid, libc::SIGTERM);
+    assert!(h.wait_exit(node.pid, t).is_some(), "vrrplb did not stop");
+    assert!(!on_lo(&lab, "198.51.100.201"), "SIGTERM left the address");
+    assert!(node
+        .log_text()
+        .contains("announce web-vip 198.51.100.201/32: withdrawn (stopping)"));
+}
