@@ -52,6 +52,12 @@ pub fn summary(c: &Validated) -> String {
             .unwrap_or_default();
         let _ = writeln!(s, "  {}: {}{}", f.name, f.bind.join(" "), gate);
     }
+    if !c.announces.is_empty() {
+        let _ = writeln!(s, "{} announced address(es)", c.announces.len());
+        for a in &c.announces {
+            let _ = writeln!(s, "  {}: {} on {}", a.name, a.address(), a.interface);
+        }
+    }
     let _ = writeln!(s, "{} backend(s)", c.file.backends.len());
     for b in &c.file.backends {
         let _ = writeln!(
