@@ -13,6 +13,12 @@
 #   deploy/lab.sh drill --tcp       either drill over the tcp frontend VIP:8081: one long-lived
 #                                   connection carries the polls until it breaks, then each
 #                                   poll tries a new connection (kept once it works)
+#   deploy/lab.sh chaos [--events N] [--seed S]
+#                                   N faults from a fixed-seed PRNG under steady client load,
+#                                   each checked against its bound (deploy/chaos.sh)
+#   deploy/lab.sh soak [--minutes M] [--seed S]
+#                                   faults every few seconds for M minutes; RSS, descriptors,
+#                                   threads of both boxes sampled every 10 s (deploy/chaos.sh)
 #   deploy/lab.sh down              remove everything (idempotent)
 #
 # deploy/aa-lab.sh is its sibling for N boxes sharing M VIPs (active-active by VIP); it uses
@@ -1043,12 +1049,18 @@ lab_main() {
             shift
             cmd_drill "$@"
             ;;
+        chaos | soak)
+            # The bulk lives in deploy/chaos.sh (faults on repeat, the soak's samples).
+            # shellcheck source=deploy/chaos.sh
+            . "$REPO/deploy/chaos.sh"
+            cmd_chaos "$@"
+            ;;
         down)
             need_root
             cmd_down
             ;;
         -h | --help | help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
-        *) die "unknown command '$1' (up, status, drill [--graceful] [--https|--tcp], down)" ;;
+        *) die "unknown command '$1' (up, status, drill [--graceful] [--https|--tcp], chaos, soak, down)" ;;
     esac
 }
 

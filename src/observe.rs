@@ -150,6 +150,9 @@ impl Observed {
             uptime_secs: self.started.elapsed().as_secs(),
             time: unix_secs(SystemTime::now()),
             maxconn: handle.as_ref().map(|h| h.maxconn()).unwrap_or(0),
+            tasks: tokio::runtime::Handle::try_current()
+                .ok()
+                .map(|h| h.metrics().num_alive_tasks()),
             vrrp: lock(&self.instances).iter().map(|i| i.view()).collect(),
             announce: lock(&self.announces).iter().map(announce_view).collect(),
             proxy: handle.map(|h| h.stats()).unwrap_or_default(),

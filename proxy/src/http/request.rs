@@ -220,7 +220,10 @@ pub(crate) async fn handle(
         ex.body_in = Some(b.clone());
     }
     ex.phase = TermPhase::Connect;
-    let mut attempts = Attempts::default();
+    let mut attempts = Attempts {
+        pinned: persist == Some(slot.server_index()),
+        ..Attempts::default()
+    };
     let result = forward::forward(&be, slot, &out, &mut attempts).await;
     let (resp, slot) = match note_attempts(&mut ex, &be, &attempts, result) {
         Ok(r) => r,

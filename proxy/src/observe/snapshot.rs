@@ -15,6 +15,9 @@ pub struct Snapshot {
     /// Unix seconds when the snapshot was taken.
     pub time: u64,
     pub maxconn: usize,
+    /// Tasks alive in the daemon's tokio runtime (connections, checks, timers' owners): the
+    /// soak (`deploy/lab.sh soak`) watches it for leaks. None outside a runtime.
+    pub tasks: Option<usize>,
     pub vrrp: Vec<VrrpInstanceView>,
     /// Addresses held for a routing daemon to announce (ECMP), one per `announce` entry.
     pub announce: Vec<AnnounceView>,

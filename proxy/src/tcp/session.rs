@@ -339,7 +339,7 @@ async fn run(
 }
 
 /// Connect attempts (lb.md §6): `retries` more after the first, a pause before another try
-/// on the same server, the last one on another server when `redispatch`.
+/// on the same server; with `redispatch` another server when Backend::redispatch_now says so.
 async fn connect(
     backend: &Arc<Backend>,
     mut slot: Slot,
@@ -354,7 +354,7 @@ async fn connect(
             out.retries = attempt;
             let failed = slot.server_index();
             let mut switched = false;
-            if cfg.redispatch && attempt + 1 == attempts {
+            if backend.redispatch_now(failed, false, attempt + 1 == attempts) {
                 drop(slot);
                 slot = match backend.acquire(None, Some(failed), src.ip()) {
                     Acquire::Slot(s) => s,

@@ -282,6 +282,26 @@ impl Backend {
         }
     }
 
+    /// Whether a retry after a failed connect to `failed` moves to another server at once
+    /// (with `redispatch`; HAProxy's `option redispatch` does the same): on the last attempt,
+    /// and on every attempt when the failed server is down, or when the request is not pinned
+    /// by a cookie, the algorithm does not hash the client (roundrobin, leastconn) and another
+    /// active server is up. Without this a dead server not yet marked DOWN by its checks
+    /// held each request sent to it for the retry back-offs (1 s each), though another
+    /// server could answer at once.
+    pub(crate) fn redispatch_now(&self, failed: usize, pinned: bool, last: bool) -> bool {
+        if !self.cfg.redispatch {
+            return false;
+        }
+        let failed_down = self.servers.get(failed).is_none_or(|s| !s.is_up());
+        let other_active = self
+            .servers
+            .iter()
+            .enumerate()
+            .any(|(i, s)| i != failed && !s.cfg.backup && s.is_up() && s.cfg.weight > 0);
+        last || failed_down || (!pinned && self.cfg.balance != Balance::Source && other_active)
+    }
+
     /// Picks a server: `persist` (a valid cookie) wins when that server is usable; otherwise
     /// the algorithm over the candidates, avoiding `exclude` (redispatch) when possible.
     pub(crate) fn acquire(
@@ -719,6 +739,56 @@ mod tests {
             Acquire::Slot(s) => assert_eq!(s.server_index(), 0),
             _ => panic!("expected a slot"),
         }
+    }
+
+    /// Two servers of weight 1 with `redispatch` as given.
+    fn pair(balance: Balance, redispatch: bool) -> Arc<Backend> {
+        let servers = (0..2)
+            .map(|i| {
+                ServerConfig::new(
+                    format!("s{i}"),
+                    SocketAddr::from(([127, 0, 0, 1], 10000 + i)),
+                )
+            })
+            .collect();
+        let mut cfg = BackendConfig::new("b", servers);
+        cfg.balance = balance;
+        cfg.redispatch = redispatch;
+        Backend::new(cfg).unwrap()
+    }
+
+    #[test]
+    fn redispatch_moves_at_once_unless_pinned_hashed_or_alone() {
+        assert!(
+            !pair(Balance::RoundRobin, false).redispatch_now(0, false, true),
+            "redispatch off"
+        );
+        let rr = pair(Balance::RoundRobin, true);
+        assert!(
+            rr.redispatch_now(0, false, false),
+            "roundrobin, another server up"
+        );
+        assert!(
+            pair(Balance::LeastConn, true).redispatch_now(0, false, false),
+            "leastconn"
+        );
+        assert!(!rr.redispatch_now(0, true, false), "pinned by a cookie");
+        assert!(
+            rr.redispatch_now(0, true, true),
+            "the last attempt always moves"
+        );
+        rr.set_server_up(1, false);
+        assert!(!rr.redispatch_now(0, false, false), "no other server up");
+        let src = pair(Balance::Source, true);
+        assert!(
+            !src.redispatch_now(0, false, false),
+            "source hashing keeps its server"
+        );
+        src.set_server_up(0, false);
+        assert!(
+            src.redispatch_now(0, false, false),
+            "the failed server is down"
+        );
     }
 
     #[tokio::test]

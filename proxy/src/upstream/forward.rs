@@ -42,6 +42,9 @@ pub(crate) enum ForwardError {
 /// Timings and counters of one forwarded exchange, for the access log.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Attempts {
+    /// The server was chosen by the client's persistence cookie: retries stay on it until
+    /// the last one.
+    pub pinned: bool,
     /// Connection attempts beyond the first.
     pub retries: u32,
     pub redispatched: bool,
@@ -382,7 +385,8 @@ fn client_failure(out: &Outgoing) -> Result<(), ForwardError> {
 }
 
 /// Before a retry: gives up when the body already went to a server, moves the last attempt
-/// to another server when `redispatch` is on, else waits a back-off (at most 1 s).
+/// to another server when `redispatch` allows it (Backend::redispatch_now), else waits a
+/// back-off (at most 1 s).
 async fn prepare_retry(
     backend: &Arc<Backend>,
     mut slot: Slot,
@@ -397,7 +401,7 @@ async fn prepare_retry(
     }
     let failed = slot.server_index();
     let mut moved = false;
-    if cfg.redispatch && last {
+    if backend.redispatch_now(failed, stats.pinned, last) {
         drop(slot);
         slot = match backend.acquire(None, Some(failed), out.client_ip) {
             Acquire::Slot(s) => s,
