@@ -385,6 +385,10 @@ impl Announcer {
     fn publish(&mut self, state: State, reason: String) {
         let was = self.state;
         self.state = state;
+        // A retry that ends as it started changes nothing (`since` stays).
+        if was == state && self.status.borrow().reason == reason {
+            return;
+        }
         self.status.send_modify(|s| {
             if was == State::Announced && state == State::Withdrawn {
                 s.withdrawals += 1;
@@ -411,12 +415,9 @@ impl Announcer {
             Err(e) => Err(e.clone()),
         };
         if let Err(e) = added {
-            error!(
-                "{}: cannot add the address to {}: {e}",
-                self.label(),
-                self.cfg.interface
-            );
-            self.withdraw(&format!("cannot add the address: {e}")).await;
+            // Logged once by the withdrawal (retried every second, not logged again).
+            let why = format!("cannot add the address to {}: {e}", self.cfg.interface);
+            self.withdraw(&why).await;
             return Err(());
         }
         let key = self.cfg.gate_key();
@@ -444,7 +445,10 @@ impl Announcer {
                 .del_address(&self.cfg.interface, self.cfg.addr, self.cfg.prefix_len)
                 .await
             {
-                error!("{}: cannot remove the address: {e}", self.label());
+                // Once: a retry of a failed announcement withdraws again.
+                if self.state != State::Withdrawn {
+                    error!("{}: cannot remove the address: {e}", self.label());
+                }
             }
         }
         if self.state != State::Withdrawn {
