@@ -3,8 +3,9 @@
 //! written below (it answers `200 Connection established` and relays to the target, or 403
 //! for `denied.test`), and a 2xx turns both connections into a tunnel idle-limited by
 //! `timeouts.tunnel`; a non-2xx answer is relayed and the client connection stays usable.
-//! Malformed CONNECTs get 400 and reach no server; CONNECT over HTTP/2 gets 501. Clients:
-//! curl (`-p -x`) and raw sockets. Loopback only; wall time about 3 s.
+//! Malformed CONNECTs get 400 and reach no server; over HTTP/2 a CONNECT tunnels on its
+//! stream. Clients: curl (`-p -x`), raw sockets, the h2 crate. Loopback only; wall time
+//! about 2 s.
 
 mod common;
 
@@ -433,9 +434,9 @@ async fn a_refused_connect_is_relayed_and_the_connection_stays_usable() {
 }
 
 /// No authority, no port, a path, a scheme, a body: 400 `PR--` with the reason logged, and no
-/// server sees them; CONNECT over HTTP/2 gets 501.
+/// server sees them.
 #[tokio::test]
-async fn malformed_connects_get_400_and_h2_gets_501() {
+async fn malformed_connects_get_400() {
     let fwd = ForwardProxy::start().await;
     let other = TestServer::start("other").await;
     let (p, addr) = start("cxbad", &fwd, &other, None);
@@ -482,20 +483,6 @@ async fn malformed_connects_get_400_and_h2_gets_501() {
     // 400 is logged, not counted as a response).
     assert!(counted[3] >= 5, "4xx counted: {counted:?}");
 
-    // HTTP/2 (prior knowledge): CONNECT with :authority only (RFC 9113 §8.5).
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (mut h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    let conn = tokio::spawn(conn);
-    let req = http::Request::connect("a.test:443")
-        .body(())
-        .expect("request");
-    let (resp, _send) = h2.send_request(req, false).expect("send CONNECT");
-    let resp = tokio::time::timeout(WAIT, resp)
-        .await
-        .expect("in time")
-        .expect("h2 answer");
-    assert_eq!(resp.status(), 501);
-    conn.abort();
     assert!(fwd.heads().is_empty());
 }
 
@@ -523,4 +510,86 @@ async fn a_rule_on_method_connect_denies_it() {
     assert_eq!(read_answer(&mut s).await.map(|a| a.0), Some(200));
     assert_eq!(other.hits(), 1);
     assert!(fwd.heads().is_empty());
+}
+
+/// CONNECT over HTTP/2 (RFC 9113 §8.5, prior knowledge, the h2 crate as client): the 200
+/// opens a tunnel on that stream (bytes echoed, END_STREAM passed on as half-close and the
+/// server's close back as END_STREAM) while other streams of the connection are served: a
+/// refused CONNECT (403 relayed) and a plain GET.
+#[tokio::test]
+async fn connect_over_http2_tunnels_on_its_stream() {
+    let fwd = ForwardProxy::start().await;
+    let other = TestServer::start("other").await;
+    let (_p, addr) = start("cxh2", &fwd, &other, None);
+    let (echo, _echo_task) = echo_server().await;
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut h2 = h2.ready().await.expect("ready");
+    let req = http::Request::connect(echo.to_string())
+        .body(())
+        .expect("request");
+    let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("in time")
+        .expect("h2 answer");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-length").is_none());
+    let mut tunnel = resp.into_body();
+
+    // Other streams meanwhile.
+    let mut h2 = h2.ready().await.expect("ready");
+    let req = http::Request::connect("denied.test:443")
+        .body(())
+        .expect("request");
+    let (refused, _s) = h2.send_request(req, false).expect("send CONNECT");
+    let refused = tokio::time::timeout(WAIT, refused)
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert_eq!(refused.status(), 403);
+    let mut h2 = h2.ready().await.expect("ready");
+    let req = http::Request::get("http://other.test/plain")
+        .body(())
+        .expect("request");
+    let (plain, _s) = h2.send_request(req, true).expect("send GET");
+    let plain = tokio::time::timeout(WAIT, plain)
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert_eq!(plain.status(), 200);
+    assert_eq!(other.hits(), 1);
+
+    let pattern: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 253) as u8).collect();
+    send.send_data(bytes::Bytes::from(pattern.clone()), true)
+        .expect("send data and END_STREAM");
+    let mut back = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, tunnel.data())
+            .await
+            .expect("echo and end in time");
+        match next {
+            Some(chunk) => {
+                let chunk = chunk.expect("tunnel data");
+                let _ = tunnel.flow_control().release_capacity(chunk.len());
+                back.extend_from_slice(&chunk);
+            }
+            None => break,
+        }
+    }
+    assert!(
+        back == pattern,
+        "{} bytes back of {}",
+        back.len(),
+        pattern.len()
+    );
+    conn.abort();
+    let heads = fwd.heads();
+    assert_eq!(heads.len(), 2, "{heads:#?}");
+    assert!(
+        heads[0].starts_with(&format!("CONNECT {echo} HTTP/1.1")),
+        "{heads:#?}"
+    );
 }

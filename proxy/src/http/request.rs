@@ -80,26 +80,6 @@ impl Frontend {
     }
 }
 
-impl Frontend {
-    /// 501 to a CONNECT over HTTP/2: hyper would hand over the stream, but a tunnel per
-    /// stream is not built (README "CONNECT"); logged `PR--` with a line.
-    #[cold]
-    fn connect_over_h2(
-        &self,
-        ex: Box<Exchange>,
-        guard: RequestGuard,
-        conn: &ConnInfo,
-    ) -> Result<Response<ResponseBody>, CloseSilently> {
-        tracing::info!(frontend = %self.name, client = %conn.src, "CONNECT over HTTP/2 is not supported");
-        let why = (
-            StatusCode::NOT_IMPLEMENTED,
-            TermCause::Proxy,
-            TermPhase::Request,
-        );
-        self.local(ex, guard, why)
-    }
-}
-
 fn into_local(
     resp: Response<Full<Bytes>>,
     ex: Box<Exchange>,
@@ -142,9 +122,6 @@ pub(crate) async fn handle(
         return fe.bad_request(ex, guard, &conn, bad);
     }
     if req.method() == Method::CONNECT {
-        if req.version() == Version::HTTP_2 {
-            return fe.connect_over_h2(ex, guard, &conn);
-        }
         let has_body = !req.body().is_end_stream();
         if let Err(bad) = request_rules::check_connect(req.uri(), has_body) {
             return fe.bad_request(ex, guard, &conn, bad);
@@ -442,7 +419,8 @@ fn request_ops(
     }
     let mut upgrade = None;
     if parts.method == Method::CONNECT {
-        // Checked bodiless and HTTP/1 (handle): a 2xx makes it a tunnel.
+        // Checked bodiless (handle): a 2xx makes it a tunnel. hyper offers the upgrade on
+        // HTTP/1 and, per stream, on HTTP/2 (RFC 9113 §8.5).
         upgrade = parts.extensions.remove::<OnUpgrade>();
     }
     if headers::remove_hop_by_hop_request(&mut parts.headers) {
@@ -661,7 +639,7 @@ fn respond(
 /// A `101 Switching Protocols` to a forwarded WebSocket upgrade, or a 2xx to a CONNECT: the
 /// answer goes to the client with an empty body, and the exchange continues as a tunnel
 /// between the two connections (upgrade.rs), run by the connection task once hyper hands the
-/// client socket over.
+/// client socket over (HTTP/1), or beside the connection on the CONNECT's stream (HTTP/2).
 #[allow(clippy::too_many_arguments)]
 fn switch_protocols(
     fe: &Frontend,
@@ -720,8 +698,19 @@ fn switch_protocols(
         exchange: ex,
         guard,
     };
-    shared.set_tunnel(Box::pin(tunnel.run()));
+    let h2 = ex_version(&tunnel.exchange) == Some(Version::HTTP_2);
+    if h2 {
+        // A CONNECT stream of an HTTP/2 connection: the connection goes on serving other
+        // streams (and carries this one's frames), so the tunnel runs beside it.
+        tokio::spawn(tunnel.run());
+    } else {
+        shared.set_tunnel(Box::pin(tunnel.run()));
+    }
     Ok(Response::from_parts(rparts, ResponseBody::empty()))
+}
+
+fn ex_version(ex: &Exchange) -> Option<Version> {
+    ex.entry.request.as_ref().map(|r| r.version)
 }
 
 fn request_host_parts(parts: &http::request::Parts) -> Option<&str> {

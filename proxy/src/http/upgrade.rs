@@ -1,19 +1,23 @@
-//! A WebSocket upgrade (RFC 6455 §4; lb.md §8, issue 11 §4): a request that asked
-//! `Upgrade: websocket` and got `101 Switching Protocols` from its server turns the client
-//! connection and that server connection into one byte tunnel.
+//! An upgraded exchange (lb.md §8, issue 11 §4): a WebSocket request (RFC 6455 §4) that got
+//! `101 Switching Protocols`, or a CONNECT (RFC 9110 §9.3.6) that got a 2xx, turns the
+//! client connection (an HTTP/2 CONNECT: its stream) and that server connection into one
+//! byte tunnel.
 //!
-//! The request's service answers the 101 with an empty body and leaves the [`Tunnel`]'s run
-//! with the connection (client_conn.rs); once hyper has written the 101 and handed the client
+//! The request's service answers with an empty body and leaves the [`Tunnel`]'s run with the
+//! connection (client_conn.rs); once hyper has written the answer and handed the client
 //! socket over, the connection task (listen/conn.rs) runs it. So the tunnel holds the
 //! connection's `maxconn` permits, counts as an open connection, and is drained on a reload
-//! like a request in flight (cut after the grace time: logged `CD`). It also holds the server slot (leastconn, server `maxconn`) and the
-//! exchange, which is logged when the tunnel ends, with the bytes sent to the client.
+//! like a request in flight (cut after the grace time: logged `CD`). An HTTP/2 CONNECT's
+//! tunnel runs on its own task beside the connection, whose task carries the stream's frames
+//! (and ends it when the connection ends). The tunnel also holds the server slot (leastconn,
+//! server `maxconn`) and the exchange, which is logged when the tunnel ends, with the bytes
+//! sent to the client.
 //!
-//! Each direction copies until its reader reaches end of stream, then shuts the other side's
-//! writer down (half-close passed on); the tunnel ends when both did, when one side fails,
-//! when nothing moved for the idle limit (backend `timeouts.tunnel`, else the smaller of the
-//! frontend's `client` and the backend's `server`, as tcp mode), or when a check marks the
-//! server DOWN and the backend has `on_marked_down: shutdown_sessions`.
+//! The bytes move through the shared relay (upstream/relay.rs): half-close passed on; the
+//! tunnel ends when both directions did, when one side fails, when nothing moved for the idle
+//! limit (backend `timeouts.tunnel`, else the smaller of the frontend's `client` and the
+//! backend's `server`, as tcp mode), or when a check marks the server DOWN and the backend
+//! has `on_marked_down: shutdown_sessions`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
