@@ -13,7 +13,7 @@ use testkit::{require_root, wait_until, Lab, TempDir};
 fn config(dir: &TempDir, address: &str) -> String {
     let flag = dir.join("healthy");
     format!(
-        "global:\n  node: lb\n  log: {{ target: stderr }}\n\
+        "global:\n  node: lb\n  log: {{ target: stderr }}\n  stats: {{ bind: \"127.0.0.1:8404\" }}\n\
          vrrp_scripts:\n  chk:\n    script: \"/usr/bin/test -e {}\"\n    interval: 100ms\n\
          announce:\n  - name: web-vip\n    address: {address}/32\n    frontends: [www]\n    track_scripts: [chk]\n\
          frontends:\n  - name: www\n    bind: [\"0.0.0.0:8080\"]\n    default_backend: web\n\
@@ -67,6 +67,29 @@ fn an_announced_address_follows_its_script_reloads_and_goes_on_sigterm() {
         status.contains("announce web-vip 198.51.100.200/32 announced on lo"),
         "{status}"
     );
+
+    // /metrics says so too, in a form promtool accepts.
+    let metrics = h.exec_ok(&["curl", "-sf", "http://127.0.0.1:8404/metrics"]);
+    assert!(
+        metrics.contains(
+            "vrrplb_announce_state{name=\"web-vip\",address=\"198.51.100.200/32\",interface=\"lo\"} 1"
+        ),
+        "{metrics}"
+    );
+    if testkit::require_tool("announce", "promtool") {
+        let path = dir.join("metrics.txt");
+        std::fs::write(&path, &metrics).expect("metrics");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("promtool check metrics < {}", path.display()))
+            .output()
+            .expect("promtool");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("vrrplb_announce"),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // It fails again: both go, and status says why.
     std::fs::remove_file(&flag).expect("flag");

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::meters::HTTP_CLASSES;
-use super::snapshot::{RowCounters, Snapshot, VrrpInstanceView};
+use super::snapshot::{AnnounceView, RowCounters, Snapshot, VrrpInstanceView};
 
 /// The media type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -92,7 +92,44 @@ pub fn render(snap: &Snapshot) -> String {
     backends(&mut o, snap);
     servers(&mut o, snap);
     vrrp(&mut o, &snap.vrrp);
+    announce(&mut o, &snap.announce);
     o.text
+}
+
+/// Announced addresses (ECMP): whether each is held for the routing daemon now, and how
+/// often it was withdrawn. Absent when the file has no `announce` section.
+fn announce(o: &mut Out, list: &[AnnounceView]) {
+    if list.is_empty() {
+        return;
+    }
+    let families: [Family<AnnounceView>; 2] = [
+        (
+            "vrrplb_announce_state",
+            "gauge",
+            "1 while the address is announced (held on its interface), 0 when withdrawn or pending.",
+            |a| u64::from(a.state == "announced"),
+        ),
+        (
+            "vrrplb_announce_withdrawals_total",
+            "counter",
+            "Times the address went from announced to withdrawn.",
+            |a| a.withdrawals,
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        o.family(name, kind, help);
+        for a in list {
+            o.sample(
+                name,
+                &[
+                    ("name", &a.name),
+                    ("address", &a.address),
+                    ("interface", &a.interface),
+                ],
+                get(a),
+            );
+        }
+    }
 }
 
 fn process(o: &mut Out, snap: &Snapshot) {
