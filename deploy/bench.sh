@@ -44,10 +44,17 @@
 #     HAProxy, plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1)
 #     over two phases of one connection each, which cancels the connection's setup, the TLS
 #     handshake and its close.
+#  8. vrrp3: a vrrplb pair against a keepalived 2.2 + HAProxy pair in VRRPv3 at 100 ms (and v2
+#     at 1 s), the 20 ms poller: hard kill + link down (outage, failed polls), graceful stop and
+#     failback (failed requests, v3 and v2); 60 s of wrk keep-alive through the MASTER with the
+#     adverts captured on the bridge (tshark): gaps p50/p99/max and state changes; the idle
+#     MASTER box's CPU and wake-ups per second over 30 s. Rounds, load and idle seconds:
+#     VRRP3_REPS, VRRP3_LOAD, VRRP3_IDLE in the environment.
 #
 # Options:
 #   --quick            2 s per load shape, 1 round, 1 failover repetition, 5 s idle, 300 idle
-#                      TLS connections, few requests under callgrind
+#                      TLS connections, few requests under callgrind; vrrp3: 1 round, 3 s
+#                      of load, 2 s of idle
 #   --rounds N         proxy rounds per shape (default 3)
 #   --duration S       seconds per wrk measurement (default 10; warm-up 2 s before each)
 #   --reps N           failover repetitions per implementation (default 3)
@@ -59,7 +66,7 @@
 #   --no-out           write no results file
 #   --no-install       do not apt-get install (fail if a tool is missing)
 #   --only LIST        comma-separated parts to run: proxy,tls,tcp,scrape,callgrind,failover,
-#                      idle (default all)
+#                      idle,vrrp3 (default all)
 #   --perf DIR         after the measurements, profile vrrplb on the keep-alive shape with
 #                      `perf record -g` (needs linux-perf) and leave perf.data + report in DIR
 set -euo pipefail
@@ -109,7 +116,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 QUICK=0 ROUNDS=3 DURATION=10 WARM=2 REPS=3 IDLE=30 NAME=vb$$ BIN=${VRRPLB_BIN:-} OUT=
-OUT_SET=0 INSTALL=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle PERF_DIR=
+OUT_SET=0 INSTALL=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle,vrrp3 PERF_DIR=
 IDLE_TLS=1000 CG_N1=1000 CG_N2=6000
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -144,11 +151,11 @@ part() { [[ ,$ONLY, == *,$1,* ]]; }
 
 # --- packages ---------------------------------------------------------------------------------
 if [ $INSTALL = 1 ]; then
-    say "== apt-get update + install haproxy keepalived nginx-light wrk iproute2 curl openssl python3 nghttp2-client valgrind"
+    say "== apt-get update + install haproxy keepalived nginx-light wrk iproute2 curl openssl python3 nghttp2-client valgrind tshark"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends haproxy keepalived nginx-light wrk iproute2 \
-        curl procps util-linux coreutils openssl python3 nghttp2-client valgrind >/dev/null
+        curl procps util-linux coreutils openssl python3 nghttp2-client valgrind tshark >/dev/null
     # The distribution daemons must not run on their own on the host.
     for svc in keepalived haproxy nginx; do
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
@@ -158,6 +165,7 @@ need=(ip haproxy keepalived nginx wrk curl taskset timeout awk)
 ! part tls || need+=(openssl python3 h2load)
 ! part tcp || need+=(openssl)
 ! part callgrind || need+=(openssl valgrind h2load)
+! part vrrp3 || need+=(tshark)
 for tool in "${need[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
         die "$tool is missing (run without --no-install, or install it)"
@@ -1608,6 +1616,278 @@ if part failover || part idle; then
     done
 fi
 
+# --- part vrrp3: VRRPv3 at 100 ms side by side (issue 13) ---------------------------------------
+# Both pairs run with realtime scheduling for the VRRP engine (vrrplb `vrrp_realtime_priority:
+# 50`, keepalived `vrrp_rt_priority 50`, as keepalived advises for sub-second timers), every
+# process of a box pinned to BAL_CPU (the engine shares its CPU with the balancer under load).
+# Durations: VRRP3_REPS rounds (default 3, --quick 1), VRRP3_LOAD seconds of load (60, --quick
+# 3), VRRP3_IDLE seconds of idle (30, --quick 2); the environment variables override them.
+
+# v3_conf_vrrplb FILE BOX PRIORITY 2|3: the pair's instance at 1 s (v2, PASS) or 100 ms (v3)
+v3_conf_vrrplb() {
+    local timers="    advert_int: 1
+    authentication: { auth_type: PASS, auth_pass: \"bench51\" }"
+    [ "$4" = 2 ] || timers="    version: 3
+    advert_int: 100ms"
+    {
+        cat <<EOF
+global:
+  node: $2
+  control_socket: $WORK/$2.sock
+  vrrp_realtime_priority: 50
+  log: { target: stderr, level: info, access_log: false }
+vrrp_instances:
+  - name: VI_1
+    interface: eth0
+    virtual_router_id: 51
+    priority: $3
+$timers
+    state: BACKUP
+    virtual_ipaddress: [$VIP/24]
+EOF
+        vrrplb_balancer "$VIP:80" VI_1
+    } >"$1"
+}
+
+# v3_conf_keepalived FILE BOX PRIORITY 2|3: the same instance for keepalived
+v3_conf_keepalived() {
+    local timers="advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass bench51
+    }"
+    [ "$4" = 2 ] || timers="version 3
+    advert_int 0.1"
+    cat >"$1" <<EOF
+global_defs {
+    router_id $2
+    vrrp_rt_priority 50
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority $3
+    $timers
+    virtual_ipaddress {
+        $VIP/24
+    }
+}
+EOF
+}
+
+# v3_box_start IMPL BOX 2|3: like box_start, pinned to BAL_CPU; a running HAProxy is kept
+# (after a graceful stop only keepalived went)
+v3_box_start() {
+    local impl=$1 b=$2 v=$3
+    if [ "$impl" = vrrplb ]; then
+        v3_conf_vrrplb "$WORK/v3-$b.yaml" "$b" "$(prio "$b")" "$v"
+        spawn "vrrplb-$b" "$b" "$BAL_CPU" "$WORK/v3-vrrplb-$b.log" "$BIN" run -c "$WORK/v3-$b.yaml" --log stderr
+    else
+        if ! alive "haproxy-$b"; then
+            haproxy_conf "$WORK/v3-haproxy-$b.cfg" "$VIP"
+            spawn "haproxy-$b" "$b" "$BAL_CPU" "$WORK/v3-haproxy-$b.log" haproxy -db -f "$WORK/v3-haproxy-$b.cfg"
+        fi
+        v3_conf_keepalived "$WORK/v3-keepalived-$b.conf" "$b" "$(prio "$b")" "$v"
+        rm -f "$WORK/ka-$b".*.pid
+        spawn "keepalived-$b" "$b" "$BAL_CPU" "$WORK/v3-keepalived-$b.log" keepalived -P -n -l -D \
+            -f "$WORK/v3-keepalived-$b.conf" -p "$WORK/ka-$b.main.pid" \
+            -r "$WORK/ka-$b.vrrp.pid" -c "$WORK/ka-$b.checkers.pid"
+        if wait_for 10 test -s "$WORK/ka-$b.vrrp.pid"; then
+            KCHILD[$b]=$(tr -d ' \n' <"$WORK/ka-$b.vrrp.pid")
+            KCHILD_START[$b]=$(starttime "${KCHILD[$b]}")
+        else
+            warn "keepalived on $b wrote no VRRP child PID file"
+        fi
+    fi
+}
+
+# v3_pair_up IMPL 2|3: lb2 then lb1; true once lb1 is the only MASTER answering on the VIP
+v3_pair_up() {
+    nsx cl ip neigh flush all 2>/dev/null || true
+    v3_box_start "$1" lb2 "$2"
+    v3_box_start "$1" lb1 "$2"
+    if wait_for 20 only_master lb1 && wait_for 10 vip_answers; then
+        sleep 0.5
+        return 0
+    fi
+    warn "$1 v$2 pair: lb1 did not become the only MASTER answering on the VIP"
+    FAILURES=$((FAILURES + 1))
+    tail -n 5 "$WORK"/v3-*lb1.log >&2 || true
+    return 1
+}
+
+v3_pair_down() {
+    box_down "$1" lb1
+    box_down "$1" lb2
+    link lb1 up
+}
+
+# v3_record IMPL SCENARIO ROUND OUTFILE: the poller's outage and failed requests
+v3_record() {
+    local failed
+    failed=$(sed -n 's/^RESULT.* failed=\([0-9]*\).*/\1/p' "$4")
+    if [ -z "$OUTAGE" ] || [ -z "$failed" ]; then
+        warn "no client result for $1 $2 #$3"
+        FAILURES=$((FAILURES + 1))
+        return 0
+    fi
+    printf 'vrrp3\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$OUTAGE" "$failed" >>"$RAW"
+    printf '   %-7s %-10s round %s: outage %5s ms, %s failed requests\n' "$1" "$2" "$3" "$OUTAGE" "$failed"
+}
+
+# v3_poll_end OUTFILE: a second after the move, the poller is told to stop (SIGTERM: it prints
+# its summary); without a failure it cannot tell the move, as the backends do not name the box
+v3_poll_end() {
+    sleep 1
+    [ $HAVE_POLL = 0 ] || kill -TERM "${PIDOF[poll]}" 2>/dev/null || true
+    poll_result "$1"
+}
+
+# v3_graceful_failback IMPL VERSION ROUND: SIGTERM the MASTER, then bring it back to preempt
+v3_graceful_failback() {
+    local impl=$1 v=$2 r=$3 out
+    out=$WORK/v3-poll-$impl-graceful$v-$r.txt
+    poll_start 10 1 "$out"
+    sleep 1
+    box_stop "$impl" lb1
+    wait_for 10 only_master lb2 || warn "$impl v$v: lb2 is not the only MASTER after the graceful stop"
+    v3_poll_end "$out"
+    v3_record "$impl" "graceful$v" "$r" "$out"
+    out=$WORK/v3-poll-$impl-failback$v-$r.txt
+    poll_start 15 1 "$out"
+    sleep 1
+    v3_box_start "$impl" lb1 "$v"
+    wait_for 10 only_master lb1 || warn "$impl v$v: lb1 is not the only MASTER after the failback"
+    v3_poll_end "$out"
+    v3_record "$impl" "failback$v" "$r" "$out"
+}
+
+# v3_hard IMPL ROUND: SIGKILL the MASTER's processes and pull its cable
+v3_hard() {
+    local impl=$1 r=$2 out=$WORK/v3-poll-$1-hard-$2.txt
+    poll_start 5 1 "$out"
+    sleep 1
+    box_kill_hard "$impl" lb1
+    link lb1 down
+    poll_result "$out"
+    v3_record "$impl" hard "$r" "$out"
+    has_vip lb2 || warn "$impl: lb2 does not hold the VIP after the hard failover"
+}
+
+# box_wakes IMPL BOX: voluntary context switches of all the box's threads (each one a wake-up
+# after a sleep)
+box_wakes() {
+    local p n=0
+    for p in $(box_pids "$1" "$2"); do
+        n=$((n + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }')))
+    done
+    echo $n
+}
+
+# v3_idle IMPL: CPU (on-CPU time, all threads) and wake-ups per second of the MASTER box
+v3_idle() {
+    local impl=$1 p t0=0 t1=0 w0 w1 cpu wakes
+    w0=$(box_wakes "$impl" lb1)
+    for p in $(box_pids "$impl" lb1); do t0=$((t0 + $(oncpu_ns "$p"))); done
+    sleep "$VRRP3_IDLE"
+    for p in $(box_pids "$impl" lb1); do t1=$((t1 + $(oncpu_ns "$p"))); done
+    w1=$(box_wakes "$impl" lb1)
+    cpu=$(awk -v d=$((t1 - t0)) -v s="$VRRP3_IDLE" 'BEGIN { printf "%.1f", d / 1e6 * 30 / s }')
+    wakes=$(awk -v d=$((w1 - w0)) -v s="$VRRP3_IDLE" 'BEGIN { printf "%.2f", d / s }')
+    printf 'vrrp3idle\t%s\t-\t1\t%s\t%s\n' "$impl" "$cpu" "$wakes" >>"$RAW"
+    printf '   %-7s idle MASTER box at 100 ms, %s s: CPU %s ms per 30 s, %s wake-ups/s\n' "$impl" "$VRRP3_IDLE" "$cpu" "$wakes"
+}
+
+# v3_states IMPL: "Entering ... STATE" lines in both boxes' logs so far
+v3_states() {
+    local d=vrrplb
+    [ "$1" = vrrplb ] || d=keepalived
+    cat "$WORK/v3-$d-lb1.log" "$WORK/v3-$d-lb2.log" 2>/dev/null | grep -c 'Entering [A-Z]* STATE' || true
+}
+
+# v3_load IMPL: VRRP3_LOAD s of wrk keep-alive through the MASTER while tshark on the bridge
+# records the adverts: the MASTER's advert gaps (p50, p99, max), state changes on either box,
+# requests/s
+v3_load() {
+    local impl=$1 cap=$WORK/v3-adverts-$1.pcap s0 s1 res gaps others
+    s0=$(v3_states "$impl")
+    rm -f "$cap"
+    spawn tshark br - "$WORK/v3-tshark-$impl.log" tshark -q -i br0 -f "ip proto 112" -w "$cap"
+    wait_for 10 test -s "$cap" || warn "tshark wrote no capture file"
+    sleep 0.5
+    res=$(client_run wrk "http://$VIP/" "$VRRP3_LOAD" "$WORK/v3-wrk-$impl.txt") || res=
+    sleep 0.5
+    stop tshark INT
+    s1=$(v3_states "$impl")
+    tshark -r "$cap" -T fields -e frame.time_epoch -e ip.src -Y vrrp >"$cap.txt" 2>/dev/null || true
+    others=$(awk -v m="${ADDR[lb1]}" '$2 != m' "$cap.txt" | wc -l)
+    gaps=$(awk -v m="${ADDR[lb1]}" '$2 == m { if (n++) printf "%.3f\n", ($1 - last) * 1000; last = $1 }' "$cap.txt" |
+        sort -g | awk -v o="$others" '{ v[NR] = $1 } END {
+            k = NR
+            if (k < 2) { print "- - - 0 " o; exit }
+            i = int(k * 0.99) + 1; if (i > k) i = k
+            printf "%.1f %.1f %.1f %d %d\n", v[int(k * 0.5) + 1], v[i], v[k], k + 1, o }')
+    read -r -a gaps <<<"$gaps"
+    read -r -a res <<<"${res:-- -}"
+    if [ "${gaps[0]:--}" = - ] || [ "${res[1]:--}" = - ]; then
+        warn "$impl: no advert gaps or no wrk result under load: $(tail -n 3 "$WORK/v3-wrk-$impl.txt" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        return 0
+    fi
+    printf 'vrrp3load\t%s\t-\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "${gaps[0]}" "${gaps[1]}" \
+        "${gaps[2]}" "$((s1 - s0))" "${res[1]}" "${gaps[3]}" "${gaps[4]}" >>"$RAW"
+    printf '   %-7s %s s keep-alive load (%s requests/s): %s adverts from the MASTER, gaps p50 %s ms, p99 %s ms, max %s ms; %s from the BACKUP; %s state changes\n' \
+        "$impl" "$VRRP3_LOAD" "${res[1]}" "${gaps[3]}" "${gaps[0]}" "${gaps[1]}" "${gaps[2]}" "${gaps[4]}" "$((s1 - s0))"
+}
+
+# vrrp3_run IMPL ROUND: v3 at 100 ms (round 1: idle and load first), then v2 at 1 s
+vrrp3_run() {
+    local impl=$1 r=$2
+    if v3_pair_up "$impl" 3; then
+        if [ "$r" = 1 ]; then
+            v3_idle "$impl"
+            v3_load "$impl"
+        fi
+        v3_graceful_failback "$impl" 3 "$r"
+        v3_hard "$impl" "$r"
+    fi
+    v3_pair_down "$impl"
+    if v3_pair_up "$impl" 2; then
+        v3_graceful_failback "$impl" 2 "$r"
+    fi
+    v3_pair_down "$impl"
+}
+
+# vrrp3_table: the part's rows
+vrrp3_table() {
+    say "| figure (VRRP engine at realtime priority 50, each box pinned to CPU $BAL_CPU) | vrrplb | keepalived 2.2 + HAProxy 2.6 | vrrplb/anchor | goal | |"
+    say "|---|---|---|---|---|---|"
+    row "v3 100 ms, SIGKILL + link down of the MASTER: client outage, ms" "≤ 1" 0 vrrp3 hard 5 range
+    row "v3 100 ms, SIGKILL + link down of the MASTER: failed 20 ms polls" "≤ 1" 0 vrrp3 hard 6 range
+    row "v3 100 ms, graceful stop (SIGTERM) of the MASTER: failed requests" "0" 0 vrrp3 graceful3 6 range
+    row "v3 100 ms, failback (the MASTER returns and preempts): failed requests" "0" 0 vrrp3 failback3 6 range
+    row "v2 1 s, graceful stop (SIGTERM) of the MASTER: failed requests" "0" 0 vrrp3 graceful2 6 range
+    row "v2 1 s, failback (the MASTER returns and preempts): failed requests" "0" 0 vrrp3 failback2 6 range
+    row "v3 100 ms, ${VRRP3_LOAD} s keep-alive load through the MASTER: advert gap p50, ms" "" 1 vrrp3load - 5
+    row "v3 100 ms, ${VRRP3_LOAD} s keep-alive load through the MASTER: advert gap p99, ms" "≤ 105 ms" 1 vrrp3load - 6
+    row "v3 100 ms, ${VRRP3_LOAD} s keep-alive load through the MASTER: advert gap max, ms" "≤ 115 ms" 1 vrrp3load - 7
+    row "v3 100 ms, ${VRRP3_LOAD} s keep-alive load through the MASTER: state changes on either box" "0" 0 vrrp3load - 8
+    row "v3 100 ms, ${VRRP3_LOAD} s keep-alive load through the MASTER: requests/s (wrk -c32)" "" 0 vrrp3load - 9
+    row "v3 100 ms, idle MASTER box: CPU ms per 30 s (measured over ${VRRP3_IDLE} s)" "≤ 1" 1 vrrp3idle - 5
+    row "v3 100 ms, idle MASTER box: wake-ups per second (all threads)" "≤ 1" 2 vrrp3idle - 6
+}
+
+if part vrrp3; then
+    if [ $QUICK = 1 ]; then d_reps=1 d_load=3 d_idle=2; else d_reps=3 d_load=60 d_idle=30; fi
+    VRRP3_REPS=${VRRP3_REPS:-$d_reps} VRRP3_LOAD=${VRRP3_LOAD:-$d_load} VRRP3_IDLE=${VRRP3_IDLE:-$d_idle}
+    say "== vrrp3: vrrplb and keepalived + HAProxy in VRRPv3 at 100 ms (and v2 at 1 s), $VRRP3_REPS round(s); client polls http://$VIP/ every 20 ms"
+    for ((r = 1; r <= VRRP3_REPS; r++)); do
+        if [ $((r % 2)) = 1 ]; then order=(vrrplb anchor); else order=(anchor vrrplb); fi
+        for impl in "${order[@]}"; do vrrp3_run "$impl" "$r"; done
+    done
+fi
+
 # profile IMPL: one unscored keep-alive run under `perf stat` (syscalls, context switches per
 # request) and one under `perf record -g`; reports in PERF_DIR
 profile() {
@@ -1706,6 +1986,12 @@ report() {
     [ "$FAILURES" = 0 ] || say "**$FAILURES measurement(s) failed; see the script's output.**"
     say ""
     table
+    if part vrrp3; then
+        say ""
+        say "VRRPv3 at 100 ms (and v2 at 1 s), vrrplb against keepalived + HAProxy: $VRRP3_REPS round(s), load $VRRP3_LOAD s, idle $VRRP3_IDLE s:"
+        say ""
+        vrrp3_table
+    fi
     if part callgrind; then
         say ""
         say "Instructions per proxied request under callgrind: the balancer in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
@@ -1722,6 +2008,9 @@ report() {
     say "# callgrind impl plain|tls round instructions_per_request Ir(N1) Ir(N2)"
     say "# failover impl scenario rep outage_ms"
     say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"
+    say "# vrrp3    impl hard|graceful3|failback3|graceful2|failback2 round outage_ms failed"
+    say "# vrrp3load impl - 1 gap_p50_ms gap_p99_ms gap_max_ms state_changes req_per_s adverts backup_adverts"
+    say "# vrrp3idle impl - 1 cpu_ms_per_30s wakeups_per_s"
     cat "$RAW"
     say '```'
     say ""
