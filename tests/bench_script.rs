@@ -1,7 +1,7 @@
 //! `deploy/bench.sh --quick` works end to end: it builds its lab, measures vrrplb against
 //! HAProxy 2.6 and keepalived + HAProxy (plain HTTP, TLS termination, tcp mode, stats scrapes,
 //! failover, idle), counts vrrplb's instructions per request under callgrind, runs the
-//! VRRPv3 part (part vrrp3: hard kill, graceful stop and failback at 100 ms and 1 s, advert gaps
+//! VRRPv3 part (part vrrp3: link down + hard kill, graceful stop and failback at 100 ms and 1 s, advert gaps
 //! under load from a capture on the bridge, idle CPU and wake-ups; about 65 s of the run here,
 //! with 2 s of load and 1 s of idle), prints the results tables and removes everything. No figure is asserted against a goal (the machine is
 //! shared); only that every row is there with a measured figure, within time.
@@ -128,8 +128,8 @@ fn bench_script_quick_mode_prints_the_table() {
         "| keep-alive requests/s with a scrape of /metrics every 1 s against without, % |",
         "| callgrind: instructions per request, plain HTTP/1.1 keep-alive |",
         "| callgrind: instructions per request, TLS 1.3 keep-alive (HTTP/1.1) |",
-        "| v3 100 ms, SIGKILL + link down of the MASTER: client outage, ms |",
-        "| v3 100 ms, SIGKILL + link down of the MASTER: failed 20 ms polls |",
+        "| v3 100 ms, link down + SIGKILL of the MASTER: client outage, ms |",
+        "| v3 100 ms, link down + SIGKILL of the MASTER: failed 20 ms polls |",
         "| v3 100 ms, graceful stop (SIGTERM) of the MASTER: failed requests |",
         "| v3 100 ms, failback (the MASTER returns and preempts): failed requests |",
         "| v2 1 s, graceful stop (SIGTERM) of the MASTER: failed requests |",
