@@ -2,7 +2,8 @@
 //! the address is on `lo` and its frontend listens exactly while the tracked script passes,
 //! each transition logged with why; `vrrplb status` shows it; SIGHUP moves it to another
 //! address (the old one withdrawn, the new one announced); SIGTERM removes it.
-//! A missing interface keeps it withdrawn, said once. Wall time: about 5 s for both tests.
+//! A missing interface keeps it withdrawn, said once; an IPv6 /128 works the same. Wall
+//! time: about 8 s for the three tests.
 
 mod common;
 
@@ -154,4 +155,54 @@ fn an_announcement_on_a_missing_interface_stays_withdrawn_and_says_why_once() {
         status.contains("withdrawn on nosuch0") && status.contains("nosuch0 not found"),
         "{status}"
     );
+}
+
+/// An IPv6 host address: added to `lo` as a /128 (no DAD to wait for), its frontend
+/// listening on it, removed on SIGTERM.
+#[test]
+fn an_ipv6_address_is_announced_on_lo_and_served() {
+    if !require_root("announce_ipv6") {
+        return;
+    }
+    let lab = Lab::new(&[("lb", "198.51.100.11/24")]);
+    let h = lab.host("lb");
+    h.enable_ipv6("2001:db8::11/64");
+    h.exec_ok(&["sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=0"]);
+    let dir = TempDir::new("announce-v6");
+    std::fs::write(dir.join("healthy"), "").expect("flag");
+    let cfg = config(&dir, "2001:db8::200")
+        .replace("/32\n", "/128\n")
+        .replace("\"0.0.0.0:8080\"", "\"[2001:db8::200]:8080\"")
+        // A server that refuses at once, so the answer is quick.
+        .replace("198.51.100.21:80", "127.0.0.1:9");
+    let node = start(&lab, "lb", &dir, &cfg);
+    let t = Duration::from_secs(5);
+    let on_lo6 = || {
+        let out = h.exec(&["ip", "-6", "-o", "addr", "show", "dev", "lo"]);
+        String::from_utf8_lossy(&out.stdout).contains("2001:db8::200/128")
+    };
+    assert!(wait_until(t, on_lo6), "{}", node.log_text());
+    assert!(
+        node.wait_log("announce web-vip 2001:db8::200/128: announced on lo", t),
+        "{}",
+        node.log_text()
+    );
+    assert!(wait_until(t, || listening(h, 8080)));
+    // The frontend answers on the address (its one server refuses: 503).
+    let code = h.exec_ok(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "5",
+        "-g",
+        "http://[2001:db8::200]:8080/",
+    ]);
+    assert!(code == "503" || code == "502", "curl answered {code}");
+    h.signal(node.pid, libc::SIGTERM);
+    assert!(h.wait_exit(node.pid, t).is_some(), "vrrplb did not stop");
+    assert!(!on_lo6(), "SIGTERM left the IPv6 address");
 }
