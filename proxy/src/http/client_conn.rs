@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::HeaderValue;
+use hyper::upgrade::Upgraded;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::observe::accesslog::TlsFacts;
@@ -32,10 +35,19 @@ pub(crate) struct ConnShared {
     /// An upgraded exchange's tunnel (upgrade.rs), run by the connection task once hyper
     /// has handed the socket over.
     tunnel: Mutex<Option<PendingTunnel>>,
+    /// See [`TakeSocket`]; set by the connection task.
+    take_socket: Option<TakeSocket>,
 }
 
 /// The run of an upgraded exchange's tunnel.
 pub(crate) type PendingTunnel = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Takes the client's TCP socket (and the bytes hyper read past the head) out of an upgraded
+/// connection when it is a plain one, so that a tunnel relays socket to socket (splice(2));
+/// `Err` gives the connection back as it was (TLS, a PROXY header's prefix, an HTTP/2
+/// sniffing wrapper). Only the connection task knows the socket's type, hence a function
+/// it hands down.
+pub(crate) type TakeSocket = fn(Upgraded) -> Result<(TcpStream, Bytes), Upgraded>;
 
 impl ConnShared {
     pub(crate) fn new(client_ip: HeaderValue, tls: Option<Arc<TlsFacts>>) -> Self {
@@ -50,7 +62,17 @@ impl ConnShared {
             greeted: AtomicBool::new(false),
             first_bytes: Notify::new(),
             tunnel: Mutex::new(None),
+            take_socket: None,
         }
+    }
+
+    pub(crate) fn with_take_socket(mut self, take: TakeSocket) -> Self {
+        self.take_socket = Some(take);
+        self
+    }
+
+    pub(crate) fn take_socket(&self) -> Option<TakeSocket> {
+        self.take_socket
     }
 
     /// Called by the socket wrapper when the connection's first bytes arrive.

@@ -697,6 +697,7 @@ fn switch_protocols(
         slot,
         exchange: ex,
         guard,
+        take_socket: shared.take_socket(),
     };
     let h2 = ex_version(&tunnel.exchange) == Some(Version::HTTP_2);
     if h2 {

@@ -19,16 +19,16 @@
 //! backend's `server`, as tcp mode), or when a check marks the server DOWN and the backend
 //! has `on_marked_down: shutdown_sessions`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::http::client_conn::RequestGuard;
+use crate::http::client_conn::{RequestGuard, TakeSocket};
 use crate::http::exchange::Exchange;
 use crate::observe::accesslog::{TermCause, TermPhase};
 use crate::upstream::backend::Slot;
@@ -50,6 +50,8 @@ pub(crate) struct Tunnel {
     pub(crate) exchange: Box<Exchange>,
     /// Keeps the client connection "in a request" (no keep-alive deadline) while it lasts.
     pub(crate) guard: RequestGuard,
+    /// Gets the client's TCP socket back from hyper when it is a plain one (client_conn.rs).
+    pub(crate) take_socket: Option<TakeSocket>,
 }
 
 /// How a tunnel ended: the relay's end, or cut because its server went DOWN.
@@ -64,8 +66,9 @@ impl Tunnel {
     pub(crate) async fn run(self) {
         let Tunnel {
             client,
-            mut server,
+            server,
             server_early,
+            take_socket,
             idle,
             head,
             mut marked_down,
@@ -76,17 +79,8 @@ impl Tunnel {
         let moved = Moved::default();
         let end = match client.await {
             Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                let tunnel = async {
-                    if !server_early.is_empty() {
-                        if client.write_all(&server_early).await.is_err() {
-                            return RelayEnd::ClientError;
-                        }
-                        let n = server_early.len() as u64;
-                        moved.to_client.fetch_add(n, Ordering::Relaxed);
-                    }
-                    relay::relay(&mut client, &mut server, idle, &moved).await
-                };
+                let tunnel =
+                    relay_upgraded(upgraded, server, server_early, take_socket, idle, &moved);
                 tokio::pin!(tunnel);
                 tokio::select! {
                     end = &mut tunnel => End::Relay(end),
@@ -111,6 +105,61 @@ impl Tunnel {
         exchange.finish(head + moved.to_client.load(Ordering::Relaxed));
         drop(guard);
     }
+}
+
+/// Sends each side what the other sent past its head, then relays: between the two TCP
+/// sockets themselves when both are plain (splice(2) for bulk transfers), else through
+/// hyper's upgraded stream.
+async fn relay_upgraded(
+    upgraded: Upgraded,
+    mut server: ServerIo,
+    server_early: BytesMut,
+    take_socket: Option<TakeSocket>,
+    idle: Duration,
+    moved: &Moved,
+) -> RelayEnd {
+    let plain = match (&server, take_socket) {
+        (ServerIo::Plain(_), Some(take)) => take(upgraded),
+        _ => Err(upgraded),
+    };
+    match (plain, &mut server) {
+        (Ok((mut client, client_early)), ServerIo::Plain(server)) => {
+            if let Err(end) = send_early(&mut client, &server_early, &moved.to_client).await {
+                return end;
+            }
+            if send_early(server, &client_early, &moved.to_server)
+                .await
+                .is_err()
+            {
+                return RelayEnd::ServerError;
+            }
+            relay::relay_tcp(&mut client, server, idle, moved).await
+        }
+        (Ok(_), _) => RelayEnd::ClientError,
+        (Err(upgraded), server) => {
+            let mut client = TokioIo::new(upgraded);
+            if let Err(end) = send_early(&mut client, &server_early, &moved.to_client).await {
+                return end;
+            }
+            relay::relay(&mut client, server, idle, moved).await
+        }
+    }
+}
+
+/// Writes bytes read ahead of the tunnel (with a head) to the other side.
+async fn send_early<W: AsyncWrite + Unpin>(
+    to: &mut W,
+    early: &[u8],
+    count: &AtomicU64,
+) -> Result<(), RelayEnd> {
+    if early.is_empty() {
+        return Ok(());
+    }
+    to.write_all(early)
+        .await
+        .map_err(|_| RelayEnd::ClientError)?;
+    count.fetch_add(early.len() as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 async fn down(rx: &mut Option<watch::Receiver<u64>>) {

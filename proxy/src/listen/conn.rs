@@ -24,8 +24,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Sleep;
 
@@ -266,6 +268,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     }
 }
 
+/// The plain TCP socket of an upgraded HTTP/1 connection (http/client_conn.rs `TakeSocket`).
+fn plain_socket(upgraded: Upgraded) -> Result<(TcpStream, Bytes), Upgraded> {
+    let parts = upgraded.downcast::<TokioIo<ClientIo<TcpStream>>>()?;
+    Ok((parts.io.into_inner().io, parts.read_buf))
+}
+
 /// Serves one accepted connection until it ends, or until `drain` asks it to stop: then
 /// in-flight requests may finish within the given grace time and the connection is cut.
 pub(crate) async fn serve<S>(
@@ -283,10 +291,10 @@ pub(crate) async fn serve<S>(
         dst: local,
         tls: tls.is_some(),
     };
-    let shared = Arc::new(ConnShared::new(
-        crate::http::headers::client_ip_value(peer.ip()),
-        tls,
-    ));
+    let shared = Arc::new(
+        ConnShared::new(crate::http::headers::client_ip_value(peer.ip()), tls)
+            .with_take_socket(plain_socket),
+    );
     let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
     let svc_fe = fe.clone();
     let svc_shared = shared.clone();

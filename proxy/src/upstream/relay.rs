@@ -8,8 +8,10 @@
 //! is idle: the buffer is taken when the socket is readable and dropped once it has drained,
 //! so ten thousand idle tunnels cost their sockets and tasks, not 2 × 64 KiB each. A read
 //! that fills the whole buffer starts a bulk burst, moved with splice(2) through a pooled
-//! pipe until the socket is drained (splice.rs). Any other pair of streams (an upgraded
-//! client connection, TLS on either side) goes through [`relay`], a buffered copy.
+//! pipe until the socket is drained (splice.rs). An upgraded HTTP/1 client connection on a
+//! plain frontend gives its socket back for this (http/upgrade.rs); any other pair of streams
+//! (TLS on either side, an h2c frontend's sniffing wrapper, an HTTP/2 stream) goes through
+//! [`relay`], a buffered copy.
 //!
 //! It lives in upstream/, the lowest layer tcp/ and http/ both read.
 
