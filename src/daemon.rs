@@ -86,7 +86,7 @@ pub fn run(path: &Path, log_override: Option<LogTarget>) -> ExitCode {
         }
     };
     let cfg = loaded.config;
-    logging::init(&cfg.log, log_override.unwrap_or(cfg.log.target));
+    logging::init(&cfg.log, log_override);
     for w in &loaded.warnings {
         warn!("config warning: {w}");
     }
@@ -171,7 +171,8 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
     } else {
         let pc = config::proxy_config(&cfg);
         let started = match load_certificates(&pc, None).await {
-            Ok(certs) => proxy::Proxy::start_with(pc, certs).map_err(|e| e.to_string()),
+            // Nothing runs yet, so nothing is staged.
+            Ok((certs, _)) => proxy::Proxy::start_with(pc, certs).map_err(|e| e.to_string()),
             Err(e) => Err(e),
         };
         match started {
@@ -189,13 +190,10 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
             .unwrap_or_default(),
     ));
     let masters = Arc::new(Mutex::new(HashSet::new()));
-    let (fifo, fifo_task) = match &cfg.file.global.notify_fifo {
-        Some(p) => {
-            let (sink, task) = notify_fifo::start(p.into());
-            (Some(sink), Some(task))
-        }
-        None => (None, None),
-    };
+    // Always there, so a reload can turn `notify_fifo` on, move or off it in place.
+    let (fifo_sink, fifo_task) =
+        notify_fifo::start(cfg.file.global.notify_fifo.as_ref().map(Into::into));
+    let fifo = Some(fifo_sink);
     let mut feeds = balancer
         .as_ref()
         .map(|p| wiring::BackendFeeds::new(p, &backend_names(&cfg)));
@@ -287,6 +285,7 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
                     stats_cfg: &mut stats_cfg,
                     stats: &mut stats,
                     control: &mut control,
+                    fifo: fifo.as_deref(),
                 };
                 reload(path, &mut current, &mut running).await;
                 if let Some(n) = &systemd {
@@ -312,10 +311,12 @@ async fn serve(path: &Path, cfg: Validated) -> ExitCode {
         p.shutdown(std::time::Duration::from_secs(1)).await;
     }
     control.stop();
-    if let Some(t) = fifo_task {
-        // The STOP lines are queued; the writer ends when the last sender is gone.
-        drop(fifo);
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), t).await;
+    // The STOP lines are queued; the writer ends when the last sender is gone.
+    let fifo_on = current.file.global.notify_fifo.is_some();
+    drop(instances);
+    drop(fifo);
+    if fifo_on {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), fifo_task).await;
     }
     info!("Stopped vrrplb v{}", env!("CARGO_PKG_VERSION"));
     ExitCode::SUCCESS
@@ -349,6 +350,7 @@ struct Running<'a> {
     stats_cfg: &'a mut Option<StatsConfig>,
     stats: &'a mut Option<StatsServer>,
     control: &'a mut ControlSocket,
+    fifo: Option<&'a notify_fifo::FifoSink>,
 }
 
 /// SIGHUP: validates the file, then reloads everything in place: the balancer, the VRRP
@@ -394,9 +396,11 @@ async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
     } else if let Some(b) = r.balancer.as_ref() {
         // Same balancer settings: certificate files may still have changed; each
         // TLS frontend reloads its own in place.
+        // Nothing after this can refuse the reload, so they are served at once.
         let previous = b.certificates().clone();
-        if let Err(e) = load_certificates(&config::proxy_config(&new), Some(previous)).await {
-            error!("certificate reload failed: {e}");
+        match load_certificates(&config::proxy_config(&new), Some(previous)).await {
+            Ok((_, staged)) => staged.commit(),
+            Err(e) => error!("certificate reload failed: {e}"),
         }
     }
     let feeds = &*r.feeds;
@@ -420,6 +424,16 @@ async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
     r.announcers.reload(&new.announces, &backend_up).await;
     r.observed.set_announces(r.announcers.sources());
     log_restart_needed(current, &new);
+    if current.file.global.notify_fifo != new.file.global.notify_fifo {
+        if let Some(f) = r.fifo {
+            f.retarget(new.file.global.notify_fifo.as_ref().map(Into::into));
+        }
+    }
+    if format!("{:?}", current.log) != format!("{:?}", new.log) {
+        info!("global.log changed: applying it");
+        let now = logging::apply(&new.log);
+        info!("global.log applied: {now}");
+    }
     r.control
         .follow(new.file.global.control_socket.as_deref(), r.observed);
     *current = new;
@@ -452,17 +466,11 @@ async fn reload(path: &Path, current: &mut Validated, r: &mut Running<'_>) {
 fn log_restart_needed(old: &Validated, new: &Validated) {
     let (o, n) = (&old.file.global, &new.file.global);
     let mut keys = Vec::new();
-    if format!("{:?}", o.log) != format!("{:?}", n.log) {
-        keys.push("global.log");
-    }
     if o.threads != n.threads {
         keys.push("global.threads");
     }
     if o.vrrp_realtime_priority != n.vrrp_realtime_priority {
         keys.push("global.vrrp_realtime_priority");
-    }
-    if o.notify_fifo != n.notify_fifo {
-        keys.push("global.notify_fifo");
     }
     for key in keys {
         warn!("{key} changed: it takes effect on restart (systemctl restart vrrplb); the running value stays");
@@ -553,19 +561,21 @@ const RELOAD_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// Loads (or, given the running set, reloads in place) the TLS frontends' certificates on a
 /// blocking thread: file reads and key parsing stay off the balancer's workers and the VRRP
 /// engine's thread. A reloaded file that fails keeps its last good certificate (logged).
+/// The running frontends' new certificates are only staged: the caller commits them once
+/// the reload can no longer be refused (a refused reload serves the old ones still).
 async fn load_certificates(
     pc: &proxy::ProxyConfig,
     previous: Option<proxy::tls::TlsCertificates>,
-) -> Result<proxy::tls::TlsCertificates, String> {
+) -> Result<(proxy::tls::TlsCertificates, proxy::tls::StagedReload), String> {
     if pc.frontends.iter().all(|f| f.tls.is_none()) {
-        return Ok(proxy::tls::TlsCertificates::default());
+        return Ok(Default::default());
     }
     let pc = pc.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        proxy::tls::TlsCertificates::load(&pc, previous.as_ref())
+        proxy::tls::TlsCertificates::stage(&pc, previous.as_ref())
     })
     .await;
-    let (certs, notes) = joined
+    let (certs, notes, staged) = joined
         .map_err(|e| format!("certificate loader failed: {e}"))?
         .map_err(|e| e.to_string())?;
     for w in &notes.warnings {
@@ -574,13 +584,14 @@ async fn load_certificates(
     for e in &notes.errors {
         error!("certificate reload: {e}");
     }
-    Ok(certs)
+    Ok((certs, staged))
 }
 
 /// SIGHUP with changed frontends/backends: a new balancer starts next to the running one
 /// (taking over its listening sockets for the same addresses; servers keep their health
 /// state), the gated frontends of instances that are MASTER open on it, then the old one
-/// stops accepting and drains in the background. On error nothing changes.
+/// stops accepting and drains in the background. On error nothing changes, certificates
+/// included: the running frontends' new ones are served only once the new balancer is in.
 async fn reload_balancer(
     balancer: &mut Option<proxy::Proxy>,
     cfg: &Validated,
@@ -588,17 +599,17 @@ async fn reload_balancer(
     masters: &Mutex<HashSet<String>>,
     feeds: &mut Option<wiring::BackendFeeds>,
 ) -> Result<(), String> {
-    let new = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
-        None
+    let (new, staged) = if cfg.file.frontends.is_empty() && cfg.file.backends.is_empty() {
+        (None, proxy::tls::StagedReload::default())
     } else {
         let pc = config::proxy_config(cfg);
         let previous = balancer.as_ref().map(|b| b.certificates().clone());
-        let certs = load_certificates(&pc, previous).await?;
+        let (certs, staged) = load_certificates(&pc, previous).await?;
         let started = match balancer.as_ref() {
             Some(old) => proxy::Proxy::start_after(pc, old, certs),
             None => proxy::Proxy::start_with(pc, certs),
         };
-        Some(started.map_err(|e| e.to_string())?)
+        (Some(started.map_err(|e| e.to_string())?), staged)
     };
     let gated = new
         .as_ref()
@@ -606,6 +617,7 @@ async fn reload_balancer(
         .unwrap_or_default();
     // Dropping the new balancer on error closes whatever it opened.
     wiring::swap_gates(table, masters, gated).await?;
+    staged.commit();
     if let Some(p) = &new {
         p.reload_done();
         match feeds {

@@ -5,10 +5,10 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 use vrrp::machine::State;
 use vrrp::stats::StateSink;
@@ -19,6 +19,9 @@ const QUEUE: usize = 1024;
 pub struct FifoSink {
     tx: mpsc::Sender<String>,
     dropped: Arc<AtomicU64>,
+    /// Where the writer writes; a reload moves it (None: `notify_fifo` is not set, lines
+    /// are discarded).
+    path: watch::Sender<Option<PathBuf>>,
 }
 
 /// keepalived's words for a state in the FIFO (`STOP` when an instance shuts down).
@@ -41,7 +44,15 @@ pub fn group_line(group: &str, state: State) -> String {
 }
 
 impl FifoSink {
+    /// SIGHUP with another `notify_fifo`: the next line goes to the new FIFO (none: off).
+    pub fn retarget(&self, path: Option<PathBuf>) {
+        self.path.send_replace(path);
+    }
+
     fn send(&self, line: String) {
+        if self.path.borrow().is_none() {
+            return;
+        }
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -58,35 +69,74 @@ impl StateSink for FifoSink {
     }
 }
 
-/// Creates the FIFO when missing (as keepalived does) and starts the writer.
-pub fn start(path: PathBuf) -> (Arc<FifoSink>, tokio::task::JoinHandle<()>) {
-    if !path.exists() {
-        if let Err(e) = nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        {
-            warn!("notify_fifo {}: cannot create it: {e}", path.display());
-        }
-    }
+/// Starts the writer (its FIFO is created when missing, as keepalived does); with no path
+/// the sink discards lines until a reload sets one.
+pub fn start(path: Option<PathBuf>) -> (Arc<FifoSink>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
+    let (path_tx, path_rx) = watch::channel(path);
     let sink = Arc::new(FifoSink {
         tx,
         dropped: dropped.clone(),
+        path: path_tx,
     });
-    let task = tokio::spawn(writer(path, rx, dropped));
+    let task = tokio::spawn(writer(path_rx, rx, dropped));
     (sink, task)
 }
 
-async fn writer(path: PathBuf, mut rx: mpsc::Receiver<String>, dropped: Arc<AtomicU64>) {
+fn create(path: &Path) {
     info!("notify_fifo: writing state changes to {}", path.display());
+    if !path.exists() {
+        if let Err(e) = nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            warn!("notify_fifo {}: cannot create it: {e}", path.display());
+        }
+    }
+}
+
+async fn writer(
+    mut path: watch::Receiver<Option<PathBuf>>,
+    mut rx: mpsc::Receiver<String>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut target = path.borrow_and_update().clone();
+    if let Some(p) = &target {
+        create(p);
+    }
     let mut fifo: Option<std::fs::File> = None;
     let mut reported = 0;
-    while let Some(line) = rx.recv().await {
+    loop {
+        // A new path is taken up (and its FIFO created) at once, before the next line, so
+        // a reader can open it in time.
+        let line = tokio::select! {
+            biased;
+            changed = path.changed() => {
+                if changed.is_ok() {
+                    target = path.borrow_and_update().clone();
+                    fifo = None;
+                    match &target {
+                        Some(p) => create(p),
+                        None => info!("notify_fifo: off"),
+                    }
+                    continue;
+                }
+                // The sink is gone: drain what it queued.
+                match rx.recv().await {
+                    Some(l) => l,
+                    None => return,
+                }
+            }
+            line = rx.recv() => match line {
+                Some(l) => l,
+                None => return,
+            },
+        };
+        let Some(target) = &target else { continue };
         if fifo.is_none() {
             // Non-blocking: with no reader the open fails (ENXIO) instead of waiting.
             fifo = std::fs::OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK)
-                .open(&path)
+                .open(target)
                 .ok();
         }
         let written = match fifo.as_mut() {
@@ -108,7 +158,7 @@ async fn writer(path: PathBuf, mut rx: mpsc::Receiver<String>, dropped: Arc<Atom
         if d > reported {
             warn!(
                 "notify_fifo {}: {} line(s) dropped so far (no reader, or it does not keep up)",
-                path.display(),
+                target.display(),
                 d
             );
             reported = d;

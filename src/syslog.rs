@@ -164,6 +164,15 @@ impl Syslog {
     }
 }
 
+/// A reload that replaces the destinations drops the old ones: their writer threads finish
+/// the lines already queued and end, and `status` stops listing them.
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        let mut outlets = OUTLETS.lock().unwrap_or_else(|e| e.into_inner());
+        outlets.retain(|(_, c)| !self.outlets.iter().any(|o| Arc::ptr_eq(c, &o.counters)));
+    }
+}
+
 /// `log DEST dropped=N failed=M` per destination, for `vrrplb status` (empty on stderr).
 pub fn status_lines() -> String {
     let outlets = OUTLETS.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,7 +3,8 @@
 //! every 20 ms and sees no failed request, the MASTER never leaves MASTER and the BACKUP never
 //! hears a priority-0 advert for the instance; an added VIP answers and gets its gratuitous
 //! ARP (and its `label`), a removed one leaves the interface; a new instance starts as at boot, a removed one
-//! stops as on SIGTERM, and one whose VRID changed restarts alone.
+//! stops as on SIGTERM, and one whose VRID changed restarts alone; notify scripts, notify_fifo,
+//! tracker weights, GARP refresh (on the wire), an interface and sync groups change too.
 
 mod common;
 
@@ -517,8 +518,8 @@ fn sighup_starts_restarts_and_stops_instances_while_the_others_stay_master() {
     pair.assert_vi1_undisturbed("instance removed");
 
     // 4. Process-wide settings: the control socket moves at once (status answers at the new
-    // path, read from the new file); `threads` and `global.log` are named as needing a
-    // restart and keep running as they were.
+    // path, read from the new file), `global.log` applies live (tests/syslog.rs follows the
+    // lines), `threads` is named as needing a restart and keeps running as it was.
     let global = |t: String| {
         t.replace("lb1.sock", "lb1-moved.sock")
             .replace("global:\n", "global:\n  threads: 2\n")
@@ -531,11 +532,375 @@ fn sighup_starts_restarts_and_stops_instances_while_the_others_stay_master() {
     let l1 = pair.lb1.log_text();
     for want in [
         "global.threads changed: it takes effect on restart",
-        "global.log changed: it takes effect on restart",
+        "global.log applied: stderr",
         "control socket moved from",
     ] {
         assert!(l1.contains(want), "{want}\n{l1}");
     }
     assert!(pair.status("lb1")["vrrp"].to_string().contains("VI_1"));
     pair.assert_vi1_undisturbed("global settings");
+}
+
+/// VI_2 for the steps of the third test: `tag` names the node in its notify lines, `script`
+/// is the notify script's path, `extra` more keys (indented by four).
+fn vi2(priority: u8, script: &str, tag: &str, extra: &str) -> String {
+    format!(
+        "  - name: VI_2\n    interface: eth0\n    virtual_router_id: 52\n    priority: {priority}\n    advert_int: 1\n    virtual_ipaddress: [{VIP3}/24]\n    notify_master: \"{script} {tag}-master\"\n    notify_backup: \"{script} {tag}-backup\"\n    notify_stop: \"{script} {tag}-stop\"\n{extra}"
+    )
+}
+
+/// Replaces the VI_2 block (up to `frontends:`) with `block`, or inserts it.
+fn with_vi2(block: String) -> impl Fn(String) -> String {
+    move |t: String| {
+        let end = t.find("frontends:\n").expect("frontends");
+        let start = t.find("  - name: VI_2").unwrap_or(end);
+        format!("{}{block}{}", &t[..start], &t[end..])
+    }
+}
+
+/// `tcpdump` on the lab's bridge for `secs`: the gratuitous ARPs seen for `vip`
+/// (`who-has VIP (Broadcast) tell VIP`), as capture timestamps in seconds, and the raw text.
+fn garps_on_the_wire(lab: &Lab, vip: &str, secs: u32) -> (Vec<f64>, String) {
+    let mut cmd = lab.bridge_command("timeout");
+    cmd.args([
+        &secs.to_string(),
+        "tcpdump",
+        "-i",
+        "br0",
+        "-nn",
+        "-l",
+        "-tt",
+        "arp",
+    ]);
+    let out = run_with_timeout(cmd, Duration::from_secs(u64::from(secs) + 10));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (asks, tells) = (format!("who-has {vip} "), format!("tell {vip},"));
+    let times = text
+        .lines()
+        .filter(|l| l.contains(&asks) && l.contains(&tells))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    (times, text)
+}
+
+/// The rest of issue 14's in-place kinds, on the same pair, VI_1 (the gated VIP) MASTER on
+/// lb1 throughout with a 20 ms poller and no failed request: notify scripts swapped (the
+/// next transition runs the new ones, never the old), a tracker weight that changes the
+/// effective priority at once (and moves VI_2 when it says so), GARP refresh changed as seen
+/// on the bridge, VI_2's interface changed (only VI_2 restarts), a sync group added to
+/// running instances and its membership changed (its members restart, said in the log);
+/// a `notify_fifo` added by SIGHUP carries the next transition. About 30 s (in parallel
+/// with the file's other tests).
+#[test]
+fn sighup_swaps_notify_scripts_weights_garp_interface_and_sync_groups() {
+    if !require_root("reload_vrrp_more") || !testkit::require_tool("reload_vrrp_more", "tcpdump") {
+        return;
+    }
+    let pair = start_pair("reload-vrrp-more");
+    let client = pair.lab.host("client");
+    let lb1 = pair.lab.host("lb1");
+    let dir = pair._dir.path().to_owned();
+    let notified = dir.join("notify.log");
+    for name in ["old", "new"] {
+        let path = dir.join(format!("{name}.sh"));
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{name} $*\" >> {}\n", notified.display()),
+        )
+        .expect("script");
+        std::process::Command::new("chmod")
+            .args(["755"])
+            .arg(&path)
+            .status()
+            .expect("chmod");
+    }
+    let (old, new) = (
+        dir.join("old.sh").display().to_string(),
+        dir.join("new.sh").display().to_string(),
+    );
+    let notes = || std::fs::read_to_string(&notified).unwrap_or_default();
+    let tracked = "    track_scripts: [{ name: chk_ok, weight: W }]\n";
+
+    // 1. VI_2 added on both with the old scripts (lb2 tracks chk_ok with weight 0): lb1 wins.
+    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
+        pair.reload("lb1", with_vi2(vi2(101, &old, "lb1", "")));
+        pair.reload(
+            "lb2",
+            with_vi2(vi2(100, &old, "lb2", &tracked.replace('W', "0"))),
+        );
+    });
+    check_polls(&pair, "VI_2 added", polls);
+    assert!(
+        pair.lb1.wait_log(
+            "(VI_2) Entering MASTER STATE",
+            master_down(101) + Duration::from_secs(3)
+        ),
+        "{}",
+        pair.logs()
+    );
+    assert!(wait_until(Duration::from_secs(3), || notes()
+        .contains("old lb1-master")));
+
+    // 2. The notify scripts swapped on both, and lb2 gains a notify_fifo: nothing runs
+    // (no transition) ...
+    let fifo = dir.join("lb2.fifo");
+    let fifo_key = format!("global:\n  notify_fifo: {}\n", fifo.display());
+    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
+        pair.reload("lb1", with_vi2(vi2(101, &new, "lb1", "")));
+        let swap = with_vi2(vi2(100, &new, "lb2", &tracked.replace('W', "0")));
+        pair.reload("lb2", |t| swap(t).replacen("global:\n", &fifo_key, 1));
+    });
+    assert!(
+        wait_until(Duration::from_secs(2), || fifo.exists()),
+        "{}",
+        pair.logs()
+    );
+    let fifo_lines = read_fifo(fifo.clone());
+    check_polls(&pair, "notify scripts swapped", polls);
+    assert!(!notes().contains("new "), "{}", notes());
+    let l1 = pair.lb1.log_text();
+    assert!(
+        l1.lines()
+            .any(|l| l.contains("(VI_2) reloaded in place") && l.contains("notify scripts")),
+        "{l1}"
+    );
+    // ... 3. until lb2's tracker weight goes 0 -> 60: its effective priority is 160 at once,
+    // it preempts VI_2, and both sides run the new scripts for that transition.
+    let notes_before = notes();
+    let polls = polled(client, &[VIP], Duration::from_millis(2500), || {
+        pair.reload(
+            "lb2",
+            with_vi2(vi2(100, &new, "lb2", &tracked.replace('W', "60"))),
+        );
+    });
+    check_polls(&pair, "VI_2's tracker weight changed", polls);
+    assert!(
+        pair.lb2.wait_log(
+            "(VI_2) Changing effective priority from 100 to 160",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        pair.logs()
+    );
+    assert!(
+        pair.lb2
+            .wait_log("(VI_2) Entering MASTER STATE", Duration::from_secs(5)),
+        "{}",
+        pair.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            let n = notes();
+            n.contains("new lb2-master") && n.contains("new lb1-backup")
+        }),
+        "{}",
+        notes()
+    );
+    // The FIFO added by the reload carries the transition, keepalived's line format.
+    assert!(
+        wait_until(Duration::from_secs(2), || fifo_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|l| l == "INSTANCE \"VI_2\" MASTER 160")),
+        "{:?}\n{}",
+        fifo_lines.lock().unwrap_or_else(|e| e.into_inner()),
+        pair.logs()
+    );
+    let fresh = notes()[notes_before.len()..].to_owned();
+    assert!(!fresh.contains("old "), "an old script ran: {fresh}");
+    assert_eq!(pair.instance("lb2", "VI_2")["priority"], 160);
+    pair.assert_vi1_undisturbed("notify scripts and VI_2's weight");
+
+    // 4. Tracker weights on VI_1 (lb1, MASTER): +5 script, +5 interface -> 111, then
+    // +20 and +10 -> 131: the priority follows, the state stays.
+    let weights = |script: u8, link: u8| {
+        move |t: String| {
+            let mut t = t.replace(
+                "    virtual_ipaddress: [198.51.100.100/24]\n",
+                "    virtual_ipaddress: [198.51.100.100/24]\nTRACKERS",
+            );
+            t = regex_free_cut(&t, "TRACKERS", "frontends:\n", "  - name: VI_2");
+            t.replace(
+                "TRACKERS",
+                &format!(
+                    "    track_scripts: [{{ name: chk_ok, weight: {script} }}]\n    track_interfaces: [{{ name: eth0, weight: {link} }}]\n"
+                ),
+            )
+        }
+    };
+    let polls = polled(client, &[VIP], Duration::from_millis(2500), || {
+        pair.reload("lb1", weights(5, 5))
+    });
+    check_polls(&pair, "VI_1 trackers +5 +5", polls);
+    assert!(
+        wait_until(Duration::from_secs(3), || pair.instance("lb1", "VI_1")
+            ["priority"]
+            == 111),
+        "{}",
+        pair.instance("lb1", "VI_1")
+    );
+    let polls = polled(client, &[VIP], Duration::from_millis(500), || {
+        pair.reload("lb1", weights(20, 10))
+    });
+    check_polls(&pair, "VI_1 weights changed", polls);
+    assert!(
+        wait_until(Duration::from_secs(2), || pair.instance("lb1", "VI_1")
+            ["priority"]
+            == 131),
+        "{}",
+        pair.instance("lb1", "VI_1")
+    );
+    pair.assert_vi1_undisturbed("tracker weights");
+
+    // 5. GARP refresh on for VI_1 (every 1 s): one GARP a second shows on the bridge;
+    // off again: no GARP for the VIP at all.
+    let garp = |on: bool| {
+        move |t: String| {
+            let key = "    garp_master_refresh: 1\n";
+            if on {
+                t.replacen(
+                    "    advert_int: 1\n",
+                    &format!("    advert_int: 1\n{key}"),
+                    1,
+                )
+            } else {
+                t.replacen(key, "", 1)
+            }
+        }
+    };
+    let mut seen = (Vec::new(), String::new());
+    let polls = polled(client, &[VIP], Duration::from_millis(100), || {
+        pair.reload("lb1", garp(true));
+        seen = garps_on_the_wire(&pair.lab, VIP, 5);
+    });
+    check_polls(&pair, "GARP refresh on", polls);
+    let (times, raw) = &seen;
+    println!("GARP refresh 1 s: {} GARPs at {times:?}", times.len());
+    assert!(
+        (3..=6).contains(&times.len()),
+        "expected one GARP a second for 5 s (tcpdump starts late): {raw}\n{}",
+        pair.logs()
+    );
+    let span = times.last().copied().unwrap_or(0.0) - times.first().copied().unwrap_or(0.0);
+    assert!(
+        span >= 1.8,
+        "GARPs not spread over the refresh interval: {raw}"
+    );
+    assert!(pair.lb1.log_text().contains("gratuitous ARP settings"));
+    let polls = polled(client, &[VIP], Duration::from_millis(100), || {
+        pair.reload("lb1", garp(false));
+        seen = garps_on_the_wire(&pair.lab, VIP, 3);
+    });
+    check_polls(&pair, "GARP refresh off", polls);
+    assert!(
+        seen.0.is_empty(),
+        "GARPs after refresh was turned off: {}",
+        seen.1
+    );
+    pair.assert_vi1_undisturbed("GARP refresh");
+
+    // 6. VI_2's interface changed on lb1 (to a veth pair of its own): only VI_2 restarts,
+    // and comes up MASTER there alone.
+    lb1.exec_ok(&[
+        "ip", "link", "add", "v14a", "type", "veth", "peer", "name", "v14b",
+    ]);
+    lb1.exec_ok(&["ip", "addr", "add", "203.0.113.1/24", "dev", "v14a"]);
+    lb1.exec_ok(&["ip", "link", "set", "v14a", "up"]);
+    lb1.exec_ok(&["ip", "link", "set", "v14b", "up"]);
+    let moved = |t: String| {
+        let start = t.find("  - name: VI_2").expect("VI_2");
+        format!(
+            "{}{}",
+            &t[..start],
+            t[start..].replacen("interface: eth0", "interface: v14a", 1)
+        )
+    };
+    let polls = polled(client, &[VIP], Duration::from_millis(500), || {
+        pair.reload("lb1", moved)
+    });
+    check_polls(&pair, "VI_2's interface changed", polls);
+    assert!(
+        pair.lb1
+            .log_text()
+            .contains("(VI_2) interface changed (eth0 -> v14a): restarting this instance"),
+        "{}",
+        pair.logs()
+    );
+    assert!(
+        wait_until(master_down(101) + Duration::from_secs(3), || lb1
+            .addresses_on("v14a")
+            .iter()
+            .any(|a| a.starts_with(VIP3))),
+        "VI_2 not MASTER on v14a\n{}",
+        pair.logs()
+    );
+    pair.assert_vi1_undisturbed("interface changed");
+
+    // 7. A sync group added to running VI_2 with a new VI_3: VI_2 restarts (its group
+    // changed); then the group gains VI_3: its members restart, VI_1 is untouched.
+    let vi3 = "  - name: VI_3\n    interface: v14a\n    virtual_router_id: 53\n    priority: 100\n    advert_int: 1\n    virtual_ipaddress: [203.0.113.103/24]\n";
+    let group = move |members: &'static str| {
+        move |t: String| {
+            let t = if t.contains("name: VI_3") {
+                t
+            } else {
+                t.replace("frontends:\n", &format!("{vi3}frontends:\n"))
+            };
+            let t = match t.find("vrrp_sync_groups:") {
+                Some(i) => t[..i].to_owned(),
+                None => t,
+            };
+            format!("{t}vrrp_sync_groups:\n  - name: G1\n    group: [{members}]\n")
+        }
+    };
+    let polls = polled(client, &[VIP], Duration::from_millis(500), || {
+        pair.reload("lb1", group("VI_2"))
+    });
+    check_polls(&pair, "sync group added", polls);
+    let l1 = pair.lb1.log_text();
+    assert!(
+        l1.contains("(VI_2) sync group changed (none -> G1): restarting this instance"),
+        "{l1}"
+    );
+    assert!(
+        l1.contains("(VI_3) new in the configuration: starting it"),
+        "{l1}"
+    );
+    let polls = polled(client, &[VIP], Duration::from_millis(500), || {
+        pair.reload("lb1", group("VI_2, VI_3"))
+    });
+    check_polls(&pair, "sync group members changed", polls);
+    let l1 = pair.lb1.log_text();
+    assert!(
+        l1.contains("sync group G1 changed its members: they restart (VI_2, VI_3)"),
+        "{l1}"
+    );
+    assert!(
+        l1.contains("(VI_3) sync group changed (none -> G1): restarting this instance"),
+        "{l1}"
+    );
+    assert!(!l1.contains("(VI_1) sync group"), "{l1}");
+    assert!(!l1.contains("(VI_1) removed"), "{l1}");
+    pair.assert_vi1_undisturbed("sync groups");
+    assert_eq!(pair.lb1.count_log("Starting vrrplb"), 1);
+}
+
+/// Drops what lies between `from` (kept) and the first of `ends` after it (kept).
+fn regex_free_cut(t: &str, from: &str, end_a: &str, end_b: &str) -> String {
+    let Some(i) = t.find(from) else {
+        return t.to_owned();
+    };
+    let after = i + from.len();
+    let rest = &t[after..];
+    let cut = [rest.find(end_a), rest.find(end_b)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    format!("{}{}", &t[..after], &t[after + cut..])
 }

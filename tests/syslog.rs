@@ -343,3 +343,169 @@ backends:\n  - name: web\n    servers: [{{ name: web1, address: \"{}\" }}]\n",
     assert!(dropped > 1000, "{line}");
     assert!(exited, "vrrplb did not stop within 15 s of SIGTERM");
 }
+
+/// A UDP syslog receiver's lines, read as they come (bounded waits).
+struct UdpSink {
+    sock: std::net::UdpSocket,
+    lines: Vec<String>,
+}
+
+impl UdpSink {
+    fn new() -> UdpSink {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        UdpSink {
+            sock,
+            lines: Vec::new(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("udp://{}", self.sock.local_addr().expect("addr"))
+    }
+
+    fn poll(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            self.lines
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+
+    /// How many lines so far contain `needle`, after waiting for at least `want` (≤ 10 s).
+    fn wait_count(&mut self, needle: &str, want: usize) -> usize {
+        wait_until(Duration::from_secs(10), || {
+            self.poll();
+            self.lines.iter().filter(|l| l.contains(needle)).count() >= want
+        });
+        self.lines.iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// `global.log` applies on SIGHUP without a restart: stderr -> two UDP servers (RFC 5424,
+/// local5) -> one of them (RFC 3164, local3) -> stderr again. Each receiver gets lines from
+/// the reload that adds it on, and none once a reload removed it. About 4 s.
+#[test]
+fn global_log_applies_live_on_sighup() {
+    let dir = TempDir::new("syslog-live");
+    let (mut one, mut two) = (UdpSink::new(), UdpSink::new());
+    let cfg = dir.join("vrrplb.yaml");
+    let write = |log: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  node: livelog\n  control_socket: {}\n  log: {log}\n",
+                dir.join("ctl.sock").display()
+            ),
+        )
+        .expect("write config");
+    };
+    write("{ target: stderr }");
+    let err = dir.join("stderr.log");
+    let mut vrrplb = Killed(
+        Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("run vrrplb"),
+    );
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    let count = |needle: &str| stderr().matches(needle).count();
+    let hup = |child: &std::process::Child| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP vrrplb");
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || count("Starting vrrplb") == 1),
+        "{}",
+        stderr()
+    );
+    const DONE: &str = "Configuration reloaded";
+
+    // 1. stderr -> both servers, RFC 5424, local5 (PRI 21*8+6 = 174).
+    write(&format!(
+        "{{ target: syslog, facility: local5, syslog_format: rfc5424, syslog_server: [\"{}\", \"{}\"] }}",
+        one.url(),
+        two.url()
+    ));
+    hup(&vrrplb.0);
+    assert_eq!(one.wait_count(DONE, 1), 1, "{}", stderr());
+    assert_eq!(two.wait_count(DONE, 1), 1, "{:?}", two.lines);
+    let line = two
+        .lines
+        .iter()
+        .find(|l| l.contains("global.log applied: syslog"))
+        .unwrap_or_else(|| panic!("{:?}", two.lines));
+    assert!(line.starts_with("<174>1 "), "{line}");
+    assert!(line.contains(" livelog vrrplb "), "{line}");
+    let err_now = stderr();
+    assert!(
+        err_now.contains("global.log changed: applying it") && !err_now.contains(DONE),
+        "stderr still written after the switch:\n{err_now}"
+    );
+
+    // 2. Only `one`, RFC 3164, local3 (PRI 158): `two` hears nothing from this reload's end on.
+    write(&format!(
+        "{{ target: syslog, facility: local3, syslog_server: \"{}\" }}",
+        one.url()
+    ));
+    hup(&vrrplb.0);
+    assert_eq!(one.wait_count(DONE, 2), 2, "{:?}", one.lines);
+    let last = one.lines.last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("<158>") && !last.starts_with("<158>1 "),
+        "{last}"
+    );
+    two.poll();
+    assert_eq!(two.wait_count(DONE, 2), 1, "{:?}", two.lines);
+    assert!(
+        !two.lines
+            .iter()
+            .any(|l| l.contains("global.log applied: syslog udp://127.0.0.1")
+                && l.contains("Rfc3164"))
+    );
+    // A reload that changes nothing: `one` gets it, `two` not a line.
+    let before = two.lines.len();
+    hup(&vrrplb.0);
+    assert_eq!(one.wait_count(DONE, 3), 3, "{:?}", one.lines);
+    std::thread::sleep(Duration::from_millis(200));
+    two.poll();
+    assert_eq!(two.lines.len(), before, "{:?}", two.lines);
+
+    // 3. Back to stderr: `one` hears nothing more.
+    write("{ target: stderr }");
+    hup(&vrrplb.0);
+    assert!(
+        wait_until(Duration::from_secs(10), || count(DONE) == 1),
+        "{}",
+        stderr()
+    );
+    assert!(
+        stderr().contains("global.log applied: stderr, level info"),
+        "{}",
+        stderr()
+    );
+    hup(&vrrplb.0);
+    assert!(wait_until(Duration::from_secs(10), || count(DONE) == 2));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(one.wait_count(DONE, 4), 3, "{:?}", one.lines);
+
+    sigterm(&mut vrrplb.0);
+    let _ = vrrplb.0.wait();
+}
+
+/// The daemon, killed (by its PID) if the test fails half-way.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -2,7 +2,7 @@
 //! HTTP/2, verifying against the test CA), openssl s_client (SNI picks the certificate),
 //! Python's ssl module, h2load, headless Chromium; redirect_https, hsts, h2c only when
 //! configured, HTTP/2 rapid reset, bad handshakes (garbage, stall, TLS 1.0 only, a flood) and
-//! certificate reload on SIGHUP.
+//! certificate reload on SIGHUP (all or nothing: a refused reload serves no new certificate).
 
 mod common;
 
@@ -767,4 +767,84 @@ print('after', get('/after'), flush=True)
     assert_eq!(fingerprint(&s), second);
     let ok = curl(&s, &["--http1.1"], "/still");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+/// The SHA-256 fingerprint of the certificate served for NAME on the TLS port.
+fn served_fingerprint(s: &Site) -> String {
+    let connect = format!("127.0.0.1:{}", s.tls);
+    let (_, pem) = run(
+        &[
+            "openssl",
+            "s_client",
+            "-connect",
+            &connect,
+            "-servername",
+            NAME,
+        ],
+        "",
+        Duration::from_secs(10),
+    );
+    let (_, fp) = run(
+        &["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+        &pem,
+        Duration::from_secs(10),
+    );
+    fp.trim().to_owned()
+}
+
+/// Certificates are part of the reload's all-or-nothing: a SIGHUP whose new balancer cannot
+/// start (a new frontend's port is taken) serves no new certificate, even one whose file
+/// loads; the same certificate is served once a reload is accepted. About 3 s.
+#[test]
+fn a_refused_reload_swaps_no_certificate() {
+    if !tools("tls refused reload") {
+        return;
+    }
+    let s = site("refused");
+    let first = served_fingerprint(&s);
+    assert!(first.contains("Fingerprint="), "{first}");
+
+    // A new certificate on disk, and a new frontend on a port someone else holds.
+    make_leaf(s.dir.path(), "a", &format!("{NAME},example.test"));
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let cfg = s.dir.join("lb.yaml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let extra = format!(
+        "  - name: extra\n    bind: [\"127.0.0.1:{port}\"]\n    default_backend: web\nbackends:\n"
+    );
+    std::fs::write(&cfg, text.replacen("backends:\n", &extra, 1)).expect("write");
+    s.daemon.hup();
+    assert!(
+        s.daemon.wait_log(
+            "reload refused: cannot start the new balancer",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        s.daemon.log()
+    );
+    assert_eq!(
+        served_fingerprint(&s),
+        first,
+        "a refused reload swapped the certificate\n{}",
+        s.daemon.log()
+    );
+    let ok = curl(&s, &["--http1.1"], "/kept");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    // The port freed, the same file is accepted: now the new certificate is served.
+    drop(taken);
+    s.daemon.hup();
+    assert!(
+        s.daemon
+            .wait_log("balancer reloaded: 4 frontend(s)", Duration::from_secs(10)),
+        "{}",
+        s.daemon.log()
+    );
+    let second = served_fingerprint(&s);
+    assert!(
+        second.contains("Fingerprint=") && second != first,
+        "{second}"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
 }

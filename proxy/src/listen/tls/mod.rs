@@ -26,9 +26,9 @@ use rustls::crypto::CryptoProvider;
 
 pub use crate::config::{TlsConfig, TlsVersion};
 pub use certs::{load_bundle, load_source, CertError, CertSource, LoadedCert, SourceLoad};
-pub use resolver::{CertResolver, ReloadReport};
+pub use resolver::{CertResolver, ReloadReport, StagedCerts};
 pub use server::server_config;
-pub use set::{LoadNotes, TlsCertificates, TlsLoadError};
+pub use set::{LoadNotes, StagedReload, TlsCertificates, TlsLoadError};
 pub use sni::CertStore;
 
 /// The one crypto provider of the process (aws-lc-rs), built once.

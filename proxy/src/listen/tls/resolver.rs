@@ -67,8 +67,19 @@ impl CertResolver {
 
     /// Loads `sources` again (blocking: file reads and key parsing) and swaps the result in.
     pub fn reload(&self, sources: &[CertSource]) -> ReloadReport {
+        let (staged, report) = self.stage(sources);
+        if let Some(s) = staged {
+            self.commit(s);
+        }
+        report
+    }
+
+    /// Loads `sources` again without serving the result yet: a reload that may still be
+    /// refused (the new balancer cannot start) must leave the running certificates alone.
+    /// `None` when nothing loaded (the previous set stays, said in the report).
+    pub fn stage(&self, sources: &[CertSource]) -> (Option<StagedCerts>, ReloadReport) {
         let mut report = ReloadReport::default();
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let mut fresh = Vec::new();
         for source in sources {
             let previous = entries
@@ -85,14 +96,26 @@ impl CertResolver {
                 .failed
                 .push("no certificate loaded: the previous set stays in service".into());
             report.certificates = self.store.load().certs().len();
-            return report;
+            return (None, report);
         }
         report.warnings.extend(expiry_warnings(&all));
         report.certificates = all.len();
-        self.store.store(Arc::new(CertStore::new(all)));
-        *entries = fresh;
-        report
+        (Some(StagedCerts { fresh, all }), report)
     }
+
+    /// Serves what [`CertResolver::stage`] loaded, from the next handshake on.
+    pub fn commit(&self, staged: StagedCerts) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.store.store(Arc::new(CertStore::new(staged.all)));
+        *entries = staged.fresh;
+    }
+}
+
+/// Certificates a reload loaded, not served until committed.
+#[derive(Debug)]
+pub struct StagedCerts {
+    fresh: Vec<(CertSource, Vec<LoadedCert>)>,
+    all: Vec<LoadedCert>,
 }
 
 /// One entry's certificates after a reload: each file that loads, else its last good one.

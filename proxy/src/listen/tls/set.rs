@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::certs::CertError;
-use super::resolver::CertResolver;
+use super::resolver::{CertResolver, StagedCerts};
 use crate::config::ProxyConfig;
 
 /// What a load has to say: warnings (expiry, files passed over) and, on reload, files that
@@ -38,6 +38,19 @@ impl TlsCertificates {
         config: &ProxyConfig,
         previous: Option<&TlsCertificates>,
     ) -> Result<(TlsCertificates, LoadNotes), TlsLoadError> {
+        let (set, notes, staged) = Self::stage(config, previous)?;
+        staged.commit();
+        Ok((set, notes))
+    }
+
+    /// As [`TlsCertificates::load`], but the frontends `previous` knows keep serving their
+    /// running certificates until [`StagedReload::commit`]: the daemon commits once the
+    /// whole reload is accepted, so a refused one changes no certificate.
+    pub fn stage(
+        config: &ProxyConfig,
+        previous: Option<&TlsCertificates>,
+    ) -> Result<(TlsCertificates, LoadNotes, StagedReload), TlsLoadError> {
+        let mut staged = StagedReload::default();
         let mut set = TlsCertificates::default();
         let mut notes = LoadNotes::default();
         for fe in &config.frontends {
@@ -45,7 +58,10 @@ impl TlsCertificates {
             let known = previous.and_then(|p| p.by_frontend.get(&fe.name));
             let resolver = match known {
                 Some(r) => {
-                    let report = r.reload(&tls.certificates);
+                    let (fresh, report) = r.stage(&tls.certificates);
+                    if let Some(f) = fresh {
+                        staged.pending.push((r.clone(), f));
+                    }
                     let tag = |m: String| format!("frontend {}: {m}", fe.name);
                     notes.errors.extend(report.kept.into_iter().map(tag));
                     notes.errors.extend(report.failed.into_iter().map(tag));
@@ -65,10 +81,26 @@ impl TlsCertificates {
             };
             set.by_frontend.insert(fe.name.clone(), resolver);
         }
-        Ok((set, notes))
+        Ok((set, notes, staged))
     }
 
     pub(crate) fn get(&self, frontend: &str) -> Option<&Arc<CertResolver>> {
         self.by_frontend.get(frontend)
+    }
+}
+
+/// The reloaded certificates of running frontends, loaded and waiting to be served.
+#[derive(Debug, Default)]
+#[must_use = "nothing is served until commit(); dropping it keeps the running certificates"]
+pub struct StagedReload {
+    pending: Vec<(Arc<CertResolver>, StagedCerts)>,
+}
+
+impl StagedReload {
+    /// Serves the staged certificates from the next handshake on.
+    pub fn commit(self) {
+        for (resolver, certs) in self.pending {
+            resolver.commit(certs);
+        }
     }
 }
