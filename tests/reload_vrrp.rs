@@ -626,7 +626,7 @@ fn sighup_swaps_notify_scripts_weights_garp_interface_and_sync_groups() {
     let tracked = "    track_scripts: [{ name: chk_ok, weight: W }]\n";
 
     // 1. VI_2 added on both with the old scripts (lb2 tracks chk_ok with weight 0): lb1 wins.
-    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
+    let polls = polled(client, &[VIP], Duration::from_millis(800), || {
         pair.reload("lb1", with_vi2(vi2(101, &old, "lb1", "")));
         pair.reload(
             "lb2",
@@ -649,7 +649,7 @@ fn sighup_swaps_notify_scripts_weights_garp_interface_and_sync_groups() {
     // (no transition) ...
     let fifo = dir.join("lb2.fifo");
     let fifo_key = format!("global:\n  notify_fifo: {}\n", fifo.display());
-    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
+    let polls = polled(client, &[VIP], Duration::from_millis(800), || {
         pair.reload("lb1", with_vi2(vi2(101, &new, "lb1", "")));
         let swap = with_vi2(vi2(100, &new, "lb2", &tracked.replace('W', "0")));
         pair.reload("lb2", |t| swap(t).replacen("global:\n", &fifo_key, 1));
@@ -774,7 +774,7 @@ fn sighup_swaps_notify_scripts_weights_garp_interface_and_sync_groups() {
         }
     };
     let mut seen = (Vec::new(), String::new());
-    let polls = polled(client, &[VIP], Duration::from_millis(100), || {
+    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
         pair.reload("lb1", garp(true));
         seen = garps_on_the_wire(&pair.lab, VIP, 5);
     });
@@ -792,7 +792,7 @@ fn sighup_swaps_notify_scripts_weights_garp_interface_and_sync_groups() {
         "GARPs not spread over the refresh interval: {raw}"
     );
     assert!(pair.lb1.log_text().contains("gratuitous ARP settings"));
-    let polls = polled(client, &[VIP], Duration::from_millis(100), || {
+    let polls = polled(client, &[VIP], Duration::from_millis(300), || {
         pair.reload("lb1", garp(false));
         seen = garps_on_the_wire(&pair.lab, VIP, 3);
     });
