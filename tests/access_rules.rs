@@ -6,19 +6,12 @@
 
 mod common;
 
-use common::Backend;
+use common::{echo_server, free_port, Backend, LocalDaemon};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 use testkit::TempDir;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// A connection to 127.0.0.1:`port` from `from` (a loopback address).
 fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
@@ -92,36 +85,6 @@ fn csv_cell(stats: u16, px: &str, sv: &str, column: &str) -> Option<u64> {
         .ok()
 }
 
-/// A TCP server that sends back what it reads.
-fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn monitor_uri_rules_and_header_operations_on_live_traffic() {
     let dir = TempDir::new("access-rules");
@@ -189,15 +152,8 @@ backends:
         "check: {}",
         String::from_utf8_lossy(&check.stdout)
     );
-    let log = dir.join("lb.log");
-    let child = Command::new(common::BIN)
-        .args(["run", "-c"])
-        .arg(&path)
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn vrrplb");
-    let _d = Daemon(child);
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let d = LocalDaemon::start(&dir, &cfg);
+    let log_text = || d.log();
     assert!(
         testkit::wait_until(Duration::from_secs(10), || csv_cell(
             stats, "db", "FRONTEND", "scur"

@@ -6,18 +6,13 @@
 
 mod common;
 
+use common::{echo_server, free_port, LocalDaemon};
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use testkit::TempDir;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 const SERVER_DELAY: Duration = Duration::from_millis(40);
 const ANSWER_BODY: usize = 1000;
@@ -69,28 +64,6 @@ fn serve_slow(mut s: TcpStream) {
             return;
         }
     }
-}
-
-/// A TCP server that sends back what it reads until the client half-closes.
-fn echo_server() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    addr
 }
 
 /// Sends `request` on a fresh connection and reads to the end; the bytes received.
@@ -165,15 +138,6 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing"))
 }
 
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn bytes_times_and_tcp_sessions_are_counted_in_every_rendering() {
     let test = "bytes_times_and_tcp_sessions_are_counted_in_every_rendering";
@@ -203,16 +167,7 @@ backends:
     servers: [{{ name: e1, address: "{echo}" }}]
 "#
     );
-    let path = dir.join("lb.yaml");
-    std::fs::write(&path, cfg).expect("config");
-    let log = std::fs::File::create(dir.join("lb.log")).expect("log");
-    let child = Command::new(common::BIN)
-        .args(["run", "-c"])
-        .arg(&path)
-        .stderr(log)
-        .spawn()
-        .expect("spawn vrrplb");
-    let _d = Daemon(child);
+    let _d = LocalDaemon::start(&dir, &cfg);
     // Waits on the stats only: a probe connection to the tcp frontend would be a session.
     assert!(
         testkit::wait_until(Duration::from_secs(10), || {

@@ -7,19 +7,12 @@
 
 mod common;
 
-use common::Backend;
+use common::{free_port, Backend, LocalDaemon};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use testkit::TempDir;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// One raw HTTP/1.1 exchange on a fresh connection: (status, head, body). Bounded.
 fn raw(port: u16, request: &str) -> Option<(u16, String, String)> {
@@ -46,45 +39,6 @@ fn get(port: u16, path: &str, auth: bool) -> Option<(u16, String, String)> {
         port,
         &format!("GET {path} HTTP/1.1\r\nHost: stats\r\n{a}Connection: close\r\n\r\n"),
     )
-}
-
-struct Daemon {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-    config: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &TempDir, config: &str) -> Daemon {
-        let cfg = dir.join("lb.yaml");
-        std::fs::write(&cfg, config).expect("write config");
-        let log = dir.join("lb.log");
-        let f = std::fs::File::create(&log).expect("log");
-        let child = Command::new(common::BIN)
-            .args(["run", "-c"])
-            .arg(&cfg)
-            .stderr(f)
-            .spawn()
-            .expect("spawn vrrplb");
-        Daemon {
-            child,
-            log,
-            config: cfg,
-        }
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn config(dir: &TempDir, fe_port: u16, stats_port: u16, up: SocketAddr, down: u16) -> String {
@@ -167,7 +121,7 @@ fn stats_listener_serves_page_csv_json_metrics_to_real_consumers() {
     let dir = TempDir::new("stats-page");
     let up = Backend::start("127.0.0.1:0", "web1");
     let (fe, stats, down) = (free_port(), free_port(), free_port());
-    let d = Daemon::start(&dir, &config(&dir, fe, stats, up.addr, down));
+    let d = LocalDaemon::start(&dir, &config(&dir, fe, stats, up.addr, down));
     // Seed 001's `stats uri /haproxy?stats`: the query is part of the match, as in HAProxy.
     let page = "/haproxy?stats";
     assert!(
@@ -296,7 +250,7 @@ fn stats_listener_serves_page_csv_json_metrics_to_real_consumers() {
     assert_eq!(json["proxy"]["backends"][0]["servers"][1]["status"], "DOWN");
     let st = Command::new(common::BIN)
         .args(["status", "--json", "-c"])
-        .arg(&d.config)
+        .arg(d.config_path())
         .output()
         .expect("status --json");
     let sj: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status --json JSON");
@@ -304,7 +258,7 @@ fn stats_listener_serves_page_csv_json_metrics_to_real_consumers() {
     assert_eq!(sj["proxy"]["backends"][0]["servers"][1]["status"], "DOWN");
     let text = Command::new(common::BIN)
         .args(["status", "-c"])
-        .arg(&d.config)
+        .arg(d.config_path())
         .output()
         .expect("status");
     let text = String::from_utf8_lossy(&text.stdout);
@@ -363,9 +317,9 @@ fn stats_listener_serves_page_csv_json_metrics_to_real_consumers() {
 
     // Counters only go up across a reload (the balancer is rebuilt: new frontend maxconn).
     let before = csv_field(stats, "www", "FRONTEND", "req_tot");
-    let cfg = std::fs::read_to_string(&d.config).expect("config");
+    let cfg = std::fs::read_to_string(d.config_path()).expect("config");
     std::fs::write(
-        &d.config,
+        d.config_path(),
         cfg.replace(
             "    default_backend: web\n",
             "    maxconn: 500\n    default_backend: web\n",
@@ -443,7 +397,7 @@ fn a_scrape_of_100_servers_costs_under_a_millisecond_and_hoarders_are_bounded() 
             ));
         }
     }
-    let d = Daemon::start(&dir, &cfg);
+    let d = LocalDaemon::start(&dir, &cfg);
     assert!(
         testkit::wait_until(Duration::from_secs(10), || get(stats, "/metrics", false)
             .is_some_and(|r| r.0 == 200)),

@@ -389,3 +389,81 @@ pub fn read_fifo(path: std::path::PathBuf) -> Arc<std::sync::Mutex<Vec<String>>>
     });
     lines
 }
+
+/// A free loopback port (bound, then released for the daemon to bind).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A TCP echo server on loopback (a thread per connection, each read bounded by 10 s); it
+/// closes its write side once the client closed its own.
+pub fn echo_server() -> SocketAddr {
+    use std::io::Read;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// `vrrplb run` on the host (no namespace) with `config` written to `dir/lb.yaml`, its log
+/// (stderr) in `dir/lb.log`; killed when dropped.
+pub struct LocalDaemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl LocalDaemon {
+    pub fn start(dir: &TempDir, config: &str) -> LocalDaemon {
+        let cfg = dir.join("lb.yaml");
+        std::fs::write(&cfg, config).expect("write config");
+        let log = dir.join("lb.log");
+        let f = std::fs::File::create(&log).expect("log");
+        let child = Command::new(BIN)
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .stderr(f)
+            .spawn()
+            .expect("spawn vrrplb");
+        LocalDaemon {
+            child,
+            log,
+            config: cfg,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
+    }
+}
+
+impl Drop for LocalDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
