@@ -25,7 +25,7 @@ pub mod tcp;
 /// Entry points for the fuzz targets (proxy/fuzz); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::upstream::h1::http1_responses;
+    pub use crate::upstream::h1::{http1_connect_responses, http1_responses};
 }
 
 // The public API as it was before the layers (src/, tests and benches use these paths).

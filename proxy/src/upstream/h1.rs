@@ -904,7 +904,7 @@ pub(crate) struct Replay {
 /// pool requires) the next response. `head_request`: every request is a HEAD. Asserts what
 /// must hold whatever the bytes: the buffer never holds more than was received, and a chunk
 /// error found before the head would go out is one the decoder finds too.
-pub(crate) fn replay(data: &[u8], reads: &[usize], head_request: bool) -> Replay {
+fn replay(data: &[u8], reads: &[usize], asked: Asked) -> Replay {
     let mut out = Replay::default();
     let mut names = NameCache::default();
     let mut buf = BytesMut::new();
@@ -923,7 +923,7 @@ pub(crate) fn replay(data: &[u8], reads: &[usize], head_request: bool) -> Replay
     };
     loop {
         let head = loop {
-            match parse_head(&mut buf, Asked::head(head_request), &mut names) {
+            match parse_head(&mut buf, asked, &mut names) {
                 Ok(Some(head)) => break head,
                 Ok(None) if buf.len() < MAX_HEAD && read(&mut buf) => {}
                 Ok(None) if buf.is_empty() => return out,
@@ -996,8 +996,18 @@ pub(crate) fn replay(data: &[u8], reads: &[usize], head_request: bool) -> Replay
 /// bytes. Panics on a bug.
 /// The fuzz target's check (proxy/fuzz, re-exported as `proxy::fuzzing`).
 pub fn http1_responses(data: &[u8], reads: &[usize], head_request: bool) {
-    let whole = replay(data, &[usize::MAX], head_request);
-    let split = replay(data, reads, head_request);
+    replays_agree(data, reads, Asked::head(head_request));
+}
+
+/// [`http1_responses`] for the answers to CONNECT requests: a 2xx ends at its head (what
+/// follows is the tunnel's), any other answer is framed as usual.
+pub fn http1_connect_responses(data: &[u8], reads: &[usize]) {
+    replays_agree(data, reads, Asked::Connect);
+}
+
+fn replays_agree(data: &[u8], reads: &[usize], asked: Asked) {
+    let whole = replay(data, &[usize::MAX], asked);
+    let split = replay(data, reads, asked);
     // Later responses may differ: bytes that arrive together with a response (rather
     // than after it) keep its connection out of the pool.
     let first = |r: &Replay| r.responses.first().cloned();
@@ -1473,15 +1483,18 @@ mod tests {
                 for head in [false, true] {
                     http1_responses(stream, reads, head);
                 }
+                http1_connect_responses(stream, reads);
             }
         }
         // One byte a read: a response never arrives with bytes of the next, so the connection
         // serves all three (read whole, the first response's leftovers retire it).
         assert_eq!(
-            replay(&seeds[0][5..], &[usize::MAX], false).responses.len(),
+            replay(&seeds[0][5..], &[usize::MAX], Asked::Other)
+                .responses
+                .len(),
             1
         );
-        let whole = replay(&seeds[0][5..], &[1], false);
+        let whole = replay(&seeds[0][5..], &[1], Asked::Other);
         assert_eq!(
             whole.responses,
             vec![
@@ -1491,7 +1504,14 @@ mod tests {
             ]
         );
         assert!(!whole.failed);
-        let chunked = replay(&seeds[1][5..], &[1], false);
+        // To a CONNECT: the 200 ends at its head whatever its fields, the rest is tunnel.
+        let tunnel = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello HTTP/1.1 200 OK\r\n";
+        for reads in [&[1usize][..], &[usize::MAX]] {
+            let r = replay(tunnel, reads, Asked::Connect);
+            assert_eq!(r.responses, vec![(200, Vec::new(), 0)], "{reads:?}");
+            http1_connect_responses(tunnel, reads);
+        }
+        let chunked = replay(&seeds[1][5..], &[1], Asked::Other);
         assert_eq!(chunked.responses[0], (200, b"hello".to_vec(), 1));
         assert_eq!(chunked.responses[1].0, 304);
         // A bad chunk, a lying length, garbage: failures, the same whatever the reads.
@@ -1502,7 +1522,7 @@ mod tests {
             b"\x00\x01garbage\r\n\r\n",
         ] {
             for reads in [&[1usize][..], &[4], &[usize::MAX]] {
-                let r = replay(bad, reads, false);
+                let r = replay(bad, reads, Asked::Other);
                 assert!(
                     r.failed && r.responses.is_empty(),
                     "{bad:?} {reads:?}: {r:?}"
