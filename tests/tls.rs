@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 }
 
 fn tools(test: &str) -> bool {
-    ["curl", "openssl", "python3", "h2load"]
+    ["curl", "openssl", "python3", "h2load", "nghttp"]
         .iter()
         .all(|t| testkit::require_tool(test, t))
 }
@@ -136,7 +136,7 @@ fn site(test: &str) -> Site {
     let config = format!(
         concat!(
         "global:\n  node: t\n  log: {{ target: stderr, access_log: true }}\n  control_socket: {sock}\n",
-        "frontends:\n  - name: site\n    bind: [\"127.0.0.1:{tls}\"]\n    tls: {{ certificates: [\"{a}\", \"{b}\"] }}\n    hsts: 1y\n    forwarded_for: true\n    timeouts: {{ client: 2s }}\n    maxconn: 400\n    default_backend: web\n",
+        "frontends:\n  - name: site\n    bind: [\"127.0.0.1:{tls}\"]\n    tls: {{ certificates: [\"{a}\", \"{b}\"] }}\n    hsts: 1y\n    forwarded_for: true\n    timeouts: {{ client: 2s }}\n    maxconn: 400\n    h2_max_streams: 24\n    default_backend: web\n",
         "  - name: plain\n    bind: [\"127.0.0.1:{plain}\"]\n    redirect_https: true\n    default_backend: web\n",
         "  - name: clear\n    bind: [\"127.0.0.1:{h2c}\"]\n    h2c: true\n    h2_max_streams: 10\n    timeouts: {{ client: 2s }}\n    default_backend: web\n",
         "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
@@ -302,6 +302,16 @@ with socket.create_connection(('127.0.0.1', PORT), timeout=5) as raw:
         "h2load did not succeed:\n{out}"
     );
     assert!(out.contains("Application protocol: h2"), "{out}");
+    // A client that chose h2 by ALPN gets hyper's HTTP/2 server itself (conn.rs), with the
+    // frontend's stream bound in its SETTINGS.
+    let url = format!("https://127.0.0.1:{}/settings", s.tls);
+    let (ok, out) = run(&["nghttp", "-nv", &url], "", Duration::from_secs(15));
+    assert!(ok, "nghttp failed:\n{out}");
+    assert!(
+        out.contains("SETTINGS_MAX_CONCURRENT_STREAMS(0x03):24"),
+        "no stream bound of 24 in the SETTINGS:\n{out}"
+    );
+    assert!(out.contains(":status: 200"), "{out}");
 
     // The access log: `~` after the frontend, TLS version, cipher and SNI before the request.
     assert!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -167,12 +167,18 @@ impl Frontend {
     }
 }
 
-/// hyper's server for a frontend's connections (both serve WebSocket upgrades).
+/// hyper's server for a frontend's connections (HTTP/1 serves WebSocket upgrades).
 pub(crate) enum HttpServer {
     /// HTTP/1 only: hyper's HTTP/1 server, no protocol sniffing.
     Http1(http1::Builder),
-    /// HTTP/1 or HTTP/2, told apart by the client's first bytes.
-    Auto(auto::Builder<TokioExecutor>),
+    /// HTTP/2 offered: a TLS connection whose ALPN chose `h2` or `http/1.1` gets that
+    /// protocol's server (`h2`, `h1`), any other connection (h2c, or TLS without ALPN) the
+    /// server that tells them apart by the client's first bytes (`auto`).
+    Auto {
+        auto: Box<auto::Builder<TokioExecutor>>,
+        h1: http1::Builder,
+        h2: http2::Builder<TokioExecutor>,
+    },
 }
 
 /// hyper's server settings. HTTP/2 only where the config asks for it (TLS with `h2` in ALPN,
@@ -185,28 +191,38 @@ fn server_builder(cfg: &FrontendConfig) -> HttpServer {
         Some(tls) => tls.offers_h2(),
         None => cfg.h2c,
     };
-    if !h2 {
-        let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .max_buf_size(MAX_REQUEST_HEAD)
-            .keep_alive(true);
-        return HttpServer::Http1(h1);
-    }
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         // `http_request` is enforced (with a 408) by listen/conn.rs's ClientIo instead.
         .header_read_timeout(None)
         .max_buf_size(MAX_REQUEST_HEAD)
         .keep_alive(true);
-    http.http2()
+    if !h2 {
+        return HttpServer::Http1(h1);
+    }
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(true);
+    auto.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(cfg.h2_max_streams)
         .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
         .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
         .max_header_list_size(MAX_REQUEST_HEAD as u32);
-    HttpServer::Auto(http)
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.h2_max_streams)
+        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
+        .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
+        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    HttpServer::Auto {
+        auto: Box::new(auto),
+        h1,
+        h2,
+    }
 }
 
 /// Streams a client may reset before they are accepted (hyper's default, stated here).

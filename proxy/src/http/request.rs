@@ -118,9 +118,10 @@ pub(crate) async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, CloseSilently> {
     let mut ex = open_exchange(&fe, &conn, &shared, &req);
-    if let Err(bad) = http1_rules(&mut req) {
-        return fe.bad_request(ex, guard, &conn, bad);
-    }
+    let host = match http1_rules(&mut req).and_then(|()| request_host(&req)) {
+        Ok(host) => host,
+        Err(bad) => return fe.bad_request(ex, guard, &conn, bad),
+    };
     if req.method() == Method::CONNECT {
         let has_body = !req.body().is_end_stream();
         if let Err(bad) = request_rules::check_connect(req.uri(), has_body) {
@@ -135,7 +136,6 @@ pub(crate) async fn handle(
     if let Some(r) = fe.cfg.redirect_https.as_ref().filter(|_| !conn.tls) {
         return Ok(redirect(&https_location(&req, r.port), r.code, ex, guard));
     }
-    let host = req.headers().get(header::HOST);
     // X-Forwarded-Host copies Host, which the header operations before it never remove.
     let forwarded_host = host.filter(|_| fe.cfg.forwarded_for).cloned();
     let (backend_index, strip) = match route(&fe, host, req.uri()) {
@@ -227,11 +227,11 @@ pub(crate) async fn handle(
     Ok(respond(ctx, resp, slot, &mut out.parts.headers, ex, guard))
 }
 
-/// HTTP/1 framing and Host rules (request_rules.rs); the rare absolute form first, as it
-/// replaces Host.
+/// HTTP/1 framing rules (request_rules.rs) and the rare absolute form, which replaces Host
+/// (its own Host is checked first).
 #[inline(always)]
 fn http1_rules(req: &mut Request<Incoming>) -> Result<(), request_rules::BadRequest> {
-    if req.version() != Version::HTTP_11 && req.version() != Version::HTTP_10 {
+    if !is_http1(req.version()) {
         return Ok(());
     }
     if req.uri().authority().is_some() {
@@ -241,13 +241,26 @@ fn http1_rules(req: &mut Request<Incoming>) -> Result<(), request_rules::BadRequ
             req.headers_mut().insert(header::HOST, host);
         }
     }
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    let first = hosts.next();
-    request_rules::check_host(req.version(), first, hosts.next().is_some())?;
     if !req.body().is_end_stream() {
         request_rules::check_transfer_encoding(req.headers())?;
     }
     Ok(())
+}
+
+/// The request's Host field, found once for both the HTTP/1 Host rules and routing: exactly
+/// one valid Host in HTTP/1.1, at most one in HTTP/1.0 (HTTP/2 has `:authority` instead).
+#[inline(always)]
+fn request_host<B>(req: &Request<B>) -> Result<Option<&HeaderValue>, request_rules::BadRequest> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let first = hosts.next();
+    if is_http1(req.version()) {
+        request_rules::check_host(req.version(), first, hosts.next().is_some())?;
+    }
+    Ok(first)
+}
+
+fn is_http1(v: Version) -> bool {
+    v == Version::HTTP_11 || v == Version::HTTP_10
 }
 
 /// The exchange of a request that just arrived, with the log fields known at that point.

@@ -331,10 +331,11 @@ async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match tls {
-        None => conn::serve(fe, stream, peer, local, None, drain).await,
+        None => conn::serve(fe, stream, peer, local, None, conn::Alpn::None, drain).await,
         Some(tls) => {
             if let Some((stream, facts)) = tls.accept(&fe.name, stream, peer).await {
-                conn::serve(fe, stream, peer, local, Some(facts), drain).await;
+                let alpn = conn::Alpn::of(stream.get_ref().1.alpn_protocol());
+                conn::serve(fe, stream, peer, local, Some(facts), alpn, drain).await;
             }
         }
     }

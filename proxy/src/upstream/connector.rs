@@ -148,10 +148,15 @@ impl Upstream {
     }
 
     /// An idle pooled connection still open, else a new one. `client`: the request's client
-    /// (source, destination), which a `send_proxy` connection must have been opened for.
-    pub(crate) async fn checkout(&self, client: ClientAddrs) -> Result<RawConn, ConnectError> {
+    /// (source, destination), which a `send_proxy` connection must have been opened for;
+    /// `now`: the time idle connections are judged at (the caller's clock read).
+    pub(crate) async fn checkout(
+        &self,
+        client: ClientAddrs,
+        now: Instant,
+    ) -> Result<RawConn, ConnectError> {
         if self.send_proxy.is_some() {
-            return match self.take_owned(client) {
+            return match self.take_owned(client, now) {
                 Ok(conn) => Ok(conn),
                 Err(generation) => self.open(generation, Some(client)).await,
             };
@@ -159,7 +164,7 @@ impl Upstream {
         let generation = {
             let mut st = self.pool.lock();
             while let Some(mut c) = st.idle.pop() {
-                if c.since.elapsed() >= self.pool.idle_timeout {
+                if now.saturating_duration_since(c.since) >= self.pool.idle_timeout {
                     // The newest is expired: all are.
                     st.idle.clear();
                     break;
@@ -175,11 +180,13 @@ impl Upstream {
 
     /// `send_proxy`: the newest idle connection opened for `client` and still open; else the
     /// pool generation for a new one.
-    fn take_owned(&self, client: ClientAddrs) -> Result<RawConn, u64> {
+    fn take_owned(&self, client: ClientAddrs, now: Instant) -> Result<RawConn, u64> {
         let mut st = self.pool.lock();
         while let Some(i) = st.idle.iter().rposition(|c| c.conn.owner() == Some(client)) {
             let mut c = st.idle.remove(i);
-            if c.since.elapsed() < self.pool.idle_timeout && c.conn.still_open() {
+            if now.saturating_duration_since(c.since) < self.pool.idle_timeout
+                && c.conn.still_open()
+            {
                 return Ok(c.conn);
             }
         }

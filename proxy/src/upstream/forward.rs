@@ -162,21 +162,27 @@ fn direct(out: &Outgoing) -> bool {
         && (out.parts.version != Version::HTTP_10 || out.parts.method == Method::CONNECT)
 }
 
-/// One attempt through a direct exchange.
+/// One attempt through a direct exchange. `started`: when the first attempt started,
+/// `attempt_start`: when this one did.
 async fn attempt_direct(
     server: &crate::upstream::backend::Server,
     out: &Outgoing,
     server_timeout: Duration,
-    started: Instant,
+    (started, attempt_start): (Instant, Instant),
     stats: &mut Attempts,
     reused: &mut bool,
 ) -> Outcome {
-    let conn = match server.upstream.checkout(out.client).await {
+    let conn = match server.upstream.checkout(out.client, attempt_start).await {
         Ok(c) => c,
         Err(e) => return Outcome::ConnectFailed(e),
     };
     *reused = conn.reused;
-    let connected = Instant::now();
+    // A pooled connection is taken without waiting: no second clock read for it.
+    let connected = if conn.reused {
+        attempt_start
+    } else {
+        Instant::now()
+    };
     stats.connect = Some(connected.saturating_duration_since(started));
     // CONNECT names the client's authority (`host:port`), as a forward proxy behind
     // expects; request.rs made sure there is one.
@@ -216,7 +222,7 @@ async fn attempt_hyper(
     // A request the connection never took (it was closing as we picked it) goes out on
     // another one (hyper-util's `retry_canceled_requests`); not a retry.
     loop {
-        let conn = match server.upstream.checkout(out.client).await {
+        let conn = match server.upstream.checkout(out.client, Instant::now()).await {
             Ok(c) => c,
             Err(e) => return Outcome::ConnectFailed(e),
         };
@@ -310,11 +316,16 @@ pub(crate) async fn forward(
         let server = slot.server();
         let mut reused = false;
         let outcome = if direct {
+            let attempt_start = if attempt == 0 && !replaying {
+                started
+            } else {
+                Instant::now()
+            };
             attempt_direct(
                 server,
                 out,
                 cfg.timeouts.server,
-                started,
+                (started, attempt_start),
                 stats,
                 &mut reused,
             )
