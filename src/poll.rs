@@ -67,6 +67,20 @@ pub struct PollArgs {
     /// line says when and why, and the next poll opens a new connection (kept in turn).
     #[arg(long)]
     keep_alive: bool,
+    /// With --keep-alive: a request on a kept connection that the server closed or reset
+    /// before any byte of an answer is sent again, once, on a new connection, as HTTP clients
+    /// do for a GET (RFC 9112 §9.3.1); a `STALE` line, counted in `stale_retries`, not a
+    /// failure. A timeout is still a failure.
+    #[arg(long, requires = "keep_alive")]
+    retry_stale: bool,
+}
+
+/// A kept connection's failure that an HTTP client answers by sending the GET again: the
+/// connection was closed or reset before any answer byte (not a timeout, not a bad answer).
+fn stale(why: &str) -> bool {
+    why == "read: connection closed before a response"
+        || why.starts_with("send: ")
+        || (why.starts_with("read: ") && !why.contains("no response within"))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -409,6 +423,8 @@ struct Tally {
     /// `--keep-alive`: when the first kept connection broke, and the answers it gave.
     stream_broke: Option<(u128, u128)>,
     stream_answers: u64,
+    /// `--retry-stale`: requests sent again after their kept connection closed under them.
+    stale_retries: u64,
 }
 
 /// The balancer an answer names (`web1 via lb2` -> `lb2`), if any.
@@ -493,13 +509,21 @@ pub fn run(args: &PollArgs) -> ExitCode {
         t.requests += 1;
         // Round robin over the URLs (the modulo of a count below 1,000,000 fits usize).
         let target = &targets[(seq % targets.len() as u64) as usize];
-        let answer = match kept.take() {
-            Some((mut conn, n)) => match exchange(&mut conn, target, args.timeout, true) {
+        let mut answer = None;
+        if let Some((mut conn, n)) = kept.take() {
+            match exchange(&mut conn, target, args.timeout, true) {
                 Ok((body, again)) => {
                     if again {
                         kept = Some((conn, n + 1));
                     }
-                    Ok(body)
+                    answer = Some(Ok(body));
+                }
+                Err(why) if args.retry_stale && stale(&why) => {
+                    t.stale_retries += 1;
+                    let _ = writeln!(
+                        stdout,
+                        "STALE at={at} t=+{rel}ms seq={seq} after {n} answer(s) on it: {why}; sent again on a new connection"
+                    );
                 }
                 Err(why) => {
                     let _ = writeln!(
@@ -510,9 +534,12 @@ pub fn run(args: &PollArgs) -> ExitCode {
                         t.stream_broke = Some((at, rel));
                         t.stream_answers = n;
                     }
-                    Err(format!("stream: {why}"))
+                    answer = Some(Err(format!("stream: {why}")));
                 }
-            },
+            }
+        }
+        let answer = match answer {
+            Some(a) => a,
             None => {
                 t.connections += 1;
                 connect(target, args.timeout).and_then(|mut conn| {
@@ -634,7 +661,7 @@ fn summary(t: &Tally) -> String {
         "RESULT requests={} ok={} failed={} runs={} outage_ms={} recovered={} \
          failed_after_recovery={} first_fail_at={} last_fail_at={} recovered_at={} \
          first_fail_t={} recovered_t={} connections={} stream_broke_t={} stream_answers={} \
-         switch_t={} before=\"{}\" after=\"{}\"",
+         stale_retries={} switch_t={} before=\"{}\" after=\"{}\"",
         t.requests,
         t.ok,
         t.failed,
@@ -654,6 +681,7 @@ fn summary(t: &Tally) -> String {
         t.connections,
         opt(t.stream_broke.map(|s| s.1)),
         t.stream_answers,
+        t.stale_retries,
         opt(t.switched.map(|s| s.1)),
         before.unwrap_or_default(),
         after.unwrap_or_default(),
@@ -664,6 +692,16 @@ fn summary(t: &Tally) -> String {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn only_a_connection_closed_or_reset_under_a_request_is_stale() {
+        assert!(stale("read: connection closed before a response"));
+        assert!(stale("read: Connection reset by peer (os error 104)"));
+        assert!(stale("send: Broken pipe (os error 32)"));
+        assert!(!stale("read: no response within 1000ms"));
+        assert!(!stale("status 502 \"<html>\""));
+        assert!(!stale("connect: Connection refused (os error 111)"));
+    }
 
     #[test]
     fn durations_and_urls_parse() {
