@@ -316,6 +316,16 @@ async fn bad_host_fields_get_400_and_reach_no_server() {
         assert_eq!(a.header("connection"), Some("close"), "{shown:?}");
     }
     assert_eq!(s.requests().len(), 0, "{:?}", s.requests());
+    // Each is a request error on the stats (HAProxy's `ereq`).
+    let errors = || {
+        p.proxy
+            .stats()
+            .frontends
+            .iter()
+            .find(|f| f.name == "www")
+            .map(|f| f.counters.errors_request)
+    };
+    assert_eq!(errors(), Some(bad.len() as u64));
     let good: &[&[u8]] = &[
         b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n",
         b"GET /x HTTP/1.1\r\nHost: A.Test:8080\r\n\r\n",
@@ -331,6 +341,11 @@ async fn bad_host_fields_get_400_and_reach_no_server() {
         assert_eq!(a.status, 200, "{shown:?}: {a:?}");
     }
     assert_eq!(s.requests().len(), good.len());
+    assert_eq!(
+        errors(),
+        Some(bad.len() as u64),
+        "good requests are no errors"
+    );
 }
 
 // ---- 3. Absolute-form targets ----

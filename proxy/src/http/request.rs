@@ -62,7 +62,8 @@ impl Frontend {
 
 impl Frontend {
     /// 400 to a request that breaks an HTTP/1 rule (request_rules.rs), logged `PR--` with a
-    /// line giving the reason.
+    /// line giving the reason and counted as a request error (`ereq`, as HAProxy counts an
+    /// invalid request; a `rules` deny is not an error).
     fn bad_request(
         &self,
         ex: Box<Exchange>,
@@ -71,6 +72,7 @@ impl Frontend {
         bad: request_rules::BadRequest,
     ) -> Result<Response<ResponseBody>, CloseSilently> {
         tracing::info!(frontend = %self.name, client = %conn.src, reason = bad.reason(), "bad request");
+        Meters::add(&self.meters.errors_request, 1);
         let why = (
             StatusCode::BAD_REQUEST,
             TermCause::Proxy,
