@@ -1,6 +1,6 @@
 //! Sending a request to a server (lb.md §6): a connection from the server's pool
-//! (connector.rs), retries on connect failures, redispatch on the last attempt,
-//! `connect`/`server` timeouts.
+//! (connector.rs), retries on connect failures, redispatch (on the last attempt, or at once
+//! when the request is not pinned and another server is up), `connect`/`server` timeouts.
 //! The request body and when it can be replayed: body.rs.
 
 use std::error::Error as StdError;
