@@ -7,10 +7,13 @@
 //! lose no poll; after the restore, one VIP each again. `deploy/aa-lab.sh down` removes
 //! everything, also when an assertion fails. Wall time: about 35 s (two drills of ~12 s).
 
+mod common;
+
+use common::script_lab::ScriptLab;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use testkit::{namespaces_with_prefix, require_root, require_tool, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
@@ -18,10 +21,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
 /// Master_Down_Interval of the next box (priority 140) at 100 ms in VRRPv3 (RFC 5798:
 /// 3 x 100 ms + (256 - 140) x 100 ms / 256) + 0.5 s.
 const MOVED_BOUND_MS: u64 = 300 + (256 - 140) * 100 / 256 + 500;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The generator's configs pass `vrrplb check` for several shapes, and each names the VIPs
 /// this box owns with priority 150.
@@ -100,60 +99,6 @@ fn generated_configs_pass_check() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--box 4"));
 }
 
-/// One lab, removed (`deploy/aa-lab.sh down`) on drop.
-struct Lab {
-    name: String,
-    out: TempDir,
-    runs: u32,
-}
-
-impl Lab {
-    /// Runs `deploy/aa-lab.sh ARGS` with a hard time limit; returns (success, stdout + stderr).
-    fn run(&mut self, args: &[&str], limit: Duration) -> (bool, String) {
-        self.runs += 1;
-        let log = self.out.join(&format!("run-{}.log", self.runs));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(repo().join("deploy/aa-lab.sh"))
-            .args(args)
-            .env("LAB", &self.name)
-            .env("VRRPLB_BIN", BIN)
-            .env("LAB_NO_APT", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().expect("dup")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("run deploy/aa-lab.sh");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                // Our own child, by PID.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let text = match status {
-            None => format!("{text}\n(deploy/aa-lab.sh {args:?} killed after {limit:?})"),
-            Some(_) => text,
-        };
-        (status.is_some_and(|s| s.success()), text)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let (ok, text) = self.run(&["down"], Duration::from_secs(60));
-        if !ok {
-            eprintln!("deploy/aa-lab.sh down failed:\n{text}");
-        }
-    }
-}
-
 /// The key=value pairs of the first line starting with `prefix` (e.g. "VIPRESULT
 /// phase=failover vip=VI_1 ").
 fn line<'a>(text: &'a str, prefix: &str) -> HashMap<&'a str, &'a str> {
@@ -180,7 +125,7 @@ fn holders<'a>(text: &'a str, phase: &str) -> HashMap<&'a str, &'a str> {
 }
 
 /// Kills `victim` (1..3) and restores it; checks where every VIP went and what the pollers saw.
-fn drill(lab: &mut Lab, victim: u32) {
+fn drill(lab: &mut ScriptLab, victim: u32) {
     let (ok, text) = lab.run(
         &["drill", "--box", &victim.to_string()],
         Duration::from_secs(60),
@@ -304,11 +249,7 @@ fn three_boxes_share_three_vips_and_a_dead_box_hands_its_vip_to_the_next() {
         }
     }
     let name = format!("vaa{}", std::process::id());
-    let mut lab = Lab {
-        name: name.clone(),
-        out: TempDir::new("aa-lab"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("aa-lab.sh", name.clone(), "aa-lab");
     let (ok, text) = lab.run(
         &["up", "--boxes", "3", "--vips", "3", "--advert", "100ms"],
         Duration::from_secs(60),

@@ -18,70 +18,12 @@
 //! hand-back with 700 ms without a MASTER in both labs at the same instant) and from two
 //! races not yet explained (a 20 ms poll reset 80 ms after a SIGTERM; see README).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use testkit::{require_root, require_tool, TempDir};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// One lab, removed (`deploy/lab.sh down`) on drop, also when an assertion fails.
-struct Lab {
-    name: String,
-    out: TempDir,
-    runs: u32,
-}
-
-impl Lab {
-    /// Runs `deploy/lab.sh ARGS` with a hard time limit; returns (success, stdout + stderr).
-    fn run(&mut self, args: &[&str], limit: Duration) -> (bool, String) {
-        self.runs += 1;
-        let log = self.out.join(&format!("run-{}.log", self.runs));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(repo().join("deploy/lab.sh"))
-            .args(args)
-            .env("LAB", &self.name)
-            .env("VRRPLB_BIN", BIN)
-            .env("LAB_NO_APT", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().expect("dup")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("run deploy/lab.sh");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                // Our own child, by PID; `down` (Drop) stops what it started.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let text = match status {
-            None => format!("{text}\n(deploy/lab.sh {args:?} killed after {limit:?})"),
-            Some(_) => text,
-        };
-        (status.is_some_and(|s| s.success()), text)
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let (ok, text) = self.run(&["down"], Duration::from_secs(60));
-        if !ok {
-            eprintln!("deploy/lab.sh down failed:\n{text}");
-        }
-    }
-}
+use common::script_lab::ScriptLab;
+use std::path::Path;
+use std::time::Duration;
+use testkit::{require_root, require_tool};
 
 /// Root, the lab's tools and python3 (the fault injectors and the report); false: skip.
 fn ready(test: &str) -> bool {
@@ -117,7 +59,7 @@ fn num(r: &std::collections::HashMap<String, String>, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number {key} in {r:?}"))
 }
 
-fn up(lab: &mut Lab) {
+fn up(lab: &mut ScriptLab) {
     let (ok, text) = lab.run(&["up", "--advert", "100ms"], Duration::from_secs(180));
     assert!(ok, "deploy/lab.sh up --advert 100ms failed:\n{text}");
 }
@@ -129,11 +71,7 @@ fn sixty_faults_from_a_fixed_seed_stay_within_their_bounds() {
     if !ready(test) {
         return;
     }
-    let mut lab = Lab {
-        name: format!("vch{}", std::process::id()),
-        out: TempDir::new("chaos"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("lab.sh", format!("vch{}", std::process::id()), "chaos");
     up(&mut lab);
     let (ok, text) = lab.run(
         &["chaos", "--events", "60", "--seed", "16"],
@@ -181,11 +119,7 @@ fn a_ten_minute_soak_leaves_both_processes_flat() {
     if !ready(test) {
         return;
     }
-    let mut lab = Lab {
-        name: format!("vsk{}", std::process::id()),
-        out: TempDir::new("soak"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("lab.sh", format!("vsk{}", std::process::id()), "soak");
     up(&mut lab);
     let (ok, text) = lab.run(
         &["soak", "--minutes", "10", "--seed", "3"],

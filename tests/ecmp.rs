@@ -12,76 +12,18 @@
 //!
 //! Wall time: about 35 s (lab up ~8 s, drill ~20 s, down ~3 s); budget 2 minutes.
 
+mod common;
+
+use common::script_lab::ScriptLab;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::{namespaces_with_prefix, require_root, require_tool, TempDir};
+use testkit::{namespaces_with_prefix, require_root, require_tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
 
 /// BFD: 3 x 100 ms, plus zebra/bgpd and the kernel; the brief's bound.
 const WITHDRAW_BOUND_MS: u64 = 1000;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// One ECMP lab, removed (`deploy/ecmp-lab.sh down`) on drop.
-struct Lab {
-    name: String,
-    out: TempDir,
-    runs: u32,
-}
-
-impl Lab {
-    fn run(&mut self, args: &[&str], limit: Duration) -> (bool, String) {
-        self.runs += 1;
-        let log = self.out.join(&format!("run-{}.log", self.runs));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(repo().join("deploy/ecmp-lab.sh"))
-            .args(args)
-            .env("LAB", &self.name)
-            .env("VRRPLB_BIN", BIN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().expect("dup")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("run deploy/ecmp-lab.sh");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                // Our own child, by PID.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let text = match status {
-            None => format!("{text}\n(ecmp-lab.sh {args:?} killed after {limit:?})"),
-            Some(_) => text,
-        };
-        (status.is_some_and(|s| s.success()), text)
-    }
-
-    fn dir(&self) -> PathBuf {
-        PathBuf::from(format!("/run/{}", self.name))
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let (ok, text) = self.run(&["down"], Duration::from_secs(60));
-        if !ok {
-            eprintln!("deploy/ecmp-lab.sh down failed:\n{text}");
-        }
-    }
-}
 
 fn result(text: &str) -> HashMap<String, i64> {
     let line = text
@@ -119,11 +61,7 @@ fn one_vip_from_every_healthy_box_spreads_flows_and_withdraws_a_failed_box_withi
         return;
     }
     let started = Instant::now();
-    let mut lab = Lab {
-        name: format!("ecmp{}", std::process::id()),
-        out: TempDir::new("ecmp"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("ecmp-lab.sh", format!("ecmp{}", std::process::id()), "ecmp");
     let (ok, up) = lab.run(&["up"], Duration::from_secs(60));
     assert!(ok, "ecmp-lab.sh up failed:\n{up}");
     let (ok, text) = lab.run(&["drill"], Duration::from_secs(90));

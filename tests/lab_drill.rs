@@ -6,13 +6,14 @@
 //! through to the server SNI names), and `deploy/lab.sh down` removes everything, also when an
 //! assertion fails.
 
+mod common;
+
+use common::script_lab::ScriptLab;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use testkit::{namespaces_with_prefix, require_root, require_tool, TempDir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
+use std::time::Duration;
+use testkit::{namespaces_with_prefix, require_root, require_tool};
 
 /// Master_Down_Interval of the backup (priority 100, advert_int 1) + 0.5 s, in ms.
 const HARD_BOUND_MS: u64 = 3000 + (256 - 100) * 1000 / 256 + 500;
@@ -36,64 +37,6 @@ const V2: Bounds = Bounds {
 /// Graceful stop with the hand-over: what a 20 ms client may lose (a request in flight at the
 /// switch, 200 ms timeouts), well under the Skew_Time a plain keepalived stop costs.
 const GRACEFUL_HANDOVER_MS: u64 = 300;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// One lab, removed (`deploy/lab.sh down`) on drop.
-struct LabScript {
-    name: String,
-    out: TempDir,
-    runs: u32,
-}
-
-impl LabScript {
-    /// Runs `deploy/lab.sh ARGS` with a hard time limit; returns (success, stdout + stderr).
-    fn run(&mut self, args: &[&str], limit: Duration) -> (bool, String) {
-        self.runs += 1;
-        let log = self.out.join(&format!("run-{}.log", self.runs));
-        let file = std::fs::File::create(&log).expect("log file");
-        let mut child = Command::new(repo().join("deploy/lab.sh"))
-            .args(args)
-            .env("LAB", &self.name)
-            .env("VRRPLB_BIN", BIN)
-            .env("LAB_NO_APT", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone().expect("dup")))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .expect("run deploy/lab.sh");
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                break Some(st);
-            }
-            if Instant::now() >= deadline {
-                // Our own child, by PID.
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let text = match status {
-            None => format!("{text}\n(deploy/lab.sh {args:?} killed after {limit:?})"),
-            Some(_) => text,
-        };
-        (status.is_some_and(|s| s.success()), text)
-    }
-}
-
-impl Drop for LabScript {
-    fn drop(&mut self) {
-        let (ok, text) = self.run(&["down"], Duration::from_secs(60));
-        if !ok {
-            eprintln!("deploy/lab.sh down failed:\n{text}");
-        }
-    }
-}
 
 /// The `RESULT phase=NAME ...` line of a drill, as key=value pairs.
 fn result(text: &str, phase: &str) -> HashMap<String, String> {
@@ -191,13 +134,13 @@ enum Proto {
 }
 
 /// Runs one drill and checks its figures; returns (failover outage, failback outage) in ms.
-fn drill(lab: &mut LabScript, graceful: bool, bounds: Bounds) -> (u64, u64) {
+fn drill(lab: &mut ScriptLab, graceful: bool, bounds: Bounds) -> (u64, u64) {
     drill_with(lab, graceful, Proto::Http, bounds).0
 }
 
 /// As [`drill`] over `proto`; also returns the failover phase's RESULT fields.
 fn drill_with(
-    lab: &mut LabScript,
+    lab: &mut ScriptLab,
     graceful: bool,
     proto: Proto,
     bounds: Bounds,
@@ -528,8 +471,18 @@ fn check_passthrough(name: &str) {
         "{page}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The balancer logged the pass-through in tcplog form, with the pool SNI picked.
-    let log = std::fs::read_to_string(format!("/run/{name}/lb1/syslog.log")).unwrap_or_default();
+    // The balancer logged the pass-through in tcplog form, with the pool SNI picked. A
+    // session's line comes when both sides have closed, which may be after the client saw its
+    // certificate: wait for them (bounded).
+    let log_path = format!("/run/{name}/lb1/syslog.log");
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let logged = |log: &str| {
+        log.contains(" tls-in admin/adm1 ")
+            && log.contains(" tls-in app/web1 ")
+            && log.contains(" tls-in app/web2 ")
+    };
+    testkit::wait_until(Duration::from_secs(10), || logged(&read_log()));
+    let log = read_log();
     assert!(log.contains(" tls-in admin/adm1 "), "{log}");
     assert!(
         log.contains(" tls-in app/web1 ") && log.contains(" tls-in app/web2 "),
@@ -553,11 +506,7 @@ fn lab_comes_up_and_the_drill_measures_failover_and_failback_within_the_rfc_boun
         }
     }
     let name = format!("vld{}", std::process::id());
-    let mut lab = LabScript {
-        name: name.clone(),
-        out: TempDir::new("lab-drill"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("lab.sh", name.clone(), "lab-drill");
 
     let (ok, text) = lab.run(&[], Duration::from_secs(120));
     println!("---- deploy/lab.sh ----\n{text}");
@@ -664,11 +613,7 @@ fn lab_at_100ms_in_v3_fails_over_in_a_third_of_a_second() {
         }
     }
     let name = format!("vl3{}", std::process::id());
-    let mut lab = LabScript {
-        name: name.clone(),
-        out: TempDir::new("lab-drill-v3"),
-        runs: 0,
-    };
+    let mut lab = ScriptLab::new("lab.sh", name.clone(), "lab-drill-v3");
     let (ok, text) = lab.run(&["up", "--advert", "100ms"], Duration::from_secs(120));
     println!("---- deploy/lab.sh up --advert 100ms ----\n{text}");
     assert!(ok, "deploy/lab.sh up --advert 100ms failed:\n{text}");

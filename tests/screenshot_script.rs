@@ -3,16 +3,13 @@
 //! script renders only once lb1's CSV shows web2 DOWN, and fails otherwise) and take down the
 //! lab it started. The README's copy must exist, be a PNG and fit the same limit.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::script_lab::{repo, run_logged};
+use common::BIN;
+use std::process::Command;
+use std::time::Duration;
 use testkit::{namespaces_with_prefix, require_root, require_tool, TempDir};
-
-const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Width and height from a PNG's IHDR.
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
@@ -46,33 +43,14 @@ fn screenshot_script_renders_the_lab_page_with_a_server_down() {
     let lab = format!("vshot{}", std::process::id());
     let out = TempDir::new("screenshot");
     let png_path = out.join("page.png");
-    let log = out.join("script.log");
-    let file = std::fs::File::create(&log).expect("log");
-    let mut child = Command::new(repo().join("deploy/screenshot.sh"))
-        .arg(&png_path)
+    let mut cmd = Command::new(repo().join("deploy/screenshot.sh"));
+    cmd.arg(&png_path)
         .env("LAB", &lab)
         .env("LAB_DIR", out.join("lab"))
         .env("VRRPLB_BIN", BIN)
-        .env("LAB_NO_APT", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().expect("dup")))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .expect("run deploy/screenshot.sh");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if Instant::now() >= deadline {
-            // Our own child, by PID; its trap takes the lab down.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
+        .env("LAB_NO_APT", "1");
+    // Its trap takes the lab down, also when it is killed past the limit.
+    let (ok, text) = run_logged(cmd, &out.join("script.log"), Duration::from_secs(240));
     let left = namespaces_with_prefix(&lab);
     if !left.is_empty() {
         // Clean up before failing: the lab this test named.
@@ -82,10 +60,7 @@ fn screenshot_script_renders_the_lab_page_with_a_server_down() {
             .env("LAB_DIR", out.join("lab"))
             .status();
     }
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "screenshot.sh failed:\n{text}"
-    );
+    assert!(ok, "screenshot.sh failed:\n{text}");
     assert!(
         left.is_empty(),
         "the lab it started is still up: {left:?}\n{text}"

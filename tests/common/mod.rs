@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::{Host, Lab, TempDir};
 
+pub mod script_lab;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_vrrplb");
 pub const VIP: &str = "198.51.100.100";
 
