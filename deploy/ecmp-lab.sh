@@ -30,8 +30,12 @@
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/lib/frr"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB=${LAB:-ecmp}
+# The process helpers (start_bg, live_pid, stop_recorded, wait_for) are deploy/lab.sh's,
+# which only defines things when sourced; everything below sets this lab's own values.
+# shellcheck source=deploy/lab.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lab.sh"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if ! [[ $LAB =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,20}$ ]]; then
     echo "ecmp-lab.sh: LAB must be 1-21 characters of A-Z a-z 0-9 _ . - (got '$LAB')" >&2
     exit 2
@@ -55,56 +59,7 @@ die() {
 ns() { printf '%s-%s' "$LAB" "$1"; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "run as root (network namespaces)"; }
 
-# --- processes: recorded by PID + start time, signalled only by that ---
-
-starttime() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
-gone() {
-    [ -d "/proc/$1" ] || return 0
-    case "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $1}')" in
-        Z | X | "") return 0 ;;
-    esac
-    return 1
-}
-# start_bg NAME NAMESPACE LOGFILE COMMAND...   (ip netns exec execs, so $! is the command)
-start_bg() {
-    local name=$1 netns=$2 log=$3
-    shift 3
-    ip netns exec "$netns" "$@" </dev/null >>"$log" 2>&1 &
-    local pid=$!
-    printf '%s %s %s\n' "$pid" "$(starttime "$pid")" "$*" >"$PIDS/$name.pid"
-}
-live_pid() {
-    local f=$PIDS/$1.pid pid st rest
-    [ -f "$f" ] || return 0
-    read -r pid st rest <"$f" || return 0
-    [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 0
-    [ "$(starttime "$pid")" = "$st" ] || return 0
-    gone "$pid" || printf '%s' "$pid"
-}
-# stop_recorded NAME [SIGNAL]: signal the recorded process, wait up to 5 s, then SIGKILL it.
-stop_recorded() {
-    local name=$1 sig=${2:-TERM} pid i
-    pid=$(live_pid "$name")
-    if [ -n "$pid" ]; then
-        kill "-$sig" "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            [ -n "$(live_pid "$name")" ] || break
-            sleep 0.1
-        done
-        pid=$(live_pid "$name")
-        [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDS/$name.pid"
-}
-wait_for() {
-    local limit=$1 i
-    shift
-    for ((i = 0; i < limit * 10; i++)); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
+# --- processes: deploy/lab.sh's start_bg, live_pid, stop_recorded, wait_for ---
 
 # --- the binary and the tools ---
 
