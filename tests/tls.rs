@@ -688,27 +688,7 @@ fn sighup_reloads_certificates_and_keeps_the_last_good() {
         return;
     }
     let s = site("reload");
-    let fingerprint = |s: &Site| {
-        let connect = format!("127.0.0.1:{}", s.tls);
-        let (_, pem) = run(
-            &[
-                "openssl",
-                "s_client",
-                "-connect",
-                &connect,
-                "-servername",
-                NAME,
-            ],
-            "",
-            Duration::from_secs(10),
-        );
-        let (_, fp) = run(
-            &["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
-            &pem,
-            Duration::from_secs(10),
-        );
-        fp.trim().to_owned()
-    };
+    let fingerprint = served_fingerprint;
     let first = fingerprint(&s);
     assert!(first.contains("Fingerprint="), "{first}");
 
