@@ -898,6 +898,17 @@ impl Driver {
     /// Adds or removes these VIPs, each on its device (the instance's interface by default).
     async fn change_vips(&mut self, vips: &[crate::config::VirtualAddress], add: bool) {
         let name = self.cfg.name.clone();
+        // Sockets from an earlier term on an address we are about to add can only hang the
+        // clients that reuse their ports (see io::stale): cleared before the address is back.
+        let absent: Vec<IpAddr> = vips
+            .iter()
+            .map(|v| v.addr)
+            .filter(|a| add && !is_local(*a))
+            .collect();
+        if !absent.is_empty() {
+            let _ = clear_stale(name.clone(), absent).await;
+        }
+        let mut removed = Vec::new();
         for vip in vips {
             let dev = vip
                 .dev
@@ -912,14 +923,21 @@ impl Driver {
                     .del_address(&dev, vip.addr, vip.prefix_len)
                     .await
             };
-            if let Err(e) = r {
-                error!(
+            match r {
+                Err(e) => error!(
                     "({name}) cannot {} VIP {}/{} on {dev}: {e}",
                     if add { "add" } else { "remove" },
                     vip.addr,
                     vip.prefix_len
-                );
+                ),
+                Ok(()) if !add && !is_local(vip.addr) => removed.push(vip.addr),
+                Ok(()) => {}
             }
+        }
+        // What we leave behind on the removed addresses is dead (the clients' segments go to
+        // the new MASTER): freed now, in the background, not when the timeouts run out.
+        if !removed.is_empty() {
+            drop(tokio::spawn(clear_stale(name, removed)));
         }
     }
 
@@ -1136,5 +1154,51 @@ impl Driver {
             sink.changed(&self.cfg.name, status.state, status.priority);
         }
         self.report_to_group();
+    }
+}
+
+/// Whether this address is assigned here (in this namespace): a bind to it succeeds.
+fn is_local(addr: IpAddr) -> bool {
+    std::net::UdpSocket::bind((addr, 0)).is_ok()
+}
+
+/// Clears the TCP sockets left on `addrs` (see [`crate::io::stale`]) on a blocking thread;
+/// logs what it did. Never fails the caller: a kernel without `SOCK_DESTROY` only loses the
+/// clean-up.
+async fn clear_stale(name: String, addrs: Vec<IpAddr>) -> Option<crate::io::stale::Cleared> {
+    let shown = addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let t0 = Instant::now();
+    let done = tokio::task::spawn_blocking(move || crate::io::stale::clear_stale_tcp(&addrs)).await;
+    match done {
+        Ok(Ok(c)) => {
+            if c.destroyed > 0 {
+                info!(
+                    "({name}) cleared {} stale TCP socket(s) on {shown} ({} in TIME-WAIT) in {} ms",
+                    c.destroyed,
+                    c.time_wait,
+                    t0.elapsed().as_millis()
+                );
+            }
+            if c.failed > 0 {
+                warn!(
+                    "({name}) could not clear {} stale TCP socket(s) on {shown}: {}",
+                    c.failed,
+                    c.last_error.as_deref().unwrap_or("unknown")
+                );
+            }
+            Some(c)
+        }
+        Ok(Err(e)) => {
+            warn!("({name}) cannot list the TCP sockets on {shown} (sock_diag): {e}");
+            None
+        }
+        Err(e) => {
+            warn!("({name}) clearing stale TCP sockets on {shown} failed: {e}");
+            None
+        }
     }
 }

@@ -3,3 +3,4 @@ pub mod alarm;
 pub mod garp;
 pub mod netlink;
 pub mod socket;
+pub mod stale;
