@@ -898,17 +898,16 @@ impl Driver {
     /// Adds or removes these VIPs, each on its device (the instance's interface by default).
     async fn change_vips(&mut self, vips: &[crate::config::VirtualAddress], add: bool) {
         let name = self.cfg.name.clone();
-        // Sockets from an earlier term on an address we are about to add can only hang the
-        // clients that reuse their ports (see io::stale): cleared before the address is back.
+        // Closed connections from an earlier term on an address we are about to add can only
+        // hang the clients that reuse their ports (see io::stale): cleared before it is back.
         let absent: Vec<IpAddr> = vips
             .iter()
             .map(|v| v.addr)
             .filter(|a| add && !is_local(*a))
             .collect();
         if !absent.is_empty() {
-            let _ = clear_stale(name.clone(), absent).await;
+            clear_stale(name.clone(), absent).await;
         }
-        let mut removed = Vec::new();
         for vip in vips {
             let dev = vip
                 .dev
@@ -923,21 +922,14 @@ impl Driver {
                     .del_address(&dev, vip.addr, vip.prefix_len)
                     .await
             };
-            match r {
-                Err(e) => error!(
+            if let Err(e) = r {
+                error!(
                     "({name}) cannot {} VIP {}/{} on {dev}: {e}",
                     if add { "add" } else { "remove" },
                     vip.addr,
                     vip.prefix_len
-                ),
-                Ok(()) if !add && !is_local(vip.addr) => removed.push(vip.addr),
-                Ok(()) => {}
+                );
             }
-        }
-        // What we leave behind on the removed addresses is dead (the clients' segments go to
-        // the new MASTER): freed now, in the background, not when the timeouts run out.
-        if !removed.is_empty() {
-            drop(tokio::spawn(clear_stale(name, removed)));
         }
     }
 
@@ -1165,7 +1157,7 @@ fn is_local(addr: IpAddr) -> bool {
 /// Clears the TCP sockets left on `addrs` (see [`crate::io::stale`]) on a blocking thread;
 /// logs what it did. Never fails the caller: a kernel without `SOCK_DESTROY` only loses the
 /// clean-up.
-async fn clear_stale(name: String, addrs: Vec<IpAddr>) -> Option<crate::io::stale::Cleared> {
+async fn clear_stale(name: String, addrs: Vec<IpAddr>) {
     let shown = addrs
         .iter()
         .map(|a| a.to_string())
@@ -1190,15 +1182,8 @@ async fn clear_stale(name: String, addrs: Vec<IpAddr>) -> Option<crate::io::stal
                     c.last_error.as_deref().unwrap_or("unknown")
                 );
             }
-            Some(c)
         }
-        Ok(Err(e)) => {
-            warn!("({name}) cannot list the TCP sockets on {shown} (sock_diag): {e}");
-            None
-        }
-        Err(e) => {
-            warn!("({name}) clearing stale TCP sockets on {shown} failed: {e}");
-            None
-        }
+        Ok(Err(e)) => warn!("({name}) cannot list the TCP sockets on {shown} (sock_diag): {e}"),
+        Err(e) => warn!("({name}) clearing stale TCP sockets on {shown} failed: {e}"),
     }
 }

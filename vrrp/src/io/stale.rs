@@ -2,18 +2,19 @@
 //! socket diagnostics (`SOCK_DESTROY`, what `ss -K` does).
 //!
 //! Why: a box that loses the VIP keeps its sockets on it. A connection it closed first sits
-//! in TIME-WAIT for 60 s, one the client reset through the other box stays ESTABLISHED until
-//! a timeout. When the VIP comes back within that time, a client that has reused the same
-//! source port meanwhile (a busy client cycles through its ports in minutes) sends its segments
-//! of a *new* connection to the old socket: TIME-WAIT answers them with a bare ACK of the old
-//! sequence numbers, which the client ignores, and the connection hangs until the client gives
-//! up, where a box without that socket would have reset it at once. Found by the chaos drill
-//! (issue 16): one keep-alive request in ~20 fail-backs hung for its whole 1 s timeout.
+//! in TIME-WAIT for 60 s. When the VIP comes back within that time, a client that has reused
+//! the same source port meanwhile (a busy client cycles through its ports in minutes) sends
+//! the segments of a *new* connection to the old socket: TIME-WAIT answers them with a bare
+//! ACK of the old sequence numbers, which the client ignores, and the connection hangs until
+//! the client gives up, where a box without that socket would have reset it at once. Found by
+//! the chaos drill (issue 16): a keep-alive request in ~20 fail-backs hung for its whole 1 s
+//! timeout.
 //!
-//! So a MASTER clears every non-listening TCP socket of a VIP it is about to add (the address
-//! is absent, so none of them can carry a working connection), and a box that removed a VIP
-//! clears the sockets it leaves behind. Blocking netlink calls: run them off the engine's
-//! thread (`tokio::task::spawn_blocking`).
+//! So a MASTER clears, before it adds a VIP that is absent, the sockets on it that our side
+//! already closed (TIME-WAIT, FIN-WAIT, CLOSING, LAST-ACK): they carry nothing any more. Open
+//! connections (ESTABLISHED, CLOSE-WAIT) stay: a client may still be waiting on one of a
+//! short earlier term (a slow answer through a quick flap), and it would only lose it.
+//! Blocking netlink calls: run them off the engine's thread (`tokio::task::spawn_blocking`).
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
@@ -48,7 +49,7 @@ const BATCH: usize = 256;
 /// A netlink answer that takes longer than this means the kernel is not answering.
 const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Destroys every TCP socket whose local address is one of `addrs`, in any state but LISTEN.
+/// Destroys the TCP sockets whose local address is one of `addrs` and that our side closed.
 pub fn clear_stale_tcp(addrs: &[IpAddr]) -> io::Result<Cleared> {
     let mut cleared = Cleared::default();
     if addrs.is_empty() {
@@ -98,9 +99,11 @@ fn open() -> io::Result<Socket> {
 }
 
 fn states() -> StateFlags {
-    let mut s = StateFlags::all();
-    s.remove(StateFlags::LISTEN);
-    s
+    StateFlags::TIME_WAIT
+        | StateFlags::FIN_WAIT1
+        | StateFlags::FIN_WAIT2
+        | StateFlags::CLOSING
+        | StateFlags::LAST_ACK
 }
 
 fn request(family: u8, socket_id: SocketId) -> InetRequest {
@@ -220,10 +223,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_listen_state_is_never_asked_for() {
+    fn only_connections_our_side_closed_are_asked_for() {
         assert!(!states().contains(StateFlags::LISTEN));
+        assert!(!states().contains(StateFlags::ESTABLISHED));
+        assert!(!states().contains(StateFlags::CLOSE_WAIT));
         assert!(states().contains(StateFlags::TIME_WAIT));
-        assert!(states().contains(StateFlags::ESTABLISHED));
+        assert!(states().contains(StateFlags::FIN_WAIT2));
     }
 
     #[test]
