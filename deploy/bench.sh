@@ -38,8 +38,14 @@
 #     tunnel (wrk keep-alive; CPU s per GB), new TCP connections per second (Connection: close),
 #     TLS pass-through by SNI to nginx serving TLS itself (full handshakes/s, python3 ssl).
 #  6. scrape: 2 frontends, 4 backends, 100 servers: CPU of one scrape of /metrics and of the
-#     stats page (HAProxy: its Prometheus exporter and stats page), and the keep-alive shape with
-#     a scraper fetching /metrics every second against the same run without, alternating.
+#     stats page (HAProxy: its Prometheus exporter and stats page). Under callgrind (the same
+#     config without health checks): the instructions of one scrape of /metrics, of the stats
+#     page and of its CSV, per keep-alive request, and per request while scrapes run beside
+#     the requests (less the scrapes' own); from them the share of one scrape a second in the
+#     balancer's instructions at the measured keep-alive rate. Wall clock: one balancer,
+#     SCRAPE_PAIRS pairs (default 8) of SCRAPE_SECS-second (3) wrk keep-alive rounds without
+#     and with a curl fetching /metrics every second, order AB BA AB ...: the median of the
+#     paired changes of requests/s and of the balancer's CPU s per 1000 requests.
 #  7. callgrind: instructions per proxied request under `valgrind --tool=callgrind`, vrrplb and
 #     HAProxy, plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1)
 #     over two phases of one connection each, which cancels the connection's setup, the TLS
@@ -53,8 +59,8 @@
 #
 # Options:
 #   --quick            2 s per load shape, 1 round, 1 failover repetition, 5 s idle, 300 idle
-#                      TLS connections, few requests under callgrind; vrrp3: 1 round, 3 s
-#                      of load, 2 s of idle
+#                      TLS connections, few requests and scrapes under callgrind, 2 pairs of
+#                      1 s scrape rounds; vrrp3: 1 round, 3 s of load, 2 s of idle
 #   --rounds N         proxy rounds per shape (default 3)
 #   --duration S       seconds per wrk measurement (default 10; warm-up 2 s before each)
 #   --reps N           failover repetitions per implementation (default 3)
@@ -165,6 +171,7 @@ need=(ip haproxy keepalived nginx wrk curl taskset timeout awk)
 ! part tls || need+=(openssl python3 h2load)
 ! part tcp || need+=(openssl)
 ! part callgrind || need+=(openssl valgrind h2load)
+! part scrape || need+=(valgrind h2load)
 ! part vrrp3 || need+=(tshark)
 for tool in "${need[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
@@ -776,14 +783,13 @@ TLS_SHAPES=(tka tfull-ecdsa tfull-rsa tresume th2)
 TCP_SHAPES=(cbig c1m cclose cpass)
 declare -A SHAPE_CFG=([ka]=proxy [close]=proxy [big]=proxy
     [tka]=tls-ecdsa [tfull-ecdsa]=tls-ecdsa [tfull-rsa]=tls-rsa [tresume]=tls-ecdsa [th2]=tls-ecdsa
-    [cbig]=tcp [c1m]=tcp [cclose]=tcp [cpass]=tcp [splain]=stats [sscraped]=stats)
+    [cbig]=tcp [c1m]=tcp [cclose]=tcp [cpass]=tcp)
 declare -A SHAPE_URL=([ka]=http://@/ [close]=http://@/ [big]=http://@/100k
     [tka]=https://@/ [tfull-ecdsa]=@:443 [tfull-rsa]=@:443 [tresume]=https://@/ [th2]=https://@/
-    [cbig]=http://@/100k [c1m]=http://@/1m [cclose]=http://@/ [cpass]=@:443
-    [splain]=http://@/ [sscraped]=http://@/)
+    [cbig]=http://@/100k [c1m]=http://@/1m [cclose]=http://@/ [cpass]=@:443)
 declare -A SHAPE_CLIENT=([ka]=wrk [close]=wrk-close [big]=wrk
     [tka]=wrk [tfull-ecdsa]=handshake [tfull-rsa]=handshake [tresume]=wrk-close [th2]=h2load
-    [cbig]=wrk [c1m]=wrk [cclose]=wrk-close [cpass]=handshake [splain]=wrk [sscraped]=wrk)
+    [cbig]=wrk [c1m]=wrk [cclose]=wrk-close [cpass]=handshake)
 declare -A SHAPE_BYTES=([big]=102400 [cbig]=102400 [c1m]=1048576)
 declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new connection per request"
     [big]="100 KB, keep-alive (32 conns)"
@@ -795,9 +801,7 @@ declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new c
     [cbig]="tcp mode, 100 KB responses (wrk keep-alive, 32 conns)"
     [c1m]="tcp mode, 1 MB responses (wrk keep-alive, 32 conns)"
     [cclose]="tcp mode, new TCP connection per request (small, Connection: close)"
-    [cpass]="tcp mode, TLS pass-through by SNI (python3 ssl, full handshakes with the servers)"
-    [splain]="stats config (100 servers), keep-alive, no scraper"
-    [sscraped]="stats config (100 servers), keep-alive, /metrics scraped every 1 s")
+    [cpass]="tcp mode, TLS pass-through by SNI (python3 ssl, full handshakes with the servers)")
 HS_CLIENTS=4 # parallel handshake clients: the client's own handshakes set the pace
 # The full-handshake client (python3 ssl; `openssl s_time` of OpenSSL 3.0 sends no SNI, and
 # wrk resumes): for SECONDS, connect, handshake (TLS 1.3, no certificate check, no session
@@ -927,7 +931,6 @@ load_run() {
         return 0
     fi
     client_run "$client" "$url" "$WARM" "$out.warm" >/dev/null || true
-    [ "$shape" != sscraped ] || scraper_start "$((WARM + DURATION + 2))"
     t0=$([ -z "$pid" ] && echo 0 || ticks "$pid")
     res=$(client_run "$client" "$url" "$DURATION" "$out") || res=
     if [ -n "$pid" ]; then
@@ -942,7 +945,6 @@ load_run() {
     else
         t1=0
     fi
-    [ "$shape" != sscraped ] || stop scraper
     if [ -z "$res" ]; then
         warn "no $client figures for $impl ($shape): $(head -c 300 "$out" | tr '\n' ' ')"
         FAILURES=$((FAILURES + 1))
@@ -1086,6 +1088,228 @@ scrape_run() {
         printf 'scrape\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$what" "$round" "$ms" "$bytes" >>"$RAW"
         printf '   %-7s scrape of %-8s (%s bytes): %s ms of CPU (%s scrapes)\n' "$impl" "$path" "$bytes" "$ms" "$k"
     done
+    stop bal
+}
+
+# --- scrape cost in instructions, and paired rounds with and without a scraper -----------------
+# The CPU-ms rows above and the wall-clock rows below move with the machine's load; callgrind's
+# instruction counts do not. Scrapes and requests are counted on the stats config without health
+# checks (their instructions grow with time, not with requests or scrapes): same frontends,
+# backends and servers.
+SCG_K=$((QUICK == 1 ? 2 : 20))   # fetches per counted phase
+SCG_S_N=$((QUICK == 1 ? 1 : 10)) # scrapes during the phase of CG_N2 requests
+SCRAPE_PAIRS=${SCRAPE_PAIRS:-$((QUICK == 1 ? 2 : 8))} # paired rounds (no scraper, scraper)
+SCRAPE_SECS=${SCRAPE_SECS:-$((QUICK == 1 ? 1 : 3))}   # seconds of wrk per round
+[[ $SCRAPE_PAIRS =~ ^[1-9][0-9]{0,2}$ ]] || die "SCRAPE_PAIRS must be a whole number from 1 to 999"
+[[ $SCRAPE_SECS =~ ^[1-9][0-9]{0,2}$ ]] || die "SCRAPE_SECS must be a whole number from 1 to 999"
+
+# scg_confs: $WORK/vrrplb-scg.yaml and $WORK/haproxy-scg.cfg, the stats configs less the checks
+scg_confs() {
+    sed -e '/^    health_check:/d' -e 's/vrrplb-stats\.sock/vrrplb-scg.sock/' \
+        "$WORK/vrrplb-stats.yaml" >"$WORK/vrrplb-scg.yaml"
+    sed -e '/option httpchk/d' -e 's/ check inter 2s rise 2 fall 3$//' \
+        -e "s#haproxy-stats\.cfg#haproxy-scg.cfg#g" "$WORK/haproxy-stats.cfg" >"$WORK/haproxy-scg.cfg"
+}
+
+# scg_zero PID: zero callgrind's counters; the phase's clock starts (SCG_T0, ns)
+scg_zero() {
+    callgrind_control -z "$1" >/dev/null 2>&1 || return 1
+    SCG_T0=$(date +%s%N)
+}
+
+# scg_dump PID OUT: dump callgrind's counters; sets SCG_IR to the instructions since the last
+# zero and SCG_S to the phase's seconds
+scg_dump() {
+    local n t
+    SCG_IR=
+    n=$(ls "$2".* 2>/dev/null | grep -c '\.[0-9]*$')
+    t=$(date +%s%N)
+    callgrind_control -d "$1" >/dev/null 2>&1 || return 1
+    SCG_S=$(awk -v a="$SCG_T0" -v b="$t" -v c="$(date +%s%N)" 'BEGIN { printf "%.3f", ((b + c) / 2 - a) / 1e9 }')
+    SCG_IR=$(awk '/^(summary|totals):/ {print $2; exit}' "$2.$((n + 1))" 2>/dev/null)
+    [ -n "$SCG_IR" ]
+}
+
+# scg_idle PID OUT SECONDS: the balancer's own instructions per second with nothing asked of it
+# (timers, the VRRP engine's loop); sets SCG_BG
+scg_idle() {
+    SCG_BG=
+    scg_zero "$1" || return 1
+    sleep "$3"
+    scg_dump "$1" "$2" || return 1
+    SCG_BG=$(awk -v i="$SCG_IR" -v s="$SCG_S" 'BEGIN { printf "%.0f", i / s }')
+}
+
+# scg_requests PID OUT N: N keep-alive requests on one new connection (h2load --h1 -c1) between
+# a zero and a dump; sets SCG_IR, SCG_S
+scg_requests() {
+    local ok
+    scg_zero "$1" || return 1
+    nsx cl taskset -c "$LOAD_CPU" timeout 300 h2load --h1 -t1 -c1 -n "$3" "http://${ADDR[lb1]}/" >"$2.h2load" 2>&1 || true
+    ok=$(awk '/^requests:/ {print $8}' "$2.h2load")
+    if [ "${ok:-0}" != "$3" ]; then
+        warn "h2load under callgrind: ${ok:-no} of $3 requests succeeded: $(tail -n 4 "$2.h2load" | tr '\n' ' ')"
+        return 1
+    fi
+    scg_dump "$1" "$2"
+}
+
+# scg_scrapes PID OUT PATH K: K fetches of PATH, each on a new connection (as the scraper
+# below does), between a zero and a dump; sets SCG_IR, SCG_BYTES (of one response)
+scg_scrapes() {
+    local pid=$1 out=$2 path=$3 k=$4 cfgf=$2.curl i ok
+    {
+        printf 'user = "%s"\nheader = "Connection: close"\nwrite-out = "%%{http_code} %%{size_download}\\n"\n' "$STATS_AUTH"
+        for ((i = 0; i < k; i++)); do
+            printf 'url = "http://%s:8404%s"\noutput = "/dev/null"\n' "${ADDR[lb1]}" "$path"
+        done
+    } >"$cfgf"
+    SCG_IR= SCG_BYTES=
+    scg_zero "$pid" || return 1
+    nsx cl taskset -c "$LOAD_CPU" timeout 300 curl -sS -m 60 -K "$cfgf" >"$out.codes" 2>&1 || true
+    ok=$(grep -c '^200 ' "$out.codes")
+    if [ "$ok" != "$k" ]; then
+        warn "under callgrind: $ok of $k fetches of $path answered 200: $(head -c 200 "$out.codes" | tr '\n' ' ')"
+        return 1
+    fi
+    SCG_BYTES=$(awk '$1 == 200 {print $2; exit}' "$out.codes")
+    scg_dump "$pid" "$out"
+}
+
+# scg_scraped_phase PID OUT N S GAP_S: N keep-alive requests on one connection (h2load --h1 -c1)
+# while S scrapes of /metrics (a new connection each) run beside them, GAP_S apart, all between
+# a zero and a dump; sets SCG_IR
+scg_scraped_phase() {
+    local pid=$1 out=$2 n=$3 s=$4 gap=$5 i ok
+    SCG_IR=
+    scg_zero "$pid" || return 1
+    : >"$out.scraper"
+    spawn scgscraper cl "$LOAD_CPU" "$out.scraper" timeout 300 bash -c \
+        "for ((i = 0; i < $s; i++)); do sleep $gap; curl -sS -o /dev/null -m 60 -H 'Connection: close' -w '%{http_code}\n' -u '$STATS_AUTH' 'http://${ADDR[lb1]}:8404/metrics'; done"
+    nsx cl taskset -c "$LOAD_CPU" timeout 300 h2load --h1 -t1 -c1 -n "$n" "http://${ADDR[lb1]}/" >"$out.h2load" 2>&1 || true
+    for ((i = 0; i < 3000; i++)); do
+        alive scgscraper || break
+        sleep 0.1
+    done
+    stop scgscraper
+    ok=$(awk '/^requests:/ {print $8}' "$out.h2load")
+    if [ "${ok:-0}" != "$n" ] || [ "$(grep -c '^200$' "$out.scraper")" != "$s" ]; then
+        warn "under callgrind: ${ok:-no} of $n requests and $(grep -c '^200$' "$out.scraper") of $s scrapes answered"
+        return 1
+    fi
+    scg_dump "$pid" "$out"
+}
+
+# scrape_cg IMPL: the balancer on the stats config under callgrind: its own instructions per
+# second when idle (taken out of every phase below in proportion to the phase's length), per
+# scrape of /metrics, per load of the stats page and of its CSV, per keep-alive request
+# ((Ir(N2) - Ir(N1)) / (N2 - N1), as part callgrind), and per request in a phase of N2 requests
+# with SCG_S_N scrapes beside them, less those scrapes' own instructions. Appends
+#   scrapecg IMPL idle 1 Ir_per_s seconds
+#   scrapecg IMPL metrics|page|csv 1 Ir_per_fetch bytes K
+#   scrapecg IMPL req 1 Ir_per_request Ir(N1) Ir(N2)
+#   scrapecg IMPL reqscraped 1 Ir_per_request Ir(N2 + scrapes) scrapes
+scrape_cg() {
+    local impl=$1 out=$WORK/scg-$1.out log=$WORK/scg-$1.log pid what path a b m per i bg
+    local cmd=("$BIN" run -c "$WORK/vrrplb-scg.yaml" --log stderr) idle=$((QUICK == 1 ? 1 : 5))
+    [ "$impl" = vrrplb ] || cmd=(haproxy -db -f "$WORK/haproxy-scg.cfg")
+    rm -f "$out" "$out".*
+    spawn bal lb1 "$BAL_CPU" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}"
+    pid=${PIDOF[bal]}
+    if ! wait_for 120 ready "http://${ADDR[lb1]}/" ||
+        ! wait_for 60 nsx cl curl -fsS -o /dev/null -m 5 -u "$STATS_AUTH" "http://${ADDR[lb1]}:8404/metrics" ||
+        ! scg_idle "$pid" "$out" "$idle"; then
+        warn "$impl under callgrind (stats config) does not answer: $(tail -n 5 "$log" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        stop bal
+        return 0
+    fi
+    bg=$SCG_BG
+    printf 'scrapecg\t%s\tidle\t1\t%s\t%s\n' "$impl" "$bg" "$SCG_S" >>"$RAW"
+    # net INSTRUCTIONS SECONDS: less the idle rate over the phase's length
+    net() { awk -v i="$1" -v s="$2" -v bg="$bg" 'BEGIN { printf "%.0f", i - bg * s }'; }
+    for what in metrics page csv; do
+        case $what in metrics) path=/metrics ;; page) path=/stats ;; csv) path='/stats;csv' ;; esac
+        if scg_scrapes "$pid" "$out" "$path" "$SCG_K"; then
+            per=$(awk -v t="$(net "$SCG_IR" "$SCG_S")" -v k="$SCG_K" 'BEGIN { printf "%.0f", t / k }')
+            printf 'scrapecg\t%s\t%s\t1\t%s\t%s\t%s\n' "$impl" "$what" "$per" "$SCG_BYTES" "$SCG_K" >>"$RAW"
+            printf '   %-7s %-10s under callgrind: %s instructions per fetch (%s bytes, %s fetches)\n' \
+                "$impl" "$path" "$per" "$SCG_BYTES" "$SCG_K"
+        else
+            FAILURES=$((FAILURES + 1))
+        fi
+    done
+    a= b= m=
+    ! scg_requests "$pid" "$out" "$CG_N1" || a=$(net "$SCG_IR" "$SCG_S")
+    ! scg_requests "$pid" "$out" "$CG_N2" || b=$(net "$SCG_IR" "$SCG_S")
+    # the scrapes spread over about the time the same requests took alone
+    local gap x
+    gap=$(awk -v d="${SCG_S:-1}" -v s="$SCG_S_N" 'BEGIN { printf "%.2f", d / (s + 1) }')
+    ! scg_scraped_phase "$pid" "$out" "$CG_N2" "$SCG_S_N" "$gap" || m=$(net "$SCG_IR" "$SCG_S")
+    x=$(awk -F'\t' -v i="$impl" '$1 == "scrapecg" && $2 == i && $3 == "metrics" {print $5}' "$RAW")
+    if [ -z "$a" ] || [ -z "$b" ] || [ -z "$m" ] || [ -z "$x" ]; then
+        warn "callgrind $impl, stats config: no instruction count for the request phases"
+        FAILURES=$((FAILURES + 1))
+    else
+        per=$(awk -v a="$a" -v b="$b" -v n1="$CG_N1" -v n2="$CG_N2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }')
+        printf 'scrapecg\t%s\treq\t1\t%s\t%s\t%s\n' "$impl" "$per" "$a" "$b" >>"$RAW"
+        printf '   %-7s under callgrind: %s instructions per request alone (idle: %s a second),' "$impl" "$per" "$bg"
+        # the same formula with Ir(N2) taken from the scraped phase less the scrapes' own count
+        per=$(awk -v a="$a" -v m="$m" -v s="$SCG_S_N" -v x="$x" -v n1="$CG_N1" -v n2="$CG_N2" \
+            'BEGIN { printf "%.0f", (m - s * x - a) / (n2 - n1) }')
+        printf 'scrapecg\t%s\treqscraped\t1\t%s\t%s\t%s\n' "$impl" "$per" "$m" "$SCG_S_N" >>"$RAW"
+        printf ' %s with %s scrapes beside them (their own instructions taken out)\n' "$per" "$SCG_S_N"
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do
+        alive bal || break
+        sleep 0.1
+    done
+    stop bal
+}
+
+# scrape_pairs IMPL: one balancer on the stats config (with its checks), SCRAPE_PAIRS pairs of
+# SCRAPE_SECS-second wrk keep-alive rounds, one without and one with the scraper (a curl fetching
+# /metrics every second), the order swapped every pair (AB BA AB ...) so a drift hits both alike;
+# the balancer's on-CPU time per round. Appends "scrapeab IMPL none|scraped PAIR req/s
+# cpu_s_per_1000 errors"
+scrape_pairs() {
+    local impl=$1 p kind pid log=$WORK/$1-scrapeab.log out res t0 t1 reqs rps errs cpu1k order
+    bal_start "$impl" stats "$log"
+    pid=${PIDOF[bal]}
+    if ! wait_for 15 ready "http://${ADDR[lb1]}/"; then
+        warn "$impl does not answer on the stats config: $(tail -n 5 "$log" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+        stop bal
+        return 0
+    fi
+    sleep $((QUICK == 1 ? 1 : 4)) # the first checks of every server done
+    client_run wrk "http://${ADDR[lb1]}/" "$WARM" "$WORK/scrapeab-$impl.warm" >/dev/null || true
+    for ((p = 1; p <= SCRAPE_PAIRS; p++)); do
+        order=(none scraped)
+        [ $((p % 2)) = 1 ] || order=(scraped none)
+        for kind in "${order[@]}"; do
+            out=$WORK/scrapeab-$impl-$kind-$p.txt
+            [ "$kind" = none ] || scraper_start $((SCRAPE_SECS + 5))
+            t0=$(oncpu_ns "$pid")
+            res=$(client_run wrk "http://${ADDR[lb1]}/" "$SCRAPE_SECS" "$out") || res=
+            t1=$(oncpu_ns "$pid")
+            [ "$kind" = none ] || stop scraper
+            if [ -z "$res" ]; then
+                warn "no wrk figures for $impl ($kind, pair $p): $(head -c 300 "$out" | tr '\n' ' ')"
+                FAILURES=$((FAILURES + 1))
+                continue
+            fi
+            read -r reqs rps _ _ errs <<<"$res"
+            cpu1k=$(awk -v d=$((t1 - t0)) -v n="$reqs" 'BEGIN {printf "%.5f", d / 1e9 / n * 1000}')
+            printf 'scrapeab\t%s\t%s\t%s\t%s\t%s\t%s\n' "$impl" "$kind" "$p" "$rps" "$cpu1k" "$errs" >>"$RAW"
+            printf '   %-7s pair %s %-7s: %9.0f req/s  cpu %.4f s/1000  errors %s\n' "$impl" "$p" "$kind" "$rps" "$cpu1k" "$errs"
+        done
+    done
+    alive bal || {
+        warn "$impl died during the paired scrape rounds: $(tail -n 5 "$log" | tr '\n' ' ')"
+        FAILURES=$((FAILURES + 1))
+    }
     stop bal
 }
 
@@ -1425,16 +1649,64 @@ row() {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$cell_v" "$cell_a" "$(ratio "$vm" "$am")" "$goal" "$cell_c"
 }
 
-# row_change LABEL GOAL KIND SHAPE BASE_SHAPE FIELD: the change of SHAPE's median against
-# BASE_SHAPE's in %, for vrrplb and the anchor
-row_change() {
-    local v a w b
-    read -r v _ <<<"$(agg "$3" vrrplb "$4" "$6")"
-    read -r w _ <<<"$(agg "$3" vrrplb "$5" "$6")"
-    read -r a _ <<<"$(agg "$3" anchor "$4" "$6")"
-    read -r b _ <<<"$(agg "$3" anchor "$5" "$6")"
-    pct() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "-" || y == "-" || y + 0 == 0) print "-"; else printf "%+.1f", (x / y - 1) * 100 }'; }
-    printf '| %s | %s | %s |  | %s |  |\n' "$1" "$(pct "$v" "$w")" "$(pct "$a" "$b")" "$2"
+# pair_change IMPL FIELD: "median min max" over the paired scrape rounds of the change, in %,
+# of FIELD (5 requests/s, 6 CPU s per 1000) with the scraper against without in the same pair
+pair_change() {
+    awk -F'\t' -v i="$1" -v f="$2" '$1 == "scrapeab" && $2 == i { v[$4 "," $3] = $f; p[$4] = 1 }
+        END { for (k in p) if ((k ",none") in v && (k ",scraped") in v && v[k ",none"] > 0)
+                  printf "%.4f\n", (v[k ",scraped"] / v[k ",none"] - 1) * 100 }' "$RAW" |
+        sort -g | awk '{v[NR] = $1} END {
+            if (NR == 0) { print "- - -"; exit }
+            m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            print m, v[1], v[NR] }'
+}
+
+# scrape_rows: the scrape part's rows after the CPU-ms ones: instructions under callgrind (the
+# steady figures), the share of one scrape a second in the balancer's instructions at the
+# measured keep-alive rate, and the paired wall-clock rounds
+scrape_rows() {
+    local v a impl x req rps ir
+    row "callgrind: instructions per scrape of /metrics (stats config, new connection each)" "" 0 scrapecg metrics 5
+    row "callgrind: instructions per load of the stats page (HTML)" "" 0 scrapecg page 5
+    row "callgrind: instructions per load of the stats CSV (;csv)" "" 0 scrapecg csv 5
+    row "callgrind: instructions per keep-alive request, stats config (100 servers)" "" 0 scrapecg req 5
+    row "callgrind: instructions per keep-alive request, $SCG_S_N scrapes of /metrics beside $CG_N2 requests, their own instructions taken out" "" 0 scrapecg reqscraped 5
+    pct1() { awk -v x="$1" -v y="$2" 'BEGIN { if (x == "" || y == "" || x == "-" || y == "-" || y + 0 == 0) print "-"; else printf "%+.2f", (x / y - 1) * 100 }'; }
+    v=() a=()
+    for impl in vrrplb anchor; do
+        req=$(agg scrapecg "$impl" req 5 | cut -d' ' -f1)
+        x=$(agg scrapecg "$impl" reqscraped 5 | cut -d' ' -f1)
+        if [ $impl = vrrplb ]; then v=("$(pct1 "$x" "$req")"); else a=("$(pct1 "$x" "$req")"); fi
+    done
+    printf '| %s | %s | %s |  | %s |  |\n' \
+        "instructions per keep-alive request while /metrics is scraped (callgrind) against without, %" \
+        "${v[0]}" "${a[0]}" "0 (no lock on the request path)"
+    # share: Ir of one scrape / (keep-alive requests/s without a scraper x Ir per request)
+    for impl in vrrplb anchor; do
+        x=$(agg scrapecg "$impl" metrics 5 | cut -d' ' -f1)
+        ir=$(agg scrapecg "$impl" req 5 | cut -d' ' -f1)
+        rps=$(agg scrapeab "$impl" none 5 | cut -d' ' -f1)
+        x=$(awk -v x="$x" -v ir="$ir" -v r="$rps" 'BEGIN { if (x == "-" || ir == "-" || r == "-" || ir * r == 0) print "-"; else printf "%.3f", x / (r * ir) * 100 }')
+        if [ $impl = vrrplb ]; then v=("$x"); else a=("$x"); fi
+    done
+    printf '| %s | %s | %s | %s | %s |  |\n' \
+        "one scrape of /metrics a second at the measured keep-alive rate (callgrind): share of the balancer's instructions, %" \
+        "${v[0]}" "${a[0]}" "$(ratio "${v[0]}" "${a[0]}")" "< 2 %"
+    row "stats config (100 servers), keep-alive, no scraper (paired rounds): requests/s" "≥ 1" 0 scrapeab none 5 range
+    row "stats config (100 servers), keep-alive, /metrics scraped every 1 s (paired rounds): requests/s" "≥ 1" 0 scrapeab scraped 5 range
+    row "stats config (100 servers), keep-alive, no scraper (paired rounds): CPU s per 1000 requests" "≤ 1" 4 scrapeab none 6 range
+    row "stats config (100 servers), keep-alive, /metrics scraped every 1 s (paired rounds): CPU s per 1000 requests" "≤ 1" 4 scrapeab scraped 6 range
+    local f label goal
+    for f in 5 6; do
+        label="keep-alive requests/s with a scrape of /metrics every 1 s against without, %"
+        goal="vrrplb > -2 %"
+        [ $f = 5 ] || label="keep-alive CPU s per 1000 requests with a scrape of /metrics every 1 s against without, %" goal="vrrplb < +2 %"
+        read -r -a v <<<"$(pair_change vrrplb $f)"
+        read -r -a a <<<"$(pair_change anchor $f)"
+        cell() { [ "$1" = - ] && printf -- '-' || printf '%+.1f (%+.1f to %+.1f)' "$1" "$2" "$3"; }
+        printf '| %s | %s | %s |  | %s |  |\n' "$label (median of $SCRAPE_PAIRS paired $SCRAPE_SECS s rounds, min to max)" \
+            "$(cell "${v[@]}")" "$(cell "${a[@]}")" "$goal"
+    done
 }
 
 # cg_table: instructions per request under callgrind, vrrplb and HAProxy, and vrrplb's plain
@@ -1518,10 +1790,7 @@ table() {
         row "one scrape of /metrics: response bytes" "" 0 scrape metrics 6
         row "one load of the stats page (HTML): CPU ms" "< 1 ms" 3 scrape page 5 range
         row "one load of the stats page: response bytes" "" 0 scrape page 6
-        row "${SHAPE_NAME[splain]}: requests/s" "≥ 1" 0 scrapeka splain 5 range
-        row "${SHAPE_NAME[sscraped]}: requests/s" "≥ 1" 0 scrapeka sscraped 5 range
-        row_change "keep-alive requests/s with a scrape of /metrics every 1 s against without, %" \
-            "vrrplb > -2 %" scrapeka sscraped splain 5
+        scrape_rows
     fi
     if part failover; then
         row "failover, SIGKILL + link down of the master: client outage, ms" "≤ 1" 0 failover hard 5 range
@@ -1593,8 +1862,15 @@ if part scrape; then
         if [ $((r % 2)) = 1 ]; then order=(vrrplb haproxy); else order=(haproxy vrrplb); fi
         for impl in "${order[@]}"; do scrape_run "$impl" "$r"; done
     done
-    sed -i 's/^scrape\thaproxy\t/scrape\tanchor\t/' "$RAW"
-    rounds scrapeka splain sscraped
+    say "== keep-alive with and without a scraper: $SCRAPE_PAIRS pairs of $SCRAPE_SECS s rounds (AB BA ...), one balancer each"
+    for impl in vrrplb haproxy; do scrape_pairs "$impl"; done
+    say "== scrapes and requests under callgrind (stats config without checks; $SCG_K fetches a phase, $CG_N1 and $CG_N2 requests, $SCG_S_N scrapes beside $CG_N2)"
+    scg_confs
+    "$BIN" check -c "$WORK/vrrplb-scg.yaml" >/dev/null 2>"$WORK/check.err" ||
+        die "vrrplb check failed on $WORK/vrrplb-scg.yaml: $(cat "$WORK/check.err")"
+    haproxy -c -q -f "$WORK/haproxy-scg.cfg" || die "haproxy -c failed on $WORK/haproxy-scg.cfg"
+    for impl in vrrplb haproxy; do scrape_cg "$impl"; done
+    sed -i -E 's/^(scrape|scrapeab|scrapecg)\thaproxy\t/\1\tanchor\t/' "$RAW"
 fi
 
 if part callgrind; then
@@ -1969,7 +2245,8 @@ GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ] || GIT_REV+=+dirty
 THREADS_V=$(awk -F'\t' '$1 == "proxy" && $2 == "vrrplb" {print $11; exit}' "$RAW")
 THREADS_A=$(awk -F'\t' '$1 == "proxy" && $2 == "anchor" {print $11; exit}' "$RAW")
-ERRORS=$(awk -F'\t' '$1 ~ /^(proxy|tls|tcp|scrapeka)$/ && $10 > 0 {printf "%s %s round %s: %s; ", $2, $3, $4, $10}' "$RAW")
+ERRORS=$(awk -F'\t' '$1 ~ /^(proxy|tls|tcp)$/ && $10 > 0 {printf "%s %s round %s: %s; ", $2, $3, $4, $10}
+    $1 == "scrapeab" && $7 > 0 {printf "%s %s pair %s: %s; ", $2, $3, $4, $7}' "$RAW")
 
 report() {
     say "## Results"
@@ -1982,7 +2259,7 @@ report() {
     say "Anchor: HAProxy for the proxy, TLS, tcp and stats rows, keepalived + HAProxy for the failover and idle rows."
     ! part tls || say "TLS: self-signed ECDSA P-256 and RSA 2048 certificates, each one PEM file (chain + key) given to both balancers; HAProxy \`bind ssl crt ... alpn h2,http/1.1 ssl-min-ver TLSv1.2\`, \`nbthread 1\`, \`tune.ssl.default-dh-param 2048\`, defaults otherwise; the clients (wrk, h2load, python3 ssl) use OpenSSL 3.0 and negotiate TLS 1.3. Full handshakes: $HS_CLIENTS python3 ssl clients in parallel on CPU $LOAD_CPU, each a new connection per request that never offers a session; resumed: wrk with Connection: close (wrk offers its last session: resumption confirmed with HAProxy's SslFrontendSessionReuse_pct = 100). Idle: $IDLE_TLS TLS connections (handshake done, ALPN http/1.1, no request) held 5 s."
     ! part tcp || say "tcp mode: vrrplb \`mode: tcp\` against HAProxy \`mode tcp\` (tcp checks every 2 s); the pass-through frontend routes by the ClientHello's SNI (HAProxy: \`tcp-request inspect-delay 5s\` + \`req_ssl_sni\`) to nginx serving TLS on :443; CPU per GB counts response bytes."
-    ! part scrape || say "Stats: vrrplb's /metrics and stats page against HAProxy's Prometheus exporter (\`use-service prometheus-exporter\`) and stats page, 2 frontends, 4 backends, 100 servers (HTTP checks every 2 s); CPU per scrape = the balancer's on-CPU time over 300 scrapes on one keep-alive connection (50 in --quick) less its background rate measured just before. The scraper row: wrk keep-alive on the same config with and without a curl fetching /metrics every second."
+    ! part scrape || say "Stats: vrrplb's /metrics and stats page against HAProxy's Prometheus exporter (\`use-service prometheus-exporter\`) and stats page, 2 frontends, 4 backends, 100 servers (HTTP checks every 2 s); CPU per scrape = the balancer's on-CPU time over 300 scrapes on one keep-alive connection (50 in --quick) less its background rate measured just before. Under callgrind (the stats config without health checks, one process): $SCG_K fetches per phase, each on a new connection; per request (Ir($CG_N2) - Ir($CG_N1)) / ($CG_N2 - $CG_N1) over one h2load --h1 -c1 connection, and the same with $SCG_S_N scrapes of /metrics beside the $CG_N2 requests, their own instructions taken out; the share = Ir of one scrape / (requests/s without a scraper x Ir per request): the steady figures. Paired rounds: one balancer per implementation, $SCRAPE_PAIRS pairs of $SCRAPE_SECS s wrk keep-alive rounds without and with a curl fetching /metrics every second (order AB BA ...), CPU from the balancer's on-CPU time (schedstat); the change is the median of the pairs' own changes."
     say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor against the row's bound (≥ or ≤), or an absolute bound where it has a unit."
     say "CPU figures come from /proc/PID/stat (utime + stime, all threads) in ticks of $((1000 / HZ)) ms, the idle CPU from /proc/PID/task/*/schedstat (ns); RSS and PSS are summed over the box's processes (vrrplb: 1; keepalived parent + VRRP child + HAProxy: 3)."
     [ -z "$ERRORS" ] || say "wrk errors (socket errors + non-2xx): $ERRORS"
@@ -2005,9 +2282,13 @@ report() {
     say "<details><summary>Raw measurements</summary>"
     say ""
     say '```'
-    say "# proxy|tls|tcp|scrapeka impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB"
+    say "# proxy|tls|tcp impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB"
     say "# tlsidle  impl - round rss_before_kB rss_held_kB connections"
     say "# scrape   impl metrics|page round cpu_ms_per_scrape bytes"
+    say "# scrapeab impl none|scraped pair req/s cpu_s_per_1000 errors"
+    say "# scrapecg impl metrics|page|csv 1 Ir_per_fetch bytes fetches"
+    say "# scrapecg impl req 1 Ir_per_request Ir(N1) Ir(N2)"
+    say "# scrapecg impl reqscraped 1 Ir_per_request Ir(N2_requests+scrapes) scrapes"
     say "# callgrind impl plain|tls round instructions_per_request Ir(N1) Ir(N2)"
     say "# failover impl scenario rep outage_ms"
     say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"

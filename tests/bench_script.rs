@@ -1,6 +1,8 @@
 //! `deploy/bench.sh --quick` works end to end: it builds its lab, measures vrrplb against
-//! HAProxy 2.6 and keepalived + HAProxy (plain HTTP, TLS termination, tcp mode, stats scrapes,
-//! failover, idle), counts vrrplb's instructions per request under callgrind, runs the
+//! HAProxy 2.6 and keepalived + HAProxy (plain HTTP, TLS termination, tcp mode, stats scrapes:
+//! CPU, instructions per scrape and per request with and without scrapes under callgrind, and
+//! 2 pairs of 1 s keep-alive rounds without and with a scraper; failover, idle), counts
+//! vrrplb's instructions per request under callgrind, runs the
 //! VRRPv3 part (part vrrp3: link down + hard kill, graceful stop and failback at 100 ms and 1 s, advert gaps
 //! under load from a capture on the bridge, idle CPU and wake-ups; about 65 s of the run here,
 //! with 2 s of load and 1 s of idle), prints the results tables and removes everything. No figure is asserted against a goal (the machine is
@@ -125,7 +127,15 @@ fn bench_script_quick_mode_prints_the_table() {
         "| tcp mode, TLS pass-through by SNI (python3 ssl, full handshakes with the servers): handshakes/s |",
         "| one scrape of /metrics (2 frontends, 4 backends, 100 servers): CPU ms |",
         "| one load of the stats page (HTML): CPU ms |",
-        "| keep-alive requests/s with a scrape of /metrics every 1 s against without, % |",
+        "| callgrind: instructions per scrape of /metrics (stats config, new connection each) |",
+        "| callgrind: instructions per load of the stats page (HTML) |",
+        "| callgrind: instructions per load of the stats CSV (;csv) |",
+        "| callgrind: instructions per keep-alive request, stats config (100 servers) |",
+        "| instructions per keep-alive request while /metrics is scraped (callgrind) against without, % |",
+        "| one scrape of /metrics a second at the measured keep-alive rate (callgrind): share of the balancer's instructions, % |",
+        "| stats config (100 servers), keep-alive, /metrics scraped every 1 s (paired rounds): CPU s per 1000 requests |",
+        "| keep-alive requests/s with a scrape of /metrics every 1 s against without, % (median of 2 paired 1 s rounds, min to max) |",
+        "| keep-alive CPU s per 1000 requests with a scrape of /metrics every 1 s against without, % (median of 2 paired 1 s rounds, min to max) |",
         "| callgrind: instructions per request, plain HTTP/1.1 keep-alive |",
         "| callgrind: instructions per request, TLS 1.3 keep-alive (HTTP/1.1) |",
         "| v3 100 ms, link down + SIGKILL of the MASTER: client outage, ms |",
