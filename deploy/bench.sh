@@ -327,9 +327,10 @@ ticks() { # utime + stime of a whole process (all threads), in clock ticks; 0 wh
 }
 # oncpu_ns PID: time on CPU of a whole process (all threads) in nanoseconds, from
 # /proc/PID/task/*/schedstat (first field); 0 when gone. Used for the idle figure, where
-# utime + stime in 10 ms ticks are too coarse.
+# utime + stime in 10 ms ticks are too coarse. (%.0f: Debian's mawk prints %d no higher than
+# 2^31 - 1, which is 2.1 s of CPU.)
 oncpu_ns() {
-    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 

@@ -180,6 +180,13 @@ fn bench_script_quick_mode_prints_the_table() {
                 .unwrap_or(0);
             assert!(n > 0, "no instruction count: {line}");
         }
+        // The share of one scrape a second is worked out from measured figures on both sides.
+        if cells[1].starts_with("one scrape of /metrics a second") {
+            for cell in [cells[2], cells[3]] {
+                let share: f64 = cell.parse().unwrap_or(0.0);
+                assert!(share > 0.0, "no scrape share: {line}");
+            }
+        }
     }
     // The lab is gone.
     assert!(
