@@ -1097,7 +1097,7 @@ scrape_run() {
 # instruction counts do not. Scrapes and requests are counted on the stats config without health
 # checks (their instructions grow with time, not with requests or scrapes): same frontends,
 # backends and servers.
-SCG_K=$((QUICK == 1 ? 2 : 20))   # fetches per counted phase
+SCG_K=$((QUICK == 1 ? 1 : 20))   # fetches per counted phase
 SCG_S_N=$((QUICK == 1 ? 1 : 10)) # scrapes during the phase of CG_N2 requests
 SCRAPE_PAIRS=${SCRAPE_PAIRS:-$((QUICK == 1 ? 2 : 8))} # paired rounds (no scraper, scraper)
 SCRAPE_SECS=${SCRAPE_SECS:-$((QUICK == 1 ? 1 : 3))}   # seconds of wrk per round
@@ -1212,8 +1212,9 @@ scg_scraped_phase() {
 #   scrapecg IMPL reqscraped 1 Ir_per_request Ir(N2 + scrapes) scrapes
 scrape_cg() {
     local impl=$1 out=$WORK/scg-$1.out log=$WORK/scg-$1.log pid what path a b m per i bg
-    local cmd=("$BIN" run -c "$WORK/vrrplb-scg.yaml" --log stderr) idle=$((QUICK == 1 ? 1 : 5))
+    local cmd=("$BIN" run -c "$WORK/vrrplb-scg.yaml" --log stderr) idle=5
     [ "$impl" = vrrplb ] || cmd=(haproxy -db -f "$WORK/haproxy-scg.cfg")
+    [ "$QUICK" = 0 ] || idle=0.5
     rm -f "$out" "$out".*
     spawn bal lb1 "$BAL_CPU" "$log" valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}"
     pid=${PIDOF[bal]}
@@ -1284,7 +1285,7 @@ scrape_pairs() {
         stop bal
         return 0
     fi
-    sleep $((QUICK == 1 ? 1 : 4)) # the first checks of every server done
+    [ $QUICK = 1 ] || sleep 4 # the first checks of every server done
     client_run wrk "http://${ADDR[lb1]}/" "$WARM" "$WORK/scrapeab-$impl.warm" >/dev/null || true
     for ((p = 1; p <= SCRAPE_PAIRS; p++)); do
         order=(none scraped)
