@@ -197,6 +197,30 @@ async fn slow_server_gives_504() {
     assert_eq!(r.header("cache-control"), Some("no-cache"));
 }
 
+/// A client that ends its sending side (FIN) after its request still gets the answer, as with
+/// HAProxy without `abortonclose` (frontend.rs `HALF_CLOSE`): the balancer does not read the
+/// client socket while the request is in flight. Wall time: ~0.3 s.
+#[tokio::test]
+async fn a_request_followed_by_a_fin_is_still_answered() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start("s").await;
+    let p = start(
+        vec![frontend(vec![], Some("be"))],
+        vec![backend("be", &[&s])],
+    );
+    let mut c = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    c.write_all(b"GET /slow/300 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    c.shutdown().await.expect("shutdown");
+    let resp = read_until_close(&mut c, Duration::from_secs(5)).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert!(resp.contains("path=/slow/300"), "{resp}");
+    assert_eq!(s.hits(), 1);
+}
+
 #[tokio::test]
 async fn refused_server_gives_503_after_retries() {
     let port = free_port();
