@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,9 @@ pub(crate) struct ConnShared {
     pub(crate) finished: AtomicU64,
     /// Microseconds after `accepted` when the current request's first byte arrived.
     pub(crate) first_byte: AtomicU64,
+    /// Reads that brought the current request's head: 1 when it came whole in the read of
+    /// its first byte, 2 for more; 0 once a request took it (see [`ConnShared::head_read_at`]).
+    pub(crate) head_reads: AtomicU8,
     /// The `http_request` timeout fired and the 408 was sent.
     pub(crate) timed_out: AtomicBool,
     /// The client address as `forwarded_for` appends it.
@@ -58,6 +61,7 @@ impl ConnShared {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             first_byte: AtomicU64::new(0),
+            head_reads: AtomicU8::new(0),
             timed_out: AtomicBool::new(false),
             greeted: AtomicBool::new(false),
             first_bytes: Notify::new(),
@@ -105,9 +109,21 @@ impl ConnShared {
 
     /// When the current request's first byte arrived, given the time `now`.
     pub(crate) fn request_start(&self, now: Instant) -> Instant {
+        self.first_byte_at().min(now)
+    }
+
+    fn first_byte_at(&self) -> Instant {
         let us = self.first_byte.load(Ordering::Acquire);
-        let at = self.accepted + Duration::from_micros(us);
-        at.min(now)
+        self.accepted + Duration::from_micros(us)
+    }
+
+    /// When the head of the request being opened arrived, if it came whole in one read (the
+    /// usual case): hyper parsed it and called the service in the same wake-up, so that read's
+    /// time stands for the request's arrival without another clock read. `None` for a head
+    /// read in pieces, or one that came with an earlier request's (pipelined), whose read
+    /// was taken by that request.
+    pub(crate) fn head_read_at(&self) -> Option<Instant> {
+        (self.head_reads.swap(0, Ordering::AcqRel) == 1).then(|| self.first_byte_at())
     }
 }
 

@@ -32,6 +32,8 @@ pub(crate) struct Exchange {
     pub(crate) entry: AccessLogEntry,
     /// First byte of the request.
     pub(crate) start: Instant,
+    /// When the service got the request (the clock read that gives `tr`).
+    pub(crate) opened: Instant,
     pub(crate) frontend: Arc<Frontend>,
     pub(crate) backend: Option<Arc<Backend>>,
     pub(crate) server: Option<usize>,
@@ -55,16 +57,21 @@ impl Exchange {
     }
 
     /// Writes the log line (when access logging is on).
-    pub(crate) fn finish(mut self: Box<Self>, bytes: u64) {
-        self.log(bytes);
+    pub(crate) fn finish(self: Box<Self>, bytes: u64) {
+        self.finish_at(bytes, Instant::now());
     }
 
-    fn log(&mut self, bytes: u64) {
+    /// [`Exchange::finish`] with the time it ended, read by the caller.
+    pub(crate) fn finish_at(mut self: Box<Self>, bytes: u64, now: Instant) {
+        self.log(bytes, now);
+    }
+
+    fn log(&mut self, bytes: u64, now: Instant) {
         if self.logged {
             return;
         }
         self.logged = true;
-        let ta = self.start.elapsed();
+        let ta = now.saturating_duration_since(self.start);
         self.count(bytes, ta);
         // Only the log line shows the entry.
         if !self.frontend.access_log || self.quiet {
@@ -140,7 +147,7 @@ impl Drop for Exchange {
         if !self.logged {
             self.entry.termination.cause = TermCause::ClientAbort;
             self.entry.termination.phase = self.phase;
-            self.log(0);
+            self.log(0, Instant::now());
         }
     }
 }
@@ -271,12 +278,14 @@ impl ResponseBody {
     }
 
     fn end(&mut self, cause: Option<(TermCause, TermPhase)>) {
+        // One clock read for the log's total time and the pooled connection's idle start.
+        let now = Instant::now();
         if let (None, Some(slot)) = (cause, &self.slot) {
             if let Some((conn, true)) = self.conn.take() {
                 conn.release();
             } else if let Inner::Raw(body) = &mut self.inner {
                 if let Some(conn) = body.reusable() {
-                    slot.server().upstream.put(conn);
+                    slot.server().upstream.put(conn, now);
                 }
             }
         }
@@ -287,7 +296,7 @@ impl ResponseBody {
                 ex.entry.termination.cause = c;
                 ex.entry.termination.phase = p;
             }
-            ex.finish(self.bytes);
+            ex.finish_at(self.bytes, now);
         }
         // Last: the connection counts as idle again only once the exchange is logged.
         self.guard = None;

@@ -174,13 +174,15 @@ pub(crate) async fn handle(
     );
     let path_and_query = target_path(strip, &parts.uri);
 
-    let slot = match be.acquire(persist, None, conn.src.ip()) {
+    // When forwarding starts (connect time counts from it): a server free at once is taken
+    // within microseconds of the request's own clock read, which stands for it.
+    let (slot, forward_start) = match be.acquire(persist, None, conn.src.ip()) {
         Acquire::Slot(s) => {
             ex.entry.tw = Some(Duration::ZERO);
-            s
+            (s, ex.opened)
         }
         Acquire::Queued(ticket) => match wait_in_queue(&be, ticket, &mut ex).await {
-            Some(s) => s,
+            Some(s) => (s, Instant::now()),
             None => return fe.local(ex, guard, QUEUE_TIMEOUT),
         },
         Acquire::NoServer => return fe.local(ex, guard, NO_SERVER),
@@ -203,7 +205,7 @@ pub(crate) async fn handle(
         pinned: persist == Some(slot.server_index()),
         ..Attempts::default()
     };
-    let result = forward::forward(&be, slot, &out, &mut attempts).await;
+    let result = forward::forward(&be, slot, &out, forward_start, &mut attempts).await;
     let (resp, slot) = match note_attempts(&mut ex, &be, &attempts, result) {
         Ok(r) => r,
         Err(e) => return fe.local(ex, guard, forward_failure(e)),
@@ -273,11 +275,14 @@ fn open_exchange(
     shared: &ConnShared,
     req: &Request<Incoming>,
 ) -> Box<Exchange> {
-    let now = Instant::now();
-    let start = if req.version() == Version::HTTP_2 {
-        now
+    let (start, now) = if req.version() == Version::HTTP_2 {
+        let now = Instant::now();
+        (now, now)
+    } else if let Some(at) = shared.head_read_at() {
+        (at, at)
     } else {
-        shared.request_start(now)
+        let now = Instant::now();
+        (shared.request_start(now), now)
     };
     let tr = now.saturating_duration_since(start);
     Box::new(Exchange {
@@ -322,6 +327,7 @@ fn open_exchange(
             tls_facts: shared.tls.clone(),
         },
         start,
+        opened: now,
         frontend: fe.clone(),
         backend: None,
         server: None,

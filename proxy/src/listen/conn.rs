@@ -156,8 +156,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
             let since = now.saturating_duration_since(self.shared.accepted);
             let us = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
             self.shared.first_byte.store(us, Ordering::Release);
+            self.shared.head_reads.store(1, Ordering::Release);
             let deadline = tokio::time::Instant::from_std(now) + self.timeouts.http_request;
             self.pending_deadline = Some(deadline);
+        } else if self.phase == Phase::Headers {
+            self.shared.head_reads.store(2, Ordering::Release);
         }
     }
 
@@ -464,4 +467,45 @@ fn log_unparsed(
         tls_facts: shared.tls.clone(),
     };
     tracing::info!(target: "access", "{}", crate::observe::accesslog::format_httplog(&entry));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A head that comes whole in one read lends that read's time to its request (no second
+    /// clock read); a head in pieces, and a second request of the same read, do not.
+    #[tokio::test]
+    async fn only_a_head_read_whole_lends_its_read_time() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let shared = Arc::new(ConnShared::new(
+            HeaderValue::from_static("203.0.113.7"),
+            None,
+        ));
+        let mut io = ClientIo::new(server, FrontendTimeouts::default(), None, shared.clone());
+        let mut buf = [0u8; 256];
+
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        let guard = RequestGuard::new(&shared);
+        let at = shared
+            .head_read_at()
+            .expect("a whole head lends its read time");
+        assert_eq!(at, shared.request_start(Instant::now()));
+        // Taken: a request pipelined behind it in the same read reads the clock.
+        assert_eq!(shared.head_read_at(), None);
+        drop(guard);
+
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        client.write_all(b"Host: x\r\n\r\n").await.unwrap();
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        let _guard = RequestGuard::new(&shared);
+        assert_eq!(shared.head_read_at(), None, "a head in two reads");
+    }
 }

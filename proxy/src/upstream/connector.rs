@@ -81,15 +81,12 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn put(self: &Arc<Self>, conn: RawConn) {
+    fn put(self: &Arc<Self>, conn: RawConn, since: Instant) {
         let mut st = self.lock();
         if conn.generation != st.generation {
             return;
         }
-        st.idle.push(IdleRaw {
-            conn,
-            since: Instant::now(),
-        });
+        st.idle.push(IdleRaw { conn, since });
         if !st.reaper {
             st.reaper = true;
             drop(st);
@@ -237,9 +234,9 @@ impl Upstream {
         self.tls.as_ref()
     }
 
-    /// Takes back a connection after a complete keep-alive response.
-    pub(crate) fn put(&self, conn: RawConn) {
-        self.pool.put(conn);
+    /// Takes back a connection after a complete keep-alive response, idle since `now`.
+    pub(crate) fn put(&self, conn: RawConn, now: Instant) {
+        self.pool.put(conn, now);
     }
 
     /// Hands a connection to hyper's client for one exchange; the socket comes back to the
@@ -260,7 +257,7 @@ impl Upstream {
                 Ok(parts) if parts.read_buf.is_empty() && flag.load(Ordering::Acquire) => {
                     let mut conn = RawConn::new(parts.io.into_inner(), generation, owner);
                     conn.reused = true;
-                    pool.put(conn);
+                    pool.put(conn, Instant::now());
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(server = %addr, error = %e, "server connection error"),

@@ -290,16 +290,17 @@ fn keep_alive<B>(resp: &Response<B>) -> bool {
 }
 
 /// Sends `out` through `slot`'s server, retrying connect failures (lb.md §6). Returns the
-/// response with the slot it occupies (kept until the response body ends).
+/// response with the slot it occupies (kept until the response body ends). `started`: when
+/// forwarding began (the connect time counts from it).
 pub(crate) async fn forward(
     backend: &Arc<Backend>,
     mut slot: Slot,
     out: &Outgoing,
+    started: Instant,
     stats: &mut Attempts,
 ) -> Result<(Response<ServerBody>, Slot), ForwardError> {
     let cfg = &backend.cfg;
     let attempts = cfg.retries.saturating_add(1);
-    let started = Instant::now();
     let mut last_timeout = false;
     // One transparent re-send after a reused pooled connection died without answering
     // (see connector.rs); it is not a retry and has no back-off.
