@@ -211,7 +211,12 @@ run_fault() {
         slow-backend)
             chaos_pick 2
             BOX=web$((R + 1))
-            slow_web "$BOX" 4
+            # Real-time for the injector only, so a loaded machine cannot stretch its 60 ms
+            # stops (an oversleeping SIGCONT made a 200+ ms stall: the fault, not the balancer).
+            (
+                chrt -f -p 20 "$BASHPID" >/dev/null 2>&1 || true
+                slow_web "$BOX" 4
+            )
             T_RESTORE=$(now_ms)
             ;;
         track-flip)
@@ -289,6 +294,16 @@ for f in glob.glob(d + "/keep-*.out"):
         if line.startswith("STALE at="):
             stale.append(int(line.split()[1][3:]))
 keep = trace(d + "/keep-*.trace")
+# Why each failed request failed (the clients' FAIL lines): (at_ms, client, reason).
+fails = []
+for client, pattern in (("20ms", "/poll20-*.out"), ("ka", "/keep-*.out")):
+    for f in glob.glob(d + pattern):
+        for line in open(f, errors="replace"):
+            if line.startswith("FAIL at="):
+                p = line.split()
+                reason = " ".join(x for x in p[1:] if not x.startswith(("at=", "t=", "seq=")))
+                fails.append((int(p[1][3:]), client, reason))
+fails.sort()
 events = []
 for line in open(d + "/events.txt"):
     p = line.split()
@@ -402,7 +417,7 @@ for i, e in enumerate(events):
         why.append("no requests measured")
     if kind == "bad-adverts" and not e.get("note", "").startswith("sent_"):
         why.append("adverts not sent: " + e.get("note", ""))
-    rows.append(dict(n=i + 1, kind=kind, cls=cls, box=e.get("box", "-"), out=out20, f20=f20, fka=fka,
+    rows.append(dict(n=i + 1, a=a, z=z, kind=kind, cls=cls, box=e.get("box", "-"), out=out20, f20=f20, fka=fka,
                      n20=n20, nka=nka, stale=nstale, takeover=takeover, moves=moves, two=two, none=none, settle=int(e.get("settle_ms", -1)),
                      steady=steady, why=why, note=e.get("note", "")))
 print("%-4s %-13s %-8s %-8s %9s %9s %7s %7s %5s %5s %9s %9s %9s %6s %s" % (
@@ -411,6 +426,11 @@ for r in rows:
     print("%-4d %-13s %-8s %-8s %9s %9d %7d %7d %5d %5d %9d %9d %9d %6s %s" % (
         r["n"], r["kind"], r["cls"], r["box"], r["takeover"] if r["takeover"] >= 0 else "-", r["out"], r["f20"], r["fka"], r["stale"], r["moves"], r["two"], r["none"], r["settle"],
         "yes" if r["steady"] else "NO", "ok" if not r["why"] else "VIOLATION: " + "; ".join(r["why"])))
+for r in rows:
+    if r["why"] and (r["f20"] or r["fka"]):
+        for at, client, reason in fails:
+            if r["a"] <= at < r["z"]:
+                print("     #%d failed %s request at +%d ms: %s" % (r["n"], client, at - r["a"], reason))
 print()
 print("Per kind (advert interval %d ms; Master_Down_Interval %d ms):" % (adv, mdi))
 print("%-13s %6s %-34s %12s %14s %12s %12s %12s %12s %10s %s" % (
@@ -559,8 +579,13 @@ cmd_chaos() {
     mkdir -p "$d"
     trap 'chaos_stop' EXIT
     start_bg chaos-tcpdump "$BRNS" "$d/tcpdump.err" \
-        sh -c "exec tcpdump -i br0 -n -l -tt 'ip proto 112' >'$d/vrrp.txt'"
+        sh -c "exec tcpdump -i br0 -n -l -tt 'ip proto 112 or arp' >'$d/vrrp.txt'"
     wait_for 5 grep -q "listening on" "$d/tcpdump.err" || say "(tcpdump did not start: $(cat "$d/tcpdump.err"))"
+    # CHAOS_PCAP=1: every client segment and ARP too, headers only, to read a failure by hand.
+    if [ "${CHAOS_PCAP:-0}" = 1 ]; then
+        start_bg chaos-pcap "$BRNS" "$d/pcap.err" \
+            tcpdump -i br0 -n -s 128 -w "$d/all.pcap" "tcp port 8080 or arp or ip proto 112"
+    fi
     local seg=1
     chaos_loads_start "$d" $seg
     if [ "$mode" = soak ]; then

@@ -45,6 +45,7 @@
 #   LAB_DIR=dir       state dir (default /run/$LAB): configs, logs, PIDs of every process started
 #   VRRPLB_BIN=path   use this vrrplb binary instead of building one (cargo build --release)
 #   LAB_NO_APT=1      do not install packages (fail if a tool is missing)
+#   CHAOS_PCAP=1      chaos/soak also write every client segment and ARP to all.pcap
 set -euo pipefail
 # ip, nginx, rsyslogd and sysctl live in sbin, which a non-login root shell may not have.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

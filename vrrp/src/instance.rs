@@ -899,14 +899,16 @@ impl Driver {
     async fn change_vips(&mut self, vips: &[crate::config::VirtualAddress], add: bool) {
         let name = self.cfg.name.clone();
         // Closed connections from an earlier term on an address we are about to add can only
-        // hang the clients that reuse their ports (see io::stale): cleared before it is back.
+        // hang the clients that reuse their ports (see io::stale): cleared as it comes back,
+        // beside the take-over and not before it (a loaded box took ~100 ms to list them,
+        // which put its gratuitous ARPs after the true MASTER's in a contested election).
         let absent: Vec<IpAddr> = vips
             .iter()
             .map(|v| v.addr)
             .filter(|a| add && !is_local(*a))
             .collect();
         if !absent.is_empty() {
-            clear_stale(name.clone(), absent).await;
+            drop(tokio::spawn(clear_stale(name.clone(), absent)));
         }
         for vip in vips {
             let dev = vip

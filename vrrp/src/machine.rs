@@ -42,6 +42,12 @@ pub struct TrackerSpec {
     pub weight: i32,
 }
 
+/// After a lower-priority advert (another box took itself for MASTER), one more gratuitous
+/// ARP burst this long after the first: past the other box's hand-back (250 ms, when it
+/// removes the VIP) and its own ARPs, so the clients end up here whatever order the two
+/// boxes' bursts reached them in (chaos drill: a 5 s outage when they did not).
+pub const CONTESTED_GARP_AFTER: Duration = Duration::from_millis(400);
+
 /// Everything the machine needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineConfig {
@@ -424,6 +430,8 @@ pub struct Machine {
     /// Master only.
     adver: Option<Instant>,
     garp_again: Option<Instant>,
+    /// A burst after a contested mastership settles (see [`CONTESTED_GARP_AFTER`]).
+    garp_contested: Option<Instant>,
     garp_refresh: Option<Instant>,
 }
 
@@ -443,6 +451,7 @@ impl Machine {
             group_hold: false,
             adver: None,
             garp_again: None,
+            garp_contested: None,
             garp_refresh: None,
         };
         m.effective = m.compute_priority();
@@ -513,6 +522,7 @@ impl Machine {
             self.master_down,
             self.adver,
             self.garp_again,
+            self.garp_contested,
             self.garp_refresh,
         ]
         .into_iter()
@@ -578,6 +588,10 @@ impl Machine {
                 if due(self.garp_again) {
                     self.garp_again = None;
                     actions.extend(self.garp(self.cfg.garp_master_repeat));
+                }
+                if due(self.garp_contested) {
+                    self.garp_contested = None;
+                    actions.extend(self.garp(self.cfg.garp_master_repeat.max(1)));
                 }
                 if let Some(at) = self.garp_refresh.filter(|t| *t <= now) {
                     self.garp_refresh = Some(next_after(at, self.cfg.garp_master_refresh, now));
@@ -688,6 +702,12 @@ impl Machine {
             // keepalived: "forcing new election" with an advert and a GARP burst, then a
             // second burst after the delay (garp_lower_prio_* default to the master's).
             self.garp_again = self.after(self.cfg.garp_master_delay, now);
+            // The other box sends its own gratuitous ARPs after that advert (RFC 5798 order:
+            // advert, VIPs, ARPs), so they may reach the clients after ours: then the clients
+            // follow it, and it drops the VIP once our advert preempts it. keepalived leaves
+            // them there until its second burst (5 s by default); one more burst once the other
+            // box has stepped down and let the VIP go brings them back at once.
+            self.garp_contested = Some(now + CONTESTED_GARP_AFTER);
             let mut actions = vec![
                 Action::Log(LogLine::MasterReceivedLower {
                     from: src,
@@ -943,6 +963,7 @@ impl Machine {
         self.down_expired = false;
         self.adver = None;
         self.garp_again = None;
+        self.garp_contested = None;
         self.garp_refresh = None;
     }
 
@@ -1694,6 +1715,13 @@ mod tests {
             ]
         );
         assert_eq!(b.m.state(), State::Master);
+        // One more burst once the other box has stepped down and dropped the VIP (its own
+        // ARPs may have reached the clients after ours).
+        assert_eq!(b.deadline(), Some(t + CONTESTED_GARP_AFTER));
+        assert_eq!(
+            b.tick(t + CONTESTED_GARP_AFTER),
+            vec![Action::SendGarp { count: 5 }]
+        );
         // The periodic adverts keep their cadence (the answer is an extra advert); a second
         // GARP burst follows after the delay.
         assert_eq!(b.deadline(), cadence);
