@@ -11,6 +11,9 @@
 //! advert. The late ARPs of the loser are sent here by the test from the loser's namespace,
 //! with the loser's MAC, right after it steps down: the order a loaded loser produced.
 //!
+//! The same run checks the order on the loser: its listener opens before the VIP arrives and
+//! closes after it left (a SYN that finds the VIP without a listener is reset by the kernel).
+//!
 //! Wall time: ~2 s.
 
 mod common;
@@ -164,6 +167,22 @@ fn after_two_masters_the_clients_end_on_the_winner() {
         late.elapsed()
     );
     assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(2)));
+    // On lb2 the listener opened before the VIP came and closed after it went: a SYN never
+    // found the VIP there without a listener (the kernel would have reset it).
+    assert!(
+        wait_until(Duration::from_secs(2), || n2
+            .log_text()
+            .contains("stopped listening frontend=www")),
+        "{}",
+        n2.log_text()
+    );
+    let log = n2.log_text();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in lb2's log:\n{log}"))
+    };
+    assert!(at("listening frontend=www") < at("(VI_1) setting VIPs."));
+    assert!(at("(VI_1) removing VIPs.") < at("stopped listening frontend=www"));
     assert!(wait_until(Duration::from_secs(1), || ask().is_some_and(
         |(s, b)| s == 200 && answered_by(&b) == Some("198.51.100.11")
     )));

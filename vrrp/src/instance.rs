@@ -1060,17 +1060,21 @@ impl Driver {
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
+                // The listeners open before the VIP arrives (they bind with IP_FREEBIND) and
+                // close after it left: a SYN never finds the VIP here without a listener,
+                // which the kernel would answer with a reset (the chaos drill saw "connect:
+                // connection reset" as a MASTER moved).
                 Action::AddVips => {
-                    self.set_vips(true).await;
                     if let Some(hook) = &self.hook {
                         hook.becoming_master().await;
                     }
+                    self.set_vips(true).await;
                 }
                 Action::RemoveVips => {
+                    self.set_vips(false).await;
                     if let Some(hook) = &self.hook {
                         hook.leaving_master().await;
                     }
-                    self.set_vips(false).await;
                 }
                 Action::SendGarp { count } => self.send_garps(count).await,
                 Action::Notify(state) => {
