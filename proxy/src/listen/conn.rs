@@ -40,6 +40,7 @@ use crate::listen::drain::{self, DrainWatch};
 use crate::observe::accesslog::{
     AccessLogEntry, LogServer, TermCause, TermPhase, TerminationState, TlsFacts,
 };
+use crate::upstream::deadline::Deadline;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -68,7 +69,7 @@ pub(crate) struct ClientIo<S> {
     phase: Phase,
     protocol: Protocol,
     seen_started: u64,
-    read_deadline: Pin<Box<Sleep>>,
+    read_deadline: Deadline,
     /// A new deadline for `read_deadline`, set on it only when it is next polled (most
     /// requests arrive whole, and the timer is then never polled in the headers phase).
     pending_deadline: Option<tokio::time::Instant>,
@@ -90,7 +91,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
             phase: Phase::Idle,
             protocol: Protocol::Sniffing(0),
             seen_started: 0,
-            read_deadline: Box::pin(tokio::time::sleep(timeouts.http_request)),
+            read_deadline: Deadline::new(tokio::time::Instant::now() + timeouts.http_request),
             pending_deadline: None,
             write_deadline: None,
             greeted: false,
@@ -101,9 +102,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
 
     fn arm(&mut self, after: Duration) {
         self.pending_deadline = None;
-        self.read_deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + after);
+        self.read_deadline.set(tokio::time::Instant::now() + after);
     }
 
     fn idle_timeout(&self) -> Duration {
@@ -169,9 +168,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
             return Poll::Pending;
         }
         if let Some(deadline) = self.pending_deadline.take() {
-            self.read_deadline.as_mut().reset(deadline);
+            self.read_deadline.set(deadline);
         }
-        if self.read_deadline.as_mut().poll(cx).is_pending() {
+        if self.read_deadline.poll_due(cx).is_pending() {
             return Poll::Pending;
         }
         if self.phase == Phase::Headers {

@@ -30,8 +30,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::Sleep;
 
+use crate::upstream::deadline::Deadline;
 use crate::upstream::fields::{ForwardedFields, KEEP_ALIVE, PROXY_CONNECTION};
 use crate::upstream::io::ServerIo;
 use crate::upstream::response_rules::{self, Coding};
@@ -67,7 +67,7 @@ struct ConnState {
     out: Vec<u8>,
     /// The `server` timeout of the exchange in progress; one timer per connection, pushed
     /// forward per request (cheap: the timer wheel is only touched when it fires).
-    deadline: Pin<Box<Sleep>>,
+    deadline: Deadline,
     /// The header names of the previous response, reused for the next one.
     names: NameCache,
     /// `send_proxy`: the client this connection was opened for.
@@ -81,7 +81,7 @@ impl RawConn {
                 io,
                 buf: BytesMut::new(),
                 out: Vec::new(),
-                deadline: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+                deadline: Deadline::new(tokio::time::Instant::now() + Duration::from_secs(3600)),
                 names: NameCache::default(),
                 owner,
             }),
@@ -143,7 +143,7 @@ pub(crate) async fn send(
     deadline: tokio::time::Instant,
 ) -> Result<Response<RawBody>, SendError> {
     encode_head(&mut conn.state.out, method, target, headers, forwarded);
-    conn.state.deadline.as_mut().reset(deadline);
+    conn.state.deadline.set(deadline);
     let head = {
         let ConnState {
             io,
@@ -158,7 +158,7 @@ pub(crate) async fn send(
             if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
                 return Poll::Ready(r);
             }
-            ready!(deadline.as_mut().poll(cx));
+            ready!(deadline.poll_due(cx));
             Poll::Ready(Err(SendError::Timeout))
         })
         .await?
