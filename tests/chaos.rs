@@ -12,11 +12,12 @@
 //! Wall time: ~11 minutes with the two tests in parallel (chaos ~4 min, soak 10 min + setup),
 //! debug build, on 2 shared cores.
 //!
-//! Ignored in `cargo test` for now (run: `cargo test --test chaos -- --ignored`): on the
-//! development machine (2 cores, load average 8 to 11 from other builds) none of three runs
-//! was green: each had one to three events of 60 or 111 over a bound, from load spikes (a
-//! hand-back with 700 ms without a MASTER in both labs at the same instant) and from two
-//! races not yet explained (a 20 ms poll reset 80 ms after a SIGTERM; see README).
+//! In CI since the faults it found were fixed, each with a test of its own:
+//! `stale_sockets` (a keep-alive request that hung on the MASTER's TIME-WAIT socket of the
+//! same client port after a fail-back) and `contested_garp` (after two MASTERs the loser's
+//! ARPs reached the clients last: 5.4 s of connect timeouts; and a SYN that found the VIP
+//! without a listener as a MASTER moved). On failure the report lists why each failed request
+//! of a violating event failed; `CHAOS_PCAP=1` keeps a full capture of a run by hand.
 
 mod common;
 
@@ -65,7 +66,6 @@ fn up(lab: &mut ScriptLab) {
 }
 
 #[test]
-#[ignore = "by hand until green on a quiet machine: cargo test --test chaos -- --ignored (see README, Faults survived)"]
 fn sixty_faults_from_a_fixed_seed_stay_within_their_bounds() {
     let test = "chaos";
     if !ready(test) {
@@ -113,7 +113,6 @@ fn sixty_faults_from_a_fixed_seed_stay_within_their_bounds() {
 }
 
 #[test]
-#[ignore = "by hand until green on a quiet machine: cargo test --test chaos -- --ignored (see README, Faults survived)"]
 fn a_ten_minute_soak_leaves_both_processes_flat() {
     let test = "soak";
     if !ready(test) {
