@@ -82,7 +82,7 @@ impl Program {
             // std sets the gid first and drops supplementary groups before setuid.
             cmd.uid(uid).gid(gid);
         }
-        let child = cmd.spawn()?;
+        let child = spawn_unless_busy(&mut cmd)?;
         let group = child
             .id()
             .and_then(|pid| i32::try_from(pid).ok())
@@ -94,6 +94,23 @@ impl Program {
                 kill_on_drop: true,
             },
         })
+    }
+}
+
+/// A script that was just written can be "busy" (ETXTBSY) for a moment: a fork elsewhere in
+/// this process (another script, a health check's helper) inherited the writer's descriptor
+/// and holds it until its own exec. Cargo retries its build scripts for the same reason. A few
+/// short retries, only on that error: at most ~20 ms of the caller's time.
+fn spawn_unless_busy(cmd: &mut Command) -> io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -414,6 +431,38 @@ async fn next_outcome(running: &mut Option<Run>) -> RunOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A script still open for writing somewhere (here by the test itself) cannot be
+    /// executed: a writer that lets go within the retries is waited for, one that does not
+    /// is an error, not a hang.
+    #[tokio::test]
+    async fn a_script_busy_for_a_moment_still_starts() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("vrrp-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("busy.sh");
+        let mut f = std::fs::File::create(&path).expect("create");
+        f.write_all(b"#!/bin/sh\nexit 0\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let program = Program::parse(path.to_str().expect("utf-8 path")).expect("program");
+        // Held open for writing throughout: busy on every try.
+        let Err(err) = program.start() else {
+            panic!("a busy script cannot start")
+        };
+        assert_eq!(err.raw_os_error(), Some(libc::ETXTBSY), "{err}");
+        // Let go after 1 ms: a retry starts it.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            drop(f);
+        });
+        let started = program.start();
+        writer.join().expect("writer");
+        let mut running = started.expect("started once the writer let go");
+        let status = running.child.wait().await.expect("wait");
+        assert!(status.success());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn first_result_decides_at_once() {
