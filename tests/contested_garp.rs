@@ -21,18 +21,7 @@ mod common;
 use common::*;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use testkit::{require_root, require_tool, wait_until, Lab, TempDir};
-
-fn config(node: &str, priority: u8) -> String {
-    pair_config(
-        node,
-        priority,
-        "",
-        "frontends:\n  - name: www\n    bind: [\"198.51.100.100:80\"]\n    gate: [VI_1]\n    default_backend: web\n\
-backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n",
-    )
-    .replace("    advert_int: 1\n", "    version: 3\n    advert_int: 100ms\n")
-}
+use testkit::{require_root, require_tool, wait_until, Lab};
 
 /// One burst of gratuitous ARPs for the VIP from `host`'s eth0, with its own MAC.
 fn late_arps_from(lab: &Lab, host: &str) {
@@ -70,29 +59,13 @@ fn after_two_masters_the_clients_end_on_the_winner() {
     if !require_root("contested_garp") || !require_tool("contested_garp", "nft") {
         return;
     }
-    let lab = Lab::new(&[
-        ("lb1", "198.51.100.11/24"),
-        ("lb2", "198.51.100.12/24"),
-        ("web1", "198.51.100.21/24"),
-        ("client", "198.51.100.50/24"),
-    ]);
-    let dir = TempDir::new("contested-garp");
-    let listener = lab
-        .host("web1")
-        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
-    let _web1 = Backend::serve_on(listener, "web1");
+    let (lab, dir, _web1) = pair_lab_with_web1("contested-garp");
     let vip: SocketAddr = "198.51.100.100:80".parse().expect("vip");
     let client = lab.host("client");
     let ask = move || client.run_in(move || http_get(vip, "/", ""));
 
-    let t0 = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &config("lb1", 101));
-    assert!(
-        wait_vip(lab.host("lb1"), t0, Duration::from_secs(5)).is_some(),
-        "{}",
-        n1.log_text()
-    );
-    let n2 = start(&lab, "lb2", &dir, &config("lb2", 100));
+    let n1 = start_until_vip(&lab, "lb1", &dir, &gated_pair_config_v3("lb1", 101));
+    let n2 = start(&lab, "lb2", &dir, &gated_pair_config_v3("lb2", 100));
     assert!(
         n2.wait_log("(VI_1) Entering BACKUP STATE", Duration::from_secs(5)),
         "{}",

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use testkit::{require_root, require_tool, wait_until, Lab, TempDir};
+use testkit::{require_root, require_tool, wait_until};
 
 fn pair_lb_config(node: &str, priority: u8) -> String {
     pair_config(
@@ -24,17 +24,7 @@ fn gated_frontend_follows_master_and_backend_tracking_moves_the_vip() {
     if !require_root("pair_gate") || !require_tool("pair_gate", "nft") {
         return;
     }
-    let lab = Lab::new(&[
-        ("lb1", "198.51.100.11/24"),
-        ("lb2", "198.51.100.12/24"),
-        ("web1", "198.51.100.21/24"),
-        ("client", "198.51.100.50/24"),
-    ]);
-    let dir = TempDir::new("pair-gate");
-    let listener = lab
-        .host("web1")
-        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
-    let _web1 = Backend::serve_on(listener, "web1");
+    let (lab, dir, _web1) = pair_lab_with_web1("pair-gate");
     let vip: SocketAddr = "198.51.100.100:80".parse().expect("vip");
     let client = lab.host("client");
     let ask = move || lab_get(client, vip);

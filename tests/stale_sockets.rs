@@ -18,21 +18,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use testkit::{require_root, wait_until, Lab, TempDir};
+use testkit::{require_root, wait_until, Lab};
 
 const PORT: u16 = 41_234;
 const CLIENT: &str = "198.51.100.50";
-
-fn config(node: &str, priority: u8) -> String {
-    pair_config(
-        node,
-        priority,
-        "",
-        "frontends:\n  - name: www\n    bind: [\"198.51.100.100:80\"]\n    gate: [VI_1]\n    default_backend: web\n\
-backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n",
-    )
-    .replace("    advert_int: 1\n", "    version: 3\n    advert_int: 100ms\n")
-}
 
 /// A connection to the VIP from the client's fixed port `PORT`.
 fn connect_from_fixed_port() -> std::io::Result<TcpStream> {
@@ -137,29 +126,13 @@ fn a_new_master_clears_closed_connections_left_on_the_vip() {
     if !require_root("stale_sockets") {
         return;
     }
-    let lab = Lab::new(&[
-        ("lb1", "198.51.100.11/24"),
-        ("lb2", "198.51.100.12/24"),
-        ("web1", "198.51.100.21/24"),
-        ("client", "198.51.100.50/24"),
-    ]);
-    let dir = TempDir::new("stale-sockets");
-    let listener = lab
-        .host("web1")
-        .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1"));
-    let _web1 = Backend::serve_on(listener, "web1");
+    let (lab, dir, _web1) = pair_lab_with_web1("stale-sockets");
 
     // 1. lb1's earlier term left (VIP:80, client:P) in TIME-WAIT.
     leave_time_wait_on(&lab, "lb1");
 
     // 2. lb2 alone is MASTER; the client keeps a connection to it from the same port P.
-    let t0 = Instant::now();
-    let n2 = start(&lab, "lb2", &dir, &config("lb2", 100));
-    assert!(
-        wait_vip(lab.host("lb2"), t0, Duration::from_secs(5)).is_some(),
-        "{}",
-        n2.log_text()
-    );
+    let _n2 = start_until_vip(&lab, "lb2", &dir, &gated_pair_config_v3("lb2", 100));
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let worker = lab.host("client").run_in(move || {
@@ -187,7 +160,7 @@ fn a_new_master_clears_closed_connections_left_on_the_vip() {
     // 3. lb1 starts and preempts (101 > 100). Before it adds the VIP it clears the stale
     // socket.
     let back = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &config("lb1", 101));
+    let n1 = start(&lab, "lb1", &dir, &gated_pair_config_v3("lb1", 101));
     assert!(
         wait_vip(lab.host("lb1"), back, Duration::from_secs(6)).is_some(),
         "{}",

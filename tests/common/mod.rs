@@ -469,3 +469,45 @@ impl Drop for LocalDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// The standard pair's lab: lb1 (.11), lb2 (.12), web1 (.21) serving as a [`Backend`] on
+/// port 80, and a client (.50); with a scratch dir named after `tag`.
+pub fn pair_lab_with_web1(tag: &str) -> (Lab, TempDir, Backend) {
+    let lab = Lab::new(&[
+        ("lb1", "198.51.100.11/24"),
+        ("lb2", "198.51.100.12/24"),
+        ("web1", "198.51.100.21/24"),
+        ("client", "198.51.100.50/24"),
+    ]);
+    let dir = TempDir::new(tag);
+    let listener = lab
+        .host("web1")
+        .run_in(|| TcpListener::bind("198.51.100.21:80").expect("bind web1"));
+    let web1 = Backend::serve_on(listener, "web1");
+    (lab, dir, web1)
+}
+
+/// The standard pair at VRRPv3 / 100 ms with a frontend on VIP:80 gated by VI_1, to web1
+/// (no health check).
+pub fn gated_pair_config_v3(node: &str, priority: u8) -> String {
+    pair_config(
+        node,
+        priority,
+        "",
+        "frontends:\n  - name: www\n    bind: [\"198.51.100.100:80\"]\n    gate: [VI_1]\n    default_backend: web\n\
+backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:80\" }]\n",
+    )
+    .replace("    advert_int: 1\n", "    version: 3\n    advert_int: 100ms\n")
+}
+
+/// Starts `host` with `config` and waits (5 s at most) until it holds the VIP.
+pub fn start_until_vip(lab: &Lab, host: &str, dir: &TempDir, config: &str) -> Node {
+    let t0 = Instant::now();
+    let n = start(lab, host, dir, config);
+    assert!(
+        wait_vip(lab.host(host), t0, Duration::from_secs(5)).is_some(),
+        "{host} did not take the VIP:\n{}",
+        n.log_text()
+    );
+    n
+}
