@@ -381,6 +381,7 @@ async fn h2c_prior_knowledge_is_served_only_when_configured() {
     let s = TestServer::start("s").await;
     let mut fe = frontend(vec![], Some("be"));
     fe.h2c = true;
+    fe.forwarded_for = true;
     let p = start(vec![fe], vec![backend("be", &[&s])]);
     let h2: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
@@ -397,15 +398,35 @@ async fn h2c_prior_knowledge_is_served_only_when_configured() {
     )
     .await;
     assert!(refused.is_err(), "h2c served without h2c: true");
+    // HTTP/2 has no Host: the server gets one from :authority (written with the head on a
+    // request without a body, set in the map for one with a body), and the forwarded_for
+    // fields, exactly once each (X-Forwarded-Host copies a Host field, which h2 has not).
+    let once = |body: &str, line: &str| body.matches(line).count() == 1;
     for _ in 0..3 {
         let r = get(&h2, &format!("{}/h2?x=1", p.base)).await;
         assert_eq!(r.status, 200);
         assert!(r.body.contains("path=/h2?x=1\n"), "{}", r.body);
-        assert!(
-            r.body.contains(&format!("host: {}\n", p.addr)),
-            "{}",
-            r.body
-        );
+        for line in [
+            format!("\nhost: {}\n", p.addr),
+            "\nx-forwarded-for: 127.0.0.1\n".to_string(),
+            "\nx-forwarded-proto: http\n".to_string(),
+        ] {
+            assert!(once(&r.body, &line), "{line:?} once in {}", r.body);
+        }
+        assert_eq!(r.body.matches("\nhost: ").count(), 1, "{}", r.body);
+    }
+    let req = http::Request::post(format!("{}/form", p.base))
+        .body(Full::new(Bytes::from_static(b"a=1&b=2")))
+        .unwrap();
+    let r = send(&h2, req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("body=a=1&b=2\n"), "{}", r.body);
+    for line in [
+        format!("\nhost: {}\n", p.addr),
+        "\nx-forwarded-for: 127.0.0.1\n".to_string(),
+        "\nx-forwarded-proto: http\n".to_string(),
+    ] {
+        assert!(once(&r.body, &line), "{line:?} once in {}", r.body);
     }
 }
 

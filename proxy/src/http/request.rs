@@ -162,7 +162,7 @@ pub(crate) async fn handle(
         .backend_set_headers
         .get(backend_index)
         .map_or(&[][..], Vec::as_slice);
-    let (forwarded, upgrade) = request_ops(
+    let (forwarded, upgrade, host_from_authority) = request_ops(
         &fe,
         &be,
         be_headers,
@@ -196,6 +196,7 @@ pub(crate) async fn handle(
         client_ip: conn.src.ip(),
         client: (conn.src, conn.dst),
         forwarded,
+        host_from_authority,
     };
     if let Some(b) = &out.body {
         ex.body_in = Some(b.clone());
@@ -434,7 +435,7 @@ fn request_ops(
     parts: &mut Parts,
     bodiless: bool,
     forwarded_host: Option<HeaderValue>,
-) -> (Option<ForwardedFields>, Option<OnUpgrade>) {
+) -> (Option<ForwardedFields>, Option<OnUpgrade>, bool) {
     for name in &fe.del_headers {
         parts.headers.remove(name);
     }
@@ -462,7 +463,7 @@ fn request_ops(
         // A request for a direct exchange (HTTP/1.1, no body, not CONNECT) that has none of
         // the fields gets them written after its own when its head is encoded, unless a
         // later operation could see or move them.
-        let deferred = parts.version == Version::HTTP_11
+        let deferred = matches!(parts.version, Version::HTTP_11 | Version::HTTP_2)
             && bodiless
             && parts.method != Method::CONNECT
             && fe.set_headers.is_empty()
@@ -489,15 +490,25 @@ fn request_ops(
     if let Some(policy) = be.cookie.as_ref().filter(|p| p.indirect) {
         cookie::remove_cookie(&mut parts.headers, &policy.name);
     }
-    // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs it as Host.
-    if parts.version == Version::HTTP_2 && !parts.headers.contains_key(header::HOST) {
-        if let Some(a) = parts.uri.authority() {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                parts.headers.insert(header::HOST, v);
-            }
+    // HTTP/2 carries the host in :authority; an HTTP/1.1 server needs it as Host. A direct
+    // exchange writes it from the URI when it encodes the head (no copy into a new value,
+    // no map insertion: the operations above are done with the map).
+    let mut host_from_authority = false;
+    if parts.version == Version::HTTP_2
+        && parts.uri.authority().is_some()
+        && !parts.headers.contains_key(header::HOST)
+    {
+        if bodiless {
+            host_from_authority = true;
+        } else if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, v);
         }
     }
-    (forwarded, upgrade)
+    (forwarded, upgrade, host_from_authority)
 }
 
 /// The path and query sent to the server: the client's, less a stripped prefix.

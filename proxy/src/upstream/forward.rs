@@ -65,11 +65,14 @@ pub(crate) struct Outgoing {
     pub client: ClientAddrs,
     /// `forwarded_for` fields still to be written after `parts.headers` (direct exchanges).
     pub forwarded: Option<ForwardedFields>,
+    /// An HTTP/2 request without `Host` (direct exchanges): `Host` is written from the URI's
+    /// authority when the head is encoded.
+    pub host_from_authority: bool,
 }
 
 fn build_request(out: &Outgoing) -> Request<RequestBody> {
     debug_assert!(
-        out.forwarded.is_none(),
+        out.forwarded.is_none() && !out.host_from_authority,
         "only direct exchanges defer fields"
     );
     // Origin form (`/path?query`), as a client talking to the server directly sends it
@@ -190,11 +193,15 @@ async fn attempt_direct(
         Some(a) if out.parts.method == Method::CONNECT => a.as_str(),
         _ => out.path_and_query.as_str(),
     };
+    let host = match out.parts.uri.authority() {
+        Some(a) if out.host_from_authority => Some(a.as_str()),
+        _ => None,
+    };
     let r = h1::send(
         conn,
         &out.parts.method,
         target,
-        &out.parts.headers,
+        (host, &out.parts.headers),
         out.forwarded.as_ref(),
         tokio::time::Instant::from_std(connected) + server_timeout,
     )

@@ -132,17 +132,24 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Writes `method target HTTP/1.1` and `headers` to `conn`, reads the response head by
-/// `deadline` and returns the response with its body still on the connection.
+/// Writes `method target HTTP/1.1`, `Host: host` when given (an HTTP/2 request's authority)
+/// and `headers` to `conn`, reads the response head by `deadline` and returns the response
+/// with its body still on the connection.
 pub(crate) async fn send(
     mut conn: RawConn,
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    (host, headers): (Option<&str>, &HeaderMap),
     forwarded: Option<&ForwardedFields>,
     deadline: tokio::time::Instant,
 ) -> Result<Response<RawBody>, SendError> {
-    encode_head(&mut conn.state.out, method, target, headers, forwarded);
+    encode_head(
+        &mut conn.state.out,
+        method,
+        target,
+        (host, headers),
+        forwarded,
+    );
     conn.state.deadline.set(deadline);
     let head = {
         let ConnState {
@@ -187,7 +194,7 @@ fn encode_head(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
-    headers: &HeaderMap,
+    (host, headers): (Option<&str>, &HeaderMap),
     forwarded: Option<&ForwardedFields>,
 ) {
     out.clear();
@@ -195,6 +202,12 @@ fn encode_head(
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host {
+        // An `http::uri::Authority`: its characters are a subset of a field value's.
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -1336,14 +1349,14 @@ mod tests {
             let mut applied = h.clone();
             crate::upstream::fields::forwarded_for_value(&mut applied, &client, tls, host.clone());
             let mut expected = Vec::new();
-            encode_head(&mut expected, &Method::GET, "/", &applied, None);
+            encode_head(&mut expected, &Method::GET, "/", (None, &applied), None);
             let mut deferred = Vec::new();
             let fields = ForwardedFields {
                 client: client.clone(),
                 tls,
                 host,
             };
-            encode_head(&mut deferred, &Method::GET, "/", &h, Some(&fields));
+            encode_head(&mut deferred, &Method::GET, "/", (None, &h), Some(&fields));
             assert_eq!(
                 String::from_utf8_lossy(&deferred),
                 String::from_utf8_lossy(&expected)
@@ -1362,10 +1375,17 @@ mod tests {
         h.append("x-b", HeaderValue::from_static("1"));
         h.append("x-b", HeaderValue::from_static("2"));
         let mut out = Vec::new();
-        encode_head(&mut out, &Method::GET, "/p?q=1", &h, None);
+        encode_head(&mut out, &Method::GET, "/p?q=1", (None, &h), None);
         assert_eq!(
             out,
             b"GET /p?q=1 HTTP/1.1\r\nhost: a.test\r\nx-b: 1\r\nx-b: 2\r\n\r\n"
+        );
+        // An HTTP/2 request's authority as Host, first after the request line.
+        h.remove("host");
+        encode_head(&mut out, &Method::GET, "/", (Some("b.test:8443"), &h), None);
+        assert_eq!(
+            out,
+            b"GET / HTTP/1.1\r\nhost: b.test:8443\r\nx-b: 1\r\nx-b: 2\r\n\r\n"
         );
     }
 
