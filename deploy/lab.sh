@@ -168,6 +168,8 @@ install_deps() {
     command -v openssl >/dev/null || missing+=(openssl)
     command -v tcpdump >/dev/null || [ -x /usr/bin/tcpdump ] || missing+=(tcpdump)
     command -v sysctl >/dev/null || [ -x /usr/sbin/sysctl ] || missing+=(procps)
+    # vrrplb's hand-over relay (a new MASTER passes the old one's connections back to it).
+    command -v nft >/dev/null || [ -x /usr/sbin/nft ] || missing+=(nftables)
     # Building needs a C linker (rustup does not bring one).
     [ -n "${VRRPLB_BIN:-}" ] || command -v cc >/dev/null || missing+=(build-essential)
     [ ${#missing[@]} -gt 0 ] || return 0

@@ -58,7 +58,7 @@ Maintainer: vrrplb developers <vrrplb@example.invalid>
 Section: net
 Priority: optional
 Depends: libc6, passwd
-Recommends: rsyslog, logrotate
+Recommends: rsyslog, logrotate, nftables
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Description: keepalived + HAProxy in one binary
  VRRPv2 failover (keepalived-compatible on the wire and in its logs) and an

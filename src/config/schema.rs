@@ -150,6 +150,8 @@ pub struct VrrpInstance {
     #[serde(default)]
     pub nopreempt: bool,
     pub preempt_delay: Option<DurationValue>,
+    /// Pass the old MASTER its connections for its hand-back (default true).
+    pub handover_relay: Option<bool>,
     pub authentication: Option<Authentication>,
     pub unicast_src_ip: Option<String>,
     #[serde(default)]

@@ -1041,3 +1041,22 @@ fn announce_entries_are_checked() {
     assert_eq!(loaded.config.announces[0].name, "198.51.100.200");
     assert_eq!(loaded.config.announces[0].scripts[0].name, "chk");
 }
+
+#[test]
+fn handover_relay_is_on_unless_turned_off() {
+    let relay = |extra: &str| {
+        parse("t.yaml", &instance(extra))
+            .unwrap_or_else(|r| panic!("rejected:\n{r}"))
+            .config
+            .instances[0]
+            .handover_relay
+    };
+    assert!(relay(""));
+    assert!(!relay("    handover_relay: false\n"));
+    assert_error(
+        &instance("    handover_relay: sometimes\n"),
+        6,
+        "vrrp_instances[0].handover_relay",
+        "wrong type",
+    );
+}

@@ -974,6 +974,7 @@ fn check_instances(
             initial_state,
             nopreempt: x.nopreempt,
             preempt_delay,
+            handover_relay: x.handover_relay.unwrap_or(true),
             auth_pass,
             unicast_src_ip,
             unicast_peers,

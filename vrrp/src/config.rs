@@ -117,6 +117,9 @@ pub struct InstanceConfig {
     pub initial_state: InitialState,
     pub nopreempt: bool,
     pub preempt_delay: Duration,
+    /// Taking over from a MASTER that is still up, pass it the segments of its connections
+    /// for its hand-back (io/relay.rs).
+    pub handover_relay: bool,
     /// VRRPv2 simple password (auth type 1), zero-padded to 8 bytes. None = auth type 0.
     pub auth_pass: Option<[u8; 8]>,
     /// Same family as the VIPs.

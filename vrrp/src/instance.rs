@@ -10,6 +10,7 @@ use crate::config::InstanceConfig;
 use crate::io::alarm::Alarm;
 use crate::io::garp::GarpSender;
 use crate::io::netlink::{LinkWatcher, Netlink};
+use crate::io::relay::{self, Relay};
 use crate::io::socket::{Datagram, Delivery, VrrpSocket, VRRP_GROUP, VRRP_GROUP_V6};
 use crate::logs;
 use crate::machine::{
@@ -48,6 +49,10 @@ const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
 /// for some ms) would need a packet tap on the request path for a gain of ~200 ms in which
 /// nothing is lost; so the fixed margin stays, about ten times the slowest GARP seen.
 const HANDBACK: Duration = Duration::from_millis(250);
+/// How long the VIPs' arrival waits for the hand-over relay (io/relay.rs): `nft` takes a few
+/// ms; past this, the take-over goes on without it (a delay here moves no client, but the
+/// relay is useless once the hand-back is over).
+const RELAY_OPEN_LIMIT: Duration = Duration::from_millis(150);
 
 /// What other parts of the program may read about an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,6 +299,10 @@ impl Instance {
             sync_group: opts.sync_group,
             release_at: None,
             moved_by_group: false,
+            last_peer: None,
+            relay_to: None,
+            relay_open: None,
+            relay_missing_logged: false,
             events: opts.events,
             scripts,
             backend_feeds,
@@ -499,6 +508,15 @@ struct Driver {
     _sync_feed: Option<Feed>,
     /// For the feeds of trackers a reload adds.
     tracker_tx: mpsc::UnboundedSender<TrackerReport>,
+    /// The last valid advert from another router: its source, priority and arrival.
+    last_peer: Option<(IpAddr, u8, Instant)>,
+    /// Set as we become MASTER in place of one that is still up: where the hand-over relay
+    /// sends what is still that MASTER's (io/relay.rs); taken when the VIPs are added.
+    relay_to: Option<IpAddr>,
+    /// The open hand-over relay and the task that closes it after [`HANDBACK`].
+    relay_open: Option<(Relay, IpAddr, JoinHandle<()>)>,
+    /// `nft` was missing and the log said so once.
+    relay_missing_logged: bool,
 }
 
 impl Driver {
@@ -521,6 +539,7 @@ impl Driver {
             self.tracker_event(TrackerKind::Interface, &t.name, up)
                 .await;
         }
+        self.clear_leftover_relay().await;
         let actions = self.machine.handle(Event::Startup, Instant::now());
         self.execute(actions).await;
 
@@ -804,6 +823,9 @@ impl Driver {
         match self.decode(packet, d) {
             Ok((meta, advert)) => {
                 InstanceStats::count(&self.stats.adverts_received);
+                if ![self.primary, self.cfg.unicast_src_ip].contains(&Some(meta.src)) {
+                    self.last_peer = Some((meta.src, advert.priority, now));
+                }
                 if advert.priority > 0 && self.machine.state() != State::Master {
                     self.stats.update(|d| d.master = Some(meta.src));
                 }
@@ -1068,6 +1090,10 @@ impl Driver {
                     if let Some(hook) = &self.hook {
                         hook.becoming_master().await;
                     }
+                    // Before the VIPs (and so before our gratuitous ARPs move any client).
+                    if let Some(previous) = self.relay_to.take() {
+                        self.open_relay(previous).await;
+                    }
                     self.set_vips(true).await;
                 }
                 Action::RemoveVips => {
@@ -1103,6 +1129,11 @@ impl Driver {
                     self.moved_by_group = matches!(reason, Reason::SyncGroup { .. });
                     if to == State::Master {
                         InstanceStats::count(&self.stats.become_master);
+                        self.relay_to = self.previous_master(reason);
+                    } else if from == State::Master {
+                        self.relay_to = None;
+                        self.close_relay_now(matches!(reason, Reason::Shutdown))
+                            .await;
                     }
                     let own = self.primary.or(self.cfg.unicast_src_ip);
                     self.stats.update(|d| {
@@ -1133,6 +1164,112 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// The MASTER we take over from when it is still up, holding the VIPs for its hand-back:
+    /// one that resigned (priority-0 advert), or one we preempt (the down timer ran out while
+    /// its lower-priority adverts kept coming: the last one came within two intervals; a
+    /// MASTER that vanished sent none for three).
+    fn previous_master(&self, reason: &Reason) -> Option<IpAddr> {
+        if !self.cfg.handover_relay {
+            return None;
+        }
+        match reason {
+            Reason::PriorityZeroAdvert { from } => Some(*from),
+            Reason::MasterDownTimer => {
+                let recent = centiseconds(self.cfg.advert_int) * 2;
+                self.last_peer
+                    .filter(|(_, priority, at)| *priority > 0 && at.elapsed() <= recent)
+                    .map(|(src, _, _)| src)
+            }
+            _ => None,
+        }
+    }
+
+    /// Opens the hand-over relay to `previous` (io/relay.rs) and schedules its closing at
+    /// the end of the hand-back. Waits for `nft` [`RELAY_OPEN_LIMIT`] at most: the VIPs
+    /// wait meanwhile, which costs nothing, as the old MASTER still serves them.
+    async fn open_relay(&mut self, previous: IpAddr) {
+        let name = self.cfg.name.clone();
+        if !relay::available() {
+            if !self.relay_missing_logged {
+                self.relay_missing_logged = true;
+                warn!("({name}) nft not found: connections still opening with {previous} as the VIPs move here are reset (install nftables for the hand-over relay)");
+            }
+            return;
+        }
+        let since = Instant::now();
+        if let Some((_, _, task)) = self.relay_open.take() {
+            task.abort();
+        }
+        let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
+        let r = Relay::new(
+            self.cfg.vrid,
+            &self.cfg.interface,
+            &vips,
+            self.cfg.is_ipv6(),
+        );
+        match tokio::time::timeout(RELAY_OPEN_LIMIT, r.open(previous)).await {
+            Ok(Ok(())) => info!(
+                "({name}) hand-over relay open: segments of connections {previous} still holds go to it for {} ms (opened in {} ms)",
+                HANDBACK.as_millis(),
+                since.elapsed().as_millis()
+            ),
+            Ok(Err(e)) => warn!(
+                "({name}) cannot open the hand-over relay to {previous}: {e}; connections still opening there as the VIPs move are reset"
+            ),
+            Err(_) => warn!(
+                "({name}) the hand-over relay to {previous} did not open within {} ms; going on without it",
+                RELAY_OPEN_LIMIT.as_millis()
+            ),
+        }
+        // Closed at the end of the old MASTER's hand-back either way (a late `nft` may still
+        // have loaded it).
+        let closing = r.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(since + HANDBACK)).await;
+            close_relay(name, closing, previous).await;
+        });
+        self.relay_open = Some((r, previous, task));
+    }
+
+    /// Closes the hand-over relay now if its hand-back is not over yet (we leave MASTER):
+    /// waits for it when stopping, else leaves it to a task.
+    async fn close_relay_now(&mut self, wait: bool) {
+        let Some((r, previous, task)) = self.relay_open.take() else {
+            return;
+        };
+        if task.is_finished() {
+            return;
+        }
+        task.abort();
+        let name = self.cfg.name.clone();
+        if wait {
+            close_relay(name, r, previous).await;
+        } else {
+            tokio::spawn(close_relay(name, r, previous));
+        }
+    }
+
+    /// A table left by a process that was killed while a relay was open.
+    async fn clear_leftover_relay(&self) {
+        if !relay::available() {
+            return;
+        }
+        let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
+        let r = Relay::new(
+            self.cfg.vrid,
+            &self.cfg.interface,
+            &vips,
+            self.cfg.is_ipv6(),
+        );
+        if let Err(e) = r.clear_leftover().await {
+            debug!(
+                "({}) could not check for a left-over relay table {}: {e}",
+                self.cfg.name,
+                r.table()
+            );
         }
     }
 
@@ -1191,5 +1328,19 @@ async fn clear_stale(name: String, addrs: Vec<IpAddr>) {
         }
         Ok(Err(e)) => warn!("({name}) cannot list the TCP sockets on {shown} (sock_diag): {e}"),
         Err(e) => warn!("({name}) clearing stale TCP sockets on {shown} failed: {e}"),
+    }
+}
+
+/// Removes a hand-over relay's table and logs what it passed on.
+async fn close_relay(name: String, r: Relay, previous: IpAddr) {
+    match r.close().await {
+        Ok(Some(n)) => {
+            info!("({name}) hand-over relay to {previous} closed: {n} segment(s) passed on")
+        }
+        Ok(None) => info!("({name}) hand-over relay to {previous} closed"),
+        Err(e) => warn!(
+            "({name}) cannot remove the hand-over relay table {}: {e}",
+            r.table()
+        ),
     }
 }

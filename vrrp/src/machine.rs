@@ -2335,6 +2335,7 @@ mod tests {
             advert_int: 200,
             initial_state: InitialState::Backup,
             nopreempt: false,
+            handover_relay: true,
             preempt_delay: secs(30),
             auth_pass: None,
             unicast_src_ip: None,

@@ -97,6 +97,12 @@ pub fn changes(old: &InstanceConfig, new: &InstanceConfig) -> Vec<String> {
     if garp(old) != garp(new) {
         out.push("gratuitous ARP settings".into());
     }
+    if old.handover_relay != new.handover_relay {
+        out.push(format!(
+            "handover_relay {} -> {}",
+            old.handover_relay, new.handover_relay
+        ));
+    }
     if old.auth_pass != new.auth_pass {
         out.push("authentication".into());
     }
@@ -351,6 +357,7 @@ mod tests {
             advert_int: 100,
             initial_state: InitialState::Backup,
             nopreempt: false,
+            handover_relay: true,
             preempt_delay: Duration::ZERO,
             auth_pass: None,
             unicast_src_ip: None,

@@ -2,5 +2,6 @@
 pub mod alarm;
 pub mod garp;
 pub mod netlink;
+pub mod relay;
 pub mod socket;
 pub mod stale;
