@@ -14,8 +14,8 @@ use crate::io::relay::{self, Relay};
 use crate::io::socket::{Datagram, Delivery, VrrpSocket, VRRP_GROUP, VRRP_GROUP_V6};
 use crate::logs;
 use crate::machine::{
-    centiseconds, Action, Event, Machine, MachineConfig, NotifyState as MachineNotify, Reason,
-    State, TrackerKind,
+    centiseconds, Action, Event, LogLine, Machine, MachineConfig, NotifyState as MachineNotify,
+    Reason, State, TrackerKind,
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
@@ -301,7 +301,7 @@ impl Instance {
             moved_by_group: false,
             last_peer: None,
             relay_to: None,
-            relay_open: None,
+            relay: None,
             relay_missing_logged: false,
             events: opts.events,
             scripts,
@@ -513,8 +513,9 @@ struct Driver {
     /// Set as we become MASTER in place of one that is still up: where the hand-over relay
     /// sends what is still that MASTER's (io/relay.rs); taken when the VIPs are added.
     relay_to: Option<IpAddr>,
-    /// The open hand-over relay and the task that closes it after [`HANDBACK`].
-    relay_open: Option<(Relay, IpAddr, JoinHandle<()>)>,
+    /// The hand-over relay being prepared (a take-over is coming) or open (see
+    /// [`RelayHandle`]).
+    relay: Option<RelayHandle>,
     /// `nft` was missing and the log said so once.
     relay_missing_logged: bool,
 }
@@ -844,6 +845,21 @@ impl Driver {
                     },
                     now,
                 );
+                // A take-over from a MASTER still up is coming (we preempt it when the down
+                // timer runs out, or it resigned): the relay gets ready meanwhile, off this
+                // loop, so the take-over need not wait for `nft`.
+                let coming = actions.iter().any(|a| {
+                    matches!(
+                        a,
+                        Action::Log(
+                            LogLine::BackupDiscardedLower { .. }
+                                | LogLine::BackupReceivedPriorityZero
+                        )
+                    )
+                });
+                if coming {
+                    self.prepare_relay(meta.src);
+                }
                 self.execute(actions).await;
             }
             Err(reason) => {
@@ -1130,6 +1146,10 @@ impl Driver {
                     if to == State::Master {
                         InstanceStats::count(&self.stats.become_master);
                         self.relay_to = self.previous_master(reason);
+                        if self.relay.as_ref().map(|r| r.to) != self.relay_to {
+                            // Prepared for another MASTER, or that one vanished after all.
+                            self.relay = None;
+                        }
                     } else if from == State::Master {
                         self.relay_to = None;
                         self.close_relay_now(matches!(reason, Reason::Shutdown))
@@ -1187,21 +1207,20 @@ impl Driver {
         }
     }
 
-    /// Opens the hand-over relay to `previous` (io/relay.rs) and schedules its closing at
-    /// the end of the hand-back. Waits for `nft` [`RELAY_OPEN_LIMIT`] at most: the VIPs
-    /// wait meanwhile, which costs nothing, as the old MASTER still serves them.
-    async fn open_relay(&mut self, previous: IpAddr) {
+    /// Starts getting the hand-over relay to `to` ready (a task runs `nft`); nothing when
+    /// one for `to` is already there or the relay is off or impossible.
+    fn prepare_relay(&mut self, to: IpAddr) {
+        let ready = |r: &RelayHandle| r.to == to && !r.task.is_finished();
+        if !self.cfg.handover_relay || self.relay.as_ref().is_some_and(ready) {
+            return;
+        }
         let name = self.cfg.name.clone();
         if !relay::available() {
             if !self.relay_missing_logged {
                 self.relay_missing_logged = true;
-                warn!("({name}) nft not found: connections still opening with {previous} as the VIPs move here are reset (install nftables for the hand-over relay)");
+                warn!("({name}) nft not found: connections still opening with {to} as the VIPs move here are reset (install nftables for the hand-over relay)");
             }
             return;
-        }
-        let since = Instant::now();
-        if let Some((_, _, task)) = self.relay_open.take() {
-            task.abort();
         }
         let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
         let r = Relay::new(
@@ -1210,45 +1229,58 @@ impl Driver {
             &vips,
             self.cfg.is_ipv6(),
         );
-        match tokio::time::timeout(RELAY_OPEN_LIMIT, r.open(previous)).await {
-            Ok(Ok(())) => info!(
-                "({name}) hand-over relay open: segments of connections {previous} still holds go to it for {} ms (opened in {} ms)",
-                HANDBACK.as_millis(),
-                since.elapsed().as_millis()
-            ),
-            Ok(Err(e)) => warn!(
-                "({name}) cannot open the hand-over relay to {previous}: {e}; connections still opening there as the VIPs move are reset"
-            ),
-            Err(_) => warn!(
-                "({name}) the hand-over relay to {previous} did not open within {} ms; going on without it",
-                RELAY_OPEN_LIMIT.as_millis()
-            ),
-        }
-        // Closed at the end of the old MASTER's hand-back either way (a late `nft` may still
-        // have loaded it).
-        let closing = r.clone();
-        let task = tokio::spawn(async move {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(since + HANDBACK)).await;
-            close_relay(name, closing, previous).await;
-        });
-        self.relay_open = Some((r, previous, task));
+        // Unclaimed (no take-over after all) it closes after the down timer could have run
+        // out, with a margin.
+        let unclaimed = centiseconds(self.cfg.advert_int) * 4 + Duration::from_secs(1);
+        self.relay = Some(RelayHandle::start(name, r, to, unclaimed));
     }
 
-    /// Closes the hand-over relay now if its hand-back is not over yet (we leave MASTER):
-    /// waits for it when stopping, else leaves it to a task.
-    async fn close_relay_now(&mut self, wait: bool) {
-        let Some((r, previous, task)) = self.relay_open.take() else {
+    /// Opens the hand-over relay to `previous` for [`HANDBACK`] (io/relay.rs): claims the
+    /// prepared one, waiting [`RELAY_OPEN_LIMIT`] at most for `nft` to finish (the VIPs
+    /// wait meanwhile, which costs nothing: the old MASTER still serves them).
+    async fn open_relay(&mut self, previous: IpAddr) {
+        let since = Instant::now();
+        self.prepare_relay(previous);
+        let name = self.cfg.name.clone();
+        let Some(handle) = self.relay.as_mut() else {
             return;
         };
-        if task.is_finished() {
-            return;
+        let ready = tokio::time::timeout(RELAY_OPEN_LIMIT, async {
+            let _ = handle.opened.wait_for(Option::is_some).await;
+        })
+        .await
+        .is_ok();
+        let opened = handle.opened.borrow().clone();
+        match opened {
+            Some(Ok(took)) => info!(
+                "({name}) hand-over relay open: segments of connections {previous} still holds go to it for {} ms (nft took {} ms, waited {} ms)",
+                HANDBACK.as_millis(),
+                took.as_millis(),
+                since.elapsed().as_millis()
+            ),
+            Some(Err(e)) => warn!(
+                "({name}) cannot open the hand-over relay to {previous}: {e}; connections still opening there as the VIPs move are reset"
+            ),
+            None if !ready => warn!(
+                "({name}) the hand-over relay to {previous} is not open after {} ms; going on without waiting",
+                RELAY_OPEN_LIMIT.as_millis()
+            ),
+            None => {}
         }
-        task.abort();
-        let name = self.cfg.name.clone();
+        // Closed at the end of the old MASTER's hand-back either way (a late `nft` may still
+        // load it).
+        handle.ctl.send_replace(RelayPhase::Claimed(since));
+    }
+
+    /// Closes the hand-over relay now (we leave MASTER, or stop): waits for it when
+    /// stopping.
+    async fn close_relay_now(&mut self, wait: bool) {
+        let Some(handle) = self.relay.take() else {
+            return;
+        };
+        handle.ctl.send_replace(RelayPhase::Close);
         if wait {
-            close_relay(name, r, previous).await;
-        } else {
-            tokio::spawn(close_relay(name, r, previous));
+            let _ = tokio::time::timeout(Duration::from_secs(3), handle.task).await;
         }
     }
 
@@ -1331,14 +1363,78 @@ async fn clear_stale(name: String, addrs: Vec<IpAddr>) {
     }
 }
 
-/// Removes a hand-over relay's table and logs what it passed on.
-async fn close_relay(name: String, r: Relay, previous: IpAddr) {
-    match r.close().await {
-        Ok(Some(n)) => {
-            info!("({name}) hand-over relay to {previous} closed: {n} segment(s) passed on")
+/// What the driver tells a hand-over relay's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayPhase {
+    /// Ready it; no take-over yet.
+    Prepared,
+    /// We took over at this time: close it [`HANDBACK`] after.
+    Claimed(Instant),
+    /// Close it now.
+    Close,
+}
+
+/// A hand-over relay's task: opens the table at once, closes it [`HANDBACK`] after the
+/// take-over, or when told, or when no take-over came in time, or when the driver is gone.
+struct RelayHandle {
+    to: IpAddr,
+    ctl: watch::Sender<RelayPhase>,
+    /// How long `nft` took, once it finished (or why it failed).
+    opened: watch::Receiver<Option<Result<Duration, String>>>,
+    task: JoinHandle<()>,
+}
+
+impl RelayHandle {
+    fn start(name: String, r: Relay, to: IpAddr, unclaimed: Duration) -> RelayHandle {
+        let (ctl, ctl_rx) = watch::channel(RelayPhase::Prepared);
+        let (opened_tx, opened) = watch::channel(None);
+        let task = tokio::spawn(relay_task(name, r, to, ctl_rx, opened_tx, unclaimed));
+        RelayHandle {
+            to,
+            ctl,
+            opened,
+            task,
         }
-        Ok(None) => info!("({name}) hand-over relay to {previous} closed"),
-        Err(e) => warn!(
+    }
+}
+
+async fn relay_task(
+    name: String,
+    r: Relay,
+    to: IpAddr,
+    mut ctl: watch::Receiver<RelayPhase>,
+    opened: watch::Sender<Option<Result<Duration, String>>>,
+    unclaimed: Duration,
+) {
+    let t0 = Instant::now();
+    let result = r.open(to).await;
+    opened.send_replace(Some(
+        result.map(|()| t0.elapsed()).map_err(|e| e.to_string()),
+    ));
+    let give_up = tokio::time::Instant::from_std(t0 + unclaimed);
+    let mut claimed = None;
+    loop {
+        let phase = *ctl.borrow_and_update();
+        let until = match phase {
+            RelayPhase::Close => break,
+            RelayPhase::Claimed(since) => {
+                claimed = Some(since);
+                tokio::time::Instant::from_std(since + HANDBACK)
+            }
+            RelayPhase::Prepared => give_up,
+        };
+        tokio::select! {
+            changed = ctl.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep_until(until) => break,
+        }
+    }
+    match (r.close().await, claimed) {
+        (Ok(Some(n)), Some(_)) => {
+            info!("({name}) hand-over relay to {to} closed: {n} segment(s) passed on")
+        }
+        (Ok(_), Some(_)) => info!("({name}) hand-over relay to {to} closed"),
+        (Ok(_), None) => debug!("({name}) hand-over relay to {to} closed unused (no take-over)"),
+        (Err(e), _) => warn!(
             "({name}) cannot remove the hand-over relay table {}: {e}",
             r.table()
         ),
