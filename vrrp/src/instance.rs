@@ -302,6 +302,7 @@ impl Instance {
             last_peer: None,
             relay_to: None,
             relay: None,
+            relay_closing: None,
             relay_missing_logged: false,
             events: opts.events,
             scripts,
@@ -516,6 +517,9 @@ struct Driver {
     /// The hand-over relay being prepared (a take-over is coming) or open (see
     /// [`RelayHandle`]).
     relay: Option<RelayHandle>,
+    /// The task of the last relay let go, still closing its table perhaps: the next one
+    /// (same table name) loads only after it.
+    relay_closing: Option<JoinHandle<()>>,
     /// `nft` was missing and the log said so once.
     relay_missing_logged: bool,
 }
@@ -1148,7 +1152,7 @@ impl Driver {
                         self.relay_to = self.previous_master(reason);
                         if self.relay.as_ref().map(|r| r.to) != self.relay_to {
                             // Prepared for another MASTER, or that one vanished after all.
-                            self.relay = None;
+                            self.let_relay_go();
                         }
                     } else if from == State::Master {
                         self.relay_to = None;
@@ -1232,7 +1236,17 @@ impl Driver {
         // Unclaimed (no take-over after all) it closes after the down timer could have run
         // out, with a margin.
         let unclaimed = centiseconds(self.cfg.advert_int) * 4 + Duration::from_secs(1);
-        self.relay = Some(RelayHandle::start(name, r, to, unclaimed));
+        self.let_relay_go();
+        let prior = self.relay_closing.take();
+        self.relay = Some(RelayHandle::start(name, r, to, unclaimed, prior));
+    }
+
+    /// Tells the current relay (if any) to close, keeping its task for the next one to wait on.
+    fn let_relay_go(&mut self) {
+        if let Some(h) = self.relay.take() {
+            h.ctl.send_replace(RelayPhase::Close);
+            self.relay_closing = Some(h.task);
+        }
     }
 
     /// Opens the hand-over relay to `previous` for [`HANDBACK`] (io/relay.rs): claims the
@@ -1275,12 +1289,11 @@ impl Driver {
     /// Closes the hand-over relay now (we leave MASTER, or stop): waits for it when
     /// stopping.
     async fn close_relay_now(&mut self, wait: bool) {
-        let Some(handle) = self.relay.take() else {
-            return;
-        };
-        handle.ctl.send_replace(RelayPhase::Close);
+        self.let_relay_go();
         if wait {
-            let _ = tokio::time::timeout(Duration::from_secs(3), handle.task).await;
+            if let Some(task) = self.relay_closing.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+            }
         }
     }
 
@@ -1385,10 +1398,22 @@ struct RelayHandle {
 }
 
 impl RelayHandle {
-    fn start(name: String, r: Relay, to: IpAddr, unclaimed: Duration) -> RelayHandle {
+    fn start(
+        name: String,
+        r: Relay,
+        to: IpAddr,
+        unclaimed: Duration,
+        prior: Option<JoinHandle<()>>,
+    ) -> RelayHandle {
         let (ctl, ctl_rx) = watch::channel(RelayPhase::Prepared);
         let (opened_tx, opened) = watch::channel(None);
-        let task = tokio::spawn(relay_task(name, r, to, ctl_rx, opened_tx, unclaimed));
+        let task = tokio::spawn(async move {
+            // The same table: the last relay's removal must not come after our load.
+            if let Some(prior) = prior {
+                let _ = tokio::time::timeout(Duration::from_secs(3), prior).await;
+            }
+            relay_task(name, r, to, ctl_rx, opened_tx, unclaimed).await;
+        });
         RelayHandle {
             to,
             ctl,
