@@ -160,7 +160,15 @@ fn a_new_master_clears_closed_connections_left_on_the_vip() {
     // 3. lb1 starts and preempts (101 > 100). Before it adds the VIP it clears the stale
     // socket.
     let back = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &gated_pair_config_v3("lb1", 101));
+    // Without the hand-over relay (tests/handover_relay.rs): for lb2's 250 ms hand-back it
+    // would pass the request below to lb2, whose connection it is, and hide lb1's socket; what
+    // is tested here is what lb1 does with its own sockets (after the hand-back, too).
+    let config = gated_pair_config_v3("lb1", 101).replace(
+        "    version: 3\n",
+        "    version: 3\n    handover_relay: false\n",
+    );
+    assert!(config.contains("handover_relay: false"));
+    let n1 = start(&lab, "lb1", &dir, &config);
     assert!(
         wait_vip(lab.host("lb1"), back, Duration::from_secs(6)).is_some(),
         "{}",
@@ -200,6 +208,11 @@ fn a_new_master_clears_closed_connections_left_on_the_vip() {
             "(VI_1) cleared 1 stale TCP socket(s) on 198.51.100.100 (1 in TIME-WAIT)",
             Duration::from_secs(2)
         ),
+        "{}",
+        n1.log_text()
+    );
+    assert!(
+        !n1.log_text().contains("hand-over relay"),
         "{}",
         n1.log_text()
     );

@@ -240,6 +240,16 @@ fn v6_pair_serves_the_vip_fails_over_and_announces_it() {
         "after the graceful stop: {body:?}\n{}",
         logs(&[&n1, &n2])
     );
+    // lb2 relayed what lb1 still held during its hand-back (vrrp/src/io/relay.rs), to lb1's
+    // link-local advert source on eth0: the IPv6 rule loads and closes.
+    assert!(
+        n2.wait_log(
+            "(VI_6) hand-over relay open: segments of connections fe80::",
+            Duration::from_secs(1)
+        ) && n2.wait_log("(VI_6) hand-over relay to fe80::", Duration::from_secs(2)),
+        "{}",
+        n2.log_text()
+    );
     std::thread::sleep(Duration::from_millis(700));
 
     // lb1 returns and preempts.
