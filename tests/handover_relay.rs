@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-use testkit::{require_root, wait_until, Lab};
+use testkit::{require_root, Lab};
 
 /// One `Connection: close` request on `s`; the whole answer.
 fn ask(s: &mut TcpStream) -> std::io::Result<String> {
@@ -75,21 +75,7 @@ fn a_connection_opened_with_the_old_master_survives_the_move() {
     );
 
     // 2. lb1 starts and preempts lb2 (101 > 100), which hands back for 250 ms.
-    let back = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &gated_pair_config_v3("lb1", 101));
-    assert!(
-        wait_vip(lab.host("lb1"), back, Duration::from_secs(6)).is_some(),
-        "{}",
-        n1.log_text()
-    );
-    let lb1_mac = lab.host("lb1").mac();
-    assert!(
-        wait_until(Duration::from_millis(200), || lab
-            .host("client")
-            .neighbour_mac(VIP)
-            .is_some_and(|m| m == lb1_mac)),
-        "the client's ARP entry did not follow lb1"
-    );
+    let n1 = preempt_with_lb1(&lab, &dir, &gated_pair_config_v3("lb1", 101));
     // 3. The request now goes to lb1, which has no such connection: the relay passes it to
     // lb2, whose connection it is, and lb2 answers. Without the relay lb1 resets it.
     go_tx.send(()).ok();
@@ -158,13 +144,7 @@ fn a_connection_opened_with_the_old_master_survives_the_move() {
 
     // 6. A hard take-over (lb1 back, then killed: nothing holds its connections any more)
     // opens no relay.
-    let back = Instant::now();
-    let n1 = start(&lab, "lb1", &dir, &gated_pair_config_v3("lb1", 101));
-    assert!(
-        wait_vip(lab.host("lb1"), back, Duration::from_secs(6)).is_some(),
-        "{}",
-        n1.log_text()
-    );
+    let n1 = preempt_with_lb1(&lab, &dir, &gated_pair_config_v3("lb1", 101));
     assert!(wait_no_vip(lab.host("lb2"), Duration::from_secs(3)));
     let opened = n2.count_log("hand-over relay open");
     kill(Pid::from_raw(n1.pid as i32), Signal::SIGKILL).expect("kill lb1");

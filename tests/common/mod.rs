@@ -511,3 +511,25 @@ pub fn start_until_vip(lab: &Lab, host: &str, dir: &TempDir, config: &str) -> No
     );
     n
 }
+
+/// Starts lb1 with `config` to preempt lb2 and waits until lb1 holds the VIP (6 s at most)
+/// and the client's ARP entry for it follows lb1's gratuitous ARPs (200 ms more at most:
+/// still within lb2's 250 ms hand-back).
+pub fn preempt_with_lb1(lab: &Lab, dir: &TempDir, config: &str) -> Node {
+    let back = Instant::now();
+    let n1 = start(lab, "lb1", dir, config);
+    assert!(
+        wait_vip(lab.host("lb1"), back, Duration::from_secs(6)).is_some(),
+        "{}",
+        n1.log_text()
+    );
+    let lb1_mac = lab.host("lb1").mac();
+    assert!(
+        testkit::wait_until(Duration::from_millis(200), || lab
+            .host("client")
+            .neighbour_mac(VIP)
+            .is_some_and(|m| m == lb1_mac)),
+        "the client's ARP entry did not follow lb1"
+    );
+    n1
+}

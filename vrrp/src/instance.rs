@@ -1226,13 +1226,7 @@ impl Driver {
             }
             return;
         }
-        let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
-        let r = Relay::new(
-            self.cfg.vrid,
-            &self.cfg.interface,
-            &vips,
-            self.cfg.is_ipv6(),
-        );
+        let r = self.relay_table();
         // Unclaimed (no take-over after all) it closes after the down timer could have run
         // out, with a margin.
         let unclaimed = centiseconds(self.cfg.advert_int) * 4 + Duration::from_secs(1);
@@ -1297,18 +1291,23 @@ impl Driver {
         }
     }
 
+    /// This instance's relay (its table is named after the VRID and interface).
+    fn relay_table(&self) -> Relay {
+        let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
+        Relay::new(
+            self.cfg.vrid,
+            &self.cfg.interface,
+            &vips,
+            self.cfg.is_ipv6(),
+        )
+    }
+
     /// A table left by a process that was killed while a relay was open.
     async fn clear_leftover_relay(&self) {
         if !relay::available() {
             return;
         }
-        let vips: Vec<IpAddr> = self.cfg.virtual_addresses.iter().map(|v| v.addr).collect();
-        let r = Relay::new(
-            self.cfg.vrid,
-            &self.cfg.interface,
-            &vips,
-            self.cfg.is_ipv6(),
-        );
+        let r = self.relay_table();
         if let Err(e) = r.clear_leftover().await {
             debug!(
                 "({}) could not check for a left-over relay table {}: {e}",
