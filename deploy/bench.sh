@@ -47,9 +47,9 @@
 #     and with a curl fetching /metrics every second, order AB BA AB ...: the median of the
 #     paired changes of requests/s and of the balancer's CPU s per 1000 requests.
 #  7. callgrind: instructions per proxied request under `valgrind --tool=callgrind`, vrrplb and
-#     HAProxy, plain HTTP and TLS keep-alive (h2load --h1 -c1): (Ir(N2) - Ir(N1)) / (N2 - N1)
-#     over two phases of one connection each, which cancels the connection's setup, the TLS
-#     handshake and its close.
+#     HAProxy, plain HTTP and TLS keep-alive (h2load --h1 -c1) and HTTP/2 over TLS (h2load -c8
+#     -m32): (Ir(N2) - Ir(N1)) / (N2 - N1) over two phases of new connections each, which
+#     cancels the connections' setup, the TLS handshakes and their close.
 #  8. vrrp3: a vrrplb pair against a keepalived 2.2 + HAProxy pair in VRRPv3 at 100 ms (and v2
 #     at 1 s), the 20 ms poller: link down + hard kill (outage, failed polls), graceful stop and
 #     failback (failed requests, v3 and v2); 60 s of wrk keep-alive through the MASTER with the
@@ -1355,13 +1355,15 @@ haproxy_cg_conf() {
     } >"$1"
 }
 
-# cg_phase PID OUT URL N: zero the counters, N keep-alive requests on one new connection
-# (h2load --h1 -c1), dump; sets CG_IR to the instructions (Ir) of the phase
+# cg_phase PID OUT URL N [H2LOAD_ARGS]: zero the counters, N keep-alive requests on one new
+# connection (h2load --h1 -c1, or the arguments given), dump; sets CG_IR to the instructions
+# (Ir) of the phase
 cg_phase() {
-    local pid=$1 out=$2 url=$3 n=$4 before ok
+    local pid=$1 out=$2 url=$3 n=$4 before ok args=(--h1 -t1 -c1)
+    [ -z "${5:-}" ] || read -r -a args <<<"$5"
     CG_IR=
     callgrind_control -z "$pid" >/dev/null 2>&1 || return 1
-    nsx cl taskset -c "$LOAD_CPU" timeout 300 h2load --h1 -t1 -c1 -n "$n" "$url" >"$out.h2load" 2>&1 || true
+    nsx cl taskset -c "$LOAD_CPU" timeout 300 h2load "${args[@]}" -n "$n" "$url" >"$out.h2load" 2>&1 || true
     ok=$(awk '/^requests:/ {print $8}' "$out.h2load")
     if [ "${ok:-0}" != "$n" ]; then
         warn "h2load under callgrind: ${ok:-no} of $n requests succeeded: $(tail -n 4 "$out.h2load" | tr '\n' ' ')"
@@ -1373,12 +1375,12 @@ cg_phase() {
     [ -n "$CG_IR" ]
 }
 
-# cg_session IMPL ROUND: the balancer under callgrind; per protocol (plain, tls) a phase of
+# cg_session IMPL ROUND: the balancer under callgrind; per protocol (plain, tls, h2) a phase of
 # CG_N1 and one of CG_N2 requests: (Ir(N2) - Ir(N1)) / (N2 - N1) cancels the connection's setup
-# (and the TLS handshake) and close. Appends "callgrind IMPL plain|tls round per_request Ir(N1)
-# Ir(N2)".
+# (and the TLS handshake) and close. Appends "callgrind IMPL plain|tls|h2 round per_request
+# Ir(N1) Ir(N2)".
 cg_session() {
-    local impl=$1 round=$2 out=$WORK/cg-$1-$2.out log=$WORK/cg-$1-$2.log pid proto url a b per i
+    local impl=$1 round=$2 out=$WORK/cg-$1-$2.out log=$WORK/cg-$1-$2.log pid proto url a b per i args
     local cmd=("$BIN" run -c "$WORK/vrrplb-cg.yaml" --log stderr)
     [ "$impl" = vrrplb ] || cmd=(haproxy -db -f "$WORK/haproxy-cg.cfg")
     rm -f "$out" "$out".*
@@ -1390,12 +1392,13 @@ cg_session() {
         stop bal
         return 0
     fi
-    for proto in plain tls; do
-        url=http://${ADDR[lb1]}/
+    for proto in plain tls h2; do
+        url=http://${ADDR[lb1]}/ args=
         [ $proto = plain ] || url=https://${ADDR[lb1]}/
+        [ $proto != h2 ] || args="-t1 -c8 -m32"
         a= b=
-        ! cg_phase "$pid" "$out" "$url" "$CG_N1" || a=$CG_IR
-        ! cg_phase "$pid" "$out" "$url" "$CG_N2" || b=$CG_IR
+        ! cg_phase "$pid" "$out" "$url" "$CG_N1" "$args" || a=$CG_IR
+        ! cg_phase "$pid" "$out" "$url" "$CG_N2" "$args" || b=$CG_IR
         if [ -z "$a" ] || [ -z "$b" ]; then
             warn "callgrind $impl $proto: no instruction count (callgrind_control failed?)"
             FAILURES=$((FAILURES + 1))
@@ -1718,14 +1721,16 @@ cg_table() {
     say "| figure | vrrplb | HAProxy 2.6 | vrrplb/HAProxy | goal |"
     say "|---|---|---|---|---|"
     local v a p
-    for p in plain tls; do
+    local -A label=([plain]="plain HTTP/1.1 keep-alive" [tls]="TLS 1.3 keep-alive (HTTP/1.1)"
+        [h2]="HTTP/2 over TLS (h2load -c8 -m32)")
+    for p in plain tls h2; do
         read -r -a v <<<"$(agg callgrind vrrplb "$p" 5)"
         read -r -a a <<<"$(agg callgrind anchor "$p" 5)"
         printf '| callgrind: instructions per request, %s | %s (%s–%s) | %s (%s–%s) | %s | %s |\n' \
-            "$([ $p = plain ] && echo "plain HTTP/1.1 keep-alive" || echo "TLS 1.3 keep-alive (HTTP/1.1)")" \
+            "${label[$p]}" \
             "$(fmt "${v[0]}" 0)" "$(fmt "${v[1]}" 0)" "$(fmt "${v[2]}" 0)" \
             "$(fmt "${a[0]}" 0)" "$(fmt "${a[1]}" 0)" "$(fmt "${a[2]}" 0)" "$(ratio "${v[0]}" "${a[0]}")" \
-            "$([ $p = plain ] && echo "vrrplb ≤ 21,272 x 1.03 = 21,910 (before the layers: $(ratio "${v[0]}" 21272)x)")"
+            "$(case $p in plain) echo "vrrplb ≤ 21,272 x 1.03 = 21,910 (before the layers: $(ratio "${v[0]}" 21272)x)" ;; h2) echo "≤ 0.8" ;; esac)"
     done
 }
 
@@ -1876,7 +1881,7 @@ if part scrape; then
 fi
 
 if part callgrind; then
-    say "== callgrind: instructions per request (phases of $CG_N1 and $CG_N2 requests, h2load --h1 -c1, no health checks)"
+    say "== callgrind: instructions per request (phases of $CG_N1 and $CG_N2 requests, h2load --h1 -c1, HTTP/2 -c8 -m32, no health checks)"
     for ((r = 1; r <= (QUICK == 1 ? 1 : 2); r++)); do
         if [ $((r % 2)) = 1 ]; then order=(vrrplb haproxy); else order=(haproxy vrrplb); fi
         for impl in "${order[@]}"; do cg_session "$impl" "$r"; done
@@ -2276,7 +2281,7 @@ report() {
     fi
     if part callgrind; then
         say ""
-        say "Instructions per proxied request under callgrind: the balancer in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
+        say "Instructions per proxied request under callgrind: the balancer in the lab (veth), a phase of $CG_N1 and one of $CG_N2 requests on one new keep-alive connection each (h2load --h1 -c1; HTTP/2: h2load -c8 -m32, 8 new connections each), counters zeroed before and dumped after each phase (callgrind_control), no health checks; (Ir(N2) - Ir(N1)) / (N2 - N1):"
         say ""
         cg_table
     fi
@@ -2291,7 +2296,7 @@ report() {
     say "# scrapecg impl metrics|page|csv 1 Ir_per_fetch bytes fetches"
     say "# scrapecg impl req 1 Ir_per_request Ir(N1) Ir(N2)"
     say "# scrapecg impl reqscraped 1 Ir_per_request Ir(N2_requests+scrapes) scrapes"
-    say "# callgrind impl plain|tls round instructions_per_request Ir(N1) Ir(N2)"
+    say "# callgrind impl plain|tls|h2 round instructions_per_request Ir(N1) Ir(N2)"
     say "# failover impl scenario rep outage_ms"
     say "# idle     impl - 1 rss_kB pss_kB cpu_ms processes"
     say "# vrrp3    impl hard|graceful3|failback3|graceful2|failback2 round outage_ms failed"
