@@ -5,6 +5,7 @@
 #       from a fixed-seed PRNG, one at a time, each once the pair is steady again, under two
 #       client loads; prints one line per event, a table per kind with its bound, and fails
 #       (exit 1) when a bound is violated or the pair did not return to steady
+#       (`touch $DIR/chaos.stop` ends a long run after the current event, with its report)
 #   deploy/lab.sh soak [--minutes M] [--seed S] [--gap SECONDS]  the same pair under the same
 #       load for M minutes (default 10) with a fault every few seconds; samples RSS, open
 #       descriptors, threads and live connections of both vrrplb processes every 10 s and
@@ -609,6 +610,12 @@ cmd_chaos() {
     : >"$d/events.txt"
     while :; do
         if [ "$mode" = soak ]; then (($(now_ms) < deadline)) || break; else ((i < events)) || break; fi
+        # A long run by hand ends early, with its report, once this file exists.
+        if [ -e "$DIR/chaos.stop" ]; then
+            rm -f "$DIR/chaos.stop"
+            say "   $DIR/chaos.stop found: ending the run after $i events"
+            break
+        fi
         i=$((i + 1))
         chaos_loads_alive || {
             stop_recorded chaos-poll20 TERM

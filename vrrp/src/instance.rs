@@ -15,7 +15,7 @@ use crate::io::socket::{Datagram, Delivery, VrrpSocket, VRRP_GROUP, VRRP_GROUP_V
 use crate::logs;
 use crate::machine::{
     centiseconds, Action, Event, LogLine, Machine, MachineConfig, NotifyState as MachineNotify,
-    Reason, State, TrackerKind,
+    Reason, State, TrackerKind, HANDBACK,
 };
 use crate::notify::{Notifier, NotifyState};
 use crate::packet::{self, Advertisement, Auth, DropCounters, DropLogLimiter, ReceiveRules};
@@ -37,18 +37,6 @@ pub use reload::{changes, restart_reason};
 
 /// How much longer than one advert interval a stopping MASTER waits for its successor.
 const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
-/// How long a MASTER that leaves for another one (preempted, stopping, or moved by its sync
-/// group) keeps its VIPs and listeners after the new MASTER's first advert. Why a fixed time
-/// and why 250 ms: the new MASTER sends that advert, then adds its VIPs, opens its listeners
-/// and sends its gratuitous ARPs, a few ms in all (lab drill: its first GARP 1-5 ms after the
-/// advert, also on this loaded 2-core machine); a client moves its ARP entry on receiving
-/// one. What is left to cover is a request sent just before that, which needs one LAN round
-/// trip plus the balancer's answer, and a GARP delayed by a busy box. Keeping the VIP longer
-/// costs nothing visible (two boxes answer ARP for it, the newest GARP wins), while letting
-/// it go early loses a SYN. Watching the VIP's traffic instead (keep it until none arrived
-/// for some ms) would need a packet tap on the request path for a gain of ~200 ms in which
-/// nothing is lost; so the fixed margin stays, about ten times the slowest GARP seen.
-const HANDBACK: Duration = Duration::from_millis(250);
 /// How long the VIPs' arrival waits for the hand-over relay (io/relay.rs): `nft` takes a few
 /// ms; past this, the take-over goes on without it (a delay here moves no client, but the
 /// relay is useless once the hand-back is over).

@@ -42,11 +42,26 @@ pub struct TrackerSpec {
     pub weight: i32,
 }
 
+/// How long a MASTER that leaves for another one (preempted, stopping, or moved by its sync
+/// group) keeps its VIPs and listeners after the new MASTER's first advert (the driver's
+/// hand-back, instance.rs; here because [`CONTESTED_GARP_AFTER`] must come after it). Why a
+/// fixed time and why 250 ms: the new MASTER sends that advert, then adds its VIPs, opens its
+/// listeners and sends its gratuitous ARPs, a few ms in all (lab drill: its first GARP 1-5 ms
+/// after the advert, also on a loaded 2-core machine); a client moves its ARP entry on
+/// receiving one. What is left to cover is a request sent just before that, which needs one
+/// LAN round trip plus the balancer's answer, and a GARP delayed by a busy box. Keeping the
+/// VIP longer costs nothing visible (two boxes answer ARP for it, the newest GARP wins), while
+/// letting it go early loses a SYN. Watching the VIP's traffic instead (keep it until none
+/// arrived for some ms) would need a packet tap on the request path for a gain of ~200 ms in
+/// which nothing is lost; so the fixed margin stays, about ten times the slowest GARP seen.
+pub const HANDBACK: Duration = Duration::from_millis(250);
+
 /// After a lower-priority advert (another box took itself for MASTER), one more gratuitous
-/// ARP burst this long after the first: past the other box's hand-back (250 ms, when it
-/// removes the VIP) and its own ARPs, so the clients end up here whatever order the two
-/// boxes' bursts reached them in (chaos drill: a 5 s outage when they did not).
-pub const CONTESTED_GARP_AFTER: Duration = Duration::from_millis(400);
+/// ARP burst this long after the first: past the other box's [`HANDBACK`] (when it removes
+/// the VIP) and its own ARPs, with 150 ms to spare for a loaded box, so the clients end up
+/// here whatever order the two boxes' bursts reached them in (chaos drill: a 5 s outage when
+/// they did not).
+pub const CONTESTED_GARP_AFTER: Duration = HANDBACK.saturating_add(Duration::from_millis(150));
 
 /// Everything the machine needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
