@@ -41,6 +41,14 @@ const HANDOVER_MARGIN: Duration = Duration::from_millis(500);
 /// ms; past this, the take-over goes on without it (a delay here moves no client, but the
 /// relay is useless once the hand-back is over).
 const RELAY_OPEN_LIMIT: Duration = Duration::from_millis(150);
+/// How long after the take-over the hand-over relay passes segments on: the first part of the
+/// old MASTER's [`HANDBACK`]. What it is for, a handshake in flight as our gratuitous ARPs
+/// move the clients, needs a few ms past them (they go out 1-5 ms after our advert, 25 ms on
+/// a loaded box). Its removal (two `nft` runs, 15-100 ms) must be done before the old MASTER
+/// lets the VIPs go at [`HANDBACK`]: a segment passed on after that is lost (a 200 ms stall
+/// in the TCP drill, where our reset lets the client reconnect at once). Connections that
+/// outlive the relay (a long-lived stream) break when it closes, as they did at the move.
+const RELAY_WINDOW: Duration = Duration::from_millis(100);
 
 /// What other parts of the program may read about an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1231,7 +1239,7 @@ impl Driver {
         }
     }
 
-    /// Opens the hand-over relay to `previous` for [`HANDBACK`] (io/relay.rs): claims the
+    /// Opens the hand-over relay to `previous` for [`RELAY_WINDOW`] (io/relay.rs): claims the
     /// prepared one, waiting [`RELAY_OPEN_LIMIT`] at most for `nft` to finish (the VIPs
     /// wait meanwhile, which costs nothing: the old MASTER still serves them).
     async fn open_relay(&mut self, previous: IpAddr) {
@@ -1250,7 +1258,7 @@ impl Driver {
         match opened {
             Some(Ok(took)) => info!(
                 "({name}) hand-over relay open: segments of connections {previous} still holds go to it for {} ms (nft took {} ms, waited {} ms)",
-                HANDBACK.as_millis(),
+                RELAY_WINDOW.as_millis(),
                 took.as_millis(),
                 since.elapsed().as_millis()
             ),
@@ -1263,7 +1271,7 @@ impl Driver {
             ),
             None => {}
         }
-        // Closed at the end of the old MASTER's hand-back either way (a late `nft` may still
+        // Closed [`RELAY_WINDOW`] after the take-over either way (a late `nft` may still
         // load it).
         handle.ctl.send_replace(RelayPhase::Claimed(since));
     }
@@ -1368,13 +1376,13 @@ async fn clear_stale(name: String, addrs: Vec<IpAddr>) {
 enum RelayPhase {
     /// Ready it; no take-over yet.
     Prepared,
-    /// We took over at this time: close it [`HANDBACK`] after.
+    /// We took over at this time: close it [`RELAY_WINDOW`] after.
     Claimed(Instant),
     /// Close it now.
     Close,
 }
 
-/// A hand-over relay's task: opens the table at once, closes it [`HANDBACK`] after the
+/// A hand-over relay's task: opens the table at once, closes it [`RELAY_WINDOW`] after the
 /// take-over, or when told, or when no take-over came in time, or when the driver is gone.
 struct RelayHandle {
     to: IpAddr,
@@ -1431,7 +1439,7 @@ async fn relay_task(
             RelayPhase::Close => break,
             RelayPhase::Claimed(since) => {
                 claimed = Some(since);
-                tokio::time::Instant::from_std(since + HANDBACK)
+                tokio::time::Instant::from_std(since + RELAY_WINDOW)
             }
             RelayPhase::Prepared => give_up,
         };

@@ -13,14 +13,15 @@
 //! reset). No timing of the ARP avoids it: some handshake is always in flight.
 //!
 //! How: an nftables table of our own, loaded with `nft` (the kernel's packet filter, which
-//! every Debian box has) for the hand-back only. Its one rule, at prerouting after
+//! every Debian box has) for the first 100 ms of the hand-back (the driver's `RELAY_WINDOW`:
+//! the race needs a few ms past our gratuitous ARPs, and the table must be gone before the
+//! old MASTER lets the VIPs go, or what it passes on is lost). Its one rule, at prerouting after
 //! connection tracking: a TCP segment to a VIP that is not a SYN and that connection tracking
 //! has not seen start here (state new or invalid) is duplicated to the old MASTER's address
 //! (the duplicate keeps its destination, the VIP, which the old MASTER still holds), and the
 //! original dropped, so our kernel does not reset it. Our own connections (their SYN came
-//! here, tracked since the table exists) are untouched. The table is removed after the
-//! hand-back; while it exists the kernel tracks connections in this namespace (what any
-//! stateful firewall does all the time).
+//! here, tracked since the table exists) are untouched. While the table exists the kernel
+//! tracks connections in this namespace (what any stateful firewall does all the time).
 //!
 //! Not for a MASTER that vanished (nothing holds its connections any more) and not without
 //! `nft` (then such connections are reset as before, and the log says why once).
