@@ -795,8 +795,21 @@ mod tests {
         assert!(get(&t, to).is_err_and(|e| e.starts_with("status 503")));
         assert!(get(&t, to).is_err_and(|e| e.starts_with("read:")));
         h.join().expect("server");
-        // Nobody listens any more: refused at once.
-        let e = get(&t, to).expect_err("refused");
+        // Nobody listens: refused at once. On a port held by a socket bound without listening,
+        // not on the server's freed port, which a test running beside this one may take with
+        // its own listener (CI saw "read: connection reset" there).
+        let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        closed.bind(&any.into()).expect("bind");
+        let port = closed
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("port");
+        let nobody = parse_url(&format!("http://127.0.0.1:{port}/"), None).expect("url");
+        let e = get(&nobody, to).expect_err("refused");
         assert!(e.starts_with("connect:"), "{e}");
     }
 
