@@ -167,18 +167,7 @@ impl Pair {
 }
 
 fn start_pair(tag: &str) -> Pair {
-    let lab = Lab::new(&[
-        ("lb1", "198.51.100.11/24"),
-        ("lb2", "198.51.100.12/24"),
-        ("web1", "198.51.100.21/24"),
-        ("client", "198.51.100.50/24"),
-    ]);
-    let dir = TempDir::new(tag);
-    let web = Backend::serve_on(
-        lab.host("web1")
-            .run_in(|| std::net::TcpListener::bind("198.51.100.21:80").expect("bind web1")),
-        "web1",
-    );
+    let (lab, dir, web) = pair_lab_with_web1(tag);
     // Gratuitous ARPs create neighbour entries on the client, so an added VIP's GARP shows.
     lab.host("client")
         .exec_ok(&["sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_accept=1"]);
