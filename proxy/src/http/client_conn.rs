@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::HeaderValue;
 use hyper::upgrade::Upgraded;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use crate::observe::accesslog::TlsFacts;
 
@@ -32,9 +31,6 @@ pub(crate) struct ConnShared {
     pub(crate) client_ip: HeaderValue,
     /// TLS facts for the access log; `None` on a plain connection.
     pub(crate) tls: Option<Arc<TlsFacts>>,
-    /// The client has sent its first byte (see [`ConnShared::greeted`]).
-    greeted: AtomicBool,
-    first_bytes: Notify,
     /// An upgraded exchange's tunnel (upgrade.rs), run by the connection task once hyper
     /// has handed the socket over.
     tunnel: Mutex<Option<PendingTunnel>>,
@@ -63,8 +59,6 @@ impl ConnShared {
             first_byte: AtomicU64::new(0),
             head_reads: AtomicU8::new(0),
             timed_out: AtomicBool::new(false),
-            greeted: AtomicBool::new(false),
-            first_bytes: Notify::new(),
             tunnel: Mutex::new(None),
             take_socket: None,
         }
@@ -77,26 +71,6 @@ impl ConnShared {
 
     pub(crate) fn take_socket(&self) -> Option<TakeSocket> {
         self.take_socket
-    }
-
-    /// Called by the socket wrapper when the connection's first bytes arrive.
-    pub(crate) fn greet(&self) {
-        self.greeted.store(true, Ordering::Release);
-        self.first_bytes.notify_one();
-    }
-
-    /// Whether the client has sent anything yet. A connection drained before its first byte
-    /// is one accepted just before its listener closed (or a TLS one that has only finished
-    /// its handshake): it is owed its first request, which hyper would not wait for.
-    pub(crate) fn greeted(&self) -> bool {
-        self.greeted.load(Ordering::Acquire)
-    }
-
-    /// Resolves once the first bytes have arrived (at once if they already have).
-    pub(crate) async fn first_bytes(&self) {
-        if !self.greeted() {
-            self.first_bytes.notified().await;
-        }
     }
 
     pub(crate) fn set_tunnel(&self, run: PendingTunnel) {

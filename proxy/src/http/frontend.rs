@@ -9,6 +9,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::http::h2_streams::StreamExec;
 use hyper_util::server::conn::auto;
 
 use crate::config::FrontendConfig;
@@ -167,6 +169,16 @@ impl Frontend {
     }
 }
 
+/// The HTTP/2 limits of both of hyper's HTTP/2 builders (ALPN's and the sniffing one).
+macro_rules! h2_limits {
+    ($b:expr, $max_streams:expr) => {
+        $b.max_concurrent_streams($max_streams)
+            .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
+            .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
+            .max_header_list_size(MAX_REQUEST_HEAD as u32)
+    };
+}
+
 /// hyper's server for a frontend's connections (HTTP/1 serves WebSocket upgrades).
 pub(crate) enum HttpServer {
     /// HTTP/1 only: hyper's HTTP/1 server, no protocol sniffing.
@@ -177,8 +189,18 @@ pub(crate) enum HttpServer {
     Auto {
         auto: Box<auto::Builder<TokioExecutor>>,
         h1: http1::Builder,
-        h2: http2::Builder<TokioExecutor>,
+        /// `h2_max_streams`, for [`h2_server`], which builds each connection's server.
+        h2_max_streams: u32,
     },
+}
+
+/// hyper's HTTP/2 server for one connection chosen by ALPN, whose streams run in the
+/// connection's task through `exec` (http/h2_streams.rs).
+pub(crate) fn h2_server(max_streams: u32, exec: StreamExec) -> http2::Builder<StreamExec> {
+    let mut h2 = http2::Builder::new(exec);
+    h2.timer(TokioTimer::new());
+    h2_limits!(h2, max_streams);
+    h2
 }
 
 /// hyper's server settings. HTTP/2 only where the config asks for it (TLS with `h2` in ALPN,
@@ -209,22 +231,13 @@ fn server_builder(cfg: &FrontendConfig) -> HttpServer {
         .max_buf_size(MAX_REQUEST_HEAD)
         .half_close(HALF_CLOSE)
         .keep_alive(true);
-    auto.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.h2_max_streams)
-        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
-        .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
-        .max_header_list_size(MAX_REQUEST_HEAD as u32);
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new())
-        .max_concurrent_streams(cfg.h2_max_streams)
-        .max_pending_accept_reset_streams(Some(H2_MAX_PENDING_RESETS))
-        .max_local_error_reset_streams(Some(H2_MAX_ERROR_RESETS))
-        .max_header_list_size(MAX_REQUEST_HEAD as u32);
+    let mut h2c = auto.http2();
+    h2c.timer(TokioTimer::new());
+    h2_limits!(h2c, cfg.h2_max_streams);
     HttpServer::Auto {
         auto: Box::new(auto),
         h1,
-        h2,
+        h2_max_streams: cfg.h2_max_streams,
     }
 }
 

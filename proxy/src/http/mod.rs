@@ -12,6 +12,7 @@ pub mod route;
 pub(crate) mod client_conn;
 pub(crate) mod exchange;
 pub(crate) mod frontend;
+pub(crate) mod h2_streams;
 pub(crate) mod request;
 pub(crate) mod request_rules;
 pub(crate) mod upgrade;

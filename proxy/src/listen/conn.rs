@@ -33,7 +33,8 @@ use tokio::time::Sleep;
 
 use crate::config::FrontendTimeouts;
 use crate::http::client_conn::{ConnShared, RequestGuard};
-use crate::http::frontend::{Frontend, HttpServer};
+use crate::http::frontend::{h2_server, Frontend, HttpServer};
+use crate::http::h2_streams::{StreamExec, WithStreams};
 use crate::http::headers::ConnInfo;
 use crate::http::request;
 use crate::listen::drain::{self, DrainWatch};
@@ -74,8 +75,9 @@ pub(crate) struct ClientIo<S> {
     /// requests arrive whole, and the timer is then never polled in the headers phase).
     pending_deadline: Option<tokio::time::Instant>,
     write_deadline: Option<Pin<Box<Sleep>>>,
-    /// The first bytes of the connection were seen (and [`ConnShared::greet`] called).
-    greeted: bool,
+    /// The connection's first byte, read by [`ClientIo::poll_first_byte`] before hyper's
+    /// connection existed, and given to hyper's first read.
+    held: Option<u8>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
@@ -94,10 +96,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
             read_deadline: Deadline::new(tokio::time::Instant::now() + timeouts.http_request),
             pending_deadline: None,
             write_deadline: None,
-            greeted: false,
+            held: None,
             timeouts,
             shared,
         }
+    }
+
+    /// Waits for the connection's first byte (within the idle timeouts of a connection that
+    /// has sent nothing) and keeps it for hyper: false if the connection ended first.
+    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut byte = [0u8; 1];
+        let mut one = ReadBuf::new(&mut byte);
+        match Pin::new(&mut *self).poll_read(cx, &mut one) {
+            Poll::Ready(Ok(())) if one.filled().len() == 1 => {
+                self.held = Some(byte[0]);
+                Poll::Ready(true)
+            }
+            Poll::Ready(_) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// hyper's first read: the held byte, and what arrived with it.
+    fn read_held(
+        &mut self,
+        held: u8,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        buf.put_slice(&[held]);
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) | Poll::Pending => {}
+        }
+        if buf.filled().len() > before {
+            let filled = &buf.filled()[before..];
+            self.on_bytes(filled);
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn arm(&mut self, after: Duration) {
@@ -131,10 +168,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ClientIo<S> {
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) {
-        if !self.greeted {
-            self.greeted = true;
-            self.shared.greet();
-        }
         if let Protocol::Sniffing(matched) = self.protocol {
             let want = &H2_PREFACE[matched..];
             let n = want.len().min(bytes.len());
@@ -211,6 +244,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(held) = this.held.take() {
+            return this.read_held(held, cx, buf);
+        }
         this.update_phase();
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
@@ -318,7 +354,7 @@ pub(crate) async fn serve<S>(
         ConnShared::new(crate::http::headers::client_ip_value(peer.ip()), tls)
             .with_take_socket(plain_socket),
     );
-    let io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
+    let mut io = ClientIo::new(stream, fe.cfg.timeouts, fe.page_408.clone(), shared.clone());
     let svc_fe = fe.clone();
     let svc_shared = shared.clone();
     let handle = move |req| {
@@ -327,25 +363,39 @@ pub(crate) async fn serve<S>(
         let guard = RequestGuard::new(&svc_shared);
         request::handle(svc_fe.clone(), info, svc_shared.clone(), guard, req)
     };
-    let io = TokioIo::new(io);
     let wait = std::pin::pin!(drain::requested(drain));
     let mut drain = DrainWatch::new(wait);
+    // hyper's connection (8 KiB read and write buffers, and kilobytes of state, boxed below
+    // so that they are not part of this task while it waits) is made for a connection that
+    // has sent its first byte: an idle one holds only its socket, its TLS session and this.
+    let Some(drain_by) = first_byte(&mut io, &mut drain).await else {
+        return;
+    };
+    let io = TokioIo::new(io);
     let served = match (&fe.http, alpn) {
         (HttpServer::Http1(h1), _) | (HttpServer::Auto { h1, .. }, Alpn::Http1) => {
-            let conn = h1.serve_connection(io, service_fn(handle)).with_upgrades();
-            drive(conn, &mut drain, &shared, |c| c.graceful_shutdown()).await
+            let conn = Box::pin(h1.serve_connection(io, service_fn(handle)).with_upgrades());
+            drive(conn, &mut drain, drain_by, |c| {
+                c.get_mut().as_mut().graceful_shutdown()
+            })
+            .await
         }
-        (HttpServer::Auto { h2, .. }, Alpn::H2) => {
-            // hyper runs each stream as a task of its own and moves it several times on
-            // the way (spawn, stage changes): boxed, the request future moves as a pointer
+        (HttpServer::Auto { h2_max_streams, .. }, Alpn::H2) => {
+            // hyper moves each stream's future several times on the way (into its stream
+            // state, into the executor): boxed, the request future moves as a pointer
             // (callgrind, h2load -c1 -m32: 84,100 -> 39,900 instructions per request).
             let service = service_fn(move |req| Box::pin(handle(req)));
-            let conn = h2.serve_connection(io, service);
-            drive(conn, &mut drain, &shared, |c| c.graceful_shutdown()).await
+            let exec = StreamExec::default();
+            let conn = h2_server(*h2_max_streams, exec.clone()).serve_connection(io, service);
+            let conn = WithStreams::new(conn, exec);
+            drive(conn, &mut drain, drain_by, |c| c.conn().graceful_shutdown()).await
         }
         (HttpServer::Auto { auto, .. }, Alpn::None) => {
-            let conn = auto.serve_connection_with_upgrades(io, service_fn(handle));
-            drive(conn, &mut drain, &shared, |c| c.graceful_shutdown()).await
+            let conn = Box::pin(auto.serve_connection_with_upgrades(io, service_fn(handle)));
+            drive(conn, &mut drain, drain_by, |c| {
+                c.get_mut().as_mut().graceful_shutdown()
+            })
+            .await
         }
     };
     let Some(result) = served else { return };
@@ -374,14 +424,49 @@ pub(crate) async fn serve<S>(
     }
 }
 
+/// Waits for the connection's first byte (held for hyper). `None`: the connection ended
+/// first (closed, idle timeout) or a drain's grace ran out before it spoke; `Some(until)`:
+/// a drain was asked meanwhile, and the connection is served until `until` only.
+async fn first_byte<S, D>(
+    io: &mut ClientIo<S>,
+    drain: &mut DrainWatch<'_, D>,
+) -> Option<Option<tokio::time::Instant>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    D: std::future::Future<Output = Duration>,
+{
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(spoke) = io.poll_first_byte(cx) {
+            return Poll::Ready(Ok(spoke));
+        }
+        drain.poll_requested(cx).map(Err)
+    })
+    .await;
+    match first {
+        Ok(true) => Some(None),
+        Ok(false) => None,
+        Err(grace) => {
+            // Accepted just before the drain (or its TLS handshake just ended): it is owed
+            // its first request, if that comes within the grace.
+            let until = tokio::time::Instant::now() + grace;
+            let spoke = std::future::poll_fn(|cx| io.poll_first_byte(cx));
+            match tokio::time::timeout_at(until, spoke).await {
+                Ok(true) => Some(Some(until)),
+                _ => None,
+            }
+        }
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs a hyper connection to its end; on a drain request, shuts it down gracefully and
-/// waits at most the grace time (`None`: it was cut).
+/// Runs a hyper connection to its end; on a drain request (or with one already asked,
+/// `drain_by`), shuts it down gracefully and waits at most until the grace time ends
+/// (`None`: it was cut).
 async fn drive<C, E, D>(
     conn: C,
     drain: &mut DrainWatch<'_, D>,
-    shared: &ConnShared,
+    drain_by: Option<tokio::time::Instant>,
     graceful: impl FnOnce(Pin<&mut C>),
 ) -> Option<Result<(), BoxError>>
 where
@@ -390,34 +475,33 @@ where
     D: std::future::Future<Output = Duration>,
 {
     tokio::pin!(conn);
-    // The connection first, and the drain request only as a flag on its other wakes.
-    let first = std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
-            return Poll::Ready(Ok(r));
+    let until = match drain_by {
+        Some(until) => {
+            // hyper closes at once, unanswered, a connection it has read nothing from: one
+            // poll lets it read the first bytes (held, so they are there) before the drain.
+            let first = std::future::poll_fn(|cx| Poll::Ready(conn.as_mut().poll(cx))).await;
+            if let Poll::Ready(r) = first {
+                return Some(r.map_err(Into::into));
+            }
+            until
         }
-        drain.poll_requested(cx).map(Err)
-    })
-    .await;
-    let r = match first {
-        Ok(r) => r,
-        Err(grace) => {
-            let until = tokio::time::Instant::now() + grace;
-            // hyper closes a connection that has not sent a byte yet at once, unanswered: one
-            // accepted just before the drain (or whose TLS handshake just ended) is owed its
-            // first request, so it gets until its first bytes arrive (within the grace).
-            let early = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = tokio::time::timeout_at(until, shared.first_bytes()) => None,
-            };
-            match early {
-                Some(r) => r,
-                None => {
-                    graceful(conn.as_mut());
-                    tokio::time::timeout_at(until, conn.as_mut()).await.ok()?
+        None => {
+            // The connection first, and the drain request only as a flag on its other wakes.
+            let first = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(r));
                 }
+                drain.poll_requested(cx).map(Err)
+            })
+            .await;
+            match first {
+                Ok(r) => return Some(r.map_err(Into::into)),
+                Err(grace) => tokio::time::Instant::now() + grace,
             }
         }
     };
+    graceful(conn.as_mut());
+    let r = tokio::time::timeout_at(until, conn.as_mut()).await.ok()?;
     Some(r.map_err(Into::into))
 }
 
