@@ -45,6 +45,8 @@ const MAX_CHUNK_LINE: usize = 16 * 1024;
 const MAX_TRAILERS: usize = 16 * 1024;
 /// Read size while reading a head.
 const HEAD_READ: usize = 8 * 1024;
+/// The most a read of a body with a known length asks for (see `RawBody::poll_frame`).
+const BODY_READ: u64 = 16 * 1024;
 /// Largest header map kept for the next response (fields).
 const RECYCLE_MAX: usize = 64;
 
@@ -685,7 +687,11 @@ impl Body for RawBody {
                 Framing::Done => return Poll::Ready(None),
                 Framing::Length(rem) => {
                     if this.buffered() == 0 {
-                        let want = rem.clamp(4096, 64 * 1024) as usize;
+                        // At most 16 KiB a read, HAProxy's buffer size: with 64 KiB
+                        // (a new block for each chunk hyper still holds) 32 connections of
+                        // 100 KB responses peaked at 26 MB of RSS against HAProxy's 15.6 MB
+                        // (13 MB now), for 20% less CPU in that shape (README, Benchmarks).
+                        let want = rem.clamp(4096, BODY_READ) as usize;
                         if let Err(e) = ready!(this.poll_more(cx, want)) {
                             return Poll::Ready(Some(Err(e)));
                         }
