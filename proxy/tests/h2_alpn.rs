@@ -2,7 +2,8 @@
 //! (http/h2_streams.rs), with the h2 crate as client over rustls: streams of one connection
 //! are served side by side (a slow one holds back none of the others), many at once stay
 //! byte-exact with their own answers, a client's reset of one stream leaves the others
-//! running, and a drain lets streams in flight finish but cuts what outlives it.
+//! running, a drain lets streams in flight finish but cuts what outlives it, and a CONNECT
+//! tunnel (which hyper hands to the same executor) runs on its stream.
 //! About 3 s.
 
 mod common;
@@ -36,6 +37,11 @@ impl Drop for TempDir {
 }
 
 fn site(test: &str, servers: &[&TestServer]) -> Site {
+    site_with(test, backend("be", servers))
+}
+
+/// [`site`] before the backend `be` given.
+fn site_with(test: &str, be: proxy::config::BackendConfig) -> Site {
     let dir = std::env::temp_dir().join(format!("vrrplb-h2alpn-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let key = rcgen::KeyPair::generate().expect("key");
@@ -48,7 +54,7 @@ fn site(test: &str, servers: &[&TestServer]) -> Site {
     let mut fe = frontend(vec![], Some("be"));
     fe.tls = Some(TlsConfig::new(vec![CertSource::Pem(pem)]));
     fe.forwarded_for = true;
-    let run = start(vec![fe], vec![backend("be", servers)]);
+    let run = start(vec![fe], vec![be]);
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).expect("root");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -204,5 +210,100 @@ async fn a_drain_lets_streams_finish_and_cuts_what_outlives_it() {
         .expect("ended in time")
         .expect("task");
     assert!(cut.is_err(), "a stream outliving the drain is cut: {cut:?}");
+    conn.abort();
+}
+
+/// A forward proxy as the backend: answers a CONNECT with 200 and relays to 127.0.0.1 at
+/// the asked port.
+async fn forward_proxy() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut b = [0u8; 1];
+                    match tokio::time::timeout(WAIT, s.read(&mut b)).await {
+                        Ok(Ok(1)) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let port = head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|t| t.rsplit(':').next())
+                    .unwrap_or("0")
+                    .to_owned();
+                let Ok(mut up) = TcpStream::connect(format!("127.0.0.1:{port}")).await else {
+                    return;
+                };
+                let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
+                if s.write_all(ok).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// CONNECT on a stream of an ALPN h2 connection: the tunnel hyper hands to the connection's
+/// executor runs in the connection's task, and echoes.
+#[tokio::test]
+async fn a_connect_tunnel_runs_on_its_stream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let echo_addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(Ok(n)) = tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let fwd = forward_proxy().await;
+    let squid = proxy::config::ServerConfig::new("squid", fwd);
+    let site = site_with(
+        "connect",
+        proxy::config::BackendConfig::new("be", vec![squid]),
+    );
+    let (h2, conn) = h2_client(&site).await;
+    let mut h2 = h2.ready().await.expect("ready");
+    let req = Request::connect(echo_addr.to_string())
+        .body(())
+        .expect("request");
+    let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert_eq!(resp.status(), 200);
+    let mut tunnel = resp.into_body();
+    send.send_data(Bytes::from_static(b"ping through h2"), true)
+        .expect("send data");
+    let mut back = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while back.len() < 15 {
+        let chunk = tokio::time::timeout_at(deadline, tunnel.data())
+            .await
+            .expect("echo in time")
+            .expect("data")
+            .expect("chunk");
+        let _ = tunnel.flow_control().release_capacity(chunk.len());
+        back.extend_from_slice(&chunk);
+    }
+    assert_eq!(&back[..], b"ping through h2");
     conn.abort();
 }

@@ -99,7 +99,14 @@ impl<C: Future> WithStreams<C> {
             }
         }
         self.take_arrivals();
-        while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
+        loop {
+            while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
+            // A stream may have handed over a task of its own (a CONNECT tunnel's): it
+            // starts now, as nothing else would wake the task for it.
+            if !self.take_arrivals() {
+                break;
+            }
+        }
     }
 }
 
