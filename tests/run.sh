@@ -46,11 +46,11 @@ echo "== cargo test (VRRPLB_REQUIRE_NETNS=$VRRPLB_REQUIRE_NETNS)"
 cargo test --locked --workspace --no-fail-fast -- --nocapture
 if [ -x vrrp/fuzz/run.sh ]; then
     echo "== fuzzing the VRRP packet parser (bounded)"
-    vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-30}"
+    vrrp/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-20}"
 fi
 if [ -x proxy/fuzz/run.sh ]; then
     echo "== fuzzing certificate loading, HTTP/1 responses, ClientHello/SNI, PROXY headers (bounded)"
-    proxy/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-30}"
+    proxy/fuzz/run.sh "${VRRPLB_FUZZ_SECONDS:-20}"
 fi
 # The suite must leave the tracked tree as it found it (no rewritten lockfile, no stray
 # generated file); untracked build output is git-ignored.
