@@ -1,6 +1,6 @@
 //! CONNECT through an HTTP frontend (issue 11 §4), as HAProxy relays it in `mode http`: the
 //! request is routed like any other (here by its authority), forwarded to a forward proxy
-//! written below (it answers `200 Connection established` and relays to the target, or 403
+//! (tests/common: it answers `200 Connection established` and relays to the target, or 403
 //! for `denied.test`), and a 2xx turns both connections into a tunnel idle-limited by
 //! `timeouts.tunnel`; a non-2xx answer is relayed and the client connection stays usable.
 //! Malformed CONNECTs get 400 and reach no server; over HTTP/2 a CONNECT tunnels on its
@@ -14,111 +14,16 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{eventually, TestServer};
+use common::{echo_server, eventually, h2_tunnel_to_end, ForwardProxy, TestServer};
 use proxy::config::{
     AccessRule, BackendConfig, FrontendConfig, HostMatch, ProxyConfig, RouteConfig, RuleAction,
     ServerConfig,
 };
 use proxy::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A forward proxy: per connection, reads CONNECT heads; `denied.test:*` gets a 403 with a
-/// body and the connection stays open for the next request; any other authority is dialled
-/// (as a loopback port) and, once connected, answered `200 Connection established` and
-/// relayed both ways with half-close.
-struct ForwardProxy {
-    addr: SocketAddr,
-    heads: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ForwardProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl ForwardProxy {
-    async fn start() -> ForwardProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                tokio::spawn(forward_proxy_conn(s, seen.clone()));
-            }
-        });
-        ForwardProxy { addr, heads, task }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().expect("lock").clone()
-    }
-}
-
-async fn forward_proxy_conn(mut s: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
-    let mut buf = Vec::new();
-    loop {
-        let end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(WAIT, s.read(&mut chunk)).await {
-                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                _ => return,
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        seen.lock().expect("lock").push(head.clone());
-        let target = head.split(' ').nth(1).unwrap_or("").to_owned();
-        if !head.starts_with("CONNECT ") || target.starts_with("denied.test:") {
-            let answer = "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\ndenied";
-            if s.write_all(answer.as_bytes()).await.is_err() {
-                return;
-            }
-            continue;
-        }
-        let port = target.rsplit(':').next().unwrap_or("0");
-        let Ok(mut up) = TcpStream::connect(format!("127.0.0.1:{port}")).await else {
-            let _ = s
-                .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-                .await;
-            continue;
-        };
-        // A body-framing field on the 200 must not reach the client (RFC 9110 §9.3.6).
-        let ok = "HTTP/1.1 200 Connection established\r\nContent-Length: 0\r\n\r\n";
-        if s.write_all(ok.as_bytes()).await.is_err() {
-            return;
-        }
-        if !buf.is_empty() && up.write_all(&buf).await.is_err() {
-            return;
-        }
-        let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
-        return;
-    }
-}
-
-/// An echo server that closes its side once the client closed its own.
-async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    (addr, task)
-}
 
 /// The access log of the whole test binary (one global subscriber).
 fn logs() -> Arc<Mutex<Vec<u8>>> {
@@ -539,7 +444,7 @@ async fn connect_over_http2_tunnels_on_its_stream() {
         .expect("h2 answer");
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-length").is_none());
-    let mut tunnel = resp.into_body();
+    let tunnel = resp.into_body();
 
     // Other streams meanwhile.
     let mut h2 = h2.ready().await.expect("ready");
@@ -567,21 +472,7 @@ async fn connect_over_http2_tunnels_on_its_stream() {
     let pattern: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 253) as u8).collect();
     send.send_data(bytes::Bytes::from(pattern.clone()), true)
         .expect("send data and END_STREAM");
-    let mut back = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, tunnel.data())
-            .await
-            .expect("echo and end in time");
-        match next {
-            Some(chunk) => {
-                let chunk = chunk.expect("tunnel data");
-                let _ = tunnel.flow_control().release_capacity(chunk.len());
-                back.extend_from_slice(&chunk);
-            }
-            None => break,
-        }
-    }
+    let back = h2_tunnel_to_end(tunnel).await;
     assert!(
         back == pattern,
         "{} bytes back of {}",

@@ -213,75 +213,20 @@ async fn a_drain_lets_streams_finish_and_cuts_what_outlives_it() {
     conn.abort();
 }
 
-/// A forward proxy as the backend: answers a CONNECT with 200 and relays to 127.0.0.1 at
-/// the asked port.
-async fn forward_proxy() -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    let mut b = [0u8; 1];
-                    match tokio::time::timeout(WAIT, s.read(&mut b)).await {
-                        Ok(Ok(1)) => head.push(b[0]),
-                        _ => return,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let port = head
-                    .split(' ')
-                    .nth(1)
-                    .and_then(|t| t.rsplit(':').next())
-                    .unwrap_or("0")
-                    .to_owned();
-                let Ok(mut up) = TcpStream::connect(format!("127.0.0.1:{port}")).await else {
-                    return;
-                };
-                let ok = b"HTTP/1.1 200 Connection established\r\n\r\n";
-                if s.write_all(ok).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// CONNECT on a stream of an ALPN h2 connection: the tunnel hyper hands to the connection's
-/// executor runs in the connection's task, and echoes.
+/// executor runs in the connection's task, echoes, and passes the ends of stream on.
 #[tokio::test]
 async fn a_connect_tunnel_runs_on_its_stream() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let echo = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let echo_addr = echo.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = echo.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(Ok(n)) = tokio::time::timeout(WAIT, s.read(&mut buf)).await {
-                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let fwd = forward_proxy().await;
-    let squid = proxy::config::ServerConfig::new("squid", fwd);
+    let (echo, _echo_task) = echo_server().await;
+    let fwd = ForwardProxy::start().await;
+    let squid = proxy::config::ServerConfig::new("squid", fwd.addr);
     let site = site_with(
         "connect",
         proxy::config::BackendConfig::new("be", vec![squid]),
     );
     let (h2, conn) = h2_client(&site).await;
     let mut h2 = h2.ready().await.expect("ready");
-    let req = Request::connect(echo_addr.to_string())
+    let req = Request::connect(echo.to_string())
         .body(())
         .expect("request");
     let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
@@ -290,20 +235,10 @@ async fn a_connect_tunnel_runs_on_its_stream() {
         .expect("in time")
         .expect("answer");
     assert_eq!(resp.status(), 200);
-    let mut tunnel = resp.into_body();
     send.send_data(Bytes::from_static(b"ping through h2"), true)
-        .expect("send data");
-    let mut back = Vec::new();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while back.len() < 15 {
-        let chunk = tokio::time::timeout_at(deadline, tunnel.data())
-            .await
-            .expect("echo in time")
-            .expect("data")
-            .expect("chunk");
-        let _ = tunnel.flow_control().release_capacity(chunk.len());
-        back.extend_from_slice(&chunk);
-    }
+        .expect("send data and END_STREAM");
+    let back = h2_tunnel_to_end(resp.into_body()).await;
     assert_eq!(&back[..], b"ping through h2");
+    assert!(fwd.heads()[0].starts_with(&format!("CONNECT {echo} HTTP/1.1")));
     conn.abort();
 }

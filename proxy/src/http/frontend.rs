@@ -9,12 +9,11 @@ use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use crate::http::h2_streams::StreamExec;
 use hyper_util::server::conn::auto;
 
 use crate::config::FrontendConfig;
 use crate::http::errorpage::{ErrorPageError, ErrorPages};
+use crate::http::h2_streams::StreamExec;
 use crate::http::headers::{self, HeaderTemplate, TemplateError};
 use crate::http::route::Router;
 use crate::observe::counters::ProxyCounters;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use futures_util::task::AtomicWaker;
 
 /// A stream (or a CONNECT tunnel) hyper asked to run.
 type StreamFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -60,7 +61,7 @@ pub(crate) struct WithStreams<C: Future> {
 }
 
 impl<C: Future> WithStreams<C> {
-    /// `conn` must have been built with `exec` (see `Frontend::h2_server`).
+    /// `conn` must have been built with `exec` (see `frontend::h2_server`).
     pub(crate) fn new(conn: C, exec: StreamExec) -> Self {
         WithStreams {
             conn: Box::pin(conn),
@@ -118,7 +119,7 @@ impl<C: Future> Future for WithStreams<C> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let this = &mut *self;
         let wake = this.wake.clone();
-        wake.set_parent(cx.waker());
+        wake.parent.register(cx.waker());
         let waker = Waker::from(wake.clone());
         let mut inner = Context::from_waker(&waker);
         // A wake that comes while the pass runs (a stream queued a frame for the
@@ -153,18 +154,11 @@ const WOKEN_IN_PASS: u8 = 2;
 #[derive(Default)]
 struct PassWake {
     state: AtomicU8,
-    parent: Mutex<Option<Waker>>,
+    /// The task's own waker, registered on every poll (as listen/drain.rs does).
+    parent: AtomicWaker,
 }
 
 impl PassWake {
-    fn set_parent(&self, waker: &Waker) {
-        let mut parent = self.parent.lock().unwrap_or_else(|e| e.into_inner());
-        match &*parent {
-            Some(w) if w.will_wake(waker) => {}
-            _ => *parent = Some(waker.clone()),
-        }
-    }
-
     fn begin(&self) {
         self.state.store(IN_PASS, Ordering::Release);
     }
@@ -177,10 +171,7 @@ impl PassWake {
     }
 
     fn wake_parent(&self) {
-        let parent = self.parent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = &*parent {
-            w.wake_by_ref();
-        }
+        self.parent.wake();
     }
 
     /// Ends a pass: true if it was woken meanwhile (another pass is due).

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -308,4 +308,122 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The bound of every wait of the CONNECT fixtures below.
+const TUNNEL_WAIT: Duration = Duration::from_secs(5);
+
+/// A forward proxy: per connection, reads CONNECT heads; `denied.test:*` gets a 403 with a
+/// body and the connection stays open for the next request; any other authority is dialled
+/// (as a loopback port) and, once connected, answered `200 Connection established` and
+/// relayed both ways with half-close.
+pub struct ForwardProxy {
+    pub addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ForwardProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ForwardProxy {
+    pub async fn start() -> ForwardProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(forward_proxy_conn(s, seen.clone()));
+            }
+        });
+        ForwardProxy { addr, heads, task }
+    }
+
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("lock").clone()
+    }
+}
+
+async fn forward_proxy_conn(mut s: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(TUNNEL_WAIT, s.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        seen.lock().expect("lock").push(head.clone());
+        let target = head.split(' ').nth(1).unwrap_or("").to_owned();
+        if !head.starts_with("CONNECT ") || target.starts_with("denied.test:") {
+            let answer = "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\ndenied";
+            if s.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let port = target.rsplit(':').next().unwrap_or("0");
+        let Ok(mut up) = TcpStream::connect(format!("127.0.0.1:{port}")).await else {
+            let _ = s
+                .write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            continue;
+        };
+        // A body-framing field on the 200 must not reach the client (RFC 9110 §9.3.6).
+        let ok = "HTTP/1.1 200 Connection established\r\nContent-Length: 0\r\n\r\n";
+        if s.write_all(ok.as_bytes()).await.is_err() {
+            return;
+        }
+        if !buf.is_empty() && up.write_all(&buf).await.is_err() {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+        return;
+    }
+}
+
+/// An echo server that closes its side once the client closed its own.
+pub async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Reads an HTTP/2 tunnel's bytes (a CONNECT stream's body) until its END_STREAM, within
+/// [`TUNNEL_WAIT`], giving the flow-control window back as it goes.
+pub async fn h2_tunnel_to_end(mut tunnel: h2::RecvStream) -> Vec<u8> {
+    let mut back = Vec::new();
+    let deadline = tokio::time::Instant::now() + TUNNEL_WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, tunnel.data())
+            .await
+            .expect("echo and end in time");
+        match next {
+            Some(chunk) => {
+                let chunk = chunk.expect("tunnel data");
+                let _ = tunnel.flow_control().release_capacity(chunk.len());
+                back.extend_from_slice(&chunk);
+            }
+            None => return back,
+        }
+    }
 }
