@@ -3,7 +3,8 @@
 //! are served side by side (a slow one holds back none of the others), many at once stay
 //! byte-exact with their own answers, a client's reset of one stream leaves the others
 //! running, a drain lets streams in flight finish but cuts what outlives it, and a CONNECT
-//! tunnel (which hyper hands to the same executor) runs on its stream.
+//! tunnel (which hyper hands to the same executor) runs on its stream. The server learns
+//! the request's :authority as Host and, with `forwarded_for`, as X-Forwarded-Host.
 //! About 3 s.
 
 mod common;
@@ -138,6 +139,7 @@ async fn streams_of_one_connection_are_served_side_by_side() {
         assert_eq!(status, 200, "{path}: {body}");
         assert!(body.contains(&format!("path={path}\n")), "{path}: {body}");
         assert!(body.contains("x-forwarded-proto: https"), "{body}");
+        assert!(body.contains("x-forwarded-host: localhost\n"), "{body}");
     }
     let fast_done = t0.elapsed();
     assert!(
@@ -240,5 +242,69 @@ async fn a_connect_tunnel_runs_on_its_stream() {
     let back = h2_tunnel_to_end(resp.into_body()).await;
     assert_eq!(&back[..], b"ping through h2");
     assert!(fwd.heads()[0].starts_with(&format!("CONNECT {echo} HTTP/1.1")));
+    conn.abort();
+}
+
+/// An HTTP/2 request has no Host field: the server gets its :authority as Host and as
+/// X-Forwarded-Host, whether the fields are written after the request's own (a GET) or set in
+/// its header map (a POST with a body); a client's own X-Forwarded-Host stays.
+#[tokio::test]
+async fn the_authority_is_the_forwarded_host() {
+    let a = TestServer::start("a").await;
+    let s = site("authority", &[&a]);
+    let (h2, conn) = h2_client(&s).await;
+
+    let (status, body) = tokio::time::timeout(WAIT, get_on(&h2, "/get").await)
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("host: localhost\n"), "{body}");
+    assert!(body.contains("x-forwarded-host: localhost\n"), "{body}");
+
+    let mut send = h2.clone().ready().await.expect("stream slot");
+    let req = Request::post("https://localhost:443/post")
+        .header("x-forwarded-host", "origin.test")
+        .body(())
+        .expect("request");
+    let (resp, mut out) = send.send_request(req, false).expect("send");
+    out.send_data(Bytes::from_static(b"payload"), true)
+        .expect("body");
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("in time")
+        .expect("answer");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("host: localhost:443\n"), "{text}");
+    assert!(text.contains("x-forwarded-host: origin.test\n"), "{text}");
+    assert!(!text.contains("x-forwarded-host: localhost"), "{text}");
+
+    let mut send = h2.clone().ready().await.expect("stream slot");
+    let req = Request::post("https://localhost:443/post2")
+        .body(())
+        .expect("request");
+    let (resp, mut out) = send.send_request(req, false).expect("send");
+    out.send_data(Bytes::from_static(b"payload"), true)
+        .expect("body");
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("in time")
+        .expect("answer");
+    let mut body = resp.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = body.data().await {
+        text.extend_from_slice(&chunk.expect("body"));
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("x-forwarded-host: localhost:443\n"), "{text}");
+    drop(h2);
     conn.abort();
 }

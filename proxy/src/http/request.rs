@@ -138,8 +138,13 @@ pub(crate) async fn handle(
     if let Some(r) = fe.cfg.redirect_https.as_ref().filter(|_| !conn.tls) {
         return Ok(redirect(&https_location(&req, r.port), r.code, ex, guard));
     }
-    // X-Forwarded-Host copies Host, which the header operations before it never remove.
-    let forwarded_host = host.filter(|_| fe.cfg.forwarded_for).cloned();
+    // X-Forwarded-Host copies Host, which the header operations before it never remove; an
+    // HTTP/2 request names its host in :authority instead.
+    let forwarded_host = match host {
+        _ if !fe.cfg.forwarded_for => None,
+        Some(h) => Some(h.clone()),
+        None => authority_value(&req),
+    };
     let (backend_index, strip) = match route(&fe, host, req.uri()) {
         RouteDecision::NoMatch => return fe.local(ex, guard, NO_SERVER),
         RouteDecision::Redirect(location) => return Ok(redirect(&location, 301, ex, guard)),
@@ -262,6 +267,16 @@ fn request_host<B>(req: &Request<B>) -> Result<Option<&HeaderValue>, request_rul
         request_rules::check_host(req.version(), first, hosts.next().is_some())?;
     }
     Ok(first)
+}
+
+/// The `:authority` of an HTTP/2 request without a Host field, as a header value.
+fn authority_value<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_2 {
+        return None;
+    }
+    req.uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
 fn is_http1(v: Version) -> bool {
