@@ -89,8 +89,9 @@ fn start_with(
     fe.rules = rules;
     fe.default_backend = Some("fwd".into());
     fe.forwarded_for = true;
-    // With h2c the HTTP/1 connection is served through hyper's HTTP/2 sniffing wrapper, and
-    // the tunnel copies through hyper's upgraded stream; without, it relays socket to socket.
+    // An HTTP/1 CONNECT relays socket to socket either way (an h2c listener serves a
+    // connection whose first byte is not the HTTP/2 preface's as HTTP/1 directly); an HTTP/2
+    // CONNECT (h2c) copies through hyper's upgraded stream.
     fe.h2c = h2c;
     let mut route = RouteConfig::new("other");
     route.host = Some(HostMatch::parse("other.test"));
@@ -489,12 +490,43 @@ async fn connect_over_http2_tunnels_on_its_stream() {
 }
 
 /// 8 MiB each way at once, byte-exact, on both relay paths: socket to socket with splice(2)
-/// (an HTTP/1-only frontend) and through hyper's upgraded stream (an h2c frontend).
+/// (HTTP/1 CONNECT, on an HTTP/1-only frontend and on an h2c one) and through hyper's
+/// upgraded stream (HTTP/2 CONNECT on a stream of an h2c connection).
 #[tokio::test]
 async fn bulk_transfers_are_byte_exact_on_both_relay_paths() {
     let fwd = ForwardProxy::start().await;
     let other = TestServer::start("other").await;
     let (echo, _echo_task) = echo_server().await;
+    let pattern: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
+        .collect();
+    {
+        let (_p, addr) = start_with("cxbulkh2", &fwd, &other, None, Vec::new(), true);
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let conn = tokio::spawn(conn);
+        let mut h2 = h2.ready().await.expect("ready");
+        let req = http::Request::connect(echo.to_string())
+            .body(())
+            .expect("request");
+        let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
+        let resp = tokio::time::timeout(WAIT, resp)
+            .await
+            .expect("in time")
+            .expect("h2 answer");
+        assert_eq!(resp.status(), 200);
+        // h2 queues what its flow-control window does not take yet.
+        send.send_data(bytes::Bytes::from(pattern.clone()), true)
+            .expect("send data and END_STREAM");
+        let back = h2_tunnel_to_end(resp.into_body()).await;
+        assert!(
+            back == pattern,
+            "h2: {} bytes back of {}",
+            back.len(),
+            pattern.len()
+        );
+        conn.abort();
+    }
     for h2c in [false, true] {
         let name = if h2c { "cxbulkh2c" } else { "cxbulk" };
         let (_p, addr) = start_with(name, &fwd, &other, None, Vec::new(), h2c);
@@ -505,8 +537,7 @@ async fn bulk_transfers_are_byte_exact_on_both_relay_paths() {
         s.write_all(&first).await.expect("write");
         let (status, head, _) = read_answer(&mut s).await.expect("answer");
         assert_eq!(status, 200, "{head}");
-        let mut pattern = b"early".to_vec();
-        pattern.extend((0..8u32 << 20).map(|i| (i % 251) as u8 ^ (i >> 13) as u8));
+        let pattern = [&b"early"[..], &pattern].concat();
         let (mut r, mut w) = s.into_split();
         let rest = pattern[5..].to_vec();
         let writer = tokio::spawn(async move {

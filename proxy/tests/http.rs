@@ -400,7 +400,7 @@ async fn h2c_prior_knowledge_is_served_only_when_configured() {
     assert!(refused.is_err(), "h2c served without h2c: true");
     // HTTP/2 has no Host: the server gets one from :authority (written with the head on a
     // request without a body, set in the map for one with a body), and the forwarded_for
-    // fields, exactly once each (X-Forwarded-Host copies a Host field, which h2 has not).
+    // fields, exactly once each (X-Forwarded-Host from :authority too).
     let once = |body: &str, line: &str| body.matches(line).count() == 1;
     for _ in 0..3 {
         let r = get(&h2, &format!("{}/h2?x=1", p.base)).await;
@@ -410,6 +410,7 @@ async fn h2c_prior_knowledge_is_served_only_when_configured() {
             format!("\nhost: {}\n", p.addr),
             "\nx-forwarded-for: 127.0.0.1\n".to_string(),
             "\nx-forwarded-proto: http\n".to_string(),
+            format!("\nx-forwarded-host: {}\n", p.addr),
         ] {
             assert!(once(&r.body, &line), "{line:?} once in {}", r.body);
         }
@@ -425,9 +426,98 @@ async fn h2c_prior_knowledge_is_served_only_when_configured() {
         format!("\nhost: {}\n", p.addr),
         "\nx-forwarded-for: 127.0.0.1\n".to_string(),
         "\nx-forwarded-proto: http\n".to_string(),
+        format!("\nx-forwarded-host: {}\n", p.addr),
     ] {
         assert!(once(&r.body, &line), "{line:?} once in {}", r.body);
     }
+}
+
+/// h2c streams run in their connection's task as ALPN's do (http/h2_streams.rs): a slow
+/// stream holds back none of the others on the connection, and a drain answers the stream
+/// in flight and cuts the one that outlives its grace.
+#[tokio::test]
+async fn h2c_streams_run_side_by_side_and_a_drain_cuts_what_outlives_it() {
+    const WAIT: Duration = Duration::from_secs(5);
+    let s = TestServer::start("s").await;
+    let mut fe = frontend(vec![], Some("be"));
+    fe.h2c = true;
+    let p = start(vec![fe], vec![backend("be", &[&s])]);
+    let tcp = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    let (h2, conn) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let get = |path: &str| {
+        let h2 = h2.clone();
+        let uri = format!("{}{path}", p.base);
+        tokio::spawn(async move {
+            let mut h2 = h2.ready().await.map_err(|e| format!("ready: {e}"))?;
+            let req = http::Request::get(uri).body(()).expect("request");
+            let (resp, _) = h2
+                .send_request(req, true)
+                .map_err(|e| format!("send: {e}"))?;
+            let resp = resp.await.map_err(|e| format!("answer: {e}"))?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut text = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.map_err(|e| format!("body: {e}"))?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                text.extend_from_slice(&chunk);
+            }
+            Ok::<_, String>((status, String::from_utf8_lossy(&text).into_owned()))
+        })
+    };
+
+    let t0 = Instant::now();
+    let slow = get("/slow/600");
+    let fast: Vec<_> = (0..20).map(|i| (i, get(&format!("/fast/{i}")))).collect();
+    for (i, answer) in fast {
+        let (status, body) = tokio::time::timeout(WAIT, answer)
+            .await
+            .expect("in time")
+            .expect("task")
+            .expect("answer");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(&format!("path=/fast/{i}\n")), "{body}");
+    }
+    let fast_done = t0.elapsed();
+    assert!(
+        fast_done < Duration::from_millis(500),
+        "the fast streams waited for the slow one: {fast_done:?}"
+    );
+    let (status, _) = tokio::time::timeout(WAIT, slow)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("slow answer");
+    assert_eq!(status, 200);
+
+    let hits = s.hits();
+    let finishing = get("/slow/400");
+    let outliving = get("/slow/5000");
+    eventually("both requests at the server", WAIT, || s.hits() == hits + 2).await;
+    let t0 = Instant::now();
+    p.proxy.shutdown(Duration::from_millis(1000)).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "the drain took {took:?}"
+    );
+    let (status, body) = tokio::time::timeout(WAIT, finishing)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("the stream in flight is answered");
+    assert_eq!(status, 200, "{body}");
+    let cut = tokio::time::timeout(WAIT, outliving)
+        .await
+        .expect("ended in time")
+        .expect("task");
+    assert!(cut.is_err(), "a stream outliving the drain is cut: {cut:?}");
+    conn.abort();
 }
 
 #[tokio::test]

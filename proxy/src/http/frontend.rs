@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 
 use crate::config::FrontendConfig;
@@ -168,6 +168,20 @@ impl Frontend {
     }
 }
 
+/// The HTTP/1 settings of a frontend's server (`http1::Builder` and the `auto` builder's
+/// HTTP/1 part are different types with the same methods).
+macro_rules! h1_settings {
+    ($b:expr) => {
+        $b.timer(TokioTimer::new())
+            // `http_request` is enforced (with a 408) by listen/conn.rs's ClientIo instead.
+            .header_read_timeout(None)
+            .max_buf_size(MAX_REQUEST_HEAD)
+            // No read from the client while its request is in flight (see HALF_CLOSE).
+            .half_close(HALF_CLOSE)
+            .keep_alive(true)
+    };
+}
+
 /// The HTTP/2 limits of both of hyper's HTTP/2 builders (ALPN's and the sniffing one).
 macro_rules! h2_limits {
     ($b:expr, $max_streams:expr) => {
@@ -183,12 +197,12 @@ pub(crate) enum HttpServer {
     /// HTTP/1 only: hyper's HTTP/1 server, no protocol sniffing.
     Http1(http1::Builder),
     /// HTTP/2 offered: a TLS connection whose ALPN chose `h2` or `http/1.1` gets that
-    /// protocol's server (`h2`, `h1`), any other connection (h2c, or TLS without ALPN) the
-    /// server that tells them apart by the client's first bytes (`auto`).
+    /// protocol's server (`h2_server`, `h1`), any other connection (h2c, or TLS without
+    /// ALPN) the server that tells them apart by the client's first bytes (`auto_server`).
+    /// Each connection's HTTP/2 server is built for it, with the executor that runs its
+    /// streams in its own task.
     Auto {
-        auto: Box<auto::Builder<TokioExecutor>>,
         h1: http1::Builder,
-        /// `h2_max_streams`, for [`h2_server`], which builds each connection's server.
         h2_max_streams: u32,
     },
 }
@@ -202,6 +216,18 @@ pub(crate) fn h2_server(max_streams: u32, exec: StreamExec) -> http2::Builder<St
     h2
 }
 
+/// hyper's server for one connection that has not said which HTTP it speaks (h2c prior
+/// knowledge or HTTP/1 on a plain listener, or TLS without ALPN): HTTP/2 if it opens with
+/// the HTTP/2 preface, with its streams run as [`h2_server`]'s are, else HTTP/1 as `h1`.
+pub(crate) fn auto_server(max_streams: u32, exec: StreamExec) -> auto::Builder<StreamExec> {
+    let mut auto = auto::Builder::new(exec);
+    h1_settings!(auto.http1());
+    let mut h2 = auto.http2();
+    h2.timer(TokioTimer::new());
+    h2_limits!(h2, max_streams);
+    auto
+}
+
 /// hyper's server settings. HTTP/2 only where the config asks for it (TLS with `h2` in ALPN,
 /// or `h2c` on a plain listener); otherwise a client's HTTP/2 preface is a bad request.
 /// Streams per connection are bounded, so `maxconn` connections carry at most
@@ -213,28 +239,11 @@ fn server_builder(cfg: &FrontendConfig) -> HttpServer {
         None => cfg.h2c,
     };
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        // `http_request` is enforced (with a 408) by listen/conn.rs's ClientIo instead.
-        .header_read_timeout(None)
-        .max_buf_size(MAX_REQUEST_HEAD)
-        // No read from the client while its request is in flight (see HALF_CLOSE).
-        .half_close(HALF_CLOSE)
-        .keep_alive(true);
+    h1_settings!(h1);
     if !h2 {
         return HttpServer::Http1(h1);
     }
-    let mut auto = auto::Builder::new(TokioExecutor::new());
-    auto.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(MAX_REQUEST_HEAD)
-        .half_close(HALF_CLOSE)
-        .keep_alive(true);
-    let mut h2c = auto.http2();
-    h2c.timer(TokioTimer::new());
-    h2_limits!(h2c, cfg.h2_max_streams);
     HttpServer::Auto {
-        auto: Box::new(auto),
         h1,
         h2_max_streams: cfg.h2_max_streams,
     }

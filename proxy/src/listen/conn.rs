@@ -33,7 +33,7 @@ use tokio::time::Sleep;
 
 use crate::config::FrontendTimeouts;
 use crate::http::client_conn::{ConnShared, RequestGuard};
-use crate::http::frontend::{h2_server, Frontend, HttpServer};
+use crate::http::frontend::{auto_server, h2_server, Frontend, HttpServer};
 use crate::http::h2_streams::{StreamExec, WithStreams};
 use crate::http::headers::ConnInfo;
 use crate::http::request;
@@ -371,6 +371,12 @@ pub(crate) async fn serve<S>(
     let Some(drain_by) = first_byte(&mut io, &mut drain).await else {
         return;
     };
+    // Only a connection whose first byte is the HTTP/2 preface's (`PRI * HTTP/2.0`) can be
+    // h2c: any other goes straight to HTTP/1 without the server that sniffs the preface.
+    let alpn = match io.held {
+        Some(b) if alpn == Alpn::None && b != H2_PREFACE[0] => Alpn::Http1,
+        _ => alpn,
+    };
     let io = TokioIo::new(io);
     let served = match (&fe.http, alpn) {
         (HttpServer::Http1(h1), _) | (HttpServer::Auto { h1, .. }, Alpn::Http1) => {
@@ -390,12 +396,12 @@ pub(crate) async fn serve<S>(
             let conn = WithStreams::new(conn, exec);
             drive(conn, &mut drain, drain_by, |c| c.conn().graceful_shutdown()).await
         }
-        (HttpServer::Auto { auto, .. }, Alpn::None) => {
-            let conn = Box::pin(auto.serve_connection_with_upgrades(io, service_fn(handle)));
-            drive(conn, &mut drain, drain_by, |c| {
-                c.get_mut().as_mut().graceful_shutdown()
-            })
-            .await
+        (HttpServer::Auto { h2_max_streams, .. }, Alpn::None) => {
+            let service = service_fn(move |req| Box::pin(handle(req)));
+            let exec = StreamExec::default();
+            let auto = auto_server(*h2_max_streams, exec.clone());
+            let conn = WithStreams::new(auto.serve_connection_with_upgrades(io, service), exec);
+            drive(conn, &mut drain, drain_by, |c| c.conn().graceful_shutdown()).await
         }
     };
     let Some(result) = served else { return };
