@@ -608,13 +608,17 @@ haproxy_conf() {
 }
 
 # haproxy_head FILE http|tcp: global + defaults. HAProxy's defaults, one thread (the balancer
-# gets one CPU), `tune.ssl.default-dh-param 2048` as recommended for TLS.
+# gets one CPU), `tune.ssl.default-dh-param 2048` as recommended for TLS, and the TLS suites
+# in vrrplb's default order (Mozilla's "intermediate"), so that both negotiate the same one
+# (HAProxy, like vrrplb, picks by its own order; OpenSSL's default puts AES-256 first).
 haproxy_head() {
     cat <<EOF
 global
     maxconn 4096
     nbthread 1
     tune.ssl.default-dh-param 2048
+    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
 ${BENCH_HAPROXY_GLOBAL:-}
     pidfile $1.pid
     stats socket $1.sock mode 600
@@ -2264,7 +2268,7 @@ report() {
     say "Proxy: $PIN_NOTE; $DURATION s per run after a $WARM s warm-up, $ROUNDS round(s), order swapped each round; threads in the balancer process: vrrplb ${THREADS_V:-?}, HAProxy ${THREADS_A:-?}."
     say "Failover: $REPS repetition(s) per implementation; idle: ${IDLE} s on the master box."
     say "Anchor: HAProxy for the proxy, TLS, tcp and stats rows, keepalived + HAProxy for the failover and idle rows."
-    ! part tls || say "TLS: self-signed ECDSA P-256 and RSA 2048 certificates, each one PEM file (chain + key) given to both balancers; HAProxy \`bind ssl crt ... alpn h2,http/1.1 ssl-min-ver TLSv1.2\`, \`nbthread 1\`, \`tune.ssl.default-dh-param 2048\`, defaults otherwise; the clients (wrk, h2load, python3 ssl) use OpenSSL 3.0 and negotiate TLS 1.3. Full handshakes: $HS_CLIENTS python3 ssl clients in parallel on CPU $LOAD_CPU, each a new connection per request that never offers a session; resumed: wrk with Connection: close (wrk offers its last session: resumption confirmed with HAProxy's SslFrontendSessionReuse_pct = 100). Idle: $IDLE_TLS TLS connections (handshake done, ALPN http/1.1, no request) held 5 s."
+    ! part tls || say "TLS: self-signed ECDSA P-256 and RSA 2048 certificates, each one PEM file (chain + key) given to both balancers; HAProxy \`bind ssl crt ... alpn h2,http/1.1 ssl-min-ver TLSv1.2\`, \`nbthread 1\`, \`tune.ssl.default-dh-param 2048\`, \`ssl-default-bind-ciphersuites\` and \`-ciphers\` in vrrplb's default order (AES-128-GCM first), defaults otherwise; the clients (wrk, h2load, python3 ssl) use OpenSSL 3.0 and negotiate TLS 1.3 with TLS_AES_128_GCM_SHA256 on both. Full handshakes: $HS_CLIENTS python3 ssl clients in parallel on CPU $LOAD_CPU, each a new connection per request that never offers a session; resumed: wrk with Connection: close (wrk offers its last session: resumption confirmed with HAProxy's SslFrontendSessionReuse_pct = 100). Idle: $IDLE_TLS TLS connections (handshake done, ALPN http/1.1, no request) held 5 s."
     ! part tcp || say "tcp mode: vrrplb \`mode: tcp\` against HAProxy \`mode tcp\` (tcp checks every 2 s); the pass-through frontend routes by the ClientHello's SNI (HAProxy: \`tcp-request inspect-delay 5s\` + \`req_ssl_sni\`) to nginx serving TLS on :443; CPU per GB counts response bytes."
     ! part scrape || say "Stats: vrrplb's /metrics and stats page against HAProxy's Prometheus exporter (\`use-service prometheus-exporter\`) and stats page, 2 frontends, 4 backends, 100 servers (HTTP checks every 2 s); CPU per scrape = the balancer's on-CPU time over 300 scrapes on one keep-alive connection (50 in --quick) less its background rate measured just before. Under callgrind (the stats config without health checks, one process): $SCG_K fetches per phase, each on a new connection; per request (Ir($CG_N2) - Ir($CG_N1)) / ($CG_N2 - $CG_N1) over one h2load --h1 -c1 connection, and the same with $SCG_S_N scrapes of /metrics beside the $CG_N2 requests, their own instructions taken out; the share = Ir of one scrape / (requests/s without a scraper x Ir per request): the steady figures. Paired rounds: one balancer per implementation, $SCRAPE_PAIRS pairs of $SCRAPE_SECS s wrk keep-alive rounds without and with a curl fetching /metrics every second (order AB BA ...), CPU from the balancer's on-CPU time (schedstat); the change is the median of the pairs' own changes."
     say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor against the row's bound (≥ or ≤), or an absolute bound where it has a unit."

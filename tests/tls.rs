@@ -838,3 +838,113 @@ fn a_refused_reload_swaps_no_certificate() {
     );
     assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
 }
+
+/// The cipher suite `openssl s_client` (with `args` added) negotiates on `port`, or None
+/// when the handshake fails.
+fn negotiated(port: u16, args: &[&str]) -> Option<String> {
+    let connect = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        "openssl",
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        NAME,
+    ];
+    all.extend_from_slice(args);
+    let (_, out) = run(&all, "", Duration::from_secs(10));
+    out.lines()
+        .find_map(|l| l.split_once("Cipher is ").map(|(_, c)| c.trim().to_owned()))
+        .filter(|c| c != "(NONE)")
+}
+
+/// `ciphersuites` and `ciphers` (HAProxy's names): the server's order wins over the
+/// client's (the default puts AES-128-GCM first), a frontend offers only the suites it
+/// names, and a client with none of them is refused with a logged reason. About 2 s.
+#[test]
+fn cipher_suites_follow_the_servers_order_and_list() {
+    if !tools("tls cipher suites") {
+        return;
+    }
+    let dir = TempDir::new("tls-suites");
+    make_ca(dir.path());
+    make_leaf(dir.path(), "a", NAME);
+    let backend = Backend::start("127.0.0.1:0", "tls-backend");
+    let (open, narrow) = (free_port(), free_port());
+    let config = format!(
+        concat!(
+            "global:\n  node: t\n  log: {{ target: stderr, access_log: true }}\n  control_socket: {sock}\n",
+            "frontends:\n  - name: open\n    bind: [\"127.0.0.1:{open}\"]\n    tls: {{ certificates: [\"{a}\"] }}\n    default_backend: web\n",
+            "  - name: narrow\n    bind: [\"127.0.0.1:{narrow}\"]\n    tls:\n      certificates: [\"{a}\"]\n      ciphersuites: TLS_CHACHA20_POLY1305_SHA256\n      ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305]\n    default_backend: web\n",
+            "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
+        ),
+        sock = dir.join("ctl.sock").display(),
+        a = dir.join("a.pem").display(),
+        be = backend.addr,
+        open = open,
+        narrow = narrow,
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    let up = testkit::wait_until(Duration::from_secs(10), || {
+        [open, narrow]
+            .iter()
+            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    });
+    assert!(up, "vrrplb did not listen:\n{}", daemon.log());
+
+    // The client prefers AES-256 (OpenSSL's own default order does too): the server's wins.
+    let client_first_256 = [
+        "-ciphersuites",
+        "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256",
+    ];
+    assert_eq!(
+        negotiated(open, &client_first_256).as_deref(),
+        Some("TLS_AES_128_GCM_SHA256")
+    );
+    assert_eq!(
+        negotiated(open, &["-tls1_2"]).as_deref(),
+        Some("ECDHE-ECDSA-AES128-GCM-SHA256")
+    );
+    // A frontend that names one suite per version offers only those.
+    assert_eq!(
+        negotiated(narrow, &[]).as_deref(),
+        Some("TLS_CHACHA20_POLY1305_SHA256")
+    );
+    assert_eq!(
+        negotiated(narrow, &["-tls1_2"]).as_deref(),
+        Some("ECDHE-ECDSA-CHACHA20-POLY1305")
+    );
+    assert_eq!(negotiated(narrow, &client_first_256), None);
+    assert_eq!(
+        negotiated(
+            narrow,
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]
+        ),
+        None
+    );
+    assert!(
+        daemon.wait_log("TLS handshake failed", Duration::from_secs(2)),
+        "no refusal logged:\n{}",
+        daemon.log()
+    );
+    // A request through the narrow frontend: its access log names the suite.
+    let (ok, out) = run(
+        &[
+            "curl",
+            "-sS",
+            "--cacert",
+            &dir.join("ca.pem").display().to_string(),
+            "--resolve",
+            &format!("{NAME}:{narrow}:127.0.0.1"),
+            &format!("https://{NAME}:{narrow}/suite"),
+        ],
+        "",
+        Duration::from_secs(10),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        daemon.wait_log("TLS13_CHACHA20_POLY1305_SHA256", Duration::from_secs(2)),
+        "{}",
+        daemon.log()
+    );
+}

@@ -575,6 +575,24 @@ pub enum TlsVersion {
     V1_3,
 }
 
+/// The default `ciphersuites` (TLS 1.3), Mozilla's "intermediate" order: AES-128-GCM,
+/// AES-256-GCM, ChaCha20-Poly1305 (listen/tls/suites.rs says why AES-128 first).
+pub const DEFAULT_CIPHERSUITES: [&str; 3] = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+
+/// The default `ciphers` (TLS 1.2, OpenSSL's names), in the same order of ciphers.
+pub const DEFAULT_CIPHERS: [&str; 6] = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
 /// A frontend's `tls` block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsConfig {
@@ -582,6 +600,10 @@ pub struct TlsConfig {
     pub min_version: TlsVersion,
     /// ALPN protocol names in preference order; default `h2`, `http/1.1`.
     pub alpn: Vec<String>,
+    /// TLS 1.3 suites (RFC 8446 names), in the server's order of preference.
+    pub ciphersuites: Vec<String>,
+    /// TLS 1.2 suites (OpenSSL's names), in the server's order of preference.
+    pub ciphers: Vec<String>,
 }
 
 impl TlsConfig {
@@ -590,6 +612,8 @@ impl TlsConfig {
             certificates,
             min_version: TlsVersion::V1_2,
             alpn: vec!["h2".into(), "http/1.1".into()],
+            ciphersuites: DEFAULT_CIPHERSUITES.map(String::from).to_vec(),
+            ciphers: DEFAULT_CIPHERS.map(String::from).to_vec(),
         }
     }
 

@@ -310,6 +310,33 @@ pub struct FrontendTls {
     /// "1.2" or "1.3"; a YAML number (1.2 unquoted) is accepted too.
     pub min_version: Option<serde_yaml::Value>,
     pub alpn: Option<Vec<String>>,
+    /// TLS 1.3 suites (HAProxy `ciphersuites`).
+    pub ciphersuites: Option<SuiteList>,
+    /// TLS 1.2 suites (HAProxy `ciphers`).
+    pub ciphers: Option<SuiteList>,
+}
+
+/// Cipher suite names: a YAML list, or HAProxy's one string with `:` between names.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SuiteList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl SuiteList {
+    /// The names, in order (blank pieces of a string dropped).
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            SuiteList::List(v) => v.iter().map(|n| n.trim().to_string()).collect(),
+            SuiteList::Text(t) => t
+                .split(':')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

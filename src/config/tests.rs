@@ -706,7 +706,7 @@ fn tls_keys_reach_the_proxy_config() {
     let dir = CertDir::new("ok");
     let good = dir.bundle("site.pem", "www.example.test", 365, true);
     let text = format!(
-        "{}frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: 1.3, alpn: [\"http/1.1\"] }}\n    hsts: 1y\n    h2_max_streams: 50\n    default_backend: web\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 301 }}\n    h2c: true\n    default_backend: web\n  - name: plain2\n    bind: [\"127.0.0.1:8081\"]\n    redirect_https: true\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n",
+        "{}frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: 1.3, alpn: [\"http/1.1\"], ciphersuites: \"TLS_AES_256_GCM_SHA384: TLS_CHACHA20_POLY1305_SHA256\" }}\n    hsts: 1y\n    h2_max_streams: 50\n    default_backend: web\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 301 }}\n    h2c: true\n    default_backend: web\n  - name: plain2\n    bind: [\"127.0.0.1:8081\"]\n    redirect_https: true\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n",
         instance("")
     );
     let loaded = match parse("t.yaml", &text) {
@@ -726,6 +726,12 @@ fn tls_keys_reach_the_proxy_config() {
     let tls = pc.frontends[0].tls.as_ref().expect("tls");
     assert_eq!(tls.min_version, proxy::tls::TlsVersion::V1_3);
     assert_eq!(tls.alpn, ["http/1.1"]);
+    // HAProxy's `:`-separated string; `ciphers` not given: the default order.
+    assert_eq!(
+        tls.ciphersuites,
+        ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
+    );
+    assert_eq!(tls.ciphers, proxy::config::DEFAULT_CIPHERS);
     assert_eq!(tls.certificates, [proxy::tls::CertSource::Pem(good.into())]);
     assert_eq!(
         pc.frontends[0].hsts,
@@ -738,6 +744,52 @@ fn tls_keys_reach_the_proxy_config() {
     assert!(pc.frontends[1].h2c && !pc.frontends[2].h2c);
     assert_eq!(pc.frontends[2].redirect_https.map(|r| r.code), Some(302));
     assert_eq!(pc.frontends[2].h2_max_streams, 100);
+}
+
+#[test]
+fn cipher_suite_names_are_checked() {
+    let dir = CertDir::new("suites");
+    let good = dir.bundle("site.pem", "www.example.test", 365, true);
+    let text = format!(
+        "frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls:\n      certificates: [\"{good}\"]\n      ciphersuites: [TLS_AES_128_CCM_SHA256]\n      ciphers: \"ECDHE-RSA-AES128-GCM-SHA256:RC4-SHA\"\n  - name: tls2\n    bind: [\"127.0.0.1:8444\"]\n    tls:\n      certificates: [\"{good}\"]\n      ciphersuites: \"ECDHE-RSA-AES128-GCM-SHA256\"\n      ciphers: []\n"
+    );
+    assert_error(
+        &text,
+        6,
+        "frontends[0].tls.ciphersuites",
+        "`TLS_AES_128_CCM_SHA256` is not supported; supported: TLS_AES_128_GCM_SHA256",
+    );
+    assert_error(
+        &text,
+        7,
+        "frontends[0].tls.ciphers",
+        "`RC4-SHA` is not supported",
+    );
+    assert_error(
+        &text,
+        12,
+        "frontends[1].tls.ciphersuites",
+        "belongs in `ciphers`",
+    );
+    assert_error(
+        &text,
+        13,
+        "frontends[1].tls.ciphers",
+        "needs at least one suite",
+    );
+
+    let text = format!(
+        "frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: \"1.3\", ciphers: [ECDHE-ECDSA-AES128-GCM-SHA256] }}\n"
+    );
+    let warnings = match parse("t.yaml", &text) {
+        Ok(l) => l.warnings,
+        Err(r) => r.warnings,
+    };
+    assert!(
+        warnings.iter().any(|w| w.path == "frontends[0].tls.ciphers"
+            && w.message.contains("not used with min_version")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

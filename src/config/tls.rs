@@ -1,4 +1,5 @@
-//! A frontend's client-facing TLS keys (lb.md §10, config.md "Additions"): `tls`, `hsts`,
+//! A frontend's client-facing TLS keys (lb.md §10, config.md "Additions"): `tls` (with
+//! `ciphersuites` and `ciphers`, HAProxy's names), `hsts`,
 //! `redirect_https`, `h2c`, `h2_max_streams`; checked here, translated for the proxy.
 //!
 //! `check` loads every certificate exactly as `run` does, so a missing or mismatched key or an
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proxy::config::RedirectHttps as ProxyRedirect;
-use proxy::tls::{CertResolver, CertSource, TlsConfig, TlsVersion};
+use proxy::tls::{suites, CertResolver, CertSource, TlsConfig, TlsVersion};
 
 use super::schema::{CertificateRef, Frontend, FrontendTls};
 use super::Diags;
@@ -108,6 +109,23 @@ fn validate_tls(d: &mut Diags, p: &str, tls: &FrontendTls) {
             );
         }
     }
+    for (key, list, tls13) in [
+        ("ciphersuites", &tls.ciphersuites, true),
+        ("ciphers", &tls.ciphers, false),
+    ] {
+        if let Some(list) = list {
+            if let Err(e) = suites::check_names(&list.names(), tls13) {
+                d.error(&format!("{p}.tls.{key}"), e);
+            }
+        }
+    }
+    let tls13_only = tls.min_version.as_ref().and_then(min_version) == Some(TlsVersion::V1_3);
+    if tls13_only && tls.ciphers.is_some() {
+        d.warning(
+            &format!("{p}.tls.ciphers"),
+            "TLS 1.2 suites are not used with min_version \"1.3\"",
+        );
+    }
     if let Some(alpn) = &tls.alpn {
         if alpn.is_empty() {
             d.error(
@@ -160,6 +178,12 @@ pub(super) fn translate_tls(tls: &FrontendTls) -> TlsConfig {
     }
     if let Some(alpn) = &tls.alpn {
         t.alpn = alpn.clone();
+    }
+    if let Some(list) = &tls.ciphersuites {
+        t.ciphersuites = list.names();
+    }
+    if let Some(list) = &tls.ciphers {
+        t.ciphers = list.names();
     }
     t
 }

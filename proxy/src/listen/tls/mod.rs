@@ -6,6 +6,7 @@
 //! sni       CertStore: exact and `*.` names -> certificate; the first loaded is the default
 //! resolver  CertResolver: rustls asks it per handshake; reload swaps its store atomically
 //! server    ServerConfig: versions, ALPN, session tickets and resumption cache
+//! suites    cipher suites by HAProxy's names, in the server's order of preference
 //! set       every TLS frontend's resolver, loaded (blocking) before a balancer starts
 //! accept    the handshake of one connection, with a deadline; failures logged and counted
 //! ```
@@ -19,6 +20,7 @@ mod resolver;
 mod server;
 mod set;
 mod sni;
+pub mod suites;
 
 use std::sync::{Arc, OnceLock};
 

@@ -12,8 +12,10 @@ use crate::config::{TlsConfig, TlsVersion};
 /// default); each entry is a few hundred bytes, so the cache stays in the megabytes.
 const SESSION_CACHE: usize = 20_000;
 
-/// The server configuration: versions from `min_version`, certificates from `resolver`,
-/// stateless TLS 1.3 (and 1.2) session tickets and a bounded session-id cache.
+/// The server configuration: versions from `min_version`, cipher suites from `ciphersuites`
+/// and `ciphers` in the server's order of preference (HAProxy's default; the client's order
+/// is not followed), certificates from `resolver`, stateless TLS 1.3 (and 1.2) session
+/// tickets and a bounded session-id cache.
 pub fn server_config(
     tls: &TlsConfig,
     resolver: Arc<CertResolver>,
@@ -22,10 +24,13 @@ pub fn server_config(
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let mut config = ServerConfig::builder_with_provider(super::provider())
+    let provider =
+        super::suites::provider_with(&super::provider(), &tls.ciphersuites, &tls.ciphers);
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
+    config.ignore_client_order = true;
     config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
