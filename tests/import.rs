@@ -17,13 +17,21 @@ struct Import {
 
 /// Runs import, checks the output with `vrrplb check`, and checks every note's file:line.
 fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> Import {
+    // A fixture's name, or an absolute path (a file a test wrote).
+    let path = |f: &str| {
+        if f.starts_with('/') {
+            f.to_owned()
+        } else {
+            format!("{DIR}/{f}")
+        }
+    };
     let mut cmd = Command::new(BIN);
     cmd.arg("import");
     if let Some(k) = keepalived {
-        cmd.args(["--keepalived", &format!("{DIR}/{k}")]);
+        cmd.args(["--keepalived", &path(k)]);
     }
     if let Some(h) = haproxy {
-        cmd.args(["--haproxy", &format!("{DIR}/{h}")]);
+        cmd.args(["--haproxy", &path(h)]);
     }
     let out = cmd.output().expect("run vrrplb import");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -316,4 +324,74 @@ fn an_ipv6_instance_is_imported_as_vrrpv3() {
         get(y, "vrrp_instances.0.virtual_ipaddress.0"),
         Value::from("2001:db8:51::100/64 dev eth0")
     );
+}
+
+/// `bind … ssl crt …` options: `alpn`, `ssl-min-ver`, `ciphersuites` and `ciphers` become
+/// the frontend's `tls` keys; what vrrplb does not offer (spdy/3, a CCM suite, an OpenSSL
+/// cipher string) is left out with a note at its line, never a frontend dropped for it.
+#[test]
+fn tls_bind_options() {
+    let dir = TempDir::new("import-tls");
+    let pem = dir.join("site.pem");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {p}.key -out {p}.crt -days 30 -subj /CN=www.example.test 2>/dev/null && cat {p}.crt {p}.key > {p}",
+            p = pem.display()
+        ))
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl could not make a certificate");
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n    mode http\n    timeout client 30s\n    timeout connect 5s\n    timeout server 30s\n\
+             frontend www-tls\n    bind 198.51.100.100:443 ssl crt {p} alpn http/1.1,spdy/3 ssl-min-ver TLSv1.3 ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_CCM_SHA256\n    default_backend web\n\
+             frontend old-tls\n    bind 198.51.100.100:8443 ssl crt {p} ssl-min-ver SSLv3 ciphers EECDH+AESGCM:ECDHE-ECDSA-CHACHA20-POLY1305\n    default_backend web\n\
+             frontend any-tls\n    bind 198.51.100.100:9443 ssl crt {p} ciphers EECDH+AESGCM:EDH+AESGCM\n    default_backend web\n\
+             backend web\n    server web1 198.51.100.21:80 check\n",
+            p = pem.display()
+        ),
+    )
+    .expect("write");
+    let file = cfg.display().to_string();
+    let imp = import(None, Some(&file));
+    let y = &imp.yaml;
+    assert_eq!(get(y, "frontends.0.name"), "www-tls");
+    assert_eq!(
+        get(y, "frontends.0.tls.alpn"),
+        serde_yaml::from_str::<Value>("[http/1.1]").unwrap()
+    );
+    assert_eq!(get(y, "frontends.0.tls.min_version"), "1.3");
+    assert_eq!(
+        get(y, "frontends.0.tls.ciphersuites"),
+        "TLS_AES_256_GCM_SHA384"
+    );
+    assert!(
+        has_note(&imp, ":7: `bind 198.51.100.100:443"),
+        "{:?}",
+        imp.notes
+    );
+    assert!(has_note(&imp, "spdy/3 not offered"), "{:?}", imp.notes);
+    assert!(
+        has_note(&imp, "TLS_AES_128_CCM_SHA256 not supported"),
+        "{:?}",
+        imp.notes
+    );
+    assert_eq!(get(y, "frontends.1.name"), "old-tls");
+    assert!(get(y, "frontends.1.tls.min_version").is_null());
+    assert!(has_note(&imp, "`ssl-min-ver SSLv3`"), "{:?}", imp.notes);
+    assert_eq!(
+        get(y, "frontends.1.tls.ciphers"),
+        "ECDHE-ECDSA-CHACHA20-POLY1305"
+    );
+    assert!(
+        has_note(&imp, "EECDH+AESGCM not supported"),
+        "{:?}",
+        imp.notes
+    );
+    assert_eq!(get(y, "frontends.2.name"), "any-tls");
+    assert!(get(y, "frontends.2.tls.ciphers").is_null());
+    assert!(has_note(&imp, "default order is used"), "{:?}", imp.notes);
 }

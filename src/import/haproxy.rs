@@ -5,6 +5,7 @@
 
 use super::doc::{Node, Origin};
 use super::Notes;
+use proxy::tls::suites;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -275,6 +276,16 @@ fn global(s: &Section, doc: &mut Node, notes: &mut Notes) {
     }
 }
 
+/// The pieces of `value` (split at `sep`) that `known` accepts, and the others.
+fn known_names(value: &str, sep: char, known: impl Fn(&str) -> bool) -> (Vec<String>, Vec<String>) {
+    value
+        .split(sep)
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .partition(|p| known(p))
+}
+
 /// `log ADDR FACILITY [LEVEL]` (or `log FACILITY`, as some tutorials write it).
 fn log(w: &[String], o: &Origin, doc: &mut Node, notes: &mut Notes) {
     let facilities = [
@@ -369,7 +380,58 @@ impl Frontend {
                             tls.list_at("certificates").push(Node::str(c).from(o));
                             i += 1;
                         }
-                        ("alpn", Some(_)) => i += 1,
+                        ("alpn", Some(v)) => {
+                            let (kept, dropped) =
+                                known_names(v, ',', |p| ["h2", "http/1.1"].contains(&p));
+                            let tls = n.entry("tls");
+                            if !kept.is_empty() {
+                                let list = tls.list_at("alpn");
+                                list.clear();
+                                list.extend(kept.iter().map(|p| Node::str(p.as_str()).from(o)));
+                            }
+                            if !dropped.is_empty() {
+                                self.notes.push((
+                                    o.clone(),
+                                    format!("bind option `alpn`: {} not offered (vrrplb speaks h2 and http/1.1)", dropped.join(", ")),
+                                ));
+                            }
+                            i += 1;
+                        }
+                        ("ssl-min-ver", Some(v)) => {
+                            match v.as_str() {
+                                "TLSv1.2" => n.entry("tls").set("min_version", Node::str("1.2").from(o)),
+                                "TLSv1.3" => n.entry("tls").set("min_version", Node::str("1.3").from(o)),
+                                other => self.notes.push((
+                                    o.clone(),
+                                    format!("bind option `ssl-min-ver {other}`: vrrplb offers TLS 1.2 and 1.3 only (min_version stays \"1.2\")"),
+                                )),
+                            }
+                            i += 1;
+                        }
+                        (key @ ("ciphersuites" | "ciphers"), Some(v)) => {
+                            let table = if key == "ciphersuites" {
+                                &suites::TLS13_SUITES[..]
+                            } else {
+                                &suites::TLS12_SUITES[..]
+                            };
+                            let (kept, dropped) =
+                                known_names(v, ':', |c| table.iter().any(|(t, _)| *t == c));
+                            if !kept.is_empty() {
+                                n.entry("tls").set(key, Node::str(kept.join(":")).from(o));
+                            }
+                            if !dropped.is_empty() {
+                                let then = if kept.is_empty() {
+                                    "vrrplb's default order is used"
+                                } else {
+                                    "the others are kept"
+                                };
+                                self.notes.push((
+                                    o.clone(),
+                                    format!("bind option `{key}`: {} not supported (exact suite names only; rustls has ECDHE with AES-GCM or ChaCha20-Poly1305), {then}", dropped.join(", ")),
+                                ));
+                            }
+                            i += 1;
+                        }
                         (other, _) => self.notes.push((
                             o.clone(),
                             format!("bind option `{other}` is not translated"),

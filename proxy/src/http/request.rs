@@ -139,12 +139,8 @@ pub(crate) async fn handle(
         return Ok(redirect(&https_location(&req, r.port), r.code, ex, guard));
     }
     // X-Forwarded-Host copies Host, which the header operations before it never remove; an
-    // HTTP/2 request names its host in :authority instead.
-    let forwarded_host = match host {
-        _ if !fe.cfg.forwarded_for => None,
-        Some(h) => Some(h.clone()),
-        None => authority_value(&req),
-    };
+    // HTTP/2 request names its host in :authority instead (request_ops).
+    let forwarded_host = host.filter(|_| fe.cfg.forwarded_for).cloned();
     let (backend_index, strip) = match route(&fe, host, req.uri()) {
         RouteDecision::NoMatch => return fe.local(ex, guard, NO_SERVER),
         RouteDecision::Redirect(location) => return Ok(redirect(&location, 301, ex, guard)),
@@ -269,13 +265,9 @@ fn request_host<B>(req: &Request<B>) -> Result<Option<&HeaderValue>, request_rul
     Ok(first)
 }
 
-/// The `:authority` of an HTTP/2 request without a Host field, as a header value.
-fn authority_value<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if req.version() != Version::HTTP_2 {
-        return None;
-    }
-    req.uri()
-        .authority()
+/// A request's authority as a header value.
+fn authority_value(uri: &http::Uri) -> Option<HeaderValue> {
+    uri.authority()
         .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
 }
 
@@ -485,19 +477,25 @@ fn request_ops(
             && be_headers.is_empty()
             && !be.cookie.as_ref().is_some_and(|p| p.indirect)
             && ForwardedFields::can_append_to(&parts.headers);
+        // An HTTP/2 request without Host: its :authority, written as Host when the head is
+        // encoded (below) and then as X-Forwarded-Host too, or copied into the map.
+        let from_authority = forwarded_host.is_none()
+            && parts.version == Version::HTTP_2
+            && parts.uri.authority().is_some()
+            && !parts.headers.contains_key(header::HOST);
         if deferred {
             forwarded = Some(ForwardedFields {
                 client: shared.client_ip.clone(),
                 tls: conn.tls,
                 host: forwarded_host,
+                host_is_authority: from_authority,
             });
         } else {
-            headers::forwarded_for_value(
-                &mut parts.headers,
-                &shared.client_ip,
-                conn.tls,
-                forwarded_host,
-            );
+            let host = match forwarded_host {
+                None if from_authority => authority_value(&parts.uri),
+                h => h,
+            };
+            headers::forwarded_for_value(&mut parts.headers, &shared.client_ip, conn.tls, host);
         }
     }
     headers::apply_set_headers(&mut parts.headers, &fe.set_headers, conn);

@@ -215,6 +215,9 @@ pub(crate) struct ForwardedFields {
     pub(crate) client: HeaderValue,
     pub(crate) tls: bool,
     pub(crate) host: Option<HeaderValue>,
+    /// X-Forwarded-Host is the Host the head writes from an HTTP/2 request's :authority
+    /// (no copy of it into a value of its own).
+    pub(crate) host_is_authority: bool,
 }
 
 impl ForwardedFields {
@@ -228,7 +231,8 @@ impl ForwardedFields {
 
     /// The fields as `name: value` lines, in the order [`forwarded_for_value`] appends them
     /// (names as `HeaderName::as_str` spells them).
-    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+    /// `authority`: the Host written from the request's :authority, if it was.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, authority: Option<&str>) {
         out.extend_from_slice(b"x-forwarded-for: ");
         out.extend_from_slice(self.client.as_bytes());
         out.extend_from_slice(if self.tls {
@@ -236,9 +240,14 @@ impl ForwardedFields {
         } else {
             b"\r\nx-forwarded-proto: http\r\n"
         });
-        if let Some(host) = &self.host {
+        let host = match (&self.host, authority) {
+            (Some(host), _) => Some(host.as_bytes()),
+            (None, Some(a)) if self.host_is_authority => Some(a.as_bytes()),
+            _ => None,
+        };
+        if let Some(host) = host {
             out.extend_from_slice(b"x-forwarded-host: ");
-            out.extend_from_slice(host.as_bytes());
+            out.extend_from_slice(host);
             out.extend_from_slice(b"\r\n");
         }
     }

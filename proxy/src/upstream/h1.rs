@@ -217,7 +217,7 @@ fn encode_head(
         out.extend_from_slice(b"\r\n");
     }
     if let Some(f) = forwarded {
-        f.encode(out);
+        f.encode(out, host);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -1361,6 +1361,7 @@ mod tests {
                 client: client.clone(),
                 tls,
                 host,
+                host_is_authority: false,
             };
             encode_head(&mut deferred, &Method::GET, "/", (None, &h), Some(&fields));
             assert_eq!(
