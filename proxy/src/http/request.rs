@@ -465,6 +465,11 @@ fn request_ops(
             parts.headers.remove(header::CONNECTION);
         }
     }
+    // An HTTP/2 request without Host (its host is its :authority), as the operations above
+    // left it; only `set_headers` below could still add a Host.
+    let no_host = parts.version == Version::HTTP_2
+        && parts.uri.authority().is_some()
+        && !parts.headers.contains_key(header::HOST);
     let mut forwarded = None;
     if fe.cfg.forwarded_for {
         // A request for a direct exchange (HTTP/1.1, no body, not CONNECT) that has none of
@@ -479,10 +484,7 @@ fn request_ops(
             && ForwardedFields::can_append_to(&parts.headers);
         // An HTTP/2 request without Host: its :authority, written as Host when the head is
         // encoded (below) and then as X-Forwarded-Host too, or copied into the map.
-        let from_authority = forwarded_host.is_none()
-            && parts.version == Version::HTTP_2
-            && parts.uri.authority().is_some()
-            && !parts.headers.contains_key(header::HOST);
+        let from_authority = forwarded_host.is_none() && no_host;
         if deferred {
             forwarded = Some(ForwardedFields {
                 client: shared.client_ip.clone(),
@@ -507,10 +509,8 @@ fn request_ops(
     // exchange writes it from the URI when it encodes the head (no copy into a new value,
     // no map insertion: the operations above are done with the map).
     let mut host_from_authority = false;
-    if parts.version == Version::HTTP_2
-        && parts.uri.authority().is_some()
-        && !parts.headers.contains_key(header::HOST)
-    {
+    let set_any = !fe.set_headers.is_empty() || !be_headers.is_empty();
+    if no_host && !(set_any && parts.headers.contains_key(header::HOST)) {
         if bodiless {
             host_from_authority = true;
         } else if let Some(v) = parts
