@@ -150,12 +150,7 @@ fn site(test: &str) -> Site {
         h2c = h2c,
     );
     let daemon = Daemon::start(dir.path(), &config);
-    let up = testkit::wait_until(Duration::from_secs(10), || {
-        [tls, plain, h2c]
-            .iter()
-            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-    });
-    assert!(up, "vrrplb did not listen:\n{}", daemon.log());
+    wait_listening(&daemon, &[tls, plain, h2c]);
     Site {
         dir,
         daemon,
@@ -164,6 +159,16 @@ fn site(test: &str) -> Site {
         h2c,
         _backend: backend,
     }
+}
+
+/// Waits until vrrplb listens on every one of `ports` (127.0.0.1).
+fn wait_listening(daemon: &Daemon, ports: &[u16]) {
+    let up = testkit::wait_until(Duration::from_secs(10), || {
+        ports
+            .iter()
+            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+    });
+    assert!(up, "vrrplb did not listen:\n{}", daemon.log());
 }
 
 fn run(args: &[&str], stdin: &str, limit: Duration) -> (bool, String) {
@@ -885,12 +890,7 @@ fn cipher_suites_follow_the_servers_order_and_list() {
         narrow = narrow,
     );
     let daemon = Daemon::start(dir.path(), &config);
-    let up = testkit::wait_until(Duration::from_secs(10), || {
-        [open, narrow]
-            .iter()
-            .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-    });
-    assert!(up, "vrrplb did not listen:\n{}", daemon.log());
+    wait_listening(&daemon, &[open, narrow]);
 
     // The client prefers AES-256 (OpenSSL's own default order does too): the server's wins.
     let client_first_256 = [

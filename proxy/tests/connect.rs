@@ -431,21 +431,7 @@ async fn connect_over_http2_tunnels_on_its_stream() {
     let other = TestServer::start("other").await;
     let (_p, addr) = start_with("cxh2", &fwd, &other, None, Vec::new(), true);
     let (echo, _echo_task) = echo_server().await;
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    let conn = tokio::spawn(conn);
-    let mut h2 = h2.ready().await.expect("ready");
-    let req = http::Request::connect(echo.to_string())
-        .body(())
-        .expect("request");
-    let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
-    let resp = tokio::time::timeout(WAIT, resp)
-        .await
-        .expect("in time")
-        .expect("h2 answer");
-    assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("content-length").is_none());
-    let tunnel = resp.into_body();
+    let (h2, conn, mut send, tunnel) = h2_connect(addr, echo).await;
 
     // Other streams meanwhile.
     let mut h2 = h2.ready().await.expect("ready");
@@ -489,6 +475,35 @@ async fn connect_over_http2_tunnels_on_its_stream() {
     );
 }
 
+/// An h2c connection to `addr` and a CONNECT to `target` on its first stream, answered 200
+/// with no Content-Length: the client handle, the connection's task, and the tunnel's two
+/// directions.
+async fn h2_connect(
+    addr: SocketAddr,
+    target: SocketAddr,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+    h2::SendStream<bytes::Bytes>,
+    h2::RecvStream,
+) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let mut h2 = h2.ready().await.expect("ready");
+    let req = http::Request::connect(target.to_string())
+        .body(())
+        .expect("request");
+    let (resp, send) = h2.send_request(req, false).expect("send CONNECT");
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("in time")
+        .expect("h2 answer");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-length").is_none());
+    (h2, conn, send, resp.into_body())
+}
+
 /// 8 MiB each way at once, byte-exact, on both relay paths: socket to socket with splice(2)
 /// (HTTP/1 CONNECT, on an HTTP/1-only frontend and on an h2c one) and through hyper's
 /// upgraded stream (HTTP/2 CONNECT on a stream of an h2c connection).
@@ -502,23 +517,11 @@ async fn bulk_transfers_are_byte_exact_on_both_relay_paths() {
         .collect();
     {
         let (_p, addr) = start_with("cxbulkh2", &fwd, &other, None, Vec::new(), true);
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let (h2, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
-        let conn = tokio::spawn(conn);
-        let mut h2 = h2.ready().await.expect("ready");
-        let req = http::Request::connect(echo.to_string())
-            .body(())
-            .expect("request");
-        let (resp, mut send) = h2.send_request(req, false).expect("send CONNECT");
-        let resp = tokio::time::timeout(WAIT, resp)
-            .await
-            .expect("in time")
-            .expect("h2 answer");
-        assert_eq!(resp.status(), 200);
+        let (_h2, conn, mut send, tunnel) = h2_connect(addr, echo).await;
         // h2 queues what its flow-control window does not take yet.
         send.send_data(bytes::Bytes::from(pattern.clone()), true)
             .expect("send data and END_STREAM");
-        let back = h2_tunnel_to_end(resp.into_body()).await;
+        let back = h2_tunnel_to_end(tunnel).await;
         assert!(
             back == pattern,
             "h2: {} bytes back of {}",

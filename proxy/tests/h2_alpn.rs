@@ -72,8 +72,6 @@ fn site_with(test: &str, be: proxy::config::BackendConfig) -> Site {
     }
 }
 
-type H2 = h2::client::SendRequest<Bytes>;
-
 /// A TLS connection that chose h2, and its h2 client; the connection task runs beside.
 async fn h2_client(s: &Site) -> (H2, tokio::task::JoinHandle<()>) {
     let tcp = TcpStream::connect(s.run.addr).await.expect("connect");
@@ -95,24 +93,10 @@ async fn get_on(
     h2: &H2,
     path: &str,
 ) -> impl std::future::Future<Output = Result<(u16, String), String>> {
-    let mut h2 = h2.clone().ready().await.expect("stream slot");
     let req = Request::get(format!("https://localhost{path}"))
         .body(())
         .expect("request");
-    let sent = h2.send_request(req, true).map(|(resp, _)| resp);
-    async move {
-        let resp = sent.map_err(|e| format!("send: {e}"))?;
-        let resp = resp.await.map_err(|e| format!("answer: {e}"))?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut text = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| format!("body: {e}"))?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-            text.extend_from_slice(&chunk);
-        }
-        Ok((status, String::from_utf8_lossy(&text).into_owned()))
-    }
+    h2_send(h2, req, None).await
 }
 
 #[tokio::test]
@@ -193,25 +177,7 @@ async fn a_drain_lets_streams_finish_and_cuts_what_outlives_it() {
     let finishing = tokio::spawn(get_on(&h2, "/slow/400").await);
     let outliving = tokio::spawn(get_on(&h2, "/slow/5000").await);
     eventually("both requests at the server", WAIT, || a.hits() == 2).await;
-
-    let t0 = Instant::now();
-    s.run.proxy.shutdown(Duration::from_millis(1000)).await;
-    let took = t0.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
-        "the drain took {took:?}"
-    );
-    let (status, body) = tokio::time::timeout(WAIT, finishing)
-        .await
-        .expect("in time")
-        .expect("task")
-        .expect("the stream in flight is answered");
-    assert_eq!(status, 200, "{body}");
-    let cut = tokio::time::timeout(WAIT, outliving)
-        .await
-        .expect("ended in time")
-        .expect("task");
-    assert!(cut.is_err(), "a stream outliving the drain is cut: {cut:?}");
+    drain_cuts_what_outlives_it(&s.run.proxy, finishing, outliving).await;
     conn.abort();
 }
 
@@ -262,48 +228,27 @@ async fn the_authority_is_the_forwarded_host() {
     assert!(body.contains("host: localhost\n"), "{body}");
     assert!(body.contains("x-forwarded-host: localhost\n"), "{body}");
 
-    let mut send = h2.clone().ready().await.expect("stream slot");
-    let req = Request::post("https://localhost:443/post")
+    let post = |path: &str| Request::post(format!("https://localhost:443{path}"));
+    let req = post("/post")
         .header("x-forwarded-host", "origin.test")
         .body(())
         .expect("request");
-    let (resp, mut out) = send.send_request(req, false).expect("send");
-    out.send_data(Bytes::from_static(b"payload"), true)
-        .expect("body");
-    let resp = tokio::time::timeout(WAIT, resp)
+    let answer = h2_send(&h2, req, Some(Bytes::from_static(b"payload"))).await;
+    let (status, text) = tokio::time::timeout(WAIT, answer)
         .await
         .expect("in time")
         .expect("answer");
-    assert_eq!(resp.status(), 200);
-    let mut body = resp.into_body();
-    let mut text = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("body");
-        let _ = body.flow_control().release_capacity(chunk.len());
-        text.extend_from_slice(&chunk);
-    }
-    let text = String::from_utf8_lossy(&text);
+    assert_eq!(status, 200, "{text}");
     assert!(text.contains("host: localhost:443\n"), "{text}");
     assert!(text.contains("x-forwarded-host: origin.test\n"), "{text}");
     assert!(!text.contains("x-forwarded-host: localhost"), "{text}");
 
-    let mut send = h2.clone().ready().await.expect("stream slot");
-    let req = Request::post("https://localhost:443/post2")
-        .body(())
-        .expect("request");
-    let (resp, mut out) = send.send_request(req, false).expect("send");
-    out.send_data(Bytes::from_static(b"payload"), true)
-        .expect("body");
-    let resp = tokio::time::timeout(WAIT, resp)
+    let req = post("/post2").body(()).expect("request");
+    let answer = h2_send(&h2, req, Some(Bytes::from_static(b"payload"))).await;
+    let (_, text) = tokio::time::timeout(WAIT, answer)
         .await
         .expect("in time")
         .expect("answer");
-    let mut body = resp.into_body();
-    let mut text = Vec::new();
-    while let Some(chunk) = body.data().await {
-        text.extend_from_slice(&chunk.expect("body"));
-    }
-    let text = String::from_utf8_lossy(&text);
     assert!(text.contains("x-forwarded-host: localhost:443\n"), "{text}");
     drop(h2);
     conn.abort();

@@ -410,20 +410,89 @@ pub async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
 
 /// Reads an HTTP/2 tunnel's bytes (a CONNECT stream's body) until its END_STREAM, within
 /// [`TUNNEL_WAIT`], giving the flow-control window back as it goes.
-pub async fn h2_tunnel_to_end(mut tunnel: h2::RecvStream) -> Vec<u8> {
-    let mut back = Vec::new();
-    let deadline = tokio::time::Instant::now() + TUNNEL_WAIT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, tunnel.data())
-            .await
-            .expect("echo and end in time");
-        match next {
-            Some(chunk) => {
-                let chunk = chunk.expect("tunnel data");
-                let _ = tunnel.flow_control().release_capacity(chunk.len());
-                back.extend_from_slice(&chunk);
-            }
-            None => return back,
-        }
+pub async fn h2_tunnel_to_end(tunnel: h2::RecvStream) -> Vec<u8> {
+    tokio::time::timeout(TUNNEL_WAIT, h2_body(tunnel))
+        .await
+        .expect("echo and end in time")
+        .expect("tunnel data")
+}
+
+/// An HTTP/2 client connection (the h2 crate's), to open streams on.
+pub type H2 = h2::client::SendRequest<Bytes>;
+
+/// A stream's body until its END_STREAM, giving the flow-control window back as it goes.
+pub async fn h2_body(mut body: h2::RecvStream) -> Result<Vec<u8>, String> {
+    let mut all = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| format!("body: {e}"))?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        all.extend_from_slice(&chunk);
     }
+    Ok(all)
+}
+
+/// Sends `req` on a new stream of `h2` now, with `body` if given; the future answers
+/// (status, body) or what failed.
+pub async fn h2_send(
+    h2: &H2,
+    req: Request<()>,
+    body: Option<Bytes>,
+) -> impl std::future::Future<Output = Result<(u16, String), String>> {
+    let sent = match h2.clone().ready().await {
+        Ok(mut h2) => h2
+            .send_request(req, body.is_none())
+            .map_err(|e| format!("send: {e}"))
+            .and_then(|(resp, mut out)| match body {
+                Some(b) => out
+                    .send_data(b, true)
+                    .map(|()| resp)
+                    .map_err(|e| format!("send body: {e}")),
+                None => Ok(resp),
+            }),
+        Err(e) => Err(format!("stream slot: {e}")),
+    };
+    async move {
+        let resp = sent?.await.map_err(|e| format!("answer: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = h2_body(resp.into_body()).await?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+}
+
+/// A GET of `uri` sent now on a new stream of `h2`, answered in a task of its own.
+pub async fn h2_get(
+    h2: &H2,
+    uri: String,
+) -> tokio::task::JoinHandle<Result<(u16, String), String>> {
+    let req = Request::get(uri).body(()).expect("request");
+    tokio::spawn(h2_send(h2, req, None).await)
+}
+
+/// Shuts `proxy` down with a grace of 1 s while two streams are at its server: `finishing`
+/// (answered within the grace) and `outliving` (not). The drain takes the grace, the first
+/// is answered 200, the second is cut.
+pub async fn drain_cuts_what_outlives_it(
+    proxy: &Proxy,
+    finishing: tokio::task::JoinHandle<Result<(u16, String), String>>,
+    outliving: tokio::task::JoinHandle<Result<(u16, String), String>>,
+) {
+    let wait = Duration::from_secs(5);
+    let t0 = std::time::Instant::now();
+    proxy.shutdown(Duration::from_millis(1000)).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "the drain took {took:?}"
+    );
+    let (status, body) = tokio::time::timeout(wait, finishing)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("the stream in flight is answered");
+    assert_eq!(status, 200, "{body}");
+    let cut = tokio::time::timeout(wait, outliving)
+        .await
+        .expect("ended in time")
+        .expect("task");
+    assert!(cut.is_err(), "a stream outliving the drain is cut: {cut:?}");
 }
