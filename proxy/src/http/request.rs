@@ -513,11 +513,7 @@ fn request_ops(
     if no_host && !(set_any && parts.headers.contains_key(header::HOST)) {
         if bodiless {
             host_from_authority = true;
-        } else if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
+        } else if let Some(v) = authority_value(&parts.uri) {
             parts.headers.insert(header::HOST, v);
         }
     }
