@@ -2,7 +2,8 @@
 //! HTTP/2, verifying against the test CA), openssl s_client (SNI picks the certificate),
 //! Python's ssl module, h2load, headless Chromium; redirect_https, hsts, h2c only when
 //! configured, HTTP/2 rapid reset, bad handshakes (garbage, stall, TLS 1.0 only, a flood) and
-//! certificate reload on SIGHUP (all or nothing: a refused reload serves no new certificate).
+//! certificate reload on SIGHUP (all or nothing: a refused reload serves no new certificate),
+//! the cipher suite order, and `tickets: false` (resumption from the session cache only).
 
 mod common;
 
@@ -947,4 +948,111 @@ fn cipher_suites_follow_the_servers_order_and_list() {
         "{}",
         daemon.log()
     );
+}
+
+/// A connection by `openssl s_client` (`args` added) that sends one request and reads to the
+/// end, so the TLS 1.3 tickets that follow the handshake are read too; its output, and the
+/// text of the session it saved to `sess` (`-sess_out`) or resumed from it (`resume`).
+fn session(dir: &Path, port: u16, args: &[&str], sess: &str, resume: bool) -> (String, String) {
+    let connect = format!("127.0.0.1:{port}");
+    let file = dir.join(sess).display().to_string();
+    let mut all = vec![
+        "openssl",
+        "s_client",
+        "-connect",
+        &connect,
+        "-servername",
+        NAME,
+        "-ign_eof",
+        if resume { "-sess_in" } else { "-sess_out" },
+        &file,
+    ];
+    all.extend_from_slice(args);
+    let request = format!("GET /t HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
+    let (_, out) = run(&all, &request, Duration::from_secs(10));
+    let (_, saved) = run(
+        &["openssl", "sess_id", "-noout", "-text", "-in", &file],
+        "",
+        Duration::from_secs(10),
+    );
+    (out, saved)
+}
+
+/// The length in bytes of the ticket in `openssl sess_id -text` output (0: none).
+fn ticket_len(saved: &str) -> usize {
+    saved
+        .lines()
+        .skip_while(|l| !l.contains("TLS session ticket:"))
+        .skip(1)
+        .map_while(|l| l.trim_start().split_once(" - "))
+        .filter(|(at, _)| at.len() == 4 && at.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(|(_, rest)| {
+            rest.chars()
+                .take(47)
+                .collect::<String>()
+                .split([' ', '-'])
+                .filter(|b| b.len() == 2 && b.chars().all(|c| c.is_ascii_hexdigit()))
+                .count()
+        })
+        .sum()
+}
+
+/// `tickets: false` (HAProxy's `no-tls-tickets`): no stateless ticket is issued. A TLS 1.2
+/// client gets no ticket and resumes by session id; a TLS 1.3 client's ticket is only the
+/// 32-byte key of an entry of the server's session cache, and resumes from it. With the
+/// default (`tickets` on) both get sealed tickets that carry the session. About 2 s.
+#[test]
+fn tickets_false_issues_no_stateless_tickets_and_resumes_from_the_cache() {
+    if !tools("tls tickets") {
+        return;
+    }
+    let dir = TempDir::new("tls-tickets");
+    make_ca(dir.path());
+    make_leaf(dir.path(), "a", NAME);
+    let backend = Backend::start("127.0.0.1:0", "tls-backend");
+    let (on, off) = (free_port(), free_port());
+    let config = format!(
+        concat!(
+            "global:\n  node: t\n  log: {{ target: stderr }}\n  control_socket: {sock}\n",
+            "frontends:\n  - name: on\n    bind: [\"127.0.0.1:{on}\"]\n    tls: {{ certificates: [\"{a}\"] }}\n    default_backend: web\n",
+            "  - name: off\n    bind: [\"127.0.0.1:{off}\"]\n    tls: {{ certificates: [\"{a}\"], tickets: false }}\n    default_backend: web\n",
+            "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
+        ),
+        sock = dir.join("ctl.sock").display(),
+        a = dir.join("a.pem").display(),
+        be = backend.addr,
+        on = on,
+        off = off,
+    );
+    let daemon = Daemon::start(dir.path(), &config);
+    wait_listening(&daemon, &[on, off]);
+    let d = dir.path();
+
+    // TLS 1.2: a ticket by default; none with tickets: false, and the session id resumes.
+    let (out, saved) = session(d, on, &["-tls1_2"], "on12", false);
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    assert!(ticket_len(&saved) > 32, "{saved}");
+    let (out, saved) = session(d, off, &["-tls1_2"], "off12", false);
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    assert_eq!(ticket_len(&saved), 0, "{saved}");
+    assert!(
+        saved
+            .lines()
+            .any(|l| l.trim_start().starts_with("Session-ID: ") && l.trim().len() > 12),
+        "no session id: {saved}"
+    );
+    let (out, _) = session(d, off, &["-tls1_2"], "off12", true);
+    assert!(out.contains("Reused, TLSv1.2"), "not resumed: {out}");
+
+    // TLS 1.3: a sealed ticket by default; with tickets: false a 32-byte cache key, which
+    // resumes.
+    let (out, saved) = session(d, on, &["-tls1_3"], "on13", false);
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    assert!(ticket_len(&saved) > 32, "{saved}");
+    let (_, saved) = session(d, off, &["-tls1_3"], "off13", false);
+    assert_eq!(ticket_len(&saved), 32, "{saved}");
+    let (out, _) = session(d, off, &["-tls1_3"], "off13", true);
+    assert!(out.contains("Reused, TLSv1.3"), "not resumed: {out}");
+    let (out, _) = session(d, on, &["-tls1_3"], "on13", true);
+    assert!(out.contains("Reused, TLSv1.3"), "not resumed: {out}");
 }

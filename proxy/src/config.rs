@@ -604,6 +604,10 @@ pub struct TlsConfig {
     pub ciphersuites: Vec<String>,
     /// TLS 1.2 suites (OpenSSL's names), in the server's order of preference.
     pub ciphers: Vec<String>,
+    /// `tickets`: resumption by stateless session tickets. Default true. False (HAProxy's
+    /// `no-tls-tickets`): no ticket key; TLS 1.2 resumes by session id and TLS 1.3 by a
+    /// ticket that only names an entry of the server's bounded session cache.
+    pub tickets: bool,
 }
 
 impl TlsConfig {
@@ -614,6 +618,7 @@ impl TlsConfig {
             alpn: vec!["h2".into(), "http/1.1".into()],
             ciphersuites: DEFAULT_CIPHERSUITES.map(String::from).to_vec(),
             ciphers: DEFAULT_CIPHERS.map(String::from).to_vec(),
+            tickets: true,
         }
     }
 

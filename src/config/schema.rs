@@ -314,6 +314,8 @@ pub struct FrontendTls {
     pub ciphersuites: Option<SuiteList>,
     /// TLS 1.2 suites (HAProxy `ciphers`).
     pub ciphers: Option<SuiteList>,
+    /// Stateless session tickets (default true); false is HAProxy's `no-tls-tickets`.
+    pub tickets: Option<bool>,
 }
 
 /// Cipher suite names: a YAML list, or HAProxy's one string with `:` between names.

@@ -706,7 +706,7 @@ fn tls_keys_reach_the_proxy_config() {
     let dir = CertDir::new("ok");
     let good = dir.bundle("site.pem", "www.example.test", 365, true);
     let text = format!(
-        "{}frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: 1.3, alpn: [\"http/1.1\"], ciphersuites: \"TLS_AES_256_GCM_SHA384: TLS_CHACHA20_POLY1305_SHA256\" }}\n    hsts: 1y\n    h2_max_streams: 50\n    default_backend: web\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 301 }}\n    h2c: true\n    default_backend: web\n  - name: plain2\n    bind: [\"127.0.0.1:8081\"]\n    redirect_https: true\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n",
+        "{}frontends:\n  - name: tls\n    bind: [\"127.0.0.1:8443\"]\n    tls: {{ certificates: [\"{good}\"], min_version: 1.3, alpn: [\"http/1.1\"], ciphersuites: \"TLS_AES_256_GCM_SHA384: TLS_CHACHA20_POLY1305_SHA256\", tickets: false }}\n    hsts: 1y\n    h2_max_streams: 50\n    default_backend: web\n  - name: plain\n    bind: [\"127.0.0.1:8080\"]\n    redirect_https: {{ code: 301 }}\n    h2c: true\n    default_backend: web\n  - name: plain2\n    bind: [\"127.0.0.1:8081\"]\n    redirect_https: true\n    default_backend: web\nbackends:\n  - name: web\n    servers: [{{ name: a, address: \"127.0.0.1:1\" }}]\n",
         instance("")
     );
     let loaded = match parse("t.yaml", &text) {
@@ -732,6 +732,7 @@ fn tls_keys_reach_the_proxy_config() {
         ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
     );
     assert_eq!(tls.ciphers, proxy::config::DEFAULT_CIPHERS);
+    assert!(!tls.tickets, "tickets: false");
     assert_eq!(tls.certificates, [proxy::tls::CertSource::Pem(good.into())]);
     assert_eq!(
         pc.frontends[0].hsts,

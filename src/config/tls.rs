@@ -185,6 +185,9 @@ pub(super) fn translate_tls(tls: &FrontendTls) -> TlsConfig {
     if let Some(list) = &tls.ciphers {
         t.ciphers = list.names();
     }
+    if let Some(tickets) = tls.tickets {
+        t.tickets = tickets;
+    }
     t
 }
 

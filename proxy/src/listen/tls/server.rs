@@ -15,7 +15,11 @@ const SESSION_CACHE: usize = 20_000;
 /// The server configuration: versions from `min_version`, cipher suites from `ciphersuites`
 /// and `ciphers` in the server's order of preference (HAProxy's default; the client's order
 /// is not followed), certificates from `resolver`, stateless TLS 1.3 (and 1.2) session
-/// tickets and a bounded session-id cache.
+/// tickets unless `tickets` is false, and a bounded session cache.
+///
+/// Without a ticketer rustls resumes statefully: a TLS 1.2 client by session id, a TLS 1.3
+/// client by a ticket that is only the 32-byte key of a cache entry (as OpenSSL does with
+/// HAProxy's `no-tls-tickets`), so no ticket key exists and resumption ends with the entry.
 pub fn server_config(
     tls: &TlsConfig,
     resolver: Arc<CertResolver>,
@@ -32,7 +36,9 @@ pub fn server_config(
         .with_cert_resolver(resolver);
     config.ignore_client_order = true;
     config.alpn_protocols = tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    if tls.tickets {
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    }
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))
 }
