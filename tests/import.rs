@@ -382,16 +382,156 @@ fn tls_bind_options() {
     assert_eq!(get(y, "frontends.1.name"), "old-tls");
     assert!(get(y, "frontends.1.tls.min_version").is_null());
     assert!(has_note(&imp, "`ssl-min-ver SSLv3`"), "{:?}", imp.notes);
+    // An OpenSSL cipher string is evaluated over vrrplb's suites (table order, then the
+    // name given): nothing left out, so no note.
     assert_eq!(
         get(y, "frontends.1.tls.ciphers"),
-        "ECDHE-ECDSA-CHACHA20-POLY1305"
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
     );
     assert!(
-        has_note(&imp, "EECDH+AESGCM not supported"),
+        !imp.notes
+            .iter()
+            .any(|n| n.contains(":10:") && n.contains("bind option `ciphers`")),
         "{:?}",
         imp.notes
     );
     assert_eq!(get(y, "frontends.2.name"), "any-tls");
-    assert!(get(y, "frontends.2.tls.ciphers").is_null());
-    assert!(has_note(&imp, "default order is used"), "{:?}", imp.notes);
+    assert_eq!(
+        get(y, "frontends.2.tls.ciphers"),
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+    );
+    assert!(
+        has_note(
+            &imp,
+            "bind option `ciphers`: `EECDH+AESGCM:EDH+AESGCM` became ECDHE-ECDSA-AES128-GCM-SHA256:"
+        ),
+        "{:?}",
+        imp.notes
+    );
+    assert!(
+        has_note(&imp, "; EDH+AESGCM matches nothing vrrplb offers (no DHE)"),
+        "{:?}",
+        imp.notes
+    );
+}
+
+/// The global `ssl-default-bind-ciphers`, `-ciphersuites` and `-options` (seed 000's lines,
+/// commented out there) apply to every TLS frontend whose bind line does not set its own
+/// value, whether the global section comes before or after the frontends; OpenSSL cipher
+/// strings become exact suite names, and what does not translate is listed at its line.
+#[test]
+fn global_ssl_default_bind_settings() {
+    let dir = TempDir::new("import-tls-defaults");
+    let pem = dir.join("site.pem");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {p}.key -out {p}.crt -days 30 -subj /CN=www.example.test 2>/dev/null && cat {p}.crt {p}.key > {p}",
+            p = pem.display()
+        ))
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl could not make a certificate");
+    let global = "global\n\
+        \x20   ssl-default-bind-options no-sslv3 no-tlsv10 no-tlsv11 no-tls-tickets ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 prefer-client-ciphers strict-sni\n\
+        \x20   ssl-default-bind-ciphers EECDH+AESGCM:EDH+AESGCM\n\
+        \x20   ssl-default-bind-ciphersuites TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\n";
+    let proxies = format!(
+        "defaults\n    mode http\n    timeout client 30s\n    timeout connect 5s\n    timeout server 30s\n\
+         frontend plain\n    bind 198.51.100.100:80\n    default_backend web\n\
+         frontend tls-defaults\n    bind 198.51.100.100:443 ssl crt {p}\n    default_backend web\n\
+         frontend tls-own\n    bind 198.51.100.100:8443 ssl crt {p} ciphers ECDHE+CHACHA20:-aRSA ssl-min-ver TLSv1.2 ciphersuites TLS_CHACHA20_POLY1305_SHA256\n    default_backend web\n\
+         frontend tls-flags\n    bind 198.51.100.100:9443 ssl crt {p} no-sslv3 no-tlsv11 no-tlsv12 no-tls-tickets prefer-client-ciphers\n    default_backend web\n\
+         backend web\n    server web1 198.51.100.21:80 check\n",
+        p = pem.display()
+    );
+    for global_first in [true, false] {
+        let text = if global_first {
+            format!("{global}{proxies}")
+        } else {
+            format!("{proxies}{global}")
+        };
+        let line_of = |needle: &str| {
+            text.lines()
+                .position(|l| l.contains(needle))
+                .map(|i| i + 1)
+                .expect("line")
+        };
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(&cfg, &text).expect("write");
+        let imp = import(None, Some(&cfg.display().to_string()));
+        let y = &imp.yaml;
+        let note = |needle: &str| {
+            assert!(
+                has_note(&imp, needle),
+                "no note {needle:?}: {:?}",
+                imp.notes
+            );
+        };
+
+        // Not a TLS frontend: no defaults.
+        assert_eq!(get(y, "frontends.0.name"), "plain");
+        assert!(get(y, "frontends.0.tls").is_null());
+        // Every default.
+        assert_eq!(get(y, "frontends.1.name"), "tls-defaults");
+        assert_eq!(
+            get(y, "frontends.1.tls.ciphers"),
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+        );
+        assert_eq!(
+            get(y, "frontends.1.tls.ciphersuites"),
+            "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+        );
+        assert_eq!(get(y, "frontends.1.tls.tickets"), false);
+        assert_eq!(get(y, "frontends.1.tls.min_version"), "1.2");
+        // Its own ciphers, ciphersuites and version win; tickets come from the defaults.
+        assert_eq!(get(y, "frontends.2.name"), "tls-own");
+        assert_eq!(
+            get(y, "frontends.2.tls.ciphers"),
+            "ECDHE-ECDSA-CHACHA20-POLY1305"
+        );
+        assert_eq!(
+            get(y, "frontends.2.tls.ciphersuites"),
+            "TLS_CHACHA20_POLY1305_SHA256"
+        );
+        assert_eq!(get(y, "frontends.2.tls.min_version"), "1.2");
+        assert_eq!(get(y, "frontends.2.tls.tickets"), false);
+        // Bind flags: no-tlsv12 is min_version 1.3 (so the TLS 1.2 default is not used).
+        assert_eq!(get(y, "frontends.3.name"), "tls-flags");
+        assert_eq!(get(y, "frontends.3.tls.min_version"), "1.3");
+        assert_eq!(get(y, "frontends.3.tls.tickets"), false);
+        assert!(get(y, "frontends.3.tls.ciphers").is_null());
+        assert_eq!(
+            get(y, "frontends.3.tls.ciphersuites"),
+            "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+        );
+
+        let options = line_of("ssl-default-bind-options");
+        note(&format!(":{options}: `ssl-default-bind-options no-sslv3"));
+        note("option `ssl-max-ver TLSv1.3`: not supported");
+        note("option `prefer-client-ciphers`: not supported: the server's suite order");
+        note("option `strict-sni` is not translated");
+        let ciphers = line_of("ssl-default-bind-ciphers");
+        note(&format!(
+            ":{ciphers}: `ssl-default-bind-ciphers EECDH+AESGCM:EDH+AESGCM`: `EECDH+AESGCM:EDH+AESGCM` became ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384; EDH+AESGCM matches nothing vrrplb offers (no DHE)"
+        ));
+        let flags = line_of("no-tlsv12");
+        note(&format!(
+            ":{flags}: `bind 198.51.100.100:9443 ssl crt {}",
+            pem.display()
+        ));
+        note("bind option `prefer-client-ciphers`: not supported");
+        // Versions below 1.2 are never offered: turning them off needs no note; all the
+        // defaults were used.
+        for quiet in ["no-sslv3", "no-tlsv1", "no-tls-tickets", "ssl-min-ver"] {
+            assert!(
+                !has_note(&imp, &format!("option `{quiet}")),
+                "{:?}",
+                imp.notes
+            );
+        }
+        assert_eq!(imp.notes.len(), 5, "{:?}", imp.notes);
+        assert!(!has_note(&imp, "takes this default"), "{:?}", imp.notes);
+        assert!(!has_note(&imp, "ciphersuites TLS_AES"), "{:?}", imp.notes);
+    }
 }

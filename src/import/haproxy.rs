@@ -207,6 +207,8 @@ pub fn translate(
     notes: &mut Notes,
 ) {
     let sections = parse(text, file);
+    // Before any proxy: the global section may come after the frontends.
+    let mut bind = bind_defaults(&sections, notes);
     let mut defaults: Vec<Line> = Vec::new();
     for s in &sections {
         match s.kind.as_str() {
@@ -235,7 +237,7 @@ pub fn translate(
                     }
                 }
             }
-            "frontend" | "backend" | "listen" => proxy(s, &defaults, doc, vips, notes),
+            "frontend" | "backend" | "listen" => proxy(s, &defaults, &mut bind, doc, vips, notes),
             "(none)" => {
                 for l in &s.lines {
                     notes.skip(&l.origin, "outside any section");
@@ -247,6 +249,80 @@ pub fn translate(
             ),
         }
     }
+    if !bind.applied {
+        for o in &bind.lines {
+            notes.skip(
+                o,
+                "no TLS frontend (bind ... ssl crt ...) takes this default",
+            );
+        }
+    }
+}
+
+/// The global `ssl-default-bind-ciphers`, `ssl-default-bind-ciphersuites` and
+/// `ssl-default-bind-options`: `tls` keys for every TLS frontend whose bind line does not set
+/// its own (HAProxy: bind options override the defaults).
+#[derive(Default)]
+struct BindDefaults {
+    keys: Vec<(&'static str, Node)>,
+    /// The lines that set some key.
+    lines: Vec<Origin>,
+    /// Some frontend took a key.
+    applied: bool,
+}
+
+impl BindDefaults {
+    fn take(&mut self, t: TlsOpt, o: &Origin, notes: &mut Notes, option: bool) {
+        if let Some((key, node)) = t.set {
+            self.keys.retain(|(k, _)| *k != key);
+            self.keys.push((key, node));
+            if !self.lines.iter().any(|l| l.line == o.line) {
+                self.lines.push(o.clone());
+            }
+        }
+        if let Some(why) = t.note {
+            if option {
+                notes.skip(o, &format!("option `{}`: {why}", t.subject));
+            } else {
+                notes.skip(o, &why);
+            }
+        }
+    }
+}
+
+fn bind_defaults(sections: &[Section], notes: &mut Notes) -> BindDefaults {
+    let mut d = BindDefaults::default();
+    for l in sections
+        .iter()
+        .filter(|s| s.kind == "global")
+        .flat_map(|s| &s.lines)
+    {
+        let (w, o) = (&l.words, &l.origin);
+        match (w[0].as_str(), w.get(1)) {
+            ("ssl-default-bind-ciphers", Some(v)) => d.take(ciphers(v, o), o, notes, false),
+            ("ssl-default-bind-ciphersuites", Some(v)) => {
+                d.take(ciphersuites(v, o), o, notes, false)
+            }
+            ("ssl-default-bind-options", Some(_)) => {
+                let mut i = 1;
+                while i < w.len() {
+                    match tls_option(&w[i], w.get(i + 1), o) {
+                        Some(t) => {
+                            let next = t.used_next;
+                            d.take(t, o, notes, true);
+                            if next {
+                                i += 1;
+                            }
+                        }
+                        None => notes.skip(o, &format!("option `{}` is not translated", w[i])),
+                    }
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    d
 }
 
 fn global(s: &Section, doc: &mut Node, notes: &mut Notes) {
@@ -268,6 +344,11 @@ fn global(s: &Section, doc: &mut Node, notes: &mut Notes) {
                 notes.skip(o, "not needed: vrrplb runs under systemd as the user vrrplb (see deploy/vrrplb.service)")
             }
             "stats" => notes.skip(o, "the stats socket: use `vrrplb status`"),
+            // Read before the proxies (see `bind_defaults`).
+            "ssl-default-bind-ciphers"
+            | "ssl-default-bind-ciphersuites"
+            | "ssl-default-bind-options"
+                if w.len() > 1 => {}
             w0 if w0.starts_with("ssl-") || w0.starts_with("tune.") || w0 == "ca-base" || w0 == "crt-base" => {
                 notes.skip(o, "TLS and tuning settings have no vrrplb equivalent; give full paths")
             }
@@ -284,6 +365,123 @@ fn known_names(value: &str, sep: char, known: impl Fn(&str) -> bool) -> (Vec<Str
         .filter(|p| !p.is_empty())
         .map(String::from)
         .partition(|p| known(p))
+}
+
+/// What a TLS option of a bind line or of `ssl-default-bind-options` does.
+#[derive(Default)]
+struct TlsOpt {
+    /// The frontend `tls` key it sets.
+    set: Option<(&'static str, Node)>,
+    /// The key it decides, set or not: a bind line's own value wins over the global default.
+    claims: Option<&'static str>,
+    /// What was not translated.
+    note: Option<String>,
+    /// The option took the next word as its value.
+    used_next: bool,
+    /// The option as a note names it (a version option with its value).
+    subject: String,
+}
+
+/// A TLS option (`word`, with `next` when it takes a value), or None when it is not one.
+fn tls_option(word: &str, next: Option<&String>, o: &Origin) -> Option<TlsOpt> {
+    let min = |v: &str| TlsOpt {
+        set: Some(("min_version", Node::str(v).from(o))),
+        claims: Some("min_version"),
+        ..TlsOpt::default()
+    };
+    let note = |why: &str| TlsOpt {
+        note: Some(why.to_owned()),
+        ..TlsOpt::default()
+    };
+    let valued = |mut t: TlsOpt| {
+        t.used_next = true;
+        t
+    };
+    let mut t = match (word, next) {
+        // vrrplb offers TLS 1.2 and 1.3 only: turning older versions off changes nothing.
+        ("no-sslv3" | "no-tlsv10" | "no-tlsv11", _) => TlsOpt::default(),
+        ("no-tlsv12" | "force-tlsv13", _) => min("1.3"),
+        ("no-tlsv13", _) => note("vrrplb always offers TLS 1.3"),
+        ("force-sslv3" | "force-tlsv10" | "force-tlsv11" | "force-tlsv12", _) => {
+            note("not translated: vrrplb offers TLS 1.2 and 1.3")
+        }
+        ("ssl-min-ver", Some(v)) => valued(match v.as_str() {
+            "TLSv1.2" => min("1.2"),
+            "TLSv1.3" => min("1.3"),
+            _ => note("vrrplb offers TLS 1.2 and 1.3 only (min_version stays \"1.2\")"),
+        }),
+        ("ssl-max-ver", Some(_)) => valued(note(
+            "not supported: vrrplb always offers TLS 1.3 (a maximum version is not translated)",
+        )),
+        ("no-tls-tickets", _) => TlsOpt {
+            set: Some(("tickets", Node::bool(false).from(o))),
+            claims: Some("tickets"),
+            ..TlsOpt::default()
+        },
+        ("prefer-client-ciphers", _) => {
+            note("not supported: the server's suite order always wins in vrrplb")
+        }
+        ("ciphers", Some(v)) => valued(ciphers(v, o)),
+        ("ciphersuites", Some(v)) => valued(ciphersuites(v, o)),
+        _ => return None,
+    };
+    t.subject = match next {
+        Some(v) if word.starts_with("ssl-m") => format!("{word} {v}"),
+        _ => word.to_owned(),
+    };
+    Some(t)
+}
+
+/// `ciphers` (TLS 1.2): an OpenSSL cipher list, evaluated over vrrplb's suites.
+fn ciphers(v: &str, o: &Origin) -> TlsOpt {
+    let e = super::ciphers::evaluate(v);
+    let mut t = TlsOpt {
+        claims: Some("ciphers"),
+        ..TlsOpt::default()
+    };
+    let remarks = if e.remarks.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", e.remarks.join("; "))
+    };
+    if e.names.is_empty() {
+        t.note = Some(format!(
+            "`{v}` selects none of vrrplb's TLS 1.2 suites{remarks}; vrrplb's default order is used"
+        ));
+    } else {
+        let list = e.names.join(":");
+        if !remarks.is_empty() {
+            t.note = Some(format!("`{v}` became {list}{remarks}"));
+        }
+        t.set = Some(("ciphers", Node::str(list).from(o)));
+    }
+    t
+}
+
+/// `ciphersuites` (TLS 1.3): suite names only (OpenSSL has no expressions for them).
+fn ciphersuites(v: &str, o: &Origin) -> TlsOpt {
+    let (kept, dropped) = known_names(v, ':', |c| {
+        suites::TLS13_SUITES.iter().any(|(t, _)| *t == c)
+    });
+    let mut t = TlsOpt {
+        claims: Some("ciphersuites"),
+        ..TlsOpt::default()
+    };
+    if !kept.is_empty() {
+        t.set = Some(("ciphersuites", Node::str(kept.join(":")).from(o)));
+    }
+    if !dropped.is_empty() {
+        let then = if kept.is_empty() {
+            "vrrplb's default order is used"
+        } else {
+            "the others are kept"
+        };
+        t.note = Some(format!(
+            "{} not supported (TLS 1.3 suite names only; rustls has AES-GCM and ChaCha20-Poly1305), {then}",
+            dropped.join(", ")
+        ));
+    }
+    t
 }
 
 /// `log ADDR FACILITY [LEVEL]` (or `log FACILITY`, as some tutorials write it).
@@ -343,6 +541,8 @@ struct Frontend {
     acls: HashMap<String, Acl>,
     /// Frontends only: the VIPs its binds name.
     bind_ips: Vec<String>,
+    /// The `tls` keys its bind lines decide (the global `ssl-default-bind-*` do not apply).
+    own_tls: Vec<&'static str>,
 }
 
 impl Frontend {
@@ -397,45 +597,31 @@ impl Frontend {
                             }
                             i += 1;
                         }
-                        ("ssl-min-ver", Some(v)) => {
-                            match v.as_str() {
-                                "TLSv1.2" => n.entry("tls").set("min_version", Node::str("1.2").from(o)),
-                                "TLSv1.3" => n.entry("tls").set("min_version", Node::str("1.3").from(o)),
-                                other => self.notes.push((
-                                    o.clone(),
-                                    format!("bind option `ssl-min-ver {other}`: vrrplb offers TLS 1.2 and 1.3 only (min_version stays \"1.2\")"),
-                                )),
+                        (word, next) => match tls_option(word, next, o) {
+                            Some(t) => {
+                                if let Some((key, node)) = t.set {
+                                    n.entry("tls").set(key, node);
+                                }
+                                if let Some(key) = t.claims {
+                                    if !self.own_tls.contains(&key) {
+                                        self.own_tls.push(key);
+                                    }
+                                }
+                                if let Some(why) = t.note {
+                                    self.notes.push((
+                                        o.clone(),
+                                        format!("bind option `{}`: {why}", t.subject),
+                                    ));
+                                }
+                                if t.used_next {
+                                    i += 1;
+                                }
                             }
-                            i += 1;
-                        }
-                        (key @ ("ciphersuites" | "ciphers"), Some(v)) => {
-                            let table = if key == "ciphersuites" {
-                                &suites::TLS13_SUITES[..]
-                            } else {
-                                &suites::TLS12_SUITES[..]
-                            };
-                            let (kept, dropped) =
-                                known_names(v, ':', |c| table.iter().any(|(t, _)| *t == c));
-                            if !kept.is_empty() {
-                                n.entry("tls").set(key, Node::str(kept.join(":")).from(o));
-                            }
-                            if !dropped.is_empty() {
-                                let then = if kept.is_empty() {
-                                    "vrrplb's default order is used"
-                                } else {
-                                    "the others are kept"
-                                };
-                                self.notes.push((
-                                    o.clone(),
-                                    format!("bind option `{key}`: {} not supported (exact suite names only; rustls has ECDHE with AES-GCM or ChaCha20-Poly1305), {then}", dropped.join(", ")),
-                                ));
-                            }
-                            i += 1;
-                        }
-                        (other, _) => self.notes.push((
-                            o.clone(),
-                            format!("bind option `{other}` is not translated"),
-                        )),
+                            None => self.notes.push((
+                                o.clone(),
+                                format!("bind option `{word}` is not translated"),
+                            )),
+                        },
                     }
                     i += 1;
                 }
@@ -1066,6 +1252,7 @@ impl Backend {
 fn proxy(
     s: &Section,
     defaults: &[Line],
+    bind: &mut BindDefaults,
     doc: &mut Node,
     vips: &[(String, String)],
     notes: &mut Notes,
@@ -1141,6 +1328,22 @@ fn proxy(
         doc.entry("global").set("stats", stats);
         if !has_servers {
             return;
+        }
+    }
+    if kind != "backend" {
+        if let Some(tls) = f.node.get_mut("tls") {
+            let tls13_only = matches!(
+                tls.get("min_version").map(|v| &v.value),
+                Some(super::doc::Value::Str(v)) if v == "1.3"
+            );
+            for (key, node) in &bind.keys {
+                // TLS 1.2 suites mean nothing to a TLS 1.3-only frontend (check warns).
+                let unused = *key == "ciphers" && tls13_only;
+                if !f.own_tls.contains(key) && !unused {
+                    tls.set(key, node.clone());
+                    bind.applied = true;
+                }
+            }
         }
     }
     // Gate a frontend bound to a keepalived VIP by that instance.

@@ -8,6 +8,7 @@
 //! passes. So the output always passes `vrrplb check`, and it uses exactly the keys this build
 //! supports.
 
+mod ciphers;
 mod doc;
 mod haproxy;
 mod keepalived;
