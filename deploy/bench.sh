@@ -325,6 +325,17 @@ ticks() { # utime + stime of a whole process (all threads), in clock ticks; 0 wh
     set -- $s
     echo $((${12} + ${13}))
 }
+uticks() { # utime alone (user space, all threads), in clock ticks; 0 when gone
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || {
+        echo 0
+        return
+    }
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo "${12}"
+}
 # oncpu_ns PID: time on CPU of a whole process (all threads) in nanoseconds, from
 # /proc/PID/task/*/schedstat (first field); 0 when gone. Used for the idle figure, where
 # utime + stime in 10 ms ticks are too coarse. (%.0f: Debian's mawk prints %d no higher than
@@ -917,8 +928,9 @@ bal_start() {
 
 # load_run KIND IMPL SHAPE ROUND: one measurement; appends a KIND line to RAW:
 #   KIND impl shape round rate p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB
+#   user_cpu_s_per_1000 (the user-space part of cpu_s_per_1000; the rest is the kernel's)
 load_run() {
-    local kind=$1 impl=$2 shape=$3 round=$4 role="" pid="" url log out t0 t1 hwm=0 threads=0
+    local kind=$1 impl=$2 shape=$3 round=$4 role="" pid="" url log out t0 t1 u0 u1 hwm=0 threads=0
     local host=${ADDR[lb1]} client=${SHAPE_CLIENT[$3]} res
     out=$WORK/load-$impl-$shape-$round.txt
     [ "$impl" != nginx ] || host=${ADDR[web1]}
@@ -937,9 +949,11 @@ load_run() {
     fi
     client_run "$client" "$url" "$WARM" "$out.warm" >/dev/null || true
     t0=$([ -z "$pid" ] && echo 0 || ticks "$pid")
+    u0=$([ -z "$pid" ] && echo 0 || uticks "$pid")
     res=$(client_run "$client" "$url" "$DURATION" "$out") || res=
     if [ -n "$pid" ]; then
         t1=$(ticks "$pid")
+        u1=$(uticks "$pid")
         hwm=$(status_kb "$pid" VmHWM)
         threads=$(status_kb "$pid" Threads)
         alive bal || {
@@ -948,22 +962,23 @@ load_run() {
         }
         stop bal
     else
-        t1=0
+        t1=0 u1=0
     fi
     if [ -z "$res" ]; then
         warn "no $client figures for $impl ($shape): $(head -c 300 "$out" | tr '\n' ' ')"
         FAILURES=$((FAILURES + 1))
         return 0
     fi
-    local reqs rps p50 p99 errs cpu1k cpugb
+    local reqs rps p50 p99 errs cpu1k cpugb ucpu1k
     read -r reqs rps p50 p99 errs <<<"$res"
     cpu1k=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.5f", d / hz / n * 1000}')
+    ucpu1k=$(awk -v d=$((u1 - u0)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.5f", d / hz / n * 1000}')
     cpugb=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" -v b="${SHAPE_BYTES[$shape]:-0}" \
         'BEGIN { if (b == 0) print "-"; else printf "%.3f", d / hz / (n * b / 1e9) }')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$impl" "$shape" "$round" \
-        "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs" "$threads" "$cpugb" >>"$RAW"
-    printf '   %-7s %-12s round %s: %9.0f req/s  p50 %7s ms  p99 %7s ms  cpu %.4f s/1000  hwm %s kB  errors %s\n' \
-        "$impl" "$shape" "$round" "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$impl" "$shape" "$round" \
+        "$rps" "$p50" "$p99" "$cpu1k" "$hwm" "$errs" "$threads" "$cpugb" "$ucpu1k" >>"$RAW"
+    printf '   %-7s %-12s round %s: %9.0f req/s  p50 %7s ms  p99 %7s ms  cpu %.4f s/1000 (user %.4f)  hwm %s kB  errors %s\n' \
+        "$impl" "$shape" "$round" "$rps" "$p50" "$p99" "$cpu1k" "$ucpu1k" "$hwm" "$errs"
 }
 
 # scraper_start SECONDS: the client fetches /metrics once a second (role scraper), bounded
@@ -1762,6 +1777,7 @@ table() {
             row "${SHAPE_NAME[$s]}: p50 latency, ms" "≤ 1" 3 proxy "$s" 6 "" 1 ceil
             row "${SHAPE_NAME[$s]}: p99 latency, ms" "≤ 1" 3 proxy "$s" 7 "" 1 ceil
             row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "≤ 1" 4 proxy "$s" 8
+            [ "$s" != ka ] || row "${SHAPE_NAME[$s]}: of which user space, CPU s per 1000 requests" "" 4 proxy "$s" 13
             row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 proxy "$s" 9 "" 1024
         done
     fi
@@ -1771,15 +1787,18 @@ table() {
             row "${SHAPE_NAME[$s]}: p50 latency, ms" "≤ 1" 3 tls "$s" 6
             row "${SHAPE_NAME[$s]}: p99 latency, ms" "≤ 1" 3 tls "$s" 7
             row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "≤ 0.8" 4 tls "$s" 8 range
+            row "${SHAPE_NAME[$s]}: of which user space, CPU s per 1000 requests" "" 4 tls "$s" 13 range
             row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls "$s" 9 "" 1024
         done
         for s in tfull-ecdsa tfull-rsa; do
             row "${SHAPE_NAME[$s]}: handshakes/s (the client's pace)" "≥ 1" 0 tls "$s" 5 range
             row "${SHAPE_NAME[$s]}: CPU s per 1000 handshakes" "≤ 0.67" 4 tls "$s" 8 range
+            row "${SHAPE_NAME[$s]}: of which user space, CPU s per 1000 handshakes" "" 4 tls "$s" 13 range
             row "${SHAPE_NAME[$s]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls "$s" 9 "" 1024
         done
         row "${SHAPE_NAME[th2]}: requests/s" "≥ 1" 0 tls th2 5 range
         row "${SHAPE_NAME[th2]}: CPU s per 1000 requests" "≤ 0.8" 4 tls th2 8 range
+        row "${SHAPE_NAME[th2]}: of which user space, CPU s per 1000 requests" "" 4 tls th2 13 range
         row "${SHAPE_NAME[th2]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls th2 9 "" 1024
         row "$IDLE_TLS idle TLS connections: RSS of the balancer, MB" "≤ 1" 1 tlsidle - 6 range 1024
         row "$IDLE_TLS idle TLS connections: RSS before them, MB" "≤ 1" 1 tlsidle - 5 "" 1024
@@ -2272,7 +2291,7 @@ report() {
     ! part tcp || say "tcp mode: vrrplb \`mode: tcp\` against HAProxy \`mode tcp\` (tcp checks every 2 s); the pass-through frontend routes by the ClientHello's SNI (HAProxy: \`tcp-request inspect-delay 5s\` + \`req_ssl_sni\`) to nginx serving TLS on :443; CPU per GB counts response bytes."
     ! part scrape || say "Stats: vrrplb's /metrics and stats page against HAProxy's Prometheus exporter (\`use-service prometheus-exporter\`) and stats page, 2 frontends, 4 backends, 100 servers (HTTP checks every 2 s); CPU per scrape = the balancer's on-CPU time over 300 scrapes on one keep-alive connection (50 in --quick) less its background rate measured just before. Under callgrind (the stats config without health checks, one process): $SCG_K fetches per phase, each on a new connection; per request (Ir($CG_N2) - Ir($CG_N1)) / ($CG_N2 - $CG_N1) over one h2load --h1 -c1 connection, and the same with $SCG_S_N scrapes of /metrics beside the $CG_N2 requests, their own instructions taken out; the share = Ir of one scrape / (requests/s without a scraper x Ir per request): the steady figures. Paired rounds: one balancer per implementation, $SCRAPE_PAIRS pairs of $SCRAPE_SECS s wrk keep-alive rounds without and with a curl fetching /metrics every second (order AB BA ...), CPU from the balancer's on-CPU time (schedstat); the change is the median of the pairs' own changes."
     say "Cells: median, (min–max) where shown. Goal: the ratio vrrplb/anchor against the row's bound (≥ or ≤), or an absolute bound where it has a unit."
-    say "CPU figures come from /proc/PID/stat (utime + stime, all threads) in ticks of $((1000 / HZ)) ms, the idle CPU from /proc/PID/task/*/schedstat (ns); RSS and PSS are summed over the box's processes (vrrplb: 1; keepalived parent + VRRP child + HAProxy: 3)."
+    say "CPU figures come from /proc/PID/stat (utime + stime, all threads; the \"of which user space\" rows utime alone, the rest being the kernel's work for the balancer) in ticks of $((1000 / HZ)) ms, the idle CPU from /proc/PID/task/*/schedstat (ns); RSS and PSS are summed over the box's processes (vrrplb: 1; keepalived parent + VRRP child + HAProxy: 3)."
     [ -z "$ERRORS" ] || say "wrk errors (socket errors + non-2xx): $ERRORS"
     [ "$FAILURES" = 0 ] || say "**$FAILURES measurement(s) failed; see the script's output.**"
     say ""
@@ -2293,7 +2312,7 @@ report() {
     say "<details><summary>Raw measurements</summary>"
     say ""
     say '```'
-    say "# proxy|tls|tcp impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB"
+    say "# proxy|tls|tcp impl shape round req/s p50_ms p99_ms cpu_s_per_1000 vmhwm_kB errors threads cpu_s_per_GB user_cpu_s_per_1000"
     say "# tlsidle  impl - round rss_before_kB rss_held_kB connections"
     say "# scrape   impl metrics|page round cpu_ms_per_scrape bytes"
     say "# scrapeab impl none|scraped pair req/s cpu_s_per_1000 errors"
