@@ -21,7 +21,8 @@
 #     HTTP health checks every 2 s, no logging). Three shapes: small responses over keep-alive
 #     (32 connections), a new connection per request (Connection: close), 100 KB responses.
 #     Requests/s, p50/p99 latency, CPU seconds per 1000 requests (utime+stime of the balancer
-#     from /proc/PID/stat), peak RSS (VmHWM). The balancer is pinned to the first CPU, the
+#     from /proc/PID/stat; for keep-alive and the TLS shapes also utime alone, "of which user
+#     space": the rest is the kernel's work for the balancer), peak RSS (VmHWM). The balancer is pinned to the first CPU, the
 #     client and the backends to the second; nginx reached directly is the ceiling.
 #  2. failover: a vrrplb pair against a keepalived + HAProxy pair (priorities 101/100,
 #     advert_int 1, auth PASS), a client polling the VIP every 20 ms (200 ms timeouts):
