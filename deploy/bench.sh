@@ -315,27 +315,19 @@ wait_for() { # wait_for SECONDS COMMAND...: retry every 0.1 s, bounded
     return 1
 }
 
-ticks() { # utime + stime of a whole process (all threads), in clock ticks; 0 when gone
+# ticks PID [user]: utime + stime of a whole process (all threads), or utime alone with
+# "user", in clock ticks; 0 when gone
+ticks() {
     local s
     s=$(cat "/proc/$1/stat" 2>/dev/null) || {
         echo 0
         return
     }
     s=${s##*) }
+    local only=${2:-}
     # shellcheck disable=SC2086
     set -- $s
-    echo $((${12} + ${13}))
-}
-uticks() { # utime alone (user space, all threads), in clock ticks; 0 when gone
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || {
-        echo 0
-        return
-    }
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo "${12}"
+    if [ "$only" = user ]; then echo "${12}"; else echo $((${12} + ${13})); fi
 }
 # oncpu_ns PID: time on CPU of a whole process (all threads) in nanoseconds, from
 # /proc/PID/task/*/schedstat (first field); 0 when gone. Used for the idle figure, where
@@ -950,11 +942,11 @@ load_run() {
     fi
     client_run "$client" "$url" "$WARM" "$out.warm" >/dev/null || true
     t0=$([ -z "$pid" ] && echo 0 || ticks "$pid")
-    u0=$([ -z "$pid" ] && echo 0 || uticks "$pid")
+    u0=$([ -z "$pid" ] && echo 0 || ticks "$pid" user)
     res=$(client_run "$client" "$url" "$DURATION" "$out") || res=
     if [ -n "$pid" ]; then
         t1=$(ticks "$pid")
-        u1=$(uticks "$pid")
+        u1=$(ticks "$pid" user)
         hwm=$(status_kb "$pid" VmHWM)
         threads=$(status_kb "$pid" Threads)
         alive bal || {

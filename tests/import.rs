@@ -4,6 +4,7 @@
 //! not translated is on stderr with its file:line (a real line of that file) and why.
 
 use serde_yaml::Value;
+use std::path::PathBuf;
 use std::process::Command;
 use testkit::TempDir;
 
@@ -332,16 +333,7 @@ fn an_ipv6_instance_is_imported_as_vrrpv3() {
 #[test]
 fn tls_bind_options() {
     let dir = TempDir::new("import-tls");
-    let pem = dir.join("site.pem");
-    let made = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {p}.key -out {p}.crt -days 30 -subj /CN=www.example.test 2>/dev/null && cat {p}.crt {p}.key > {p}",
-            p = pem.display()
-        ))
-        .status()
-        .expect("openssl");
-    assert!(made.success(), "openssl could not make a certificate");
+    let pem = site_pem(&dir);
     let cfg = dir.join("haproxy.cfg");
     std::fs::write(
         &cfg,
@@ -422,16 +414,7 @@ fn tls_bind_options() {
 #[test]
 fn global_ssl_default_bind_settings() {
     let dir = TempDir::new("import-tls-defaults");
-    let pem = dir.join("site.pem");
-    let made = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {p}.key -out {p}.crt -days 30 -subj /CN=www.example.test 2>/dev/null && cat {p}.crt {p}.key > {p}",
-            p = pem.display()
-        ))
-        .status()
-        .expect("openssl");
-    assert!(made.success(), "openssl could not make a certificate");
+    let pem = site_pem(&dir);
     let global = "global\n\
         \x20   ssl-default-bind-options no-sslv3 no-tlsv10 no-tlsv11 no-tls-tickets ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 prefer-client-ciphers strict-sni\n\
         \x20   ssl-default-bind-ciphers EECDH+AESGCM:EDH+AESGCM\n\
@@ -534,4 +517,20 @@ fn global_ssl_default_bind_settings() {
         assert!(!has_note(&imp, "takes this default"), "{:?}", imp.notes);
         assert!(!has_note(&imp, "ciphersuites TLS_AES"), "{:?}", imp.notes);
     }
+}
+
+/// A self-signed P-256 certificate and its key in one PEM file (HAProxy's `crt` form),
+/// `site.pem` in `dir`.
+fn site_pem(dir: &TempDir) -> PathBuf {
+    let pem = dir.join("site.pem");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout {p}.key -out {p}.crt -days 30 -subj /CN=www.example.test 2>/dev/null && cat {p}.crt {p}.key > {p}",
+            p = pem.display()
+        ))
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl could not make a certificate");
+    pem
 }

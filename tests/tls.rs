@@ -872,26 +872,11 @@ fn cipher_suites_follow_the_servers_order_and_list() {
     if !tools("tls cipher suites") {
         return;
     }
-    let dir = TempDir::new("tls-suites");
-    make_ca(dir.path());
-    make_leaf(dir.path(), "a", NAME);
-    let backend = Backend::start("127.0.0.1:0", "tls-backend");
-    let (open, narrow) = (free_port(), free_port());
-    let config = format!(
-        concat!(
-            "global:\n  node: t\n  log: {{ target: stderr, access_log: true }}\n  control_socket: {sock}\n",
-            "frontends:\n  - name: open\n    bind: [\"127.0.0.1:{open}\"]\n    tls: {{ certificates: [\"{a}\"] }}\n    default_backend: web\n",
-            "  - name: narrow\n    bind: [\"127.0.0.1:{narrow}\"]\n    tls:\n      certificates: [\"{a}\"]\n      ciphersuites: TLS_CHACHA20_POLY1305_SHA256\n      ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305]\n    default_backend: web\n",
-            "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
-        ),
-        sock = dir.join("ctl.sock").display(),
-        a = dir.join("a.pem").display(),
-        be = backend.addr,
-        open = open,
-        narrow = narrow,
+    let pair = TlsPair::start(
+        "tls-suites",
+        ", ciphersuites: TLS_CHACHA20_POLY1305_SHA256, ciphers: [ECDHE-ECDSA-CHACHA20-POLY1305]",
     );
-    let daemon = Daemon::start(dir.path(), &config);
-    wait_listening(&daemon, &[open, narrow]);
+    let (open, narrow, daemon) = (pair.plain, pair.tuned, &pair.daemon);
 
     // The client prefers AES-256 (OpenSSL's own default order does too): the server's wins.
     let client_first_256 = [
@@ -934,7 +919,7 @@ fn cipher_suites_follow_the_servers_order_and_list() {
             "curl",
             "-sS",
             "--cacert",
-            &dir.join("ca.pem").display().to_string(),
+            &pair.dir.join("ca.pem").display().to_string(),
             "--resolve",
             &format!("{NAME}:{narrow}:127.0.0.1"),
             &format!("https://{NAME}:{narrow}/suite"),
@@ -1006,27 +991,8 @@ fn tickets_false_issues_no_stateless_tickets_and_resumes_from_the_cache() {
     if !tools("tls tickets") {
         return;
     }
-    let dir = TempDir::new("tls-tickets");
-    make_ca(dir.path());
-    make_leaf(dir.path(), "a", NAME);
-    let backend = Backend::start("127.0.0.1:0", "tls-backend");
-    let (on, off) = (free_port(), free_port());
-    let config = format!(
-        concat!(
-            "global:\n  node: t\n  log: {{ target: stderr }}\n  control_socket: {sock}\n",
-            "frontends:\n  - name: on\n    bind: [\"127.0.0.1:{on}\"]\n    tls: {{ certificates: [\"{a}\"] }}\n    default_backend: web\n",
-            "  - name: off\n    bind: [\"127.0.0.1:{off}\"]\n    tls: {{ certificates: [\"{a}\"], tickets: false }}\n    default_backend: web\n",
-            "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
-        ),
-        sock = dir.join("ctl.sock").display(),
-        a = dir.join("a.pem").display(),
-        be = backend.addr,
-        on = on,
-        off = off,
-    );
-    let daemon = Daemon::start(dir.path(), &config);
-    wait_listening(&daemon, &[on, off]);
-    let d = dir.path();
+    let pair = TlsPair::start("tls-tickets", ", tickets: false");
+    let (on, off, d) = (pair.plain, pair.tuned, pair.dir.path());
 
     // TLS 1.2: a ticket by default; none with tickets: false, and the session id resumes.
     let (out, saved) = session(d, on, &["-tls1_2"], "on12", false);
@@ -1055,4 +1021,49 @@ fn tickets_false_issues_no_stateless_tickets_and_resumes_from_the_cache() {
     assert!(out.contains("Reused, TLSv1.3"), "not resumed: {out}");
     let (out, _) = session(d, on, &["-tls1_3"], "on13", true);
     assert!(out.contains("Reused, TLSv1.3"), "not resumed: {out}");
+}
+
+/// Two TLS frontends of one daemon on free loopback ports, with one certificate for `NAME`
+/// and one backend: `plain` with the default `tls` keys, `tuned` with `extra` added to its
+/// `tls` flow map (`", key: value, ..."`). The access log is on.
+struct TlsPair {
+    // Dropped in this order: the daemon stops before its directory goes.
+    daemon: Daemon,
+    _backend: Backend,
+    dir: TempDir,
+    plain: u16,
+    tuned: u16,
+}
+
+impl TlsPair {
+    fn start(tag: &str, extra: &str) -> TlsPair {
+        let dir = TempDir::new(tag);
+        make_ca(dir.path());
+        make_leaf(dir.path(), "a", NAME);
+        let backend = Backend::start("127.0.0.1:0", "tls-backend");
+        let (plain, tuned) = (free_port(), free_port());
+        let config = format!(
+            concat!(
+                "global:\n  node: t\n  log: {{ target: stderr, access_log: true }}\n  control_socket: {sock}\n",
+                "frontends:\n  - name: plain\n    bind: [\"127.0.0.1:{plain}\"]\n    tls: {{ certificates: [\"{a}\"] }}\n    default_backend: web\n",
+                "  - name: tuned\n    bind: [\"127.0.0.1:{tuned}\"]\n    tls: {{ certificates: [\"{a}\"]{extra} }}\n    default_backend: web\n",
+                "backends:\n  - name: web\n    servers: [{{ name: s1, address: \"{be}\" }}]\n",
+            ),
+            sock = dir.join("ctl.sock").display(),
+            a = dir.join("a.pem").display(),
+            be = backend.addr,
+            plain = plain,
+            tuned = tuned,
+            extra = extra,
+        );
+        let daemon = Daemon::start(dir.path(), &config);
+        wait_listening(&daemon, &[plain, tuned]);
+        TlsPair {
+            daemon,
+            _backend: backend,
+            dir,
+            plain,
+            tuned,
+        }
+    }
 }
