@@ -133,17 +133,7 @@ fn a_new_master_clears_closed_connections_left_on_the_vip() {
 
     // 2. lb2 alone is MASTER; the client keeps a connection to it from the same port P.
     let _n2 = start_until_vip(&lab, "lb2", &dir, &gated_pair_config_v3("lb2", 100));
-    // The VIP is on lb2 before its gratuitous ARPs go out; until they reach the client, the
-    // client's entry still names lb1 (from step 1), where a SYN now finds no address and the
-    // connect below times out (seen once in CI). So wait for the entry to follow lb2.
-    let lb2_mac = lab.host("lb2").mac();
-    assert!(
-        wait_until(Duration::from_secs(2), || lab
-            .host("client")
-            .neighbour_mac(VIP)
-            .is_some_and(|m| m == lb2_mac)),
-        "the client's ARP entry did not follow lb2"
-    );
+    // (start_until_vip waits for the client's ARP entry to follow lb2: step 1 left one for lb1.)
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let worker = lab.host("client").run_in(move || {

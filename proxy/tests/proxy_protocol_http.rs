@@ -390,3 +390,27 @@ async fn rules_see_the_carried_client() {
     assert!(allowed.contains("src=203.0.113.67:40000"), "{allowed}");
     assert_eq!(s.connections.load(Ordering::SeqCst), 1);
 }
+
+/// The destination a server is told is the address the client reached: the bound one on a
+/// listener bound to one address, the one the kernel reports on a wildcard listener (here
+/// 127.0.0.3, a loopback address the listener was not bound to by name).
+#[tokio::test]
+async fn destination_is_the_address_the_client_reached() {
+    let s = header_server("a").await;
+    for (bind, reach) in [("127.0.0.1:0", "127.0.0.1"), ("0.0.0.0:0", "127.0.0.3")] {
+        let mut fe = frontend();
+        fe.bind = vec![bind.parse().unwrap()];
+        fe.accept_proxy = false;
+        let (_proxy, addr) = start(fe, backend(&[&s], ProxyVersion::V1));
+        let to = SocketAddr::new(reach.parse().unwrap(), addr.port());
+        let mut c = TcpStream::connect(to).await.unwrap();
+        let answer = get(&mut c).await.expect("answer");
+        assert_eq!(
+            field(&answer, "dst"),
+            to.to_string(),
+            "bound {bind}: {answer}"
+        );
+        assert_eq!(field(&answer, "src"), c.local_addr().unwrap().to_string());
+    }
+    assert_eq!(s.bad.load(Ordering::SeqCst), 0);
+}

@@ -509,6 +509,19 @@ pub fn start_until_vip(lab: &Lab, host: &str, dir: &TempDir, config: &str) -> No
         "{host} did not take the VIP:\n{}",
         n.log_text()
     );
+    // The VIP is on the host before its gratuitous ARPs go out. Until they reach the client,
+    // an entry the client kept from an earlier master still names that box, where a SYN to
+    // the VIP now finds no address and a connect times out (seen in CI). So wait until the
+    // client has no entry (its first packet will ask) or one that names this host.
+    let mac = lab.host(host).mac();
+    assert!(
+        testkit::wait_until(Duration::from_secs(2), || lab
+            .host("client")
+            .neighbour_mac(VIP)
+            .is_none_or(|m| m == mac)),
+        "the client's ARP entry for the VIP did not follow {host}:\n{}",
+        n.log_text()
+    );
     n
 }
 

@@ -283,7 +283,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        let local_addr = stream.local_addr().unwrap_or(addr);
+        // The address the client reached: a listener bound to one address (only_v6 keeps a
+        // `[::]` one from taking IPv4) accepts on that address alone, so only a wildcard one
+        // asks the kernel (getsockname, one system call per connection).
+        let local_addr = if addr.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(addr)
+        } else {
+            addr
+        };
         let _ = stream.set_nodelay(true);
         let open = Open::new(&set);
         let fe = set.fe.clone();
