@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::held::Held;
 use crate::observe::accesslog::TlsFacts;
 
 /// The longest a handshake may take (also bounded by the frontend's `timeouts.client`).
@@ -40,9 +41,17 @@ impl TlsTerm {
         frontend: &str,
         stream: S,
         peer: std::net::SocketAddr,
-    ) -> Option<(TlsStream<S>, Arc<TlsFacts>)> {
-        let reason = match tokio::time::timeout(self.deadline, self.acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => {
+    ) -> Option<(TlsStream<Held<S>>, Arc<TlsFacts>)> {
+        let handshake = self.acceptor.accept(Held::new(stream));
+        let reason = match tokio::time::timeout(self.deadline, handshake).await {
+            Ok(Ok(mut tls)) => {
+                let (io, conn) = tls.get_mut();
+                // Records read with the client's Finished are decrypted now rather than at the
+                // first read (an error there is met again, and logged, by that read).
+                let request_read = conn
+                    .process_new_packets()
+                    .is_ok_and(|s| s.plaintext_bytes_to_read() > 0);
+                io.handshake_done(request_read);
                 let facts = facts(tls.get_ref().1);
                 return Some((tls, Arc::new(facts)));
             }

@@ -9,6 +9,7 @@
 //! suites    cipher suites by HAProxy's names, in the server's order of preference
 //! set       every TLS frontend's resolver, loaded (blocking) before a balancer starts
 //! accept    the handshake of one connection, with a deadline; failures logged and counted
+//! held      the transport under it: TLS 1.3 tickets leave with the first answer
 //! ```
 //!
 //! Loading reads files and parses keys: it runs at start, in `vrrplb check` and, on reload, on
@@ -16,6 +17,7 @@
 
 pub(crate) mod accept;
 mod certs;
+mod held;
 mod resolver;
 mod server;
 mod set;
