@@ -271,8 +271,16 @@ struct BindDefaults {
     applied: bool,
 }
 
+/// The global lines `BindDefaults` reads (each with a value).
+const BIND_DEFAULT_LINES: [&str; 3] = [
+    "ssl-default-bind-ciphers",
+    "ssl-default-bind-ciphersuites",
+    "ssl-default-bind-options",
+];
+
 impl BindDefaults {
-    fn take(&mut self, t: TlsOpt, o: &Origin, notes: &mut Notes, option: bool) {
+    /// Keeps the key `t` sets; hands back its note (what was not translated).
+    fn take(&mut self, t: TlsOpt, o: &Origin) -> Option<String> {
         if let Some((key, node)) = t.set {
             self.keys.retain(|(k, _)| *k != key);
             self.keys.push((key, node));
@@ -280,13 +288,7 @@ impl BindDefaults {
                 self.lines.push(o.clone());
             }
         }
-        if let Some(why) = t.note {
-            if option {
-                notes.skip(o, &format!("option `{}`: {why}", t.subject));
-            } else {
-                notes.skip(o, &why);
-            }
-        }
+        t.note
     }
 }
 
@@ -298,18 +300,19 @@ fn bind_defaults(sections: &[Section], notes: &mut Notes) -> BindDefaults {
         .flat_map(|s| &s.lines)
     {
         let (w, o) = (&l.words, &l.origin);
-        match (w[0].as_str(), w.get(1)) {
-            ("ssl-default-bind-ciphers", Some(v)) => d.take(ciphers(v, o), o, notes, false),
-            ("ssl-default-bind-ciphersuites", Some(v)) => {
-                d.take(ciphersuites(v, o), o, notes, false)
-            }
-            ("ssl-default-bind-options", Some(_)) => {
+        let Some(v) = w.get(1) else { continue };
+        let note = match w[0].as_str() {
+            "ssl-default-bind-ciphers" => d.take(ciphers(v, o), o),
+            "ssl-default-bind-ciphersuites" => d.take(ciphersuites(v, o), o),
+            "ssl-default-bind-options" => {
                 let mut i = 1;
                 while i < w.len() {
                     match tls_option(&w[i], w.get(i + 1), o) {
                         Some(t) => {
-                            let next = t.used_next;
-                            d.take(t, o, notes, true);
+                            let (next, subject) = (t.used_next, t.subject.clone());
+                            if let Some(why) = d.take(t, o) {
+                                notes.skip(o, &format!("option `{subject}`: {why}"));
+                            }
                             if next {
                                 i += 1;
                             }
@@ -318,8 +321,12 @@ fn bind_defaults(sections: &[Section], notes: &mut Notes) -> BindDefaults {
                     }
                     i += 1;
                 }
+                None
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(why) = note {
+            notes.skip(o, &why);
         }
     }
     d
@@ -345,10 +352,7 @@ fn global(s: &Section, doc: &mut Node, notes: &mut Notes) {
             }
             "stats" => notes.skip(o, "the stats socket: use `vrrplb status`"),
             // Read before the proxies (see `bind_defaults`).
-            "ssl-default-bind-ciphers"
-            | "ssl-default-bind-ciphersuites"
-            | "ssl-default-bind-options"
-                if w.len() > 1 => {}
+            w0 if BIND_DEFAULT_LINES.contains(&w0) && w.len() > 1 => {}
             w0 if w0.starts_with("ssl-") || w0.starts_with("tune.") || w0 == "ca-base" || w0 == "crt-base" => {
                 notes.skip(o, "TLS and tuning settings have no vrrplb equivalent; give full paths")
             }
