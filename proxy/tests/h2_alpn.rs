@@ -45,19 +45,13 @@ fn site(test: &str, servers: &[&TestServer]) -> Site {
 fn site_with(test: &str, be: proxy::config::BackendConfig) -> Site {
     let dir = std::env::temp_dir().join(format!("vrrplb-h2alpn-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .expect("params")
-        .self_signed(&key)
-        .expect("certificate");
-    let pem = dir.join("site.pem");
-    std::fs::write(&pem, format!("{}{}", cert.pem(), key.serialize_pem())).expect("pem");
+    let (pem, cert) = localhost_pem(&dir);
     let mut fe = frontend(vec![], Some("be"));
     fe.tls = Some(TlsConfig::new(vec![CertSource::Pem(pem)]));
     fe.forwarded_for = true;
     let run = start(vec![fe], vec![be]);
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der().clone()).expect("root");
+    roots.add(cert).expect("root");
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut c = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

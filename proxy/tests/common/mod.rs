@@ -496,3 +496,21 @@ pub async fn drain_cuts_what_outlives_it(
         .expect("task");
     assert!(cut.is_err(), "a stream outliving the drain is cut: {cut:?}");
 }
+
+/// A self-signed certificate for `localhost` and its key, written in `dir` as one PEM file
+/// (chain and key, as HAProxy's `crt` takes them); the file, and the certificate to trust.
+pub fn localhost_pem(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let pem = dir.join("site.pem");
+    std::fs::write(&pem, format!("{}{}", cert.pem(), key.serialize_pem())).expect("pem");
+    (pem, cert.der().clone())
+}
