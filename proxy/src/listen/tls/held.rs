@@ -100,7 +100,10 @@ fn only_application_data(bufs: &[IoSlice<'_>]) -> bool {
         if left < 5 {
             return false;
         }
-        let header: Vec<u8> = bytes.by_ref().take(5).collect();
+        let mut header = [0u8; 5];
+        for (h, b) in header.iter_mut().zip(bytes.by_ref()) {
+            *h = b;
+        }
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if header[0] != APPLICATION_DATA || len > left - 5 {
             return false;
@@ -195,6 +198,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
 mod tests {
     use super::*;
     use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn record(kind: u8, len: usize) -> Vec<u8> {
         let mut r = vec![kind, 3, 3];
@@ -202,8 +206,6 @@ mod tests {
         r.extend(std::iter::repeat_n(0xab, len));
         r
     }
-
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// What the peer has been sent so far (waits 50 ms for more).
     async fn sent(peer: &mut tokio::io::DuplexStream) -> Vec<u8> {
