@@ -8,10 +8,11 @@
 #
 # Run as root on Debian 12 from a clone of the repository (Rust from rustup installed). It
 # apt-get installs haproxy, keepalived, nginx-light, wrk, iproute2, curl, openssl, python3,
-# nghttp2-client (h2load) and valgrind, builds vrrplb with
-# `cargo build --release`, and builds a lab of network namespaces joined by one bridge (also in
-# its own namespace): a client 198.51.100.10, two balancer boxes lb1 .11 and lb2 .12 (VIP
-# 198.51.100.100), two nginx backends web1 .21 and web2 .22. Only 198.51.100.0/24 is used and
+# nghttp2-client (h2load) and valgrind, builds vrrplb as it is shipped (deploy/pgo.sh: a
+# release build with profile-guided optimisation; --no-pgo: `cargo build --release`), and
+# builds a lab of network namespaces joined by one bridge (also in its own namespace): a
+# client 198.51.100.10, two balancer boxes lb1 .11 and lb2 .12 (VIP 198.51.100.100), two
+# nginx backends web1 .21 and web2 .22. Only 198.51.100.0/24 is used and
 # nothing is routed to the host. Everything it starts is tracked by PID and stopped, and the
 # namespaces removed, on exit (also on failure or Ctrl-C).
 #
@@ -68,6 +69,7 @@
 #   --idle S           idle measurement seconds (default 30)
 #   --name NAME        lab name: namespace prefix (default vb<pid>), for parallel runs
 #   --bin PATH         use this vrrplb binary instead of building one (also VRRPLB_BIN)
+#   --no-pgo           build with plain `cargo build --release` instead of deploy/pgo.sh
 #   --out FILE         write the results (markdown) here; default deploy/bench-results.md
 #                      for a full run, none for --quick
 #   --no-out           write no results file
@@ -123,7 +125,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 QUICK=0 ROUNDS=3 DURATION=10 WARM=2 REPS=3 IDLE=30 NAME=vb$$ BIN=${VRRPLB_BIN:-} OUT=
-OUT_SET=0 INSTALL=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle,vrrp3 PERF_DIR=
+OUT_SET=0 INSTALL=1 PGO=1 ONLY=proxy,tls,tcp,scrape,callgrind,failover,idle,vrrp3 PERF_DIR=
 IDLE_TLS=1000 CG_N1=1000 CG_N2=6000
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -133,10 +135,11 @@ while [ $# -gt 0 ]; do
         --reps) REPS=$2 && shift ;;
         --idle) IDLE=$2 && shift ;;
         --name) NAME=$2 && shift ;;
-        --bin) BIN=$2 && shift ;;
+        --bin) BIN=$2 BIN_GIVEN=1 && shift ;;
         --out) OUT=$2 OUT_SET=1 && shift ;;
         --no-out) OUT= OUT_SET=1 ;;
         --no-install) INSTALL=0 ;;
+        --no-pgo) PGO=0 ;;
         --only) ONLY=$2 && shift ;;
         --perf) PERF_DIR=$2 && shift ;;
         -h | --help)
@@ -187,9 +190,18 @@ if [ -z "$BIN" ]; then
     cargo=$(command -v cargo || true)
     [ -n "$cargo" ] || [ ! -x "$HOME/.cargo/bin/cargo" ] || cargo=$HOME/.cargo/bin/cargo
     [ -n "$cargo" ] || die "cargo not found; install Rust with rustup (https://rustup.rs) first"
-    say "== cargo build --release"
-    "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
-    BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vrrplb
+    if [ "$PGO" = 1 ]; then
+        # The shipped build (deploy/deb/build.sh): profile-guided, see deploy/pgo.sh.
+        say "== deploy/pgo.sh (release build with profile-guided optimisation)"
+        no_install=()
+        [ "$INSTALL" = 1 ] || no_install=(--no-install)
+        "$REPO/deploy/pgo.sh" "${no_install[@]}"
+        BIN=${CARGO_TARGET_DIR:-$REPO/target}/pgo/release/vrrplb
+    else
+        say "== cargo build --release"
+        "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
+        BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vrrplb
+    fi
     [[ $BIN == /* ]] || BIN=$REPO/$BIN
 fi
 [ -x "$BIN" ] || die "$BIN is not an executable"
@@ -2265,6 +2277,9 @@ KEEPALIVED_V=$(keepalived -v 2>&1 | awk 'NR == 1 {print $2}')
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 VRRPLB_V=$("$BIN" --version 2>/dev/null | awk '{print $2}')
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_NOTE="given with --bin: $BIN"
+[ -n "${VRRPLB_BIN:-}${BIN_GIVEN:-}" ] || BUILD_NOTE="release build with profile-guided optimisation (deploy/pgo.sh)"
+[ -n "${VRRPLB_BIN:-}${BIN_GIVEN:-}" ] || [ "$PGO" = 1 ] || BUILD_NOTE="release build without PGO (--no-pgo)"
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ] || GIT_REV+=+dirty
 THREADS_V=$(awk -F'\t' '$1 == "proxy" && $2 == "vrrplb" {print $11; exit}' "$RAW")
 THREADS_A=$(awk -F'\t' '$1 == "proxy" && $2 == "anchor" {print $11; exit}' "$RAW")
@@ -2276,7 +2291,7 @@ report() {
     say ""
     say "$(date -u '+%Y-%m-%d %H:%M UTC'), \`deploy/bench.sh$([ $QUICK = 1 ] && echo " --quick")\`, $(($(date +%s) - T_START)) s."
     say "Machine: $(nproc) CPU(s), $CPU_MODEL, Linux $(uname -r), load average $LOAD_BEFORE before, $LOAD_AFTER after."
-    say "vrrplb $VRRPLB_V ($GIT_REV), HAProxy $HAPROXY_V, keepalived $KEEPALIVED_V, nginx $NGINX_V, wrk -t1 -c32."
+    say "vrrplb $VRRPLB_V ($GIT_REV; $BUILD_NOTE), HAProxy $HAPROXY_V, keepalived $KEEPALIVED_V, nginx $NGINX_V, wrk -t1 -c32."
     say "Proxy: $PIN_NOTE; $DURATION s per run after a $WARM s warm-up, $ROUNDS round(s), order swapped each round; threads in the balancer process: vrrplb ${THREADS_V:-?}, HAProxy ${THREADS_A:-?}."
     say "Failover: $REPS repetition(s) per implementation; idle: ${IDLE} s on the master box."
     say "Anchor: HAProxy for the proxy, TLS, tcp and stats rows, keepalived + HAProxy for the failover and idle rows."

@@ -3,7 +3,10 @@
 #
 #   deploy/deb/build.sh [OUTDIR]          # default OUTDIR: target/deb
 #
-# It runs `cargo build --release --locked` unless VRRPLB_BIN names a binary already built.
+# It builds the binary with deploy/pgo.sh (a release build with profile-guided optimisation,
+# the build the benchmarks measure; it needs nginx, h2load, wrk, curl, openssl and python3,
+# apt-get installed when missing) unless VRRPLB_BIN names a binary already built;
+# VRRPLB_PGO=0 builds with plain `cargo build --release --locked` instead.
 # Install on each box with `apt install ./vrrplb_<version>_amd64.deb`. The package holds the
 # binary (/usr/bin/vrrplb), the systemd unit, the rsyslog and logrotate snippets and an
 # example config (/etc/vrrplb/vrrplb.yaml, a conffile); postinst creates the system user
@@ -20,9 +23,12 @@ version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "
 arch="$(dpkg --print-architecture)"
 
 bin="${VRRPLB_BIN:-}"
-if [ -z "$bin" ]; then
+if [ -z "$bin" ] && [ "${VRRPLB_PGO:-1}" = 0 ]; then
     (cd "$repo" && cargo build --release --locked --bin vrrplb)
     bin="${CARGO_TARGET_DIR:-$repo/target}/release/vrrplb"
+elif [ -z "$bin" ]; then
+    "$repo/deploy/pgo.sh"
+    bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/vrrplb"
 fi
 [ -x "$bin" ] || { echo "build.sh: $bin is not an executable" >&2; exit 1; }
 
