@@ -196,7 +196,7 @@ if [ -z "$BIN" ]; then
         no_install=()
         [ "$INSTALL" = 1 ] || no_install=(--no-install)
         "$REPO/deploy/pgo.sh" "${no_install[@]}"
-        BIN=${CARGO_TARGET_DIR:-$REPO/target}/pgo/release/vrrplb
+        BIN=${CARGO_TARGET_DIR:-$REPO/target}/pgo/dist/vrrplb
     else
         say "== cargo build --release"
         "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb

@@ -2,8 +2,9 @@
 # Builds the release binary with profile-guided optimisation (PGO), the build that is shipped
 # (deploy/deb/build.sh) and benchmarked (deploy/bench.sh):
 #
-#   deploy/pgo.sh                  instrumented build, training run, optimised build:
-#                                  target/pgo/release/vrrplb (profile: target/pgo/vrrplb.profdata)
+#   deploy/pgo.sh                  instrumented build, training run, optimised build, both
+#                                  with Cargo's `dist` profile (release with fat LTO in one
+#                                  unit): target/pgo/dist/vrrplb (profile: target/pgo/vrrplb.profdata)
 #   deploy/pgo.sh --train BIN      only the training run, against any vrrplb binary; fails
 #                                  if a workload did not fully succeed (tests/pgo_training.rs)
 #   --quick                        smaller training counts (about a third)
@@ -330,11 +331,11 @@ fi
 out=${CARGO_TARGET_DIR:-$REPO/target}/pgo
 say "== instrumented build ($out/gen)"
 (cd "$REPO" && CARGO_TARGET_DIR=$out/gen RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$out/gen/profiles" \
-    "$cargo" build --release --locked --bin vrrplb)
-train "$out/gen/release/vrrplb"
+    "$cargo" build --profile dist --locked --bin vrrplb)
+train "$out/gen/dist/vrrplb"
 "$profdata" merge -o "$out/vrrplb.profdata" "$WORK"/profiles/*.profraw ||
     die "llvm-profdata could not merge the training profile"
-say "== optimised build ($out/release/vrrplb)"
+say "== optimised build ($out/dist/vrrplb)"
 (cd "$REPO" && CARGO_TARGET_DIR=$out RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$out/vrrplb.profdata" \
-    "$cargo" build --release --locked --bin vrrplb)
-say "== built $out/release/vrrplb"
+    "$cargo" build --profile dist --locked --bin vrrplb)
+say "== built $out/dist/vrrplb"

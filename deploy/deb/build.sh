@@ -28,7 +28,7 @@ if [ -z "$bin" ] && [ "${VRRPLB_PGO:-1}" = 0 ]; then
     bin="${CARGO_TARGET_DIR:-$repo/target}/release/vrrplb"
 elif [ -z "$bin" ]; then
     "$repo/deploy/pgo.sh"
-    bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/release/vrrplb"
+    bin="${CARGO_TARGET_DIR:-$repo/target}/pgo/dist/vrrplb"
 fi
 [ -x "$bin" ] || { echo "build.sh: $bin is not an executable" >&2; exit 1; }
 
