@@ -135,7 +135,7 @@ while [ $# -gt 0 ]; do
         --reps) REPS=$2 && shift ;;
         --idle) IDLE=$2 && shift ;;
         --name) NAME=$2 && shift ;;
-        --bin) BIN=$2 BIN_GIVEN=1 && shift ;;
+        --bin) BIN=$2 && shift ;;
         --out) OUT=$2 OUT_SET=1 && shift ;;
         --no-out) OUT= OUT_SET=1 ;;
         --no-install) INSTALL=0 ;;
@@ -186,6 +186,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export PATH=$PATH:/usr/sbin:/sbin
 
 # --- the binary -------------------------------------------------------------------------------
+BUILD_NOTE="given with --bin: $BIN"
 if [ -z "$BIN" ]; then
     cargo=$(command -v cargo || true)
     [ -n "$cargo" ] || [ ! -x "$HOME/.cargo/bin/cargo" ] || cargo=$HOME/.cargo/bin/cargo
@@ -197,10 +198,12 @@ if [ -z "$BIN" ]; then
         [ "$INSTALL" = 1 ] || no_install=(--no-install)
         "$REPO/deploy/pgo.sh" "${no_install[@]}"
         BIN=${CARGO_TARGET_DIR:-$REPO/target}/pgo/dist/vrrplb
+        BUILD_NOTE="release build with profile-guided optimisation (deploy/pgo.sh)"
     else
         say "== cargo build --release"
         "$cargo" build --release --manifest-path "$REPO/Cargo.toml" --bin vrrplb
         BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/vrrplb
+        BUILD_NOTE="release build without PGO (--no-pgo)"
     fi
     [[ $BIN == /* ]] || BIN=$REPO/$BIN
 fi
@@ -824,44 +827,6 @@ declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new c
     [cclose]="tcp mode, new TCP connection per request (small, Connection: close)"
     [cpass]="tcp mode, TLS pass-through by SNI (python3 ssl, full handshakes with the servers)")
 HS_CLIENTS=4 # parallel handshake clients: the client's own handshakes set the pace
-# The full-handshake client (python3 ssl; `openssl s_time` of OpenSSL 3.0 sends no SNI, and
-# wrk resumes): for SECONDS, connect, handshake (TLS 1.3, no certificate check, no session
-# offered), GET / with Connection: close, read to the end, close. Bounded by its deadline and
-# 5 s per connection.
-HANDSHAKE_PY='
-import socket, ssl, sys, time
-host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-req = b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n"
-n = errors = 0
-lat = []
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    t = time.monotonic()
-    try:
-        with socket.create_connection((host, port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname="bench.test") as c:
-                c.sendall(req)
-                data = b""
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        break
-                    data += b
-        if data.startswith(b"HTTP/1.1 200"):
-            n += 1
-            lat.append((time.monotonic() - t) * 1000)
-        else:
-            errors += 1
-    except (OSError, ssl.SSLError):
-        errors += 1
-print("RESULT", n, errors)
-for x in lat:
-    print("LAT %.3f" % x)
-'
 
 # client_run CLIENT URL SECONDS OUTFILE: one load run from the client namespace, on LOAD_CPU;
 # prints "requests rate p50_ms p99_ms errors" (a "-" where the client gives no figure)
@@ -888,7 +853,7 @@ client_run() {
             # handshake per request (a session is never offered again), SNI bench.test
             local pids=()
             for ((i = 0; i < HS_CLIENTS; i++)); do
-                "${cl[@]}" python3 -c "$HANDSHAKE_PY" "${url%:*}" "${url##*:}" "$secs" >"$out.$i" 2>&1 &
+                "${cl[@]}" python3 "$REPO/deploy/tls-handshakes.py" "${url%:*}" "${url##*:}" "$secs" >"$out.$i" 2>&1 &
                 pids+=($!)
             done
             for i in "${pids[@]}"; do wait "$i" || true; done
@@ -2277,9 +2242,6 @@ KEEPALIVED_V=$(keepalived -v 2>&1 | awk 'NR == 1 {print $2}')
 NGINX_V=$(nginx -v 2>&1 | sed 's/.*nginx\///')
 VRRPLB_V=$("$BIN" --version 2>/dev/null | awk '{print $2}')
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-BUILD_NOTE="given with --bin: $BIN"
-[ -n "${VRRPLB_BIN:-}${BIN_GIVEN:-}" ] || BUILD_NOTE="release build with profile-guided optimisation (deploy/pgo.sh)"
-[ -n "${VRRPLB_BIN:-}${BIN_GIVEN:-}" ] || [ "$PGO" = 1 ] || BUILD_NOTE="release build without PGO (--no-pgo)"
 [ -z "$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null)" ] || GIT_REV+=+dirty
 THREADS_V=$(awk -F'\t' '$1 == "proxy" && $2 == "vrrplb" {print $11; exit}' "$RAW")
 THREADS_A=$(awk -F'\t' '$1 == "proxy" && $2 == "anchor" {print $11; exit}' "$RAW")

@@ -114,35 +114,6 @@ cert() {
     cat "$WORK/$1.crt" "$WORK/$1.key" >"$WORK/$1.pem"
 }
 
-# Full handshakes for SECONDS (python3 ssl, no session offered): prints "ok errors"
-HANDSHAKE_PY='
-import socket, ssl, sys, time
-port, name, secs = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-ctx.set_alpn_protocols(["http/1.1"])
-req = b"GET / HTTP/1.1\r\nHost: " + name.encode() + b"\r\nConnection: close\r\n\r\n"
-ok = errors = 0
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname=name) as c:
-                c.sendall(req)
-                data = b""
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        break
-                    data += b
-        ok += data.startswith(b"HTTP/1.1 200")
-        errors += not data.startswith(b"HTTP/1.1 200")
-    except (OSError, ssl.SSLError):
-        errors += 1
-print(ok, errors)
-'
-
 FAILED=0
 # check WHAT OK: count a workload that did not fully succeed
 check() {
@@ -284,7 +255,8 @@ EOF
     h2l "HTTP/2 over TLS" "$n" -c8 -m32 "https://127.0.0.1:$tls/"
     wrkr "TLS resumed handshakes" "$secs" -c16 -H "Connection: close" "https://127.0.0.1:$tls/"
     for name in localhost rsa.localhost; do
-        read -r i body < <(timeout $((secs + 30)) python3 -c "$HANDSHAKE_PY" "$tls" "$name" "$secs" || echo "0 1")
+        read -r i body < <(timeout $((secs + 30)) python3 "$REPO/deploy/tls-handshakes.py" \
+            127.0.0.1 "$tls" "$secs" "$name" | awk '$1 == "RESULT" {print $2, $3}' || echo "0 1")
         check "full handshakes, SNI $name ($i, $body errors)" "$([ "$i" -gt 0 ] && [ "$body" = 0 ] && echo 1)"
     done
     h2l "TLS to the server" "$((n / 2))" --h1 -c16 "http://127.0.0.1:$re/"
