@@ -260,28 +260,18 @@ fn v3_pair_at_100ms_follows_rfc5798_timers_on_the_wire() {
             .map(|s| s.t)
     };
     // The master's advert gaps before the graceful stop.
-    let mut g = gaps(&seen, LB1_IP, 0.0, t_zero);
+    let g = gaps(&seen, LB1_IP, 0.0, t_zero);
     assert!(g.len() >= 20, "only {} gaps", g.len());
-    g.sort_by(f64::total_cmp);
-    let (min, max) = (g[0], g[g.len() - 1]);
-    let mean = g.iter().sum::<f64>() / g.len() as f64;
-    println!(
-        "v3 100ms: lb1 advert gaps n={} mean {mean:.2} ms min {min:.2} max {max:.2} (bound 100 ± 5)",
-        g.len()
-    );
-    assert!(
-        min >= 95.0 && max <= 105.0,
-        "gaps outside 100 ± 5 ms: {g:?}"
-    );
+    common::assert_cadence("v3 100ms: lb1", &g, 100.0);
 
     // Graceful: lb2's first advert Skew_Time after the priority-0 one.
     let t_lb2 = first_after(LB2_IP, t_zero).expect("lb2 advert after priority 0");
     let skew = (t_lb2 - t_zero) * 1000.0;
     println!(
-        "v3 100ms graceful: lb2's first advert {skew:.2} ms after lb1's priority 0 (Skew_Time {:.2} ± 3)",
+        "v3 100ms graceful: lb2's first advert {skew:.2} ms after lb1's priority 0 (Skew_Time {:.2}: at most 2 early, 8 late)",
         skew_ms(100)
     );
-    assert!((skew - skew_ms(100)).abs() <= 3.0, "skew {skew:.2} ms");
+    assert!(on_time(skew, skew_ms(100)), "skew {skew:.2} ms");
 
     // Hard failure: lb2's first advert Master_Down_Interval after lb1's last one.
     let t_last = seen
@@ -293,21 +283,15 @@ fn v3_pair_at_100ms_follows_rfc5798_timers_on_the_wire() {
     let t_take = first_after(LB2_IP, t_last).expect("lb2 advert after lb1's last");
     let mdi = (t_take - t_last) * 1000.0;
     println!(
-        "v3 100ms hard failure: lb2's first advert {mdi:.2} ms after lb1's last (Master_Down_Interval {:.2} ± 3)",
+        "v3 100ms hard failure: lb2's first advert {mdi:.2} ms after lb1's last (Master_Down_Interval {:.2}: at most 2 early, 8 late)",
         master_down_ms(100)
     );
     assert!(
-        (mdi - master_down_ms(100)).abs() <= 3.0,
+        on_time(mdi, master_down_ms(100)),
         "Master_Down_Interval on the wire {mdi:.2} ms"
     );
-    let mut g2 = gaps(&seen, LB2_IP, t_take, f64::MAX);
-    g2.sort_by(f64::total_cmp);
-    println!(
-        "v3 100ms: lb2 advert gaps as new MASTER n={} max {:.2}",
-        g2.len(),
-        g2.last().copied().unwrap_or(0.0)
-    );
-    assert!(g2.iter().all(|g| (95.0..=105.0).contains(g)), "{g2:?}");
+    let g2 = gaps(&seen, LB2_IP, t_take, f64::MAX);
+    common::assert_cadence("v3 100ms: lb2 as new MASTER", &g2, 100.0);
 }
 
 /// The engine no load can delay (issue 13): a v3 pair at 100 ms whose MASTER first gets a
@@ -426,8 +410,9 @@ backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:8
     };
     let junk_gaps = gaps(&seen, LB1_IP, junk_from, junk_to);
     let (jp99, jmax) = p99_max(&junk_gaps);
+    let j_late = junk_gaps.iter().filter(|g| **g > 105.0).count();
     println!(
-        "v3 100ms under junk: {sent} packets sent every 137 ms, lb1 sent {} adverts in {:.2} s (answers included), gap p99 {jp99:.2} ms max {jmax:.2} ms (bound: never above 105)",
+        "v3 100ms under junk: {sent} packets sent every 137 ms, lb1 sent {} adverts in {:.2} s (answers included), gap p99 {jp99:.2} ms max {jmax:.2} ms, {j_late} above 105 (bounds: at most one above 105, none above 115; a timer pushed back by each packet would stretch many gaps to 137)",
         lb1_in(junk_from, junk_to),
         junk_to - junk_from
     );
@@ -442,7 +427,7 @@ backends:\n  - name: web\n    servers: [{ name: web1, address: \"198.51.100.21:8
     assert!(sent >= 30, "only {sent} hostile packets sent");
     assert!(junk_gaps.len() >= 25, "{junk_gaps:?}");
     assert!(
-        jmax <= 105.0,
+        j_late <= 1 && jmax <= 115.0,
         "a received packet stretched our gaps: {junk_gaps:?}"
     );
     assert!(
