@@ -22,7 +22,7 @@ use crate::observe::meters::Meters;
 use crate::upstream::backend::{Backend, Slot};
 use crate::upstream::body::BodySource;
 use crate::upstream::connector::HyperConn;
-use crate::upstream::forward::ServerBody;
+use crate::upstream::forward::{Attempts, ServerBody};
 use crate::upstream::h1::RawBody;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,6 +46,9 @@ pub(crate) struct Exchange {
     pub(crate) head_in: u64,
     /// The request body, when there is one: its bytes read count in `bin`.
     pub(crate) body_in: Option<Arc<BodySource>>,
+    /// The forwarding's attempts and timings (noted in `entry` when it ends); here rather
+    /// than in the request's future, which every request in flight holds.
+    pub(crate) attempts: Attempts,
 }
 
 impl Exchange {

@@ -1,14 +1,17 @@
 //! The life of one HTTP request through a frontend (lb.md §1): route → backend →
 //! persistence or algorithm → queue → forward → response ops → log.
 //!
-//! `handle` reads as the list of those steps. The steps it calls once per request are
-//! `#[inline(always)]`: as separate calls they cost ~1.5% more instructions per request
-//! (callgrind), inlined they cost nothing.
+//! `prepare` (the steps before anything waits) and `forwarding` (the queue, the server, the
+//! response operations) read as the list of those steps. The steps they call once per
+//! request are `#[inline(always)]`: as separate calls they cost ~1.5% more instructions per
+//! request (callgrind), inlined they cost nothing.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
@@ -110,44 +113,116 @@ const NO_SERVER: Refusal = (
     TermPhase::Connect,
 );
 
+/// What a request's handling ends with: its answer, or `CloseSilently`.
+type Answer = Result<Response<ResponseBody>, CloseSilently>;
+
 /// Handles one request (the hyper service): route, request operations, server pick,
 /// forward, response operations. The exchange logs the request when its response ends.
-pub(crate) async fn handle(
+///
+/// The steps up to the server pick run here, before the future is made ([`prepare`]): a
+/// request answered locally needs no future of its own, and the request's parts, used up by
+/// then, take no room in the future every request in flight holds (rustc keeps an async
+/// fn's arguments and moved-from locals in its state). What waits (the queue, the server)
+/// runs in [`forwarding`].
+pub(crate) fn handle(
     fe: Arc<Frontend>,
     conn: ConnInfo,
     shared: Arc<ConnShared>,
     guard: RequestGuard,
+    req: Request<Incoming>,
+) -> impl Future<Output = Answer> + Send + 'static {
+    match prepare(&fe, &conn, &shared, guard, req) {
+        Prepared::Answered(answer) => Either::Left(std::future::ready(answer)),
+        Prepared::Forward(go) => Either::Right(forwarding(fe, conn.tls, shared, go)),
+    }
+}
+
+/// What [`prepare`] ends with. Lives only until the request's future is made, which holds
+/// the `Forwarding` itself: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    /// A local answer (a bad request, a deny, a redirect, no server).
+    Answered(Answer),
+    Forward(Forwarding),
+}
+
+/// A request on its way to a server: what [`prepare`] found, for [`forwarding`].
+struct Forwarding {
+    ex: Box<Exchange>,
+    guard: RequestGuard,
+    be: Arc<Backend>,
+    /// A server slot, or a place in the backend's queue.
+    acquired: Picked,
+    out: Outgoing,
+    /// A strip route's prefix and the Host the client asked for (boxed: rare, and every
+    /// request's future holds this).
+    strip: Option<Box<Strip>>,
+    persist: Option<usize>,
+    client_cookie: ClientCookie,
+    upgrade: Option<OnUpgrade>,
+}
+
+/// A server pick that did not fail: a slot now, or a place in the backend's queue.
+enum Picked {
+    Now(Slot),
+    Queued(Ticket),
+}
+
+/// What a route that strips a prefix reverses on the response.
+struct Strip {
+    /// The route's prefix removed from the path (owned: the future outlives the route's
+    /// borrow).
+    prefix: Box<str>,
+    /// The Host the client asked for.
+    original_host: Option<String>,
+}
+
+/// The steps before anything waits: HTTP/1 rules, screening, redirects, route, request
+/// operations, the server pick (or a place in the queue).
+#[inline(always)]
+fn prepare(
+    fe: &Arc<Frontend>,
+    conn: &ConnInfo,
+    shared: &ConnShared,
+    guard: RequestGuard,
     mut req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, CloseSilently> {
-    let mut ex = open_exchange(&fe, &conn, &shared, &req);
+) -> Prepared {
+    let mut ex = open_exchange(fe, conn, shared, &req);
     let host = match http1_rules(&mut req).and_then(|()| request_host(&req)) {
         Ok(host) => host,
-        Err(bad) => return fe.bad_request(ex, guard, &conn, bad),
+        Err(bad) => return Prepared::Answered(fe.bad_request(ex, guard, conn, bad)),
     };
     if req.method() == Method::CONNECT {
         let has_body = !req.body().is_end_stream();
         if let Err(bad) = request_rules::check_connect(req.uri(), has_body) {
-            return fe.bad_request(ex, guard, &conn, bad);
+            return Prepared::Answered(fe.bad_request(ex, guard, conn, bad));
         }
     }
     if fe.screens {
-        if let Some(answer) = screen(&fe, &conn, &req, &mut ex) {
-            return fe.local(ex, guard, answer);
+        if let Some(answer) = screen(fe, conn, &req, &mut ex) {
+            return Prepared::Answered(fe.local(ex, guard, answer));
         }
     }
     if let Some(r) = fe.cfg.redirect_https.as_ref().filter(|_| !conn.tls) {
-        return Ok(redirect(&https_location(&req, r.port), r.code, ex, guard));
+        return Prepared::Answered(Ok(redirect(
+            &https_location(&req, r.port),
+            r.code,
+            ex,
+            guard,
+        )));
     }
     // X-Forwarded-Host copies Host, which the header operations before it never remove; an
     // HTTP/2 request names its host in :authority instead (request_ops).
     let forwarded_host = host.filter(|_| fe.cfg.forwarded_for).cloned();
-    let (backend_index, strip) = match route(&fe, host, req.uri()) {
-        RouteDecision::NoMatch => return fe.local(ex, guard, NO_SERVER),
-        RouteDecision::Redirect(location) => return Ok(redirect(&location, 301, ex, guard)),
+    let (backend_index, strip) = match route(fe, host, req.uri()) {
+        RouteDecision::NoMatch => return Prepared::Answered(fe.local(ex, guard, NO_SERVER)),
+        RouteDecision::Redirect(location) => {
+            return Prepared::Answered(Ok(redirect(&location, 301, ex, guard)))
+        }
         RouteDecision::Backend { backend, strip } => (backend, strip),
     };
     let Some(be) = fe.backends.get(backend_index).cloned() else {
-        return fe.local(ex, guard, NO_SERVER);
+        return Prepared::Answered(fe.local(ex, guard, NO_SERVER));
     };
     ex.entry.backend = be.name.clone();
     ex.backend = Some(be.clone());
@@ -164,73 +239,122 @@ pub(crate) async fn handle(
         .get(backend_index)
         .map_or(&[][..], Vec::as_slice);
     let (forwarded, upgrade, host_from_authority) = request_ops(
-        &fe,
+        fe,
         &be,
         be_headers,
-        &conn,
-        &shared,
+        conn,
+        shared,
         &mut parts,
         bodiless,
         forwarded_host,
     );
     let path_and_query = target_path(strip, &parts.uri);
-
-    // When forwarding starts (connect time counts from it): a server free at once is taken
-    // within microseconds of the request's own clock read, which stands for it.
-    let (slot, forward_start) = match be.acquire(persist, None, conn.src.ip()) {
-        Acquire::Slot(s) => {
-            ex.entry.tw = Some(Duration::ZERO);
-            (s, ex.opened)
-        }
-        Acquire::Queued(ticket) => match wait_in_queue(&be, ticket, &mut ex).await {
-            Some(s) => (s, Instant::now()),
-            None => return fe.local(ex, guard, QUEUE_TIMEOUT),
-        },
-        Acquire::NoServer => return fe.local(ex, guard, NO_SERVER),
+    let acquired = match be.acquire(persist, None, conn.src.ip()) {
+        Acquire::Slot(s) => Picked::Now(s),
+        Acquire::Queued(ticket) => Picked::Queued(ticket),
+        Acquire::NoServer => return Prepared::Answered(fe.local(ex, guard, NO_SERVER)),
     };
-    ex.set_server(&be, slot.server_index());
-
-    let mut out = Outgoing {
+    let out = Outgoing {
         parts,
         path_and_query,
         body: BodySource::new(body, fe.cfg.timeouts.client),
-        client_ip: conn.src.ip(),
         client: (conn.src, conn.dst),
         forwarded,
         host_from_authority,
     };
-    if let Some(b) = &out.body {
-        ex.body_in = Some(b.clone());
-    }
-    ex.phase = TermPhase::Connect;
-    let mut attempts = Attempts {
-        pinned: persist == Some(slot.server_index()),
-        ..Attempts::default()
-    };
-    let result = forward::forward(&be, slot, &out, forward_start, &mut attempts).await;
-    let (resp, slot) = match note_attempts(&mut ex, &be, &attempts, result) {
-        Ok(r) => r,
-        Err(e) => return fe.local(ex, guard, forward_failure(e)),
-    };
-    if let Some(client) = upgrade {
-        let switched = if out.parts.method == Method::CONNECT {
-            resp.status().is_success()
-        } else {
-            resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        };
-        if switched {
-            return switch_protocols(&fe, &be, &conn, &shared, resp, slot, client, ex, guard);
+    Prepared::Forward(Forwarding {
+        ex,
+        guard,
+        be,
+        acquired,
+        out,
+        strip: strip.map(|prefix| {
+            Box::new(Strip {
+                prefix: prefix.into(),
+                original_host,
+            })
+        }),
+        persist,
+        client_cookie,
+        upgrade,
+    })
+}
+
+/// The steps that wait: the queue (when no server was free), forwarding with its retries,
+/// then the response operations. `go`'s fields are used where they are (not moved into
+/// locals) so that the future holds them once.
+// Not an `async fn`: one keeps its arguments and also copies them into locals, twice the
+// room in every request's future (rustc -Zprint-type-sizes).
+#[allow(clippy::manual_async_fn)]
+fn forwarding(
+    fe: Arc<Frontend>,
+    tls: bool,
+    shared: Arc<ConnShared>,
+    mut go: Forwarding,
+) -> impl Future<Output = Answer> + Send + 'static {
+    async move {
+        // The slot goes into forward's future: its binding ends with this block, before the
+        // await, so that the future does not keep room for it too (nor for the attempts,
+        // which the exchange holds).
+        let result = {
+            // When forwarding starts (connect time counts from it): a server free at once is
+            // taken within microseconds of the request's own clock read, which stands for it.
+            let (slot, forward_start) = match go.acquired {
+                Picked::Now(s) => {
+                    go.ex.entry.tw = Some(Duration::ZERO);
+                    (s, go.ex.opened)
+                }
+                Picked::Queued(ticket) => match wait_in_queue(&go.be, ticket, &mut go.ex).await {
+                    Some(s) => (s, Instant::now()),
+                    None => return fe.local(go.ex, go.guard, QUEUE_TIMEOUT),
+                },
+            };
+            go.ex.set_server(&go.be, slot.server_index());
+            if let Some(b) = &go.out.body {
+                go.ex.body_in = Some(b.clone());
+            }
+            go.ex.phase = TermPhase::Connect;
+            go.ex.attempts = Attempts {
+                pinned: go.persist == Some(slot.server_index()),
+                ..Attempts::default()
+            };
+            let ex = &mut *go.ex;
+            forward::forward(&go.be, slot, &go.out, forward_start, &mut ex.attempts)
         }
+        .await;
+        let (resp, slot) = match note_attempts(&mut go.ex, &go.be, result) {
+            Ok(r) => r,
+            Err(e) => return fe.local(go.ex, go.guard, forward_failure(e)),
+        };
+        if let Some(client) = go.upgrade {
+            let switched = if go.out.parts.method == Method::CONNECT {
+                resp.status().is_success()
+            } else {
+                resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            };
+            if switched {
+                return switch_protocols(
+                    &fe, &go.be, tls, &shared, resp, slot, client, go.ex, go.guard,
+                );
+            }
+        }
+        let ctx = ResponseContext {
+            fe: &fe,
+            be: &go.be,
+            strip: go.strip.as_ref().map(|s| &*s.prefix),
+            original_host: go.strip.as_ref().and_then(|s| s.original_host.as_deref()),
+            tls,
+            cookie_kept: go.client_cookie == ClientCookie::Valid && !go.ex.attempts.redispatched,
+        };
+        Ok(respond(
+            ctx,
+            resp,
+            slot,
+            &mut go.out.parts.headers,
+            go.ex,
+            go.guard,
+        ))
     }
-    let ctx = ResponseContext {
-        fe: &fe,
-        be: &be,
-        strip,
-        original_host: original_host.as_deref(),
-        tls: conn.tls,
-        cookie_kept: client_cookie == ClientCookie::Valid && !attempts.redispatched,
-    };
-    Ok(respond(ctx, resp, slot, &mut out.parts.headers, ex, guard))
 }
 
 /// HTTP/1 framing rules (request_rules.rs) and the rare absolute form, which replaces Host
@@ -344,6 +468,7 @@ fn open_exchange(
         quiet: false,
         head_in: request_head_size(req),
         body_in: None,
+        attempts: Attempts::default(),
     })
 }
 
@@ -555,9 +680,9 @@ async fn wait_in_queue(be: &Backend, ticket: Ticket, ex: &mut Exchange) -> Optio
 fn note_attempts(
     ex: &mut Exchange,
     be: &Arc<Backend>,
-    attempts: &Attempts,
     result: Result<(Response<ServerBody>, Slot), ForwardError>,
 ) -> Result<(Response<ServerBody>, Slot), ForwardError> {
+    let attempts = ex.attempts;
     ex.entry.retries = attempts.retries;
     ex.entry.redispatched = attempts.redispatched;
     ex.entry.tc = attempts.connect;
@@ -685,7 +810,7 @@ fn respond(
 fn switch_protocols(
     fe: &Frontend,
     be: &Arc<Backend>,
-    conn: &ConnInfo,
+    tls: bool,
     shared: &ConnShared,
     resp: Response<ServerBody>,
     slot: Slot,
@@ -711,7 +836,7 @@ fn switch_protocols(
     // client, which would wait for a body that never comes.
     rparts.headers.remove(header::CONTENT_LENGTH);
     rparts.headers.remove(header::TRANSFER_ENCODING);
-    if conn.tls {
+    if tls {
         if let Some(v) = &fe.hsts {
             rparts
                 .headers

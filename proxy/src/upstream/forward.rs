@@ -4,7 +4,7 @@
 //! The request body and when it can be replayed: body.rs.
 
 use std::error::Error as StdError;
-use std::net::IpAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,6 @@ pub(crate) struct Outgoing {
     pub parts: Parts,
     pub path_and_query: PathAndQuery,
     pub body: Option<Arc<BodySource>>,
-    pub client_ip: IpAddr,
     /// The client's source and destination address (the PROXY header's with `accept_proxy`),
     /// for `send_proxy`.
     pub client: ClientAddrs,
@@ -167,52 +166,57 @@ fn direct(out: &Outgoing) -> bool {
 
 /// One attempt through a direct exchange. `started`: when the first attempt started,
 /// `attempt_start`: when this one did.
-async fn attempt_direct(
-    server: &crate::upstream::backend::Server,
-    out: &Outgoing,
+// Not an `async fn`: one keeps its arguments and also copies them into locals, room that
+// every request's future would hold twice (rustc -Zprint-type-sizes).
+#[allow(clippy::manual_async_fn)]
+fn attempt_direct<'a>(
+    server: &'a crate::upstream::backend::Server,
+    out: &'a Outgoing,
     server_timeout: Duration,
     (started, attempt_start): (Instant, Instant),
-    stats: &mut Attempts,
-    reused: &mut bool,
-) -> Outcome {
-    let conn = match server.upstream.checkout(out.client, attempt_start).await {
-        Ok(c) => c,
-        Err(e) => return Outcome::ConnectFailed(e),
-    };
-    *reused = conn.reused;
-    // A pooled connection is taken without waiting: no second clock read for it.
-    let connected = if conn.reused {
-        attempt_start
-    } else {
-        Instant::now()
-    };
-    stats.connect = Some(connected.saturating_duration_since(started));
-    // CONNECT names the client's authority (`host:port`), as a forward proxy behind
-    // expects; request.rs made sure there is one.
-    let target = match out.parts.uri.authority() {
-        Some(a) if out.parts.method == Method::CONNECT => a.as_str(),
-        _ => out.path_and_query.as_str(),
-    };
-    let host = match out.parts.uri.authority() {
-        Some(a) if out.host_from_authority => Some(a.as_str()),
-        _ => None,
-    };
-    let r = h1::send(
-        conn,
-        &out.parts.method,
-        target,
-        (host, &out.parts.headers),
-        out.forwarded.as_ref(),
-        tokio::time::Instant::from_std(connected) + server_timeout,
-    )
-    .await;
-    stats.response = Some(connected.elapsed());
-    match r {
-        Ok(resp) => Outcome::Response(resp.map(ServerBody::Raw)),
-        Err(SendError::Timeout) => Outcome::Timeout,
-        Err(e @ SendError::Empty(_)) => Outcome::Empty(e.to_string()),
-        Err(e @ SendError::Closed(_)) => Outcome::Bad(e.to_string()),
-        Err(e @ SendError::Bad(_)) => Outcome::Invalid(e.to_string()),
+    stats: &'a mut Attempts,
+    reused: &'a mut bool,
+) -> impl Future<Output = Outcome> + Send + 'a {
+    async move {
+        let conn = match server.upstream.checkout(out.client, attempt_start).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::ConnectFailed(e),
+        };
+        *reused = conn.reused;
+        // A pooled connection is taken without waiting: no second clock read for it.
+        let connected = if conn.reused {
+            attempt_start
+        } else {
+            Instant::now()
+        };
+        stats.connect = Some(connected.saturating_duration_since(started));
+        // CONNECT names the client's authority (`host:port`), as a forward proxy behind
+        // expects; request.rs made sure there is one.
+        let target = match out.parts.uri.authority() {
+            Some(a) if out.parts.method == Method::CONNECT => a.as_str(),
+            _ => out.path_and_query.as_str(),
+        };
+        let host = match out.parts.uri.authority() {
+            Some(a) if out.host_from_authority => Some(a.as_str()),
+            _ => None,
+        };
+        let r = h1::send(
+            conn,
+            &out.parts.method,
+            target,
+            (host, &out.parts.headers),
+            out.forwarded.as_ref(),
+            tokio::time::Instant::from_std(connected) + server_timeout,
+        )
+        .await;
+        stats.response = Some(connected.elapsed());
+        match r {
+            Ok(resp) => Outcome::Response(resp.map(ServerBody::Raw)),
+            Err(SendError::Timeout) => Outcome::Timeout,
+            Err(e @ SendError::Empty(_)) => Outcome::Empty(e.to_string()),
+            Err(e @ SendError::Closed(_)) => Outcome::Bad(e.to_string()),
+            Err(e @ SendError::Bad(_)) => Outcome::Invalid(e.to_string()),
+        }
     }
 }
 
@@ -299,100 +303,107 @@ fn keep_alive<B>(resp: &Response<B>) -> bool {
 /// Sends `out` through `slot`'s server, retrying connect failures (lb.md §6). Returns the
 /// response with the slot it occupies (kept until the response body ends). `started`: when
 /// forwarding began (the connect time counts from it).
-pub(crate) async fn forward(
-    backend: &Arc<Backend>,
+// Not an `async fn`: one keeps its arguments and also copies them into locals, room that
+// every request's future would hold twice (rustc -Zprint-type-sizes).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn forward<'a>(
+    backend: &'a Arc<Backend>,
     mut slot: Slot,
-    out: &Outgoing,
+    out: &'a Outgoing,
     started: Instant,
-    stats: &mut Attempts,
-) -> Result<(Response<ServerBody>, Slot), ForwardError> {
-    let cfg = &backend.cfg;
-    let attempts = cfg.retries.saturating_add(1);
-    let mut last_timeout = false;
-    // One transparent re-send after a reused pooled connection died without answering
-    // (see connector.rs); it is not a retry and has no back-off.
-    let mut replayed = false;
-    let mut replay_now = false;
-    let mut attempt = 0;
-    let direct = direct(out);
-    while attempt < attempts {
-        let replaying = std::mem::take(&mut replay_now);
-        if attempt > 0 && !replaying {
-            stats.retries = attempt;
-            slot = prepare_retry(backend, slot, out, attempt + 1 == attempts, stats).await?;
-        }
-        let server = slot.server();
-        let mut reused = false;
-        let outcome = if direct {
-            let attempt_start = if attempt == 0 && !replaying {
-                started
-            } else {
-                Instant::now()
-            };
-            attempt_direct(
-                server,
-                out,
-                cfg.timeouts.server,
-                (started, attempt_start),
-                stats,
-                &mut reused,
-            )
-            .await
-        } else {
-            attempt_hyper(
-                server,
-                out,
-                cfg.timeouts.server,
-                started,
-                stats,
-                &mut reused,
-            )
-            .await
-        };
-        let why = match outcome {
-            Outcome::Response(resp) => return Ok((resp, slot)),
-            Outcome::Timeout => return Err(ForwardError::ServerTimeout),
-            Outcome::ConnectFailed(e) => {
-                client_failure(out)?;
-                last_timeout = matches!(e, ConnectError::Timeout);
-                if let ConnectError::Tls(_) = e {
-                    // A configuration problem an operator must see (an expired or foreign
-                    // certificate), unlike a refused connect during a restart.
-                    tracing::warn!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+    stats: &'a mut Attempts,
+) -> impl Future<Output = Result<(Response<ServerBody>, Slot), ForwardError>> + Send + 'a {
+    async move {
+        let cfg = &backend.cfg;
+        let attempts = cfg.retries.saturating_add(1);
+        let mut last_timeout = false;
+        // One transparent re-send after a reused pooled connection died without answering
+        // (see connector.rs); it is not a retry and has no back-off.
+        let mut replayed = false;
+        let mut replay_now = false;
+        let mut attempt = 0;
+        let direct = direct(out);
+        while attempt < attempts {
+            let replaying = std::mem::take(&mut replay_now);
+            if attempt > 0 && !replaying {
+                stats.retries = attempt;
+                slot = prepare_retry(backend, slot, out, attempt + 1 == attempts, stats).await?;
+            }
+            let server = slot.server();
+            let mut reused = false;
+            let outcome = if direct {
+                let attempt_start = if attempt == 0 && !replaying {
+                    started
                 } else {
-                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                    Instant::now()
+                };
+                attempt_direct(
+                    server,
+                    out,
+                    cfg.timeouts.server,
+                    (started, attempt_start),
+                    stats,
+                    &mut reused,
+                )
+                .await
+            } else {
+                // Boxed: requests with a body (and HTTP/1.0 ones) take this path, and its state
+                // (896 bytes) would otherwise be part of every request's future.
+                Box::pin(attempt_hyper(
+                    server,
+                    out,
+                    cfg.timeouts.server,
+                    started,
+                    stats,
+                    &mut reused,
+                ))
+                .await
+            };
+            let why = match outcome {
+                Outcome::Response(resp) => return Ok((resp, slot)),
+                Outcome::Timeout => return Err(ForwardError::ServerTimeout),
+                Outcome::ConnectFailed(e) => {
+                    client_failure(out)?;
+                    last_timeout = matches!(e, ConnectError::Timeout);
+                    if let ConnectError::Tls(_) = e {
+                        // A configuration problem an operator must see (an expired or foreign
+                        // certificate), unlike a refused connect during a restart.
+                        tracing::warn!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                    } else {
+                        tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %e, "connect failed");
+                    }
+                    attempt += 1;
+                    continue;
                 }
-                attempt += 1;
-                continue;
-            }
-            Outcome::Empty(why) => why,
-            Outcome::Invalid(why) => {
-                if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
-                    return Err(ForwardError::Client(f));
+                Outcome::Empty(why) => why,
+                Outcome::Invalid(why) => {
+                    if let Some(f) = out.body.as_ref().and_then(|b| b.failure()) {
+                        return Err(ForwardError::Client(f));
+                    }
+                    tracing::info!(backend = %backend.name, server = %server.cfg.name, reason = %why, "invalid response");
+                    return Err(ForwardError::InvalidResponse);
                 }
-                tracing::info!(backend = %backend.name, server = %server.cfg.name, reason = %why, "invalid response");
-                return Err(ForwardError::InvalidResponse);
+                Outcome::Bad(why) => {
+                    client_failure(out)?;
+                    tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
+                    return Err(ForwardError::BadResponse);
+                }
+            };
+            client_failure(out)?;
+            match after_empty(backend, server, out, reused, &mut replayed, &why) {
+                AfterEmpty::Replay => replay_now = true,
+                AfterEmpty::Retry => {
+                    last_timeout = false;
+                    attempt += 1;
+                }
+                AfterEmpty::Fail => return Err(ForwardError::BadResponse),
             }
-            Outcome::Bad(why) => {
-                client_failure(out)?;
-                tracing::debug!(backend = %backend.name, server = %server.cfg.name, error = %why, "bad response");
-                return Err(ForwardError::BadResponse);
-            }
-        };
-        client_failure(out)?;
-        match after_empty(backend, server, out, reused, &mut replayed, &why) {
-            AfterEmpty::Replay => replay_now = true,
-            AfterEmpty::Retry => {
-                last_timeout = false;
-                attempt += 1;
-            }
-            AfterEmpty::Fail => return Err(ForwardError::BadResponse),
         }
+        stats.connect = Some(started.elapsed());
+        Err(ForwardError::ConnectFailed {
+            timeout: last_timeout,
+        })
     }
-    stats.connect = Some(started.elapsed());
-    Err(ForwardError::ConnectFailed {
-        timeout: last_timeout,
-    })
 }
 
 /// A failure reading the client's body explains a failed attempt better than the server.
@@ -422,7 +433,7 @@ async fn prepare_retry(
     let mut moved = false;
     if backend.redispatch_now(failed, stats.pinned, last) {
         drop(slot);
-        slot = match backend.acquire(None, Some(failed), out.client_ip) {
+        slot = match backend.acquire(None, Some(failed), out.client.0.ip()) {
             Acquire::Slot(s) => s,
             Acquire::Queued(t) => t
                 .wait(cfg.timeouts.queue)

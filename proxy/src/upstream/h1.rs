@@ -137,14 +137,17 @@ impl std::fmt::Display for SendError {
 /// Writes `method target HTTP/1.1`, `Host: host` when given (an HTTP/2 request's authority)
 /// and `headers` to `conn`, reads the response head by `deadline` and returns the response
 /// with its body still on the connection.
-pub(crate) async fn send(
+// Not an `async fn`: the head is encoded before the future is made, and the future keeps
+// only what reading the response needs (an `async fn` would also keep its arguments twice).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn send<'a>(
     mut conn: RawConn,
     method: &Method,
     target: &str,
-    (host, headers): (Option<&str>, &HeaderMap),
+    (host, headers): (Option<&str>, &'a HeaderMap),
     forwarded: Option<&ForwardedFields>,
     deadline: tokio::time::Instant,
-) -> Result<Response<RawBody>, SendError> {
+) -> impl Future<Output = Result<Response<RawBody>, SendError>> + Send + 'a {
     encode_head(
         &mut conn.state.out,
         method,
@@ -153,43 +156,48 @@ pub(crate) async fn send(
         forwarded,
     );
     conn.state.deadline.set(deadline);
-    let head = {
-        let ConnState {
-            io,
-            buf,
-            out,
-            deadline,
-            names,
-            ..
-        } = &mut *conn.state;
-        let mut exchange = pin!(write_and_read_head(io, buf, out, names, Asked::of(method)));
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
-                return Poll::Ready(r);
-            }
-            ready!(deadline.poll_due(cx));
-            Poll::Ready(Err(SendError::Timeout))
-        })
-        .await?
-    };
-    let (resp, framing, keep_alive, hop_by_hop_removed) = head;
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS && !headers.contains_key(header::UPGRADE) {
-        return Err(SendError::Bad(
-            "101 Switching Protocols to a request without Upgrade".into(),
-        ));
+    let asked = Asked::of(method);
+    async move {
+        let head = {
+            let ConnState {
+                io,
+                buf,
+                out,
+                deadline,
+                names,
+                ..
+            } = &mut *conn.state;
+            let mut exchange = pin!(write_and_read_head(io, buf, out, names, asked));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                ready!(deadline.poll_due(cx));
+                Poll::Ready(Err(SendError::Timeout))
+            })
+            .await?
+        };
+        let (resp, framing, keep_alive, hop_by_hop_removed) = head;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && !headers.contains_key(header::UPGRADE)
+        {
+            return Err(SendError::Bad(
+                "101 Switching Protocols to a request without Upgrade".into(),
+            ));
+        }
+        if let Framing::Chunked(_) = framing {
+            // A bad chunk already at hand gets a 502 instead of a cut after the head was sent.
+            check_buffered_chunks(&conn.state.buf)
+                .map_err(|e| SendError::Bad(format!("response body: {e}")))?;
+        }
+        let body = RawBody {
+            framing,
+            conn: Some(conn),
+            keep_alive,
+            hop_by_hop_removed,
+        };
+        Ok(resp.map(|()| body))
     }
-    if let Framing::Chunked(_) = framing {
-        // A bad chunk already at hand gets a 502 instead of a cut after the head was sent.
-        check_buffered_chunks(&conn.state.buf)
-            .map_err(|e| SendError::Bad(format!("response body: {e}")))?;
-    }
-    let body = RawBody {
-        framing,
-        conn: Some(conn),
-        keep_alive,
-        hop_by_hop_removed,
-    };
-    Ok(resp.map(|()| body))
 }
 
 fn encode_head(
