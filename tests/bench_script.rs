@@ -126,6 +126,7 @@ fn bench_script_quick_mode_prints_the_table() {
         "| TLS full handshake, RSA 2048, new connection per request (python3 ssl): CPU s per 1000 handshakes |",
         "| TLS resumed handshake, new connection per request (wrk, Connection: close): CPU s per 1000 requests |",
         "| HTTP/2 over TLS (h2load -c8 -m32): requests/s |",
+        "| HTTP/2 over TLS at a fixed rate (h2load -c8 -m32 --rps 500, 4000 requests/s): CPU s per 1000 requests |",
         "| 300 idle TLS connections: RSS of the balancer, MB |",
         "| tcp mode, 100 KB responses (wrk keep-alive, 32 conns): CPU s per GB |",
         "| tcp mode, 1 MB responses (wrk keep-alive, 32 conns): requests/s |",
