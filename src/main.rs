@@ -1,5 +1,6 @@
 //! vrrplb: keepalived + HAProxy in one binary.
 
+mod alloc;
 mod announce;
 mod config;
 mod control;
@@ -82,14 +83,9 @@ enum LogArg {
     Syslog,
 }
 
-/// mimalloc instead of glibc's malloc: HTTP/2 keeps 32 streams in flight per connection, and
-/// glibc serves the large and many same-size blocks they need (boxed request futures of a few
-/// KiB, past its per-thread cache of 7 blocks per size up to 1 KiB) from its slower bins:
-/// about 1,400 of 35,200 instructions per HTTP/2 request (callgrind; README, Benchmarks).
-/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arenas, and
-/// each touched 2 MiB region then counts whole in the RSS (22.8 against 13.0 MB at rest).
+/// mimalloc, through its plain entry points where they suffice (src/alloc.rs).
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: alloc::MiMalloc = alloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
