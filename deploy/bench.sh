@@ -36,7 +36,8 @@
 #     certificate (parallel python3 ssl clients that never offer a session), resumed handshakes
 #     (wrk https with Connection: close: wrk resumes its session), HTTP/2 (h2load -c8 -m32),
 #     HTTP/2 at a fixed rate below both balancers' capacity (h2load --rps, BENCH_H2_RPS per
-#     connection, default 2500: CPU per request at equal load), and the RSS of the balancer holding 1000 idle TLS connections (a python3 ssl client).
+#     connection, default 2500: CPU per request at equal load), TLS keep-alive at a fixed rate
+#     (h2load --h1 -c32 --rps, BENCH_H1_RPS per connection, default 800), and the RSS of the balancer holding 1000 idle TLS connections (a python3 ssl client).
 #  5. tcp: `mode: tcp` against HAProxy `mode tcp`: 100 KB and 1 MB responses through the
 #     tunnel (wrk keep-alive; CPU s per GB), new TCP connections per second (Connection: close),
 #     TLS pass-through by SNI to nginx serving TLS itself (full handshakes/s, python3 ssl).
@@ -459,6 +460,21 @@ make_certs() {
     done
 }
 
+# fixed_rate_rows SHAPE: the rows of a shape both balancers get at the same fixed rate. A rate
+# one of them cannot keep up with is no longer the same load for both: the CPU row says so
+# instead of comparing (lower BENCH_H2_RPS / BENCH_H1_RPS).
+fixed_rate_rows() {
+    local s=$1 rv ra equal="≤ 0.8"
+    read -r -a rv <<<"$(agg tls vrrplb "$s" 5)"
+    read -r -a ra <<<"$(agg tls anchor "$s" 5)"
+    if awk -v v="${rv[0]}" -v a="${ra[0]}" 'BEGIN { exit !(v == "-" || a == "-" || v < 0.98 * a || a < 0.98 * v) }'; then
+        equal="≤ 0.8 (not comparable: the rates differ by more than 2%, one balancer fell behind)"
+    fi
+    row "${SHAPE_NAME[$s]}: requests/s" "equal load" 0 tls "$s" 5 range
+    row "${SHAPE_NAME[$s]}: CPU s per 1000 requests" "$equal" 4 tls "$s" 8 range
+    row "${SHAPE_NAME[$s]}: of which user space, CPU s per 1000 requests" "" 4 tls "$s" 13 range
+}
+
 # --- configs ----------------------------------------------------------------------------------
 HC_VRRPLB='{ kind: http, path: /, interval: 2s, timeout: 1s, rise: 2, fall: 3 }'
 
@@ -804,26 +820,30 @@ to_ms() {
 # (wrk: -c32 keep-alive, wrk-close: Connection: close, handshake: parallel python3 ssl clients,
 # h2load: -c8 -m32), and the response body size (for CPU per GB).
 read -r -a SHAPES <<<"${BENCH_SHAPES:-ka close big}" # (BENCH_SHAPES: a subset, for experiments)
-TLS_SHAPES=(tka tfull-ecdsa tfull-rsa tresume th2 th2r)
+TLS_SHAPES=(tka tkar tfull-ecdsa tfull-rsa tresume th2 th2r)
 # th2r: HTTP/2 at the same fixed rate for both (h2load --rps per connection, 8 connections),
 # below either's capacity: at saturation CPU per request also depends on which side (the
 # balancer or the client's core) sets the pace, as busier rounds serve more streams per wake-up
 # (--quick: 500, 4,000 requests/s, which a debug build keeps up with)
 H2_RPS=${BENCH_H2_RPS:-$([ "$QUICK" = 1 ] && echo 500 || echo 2500)}
+# tkar: TLS keep-alive (HTTP/1.1) at the same fixed rate for both, for the same reason:
+# h2load --h1 -c32 --rps per connection, 25,600 requests/s (--quick: 3,200)
+H1_RPS=${BENCH_H1_RPS:-$([ "$QUICK" = 1 ] && echo 100 || echo 800)}
 TCP_SHAPES=(cbig c1m cclose cpass)
 declare -A SHAPE_CFG=([ka]=proxy [close]=proxy [big]=proxy
-    [tka]=tls-ecdsa [tfull-ecdsa]=tls-ecdsa [tfull-rsa]=tls-rsa [tresume]=tls-ecdsa [th2]=tls-ecdsa [th2r]=tls-ecdsa
+    [tka]=tls-ecdsa [tkar]=tls-ecdsa [tfull-ecdsa]=tls-ecdsa [tfull-rsa]=tls-rsa [tresume]=tls-ecdsa [th2]=tls-ecdsa [th2r]=tls-ecdsa
     [cbig]=tcp [c1m]=tcp [cclose]=tcp [cpass]=tcp)
 declare -A SHAPE_URL=([ka]=http://@/ [close]=http://@/ [big]=http://@/100k
-    [tka]=https://@/ [tfull-ecdsa]=@:443 [tfull-rsa]=@:443 [tresume]=https://@/ [th2]=https://@/ [th2r]=https://@/
+    [tka]=https://@/ [tkar]=https://@/ [tfull-ecdsa]=@:443 [tfull-rsa]=@:443 [tresume]=https://@/ [th2]=https://@/ [th2r]=https://@/
     [cbig]=http://@/100k [c1m]=http://@/1m [cclose]=http://@/ [cpass]=@:443)
 declare -A SHAPE_CLIENT=([ka]=wrk [close]=wrk-close [big]=wrk
-    [tka]=wrk [tfull-ecdsa]=handshake [tfull-rsa]=handshake [tresume]=wrk-close [th2]=h2load [th2r]=h2load-rate
+    [tka]=wrk [tkar]=h2load-h1-rate [tfull-ecdsa]=handshake [tfull-rsa]=handshake [tresume]=wrk-close [th2]=h2load [th2r]=h2load-rate
     [cbig]=wrk [c1m]=wrk [cclose]=wrk-close [cpass]=handshake)
 declare -A SHAPE_BYTES=([big]=102400 [cbig]=102400 [c1m]=1048576)
 declare -A SHAPE_NAME=([ka]="small, keep-alive (32 conns)" [close]="small, new connection per request"
     [big]="100 KB, keep-alive (32 conns)"
     [tka]="TLS, small, keep-alive (wrk, 32 conns)"
+    [tkar]="TLS, small, keep-alive at a fixed rate (h2load --h1 -c32 --rps $H1_RPS, $((H1_RPS * 32)) requests/s)"
     [tfull-ecdsa]="TLS full handshake, ECDSA P-256, new connection per request (python3 ssl)"
     [tfull-rsa]="TLS full handshake, RSA 2048, new connection per request (python3 ssl)"
     [tresume]="TLS resumed handshake, new connection per request (wrk, Connection: close)"
@@ -873,10 +893,11 @@ client_run() {
                       while ((getline x < lat) > 0) v[++n] = x
                       printf "%d %.2f %.3f %.3f %d\n", c, c / s, v[int(n * 0.5) + 1], v[int(n * 0.99) + 1], e }' "$out"
             ;;
-        h2load | h2load-rate)
-            local rate=()
-            [ "$client" = h2load ] || rate=(--rps "$H2_RPS")
-            "${cl[@]}" h2load -t1 -c8 -m32 "${rate[@]}" -D "$secs" "$url" >"$out" 2>&1 || true
+        h2load | h2load-rate | h2load-h1-rate)
+            local args=(-c8 -m32)
+            [ "$client" = h2load ] || args+=(--rps "$H2_RPS")
+            [ "$client" != h2load-h1-rate ] || args=(--h1 -c32 --rps "$H1_RPS")
+            "${cl[@]}" h2load -t1 "${args[@]}" -D "$secs" "$url" >"$out" 2>&1 || true
             awk '/^finished in/ { gsub(",", ""); rps = $4 }
                  /^requests:/ { done = $8; bad = $10 + $12 + $14 }
                  END { if (done == "" || rps == "") exit 1; printf "%d %s - - %d\n", done, rps, bad }' "$out"
@@ -1779,17 +1800,8 @@ table() {
         row "${SHAPE_NAME[th2]}: CPU s per 1000 requests" "≤ 0.8" 4 tls th2 8 range
         row "${SHAPE_NAME[th2]}: of which user space, CPU s per 1000 requests" "" 4 tls th2 13 range
         row "${SHAPE_NAME[th2]}: peak RSS (VmHWM), MB" "≤ 1" 1 tls th2 9 "" 1024
-        # A rate one balancer cannot keep up with is no longer the same load for both: the
-        # CPU row says so instead of comparing (lower BENCH_H2_RPS).
-        local rv ra equal="≤ 0.8"
-        read -r -a rv <<<"$(agg tls vrrplb th2r 5)"
-        read -r -a ra <<<"$(agg tls anchor th2r 5)"
-        if awk -v v="${rv[0]}" -v a="${ra[0]}" 'BEGIN { exit !(v == "-" || a == "-" || v < 0.98 * a || a < 0.98 * v) }'; then
-            equal="≤ 0.8 (not comparable: the rates differ by more than 2%, one balancer fell behind)"
-        fi
-        row "${SHAPE_NAME[th2r]}: requests/s" "equal load" 0 tls th2r 5 range
-        row "${SHAPE_NAME[th2r]}: CPU s per 1000 requests" "$equal" 4 tls th2r 8 range
-        row "${SHAPE_NAME[th2r]}: of which user space, CPU s per 1000 requests" "" 4 tls th2r 13 range
+        fixed_rate_rows th2r
+        fixed_rate_rows tkar
         row "$IDLE_TLS idle TLS connections: RSS of the balancer, MB" "≤ 1" 1 tlsidle - 6 range 1024
         row "$IDLE_TLS idle TLS connections: RSS before them, MB" "≤ 1" 1 tlsidle - 5 "" 1024
     fi

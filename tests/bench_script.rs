@@ -127,6 +127,8 @@ fn bench_script_quick_mode_prints_the_table() {
         "| TLS resumed handshake, new connection per request (wrk, Connection: close): CPU s per 1000 requests |",
         "| HTTP/2 over TLS (h2load -c8 -m32): requests/s |",
         "| HTTP/2 over TLS at a fixed rate (h2load -c8 -m32 --rps 500, 4000 requests/s): CPU s per 1000 requests |",
+        "| TLS, small, keep-alive at a fixed rate (h2load --h1 -c32 --rps 100, 3200 requests/s): requests/s |",
+        "| TLS, small, keep-alive at a fixed rate (h2load --h1 -c32 --rps 100, 3200 requests/s): CPU s per 1000 requests |",
         "| 300 idle TLS connections: RSS of the balancer, MB |",
         "| tcp mode, 100 KB responses (wrk keep-alive, 32 conns): CPU s per GB |",
         "| tcp mode, 1 MB responses (wrk keep-alive, 32 conns): requests/s |",
